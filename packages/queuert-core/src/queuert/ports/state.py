@@ -1,0 +1,191 @@
+"""The storage port.
+
+A state adapter speaks the job life cycle, never SQL. Every operation is
+``async``, keyword-only and takes ``tx``: the caller's own transaction object
+(the driver's type, ``Tx``) to run inside it, or ``None`` to run in a
+transaction of its own that commits before the call returns.
+
+Operations guarded by a :class:`~queuert.records.Lease` succeed only while the
+job is ``running`` with that owner and attempt; otherwise they raise
+:class:`~queuert.errors.LeaseLostError` and change nothing.
+
+Adapters translate driver errors: a failure that may pass on retry (lost
+connection, serialisation failure, database busy) raises
+:class:`~queuert.errors.TransientStateError`; a schema that is missing or too
+old raises :class:`~queuert.errors.SchemaNotMigratedError`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Generic, TypeVar
+
+from queuert.records import (
+    ChainFilter,
+    ChainRecord,
+    JobError,
+    JobFilter,
+    JobRecord,
+    Lease,
+    NewJob,
+    Page,
+)
+
+Tx = TypeVar("Tx")
+
+
+@dataclass(frozen=True, slots=True)
+class StateCapabilities:
+    """What a state adapter can do; core and the conformance suite branch on these,
+    never on the adapter's class.
+
+    - ``row_locks``: a locked read blocks other writers of the job until commit.
+    - ``concurrent_transactions``: several transactions may be open at once
+      (false for a single-writer store whose transactions serialise).
+    - ``savepoints``: :meth:`StateAdapter.savepoint` is supported.
+    - ``clock_precision_ms``: resolution of stored timestamps.
+    - ``native_notify``: the database can publish notifications in a transaction.
+    - ``multi_process``: several processes may share the store.
+    """
+
+    row_locks: bool = True
+    concurrent_transactions: bool = True
+    savepoints: bool = True
+    clock_precision_ms: float = 1.0
+    native_notify: bool = False
+    multi_process: bool = True
+
+
+class StateAdapter(ABC, Generic[Tx]):
+    """The storage port, generic over the driver's transaction type ``Tx``."""
+
+    capabilities: StateCapabilities = StateCapabilities()
+
+    # -- transactions -----------------------------------------------------
+
+    @abstractmethod
+    def transaction(self) -> AbstractAsyncContextManager[Tx]:
+        """Open a transaction of the adapter's own. Commits when the block exits
+        normally, rolls back when it raises."""
+
+    @abstractmethod
+    def savepoint(self, *, tx: Tx) -> AbstractAsyncContextManager[Tx]:
+        """Open a savepoint inside ``tx``. An exception inside the block rolls back
+        only the savepoint's writes and propagates; the outer transaction can go on."""
+
+    # -- schema ------------------------------------------------------------
+
+    @abstractmethod
+    async def migrate(self) -> None:
+        """Create or upgrade the schema. Idempotent; safe when several processes
+        run it at once."""
+
+    @abstractmethod
+    async def check_schema(self) -> None:
+        """Raise :class:`~queuert.errors.SchemaNotMigratedError` (naming the command
+        to run) unless the schema is at this adapter's version."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections the adapter opened itself. Idempotent."""
+
+    # -- writing jobs -------------------------------------------------------
+
+    @abstractmethod
+    async def create_jobs(self, *, tx: Tx | None, jobs: Sequence[NewJob]) -> list[JobRecord]:
+        """Insert the jobs (``pending``) in one batch and return them in order."""
+
+    @abstractmethod
+    async def acquire_jobs(
+        self, *, tx: Tx | None, queues: Sequence[str], limit: int, owner: str, lease_ms: int
+    ) -> list[JobRecord]:
+        """Lease up to ``limit`` eligible jobs of ``queues``: ``pending`` with
+        ``scheduled_at`` not after the database's now, oldest ``scheduled_at`` first
+        (then higher priority, then id). Each becomes ``running`` with
+        ``attempt + 1``, ``leased_by = owner`` and ``leased_until = now + lease_ms``.
+        Two concurrent calls never return the same job."""
+
+    @abstractmethod
+    async def renew_lease(self, *, tx: Tx | None, lease: Lease, lease_ms: int) -> datetime:
+        """Extend the lease to ``now + lease_ms`` and return the new expiry."""
+
+    @abstractmethod
+    async def lock_job(self, *, tx: Tx, lease: Lease) -> JobRecord:
+        """Verify the lease inside ``tx`` and lock the job until ``tx`` ends, so that no
+        reaper or other worker can change it meanwhile."""
+
+    @abstractmethod
+    async def complete_job(self, *, tx: Tx | None, lease: Lease, output: str) -> JobRecord:
+        """End the job, and with it the chain, ``completed`` with ``output``."""
+
+    @abstractmethod
+    async def continue_job(self, *, tx: Tx | None, lease: Lease, next_job: NewJob) -> JobRecord:
+        """Complete the job by continuing its chain: mark it ``completed`` with
+        ``next_job_id`` and insert ``next_job`` (at the next chain position) in the
+        same transaction. Returns the new job. A second continuation of the same
+        job fails."""
+
+    @abstractmethod
+    async def reschedule_job(
+        self,
+        *,
+        tx: Tx | None,
+        lease: Lease,
+        error: JobError | None,
+        delay_ms: int = 0,
+        scheduled_at: datetime | None = None,
+        refund_attempt: bool = False,
+    ) -> JobRecord:
+        """Return the job to ``pending`` at ``scheduled_at`` (or now + ``delay_ms``),
+        clear its lease and record ``error``. With ``refund_attempt`` the attempt
+        that ends here is not counted."""
+
+    @abstractmethod
+    async def fail_job(self, *, tx: Tx | None, lease: Lease, error: JobError) -> JobRecord:
+        """End the job, and with it the chain, ``failed`` with ``error``."""
+
+    @abstractmethod
+    async def reap_expired_leases(self, *, tx: Tx | None, limit: int) -> list[JobRecord]:
+        """Return up to ``limit`` ``running`` jobs whose lease expired to ``pending``
+        (due now), with :data:`~queuert.records.LEASE_EXPIRED_ERROR` recorded; a job
+        whose attempts are exhausted becomes ``failed`` instead. Returns the
+        changed jobs as they are now."""
+
+    @abstractmethod
+    async def cancel_chain(self, *, tx: Tx | None, chain_id: str) -> ChainRecord | None:
+        """Cancel the chain's last job if it is ``pending`` or ``blocked``. Returns the
+        chain as it is now, ``None`` when it does not exist."""
+
+    @abstractmethod
+    async def time_until_next_job(self, *, tx: Tx | None, queues: Sequence[str]) -> float | None:
+        """Seconds until the earliest ``pending`` job of ``queues`` becomes eligible
+        (``0.0`` when one is eligible now), or ``None`` when there is none."""
+
+    # -- reading ---------------------------------------------------------------
+
+    @abstractmethod
+    async def get_job(self, *, tx: Tx | None, job_id: str) -> JobRecord | None:
+        """The job with this id, or ``None``."""
+
+    @abstractmethod
+    async def list_jobs(
+        self, *, tx: Tx | None, filter: JobFilter, after: str | None, limit: int
+    ) -> Page[JobRecord]:
+        """Jobs matching ``filter`` with id greater than ``after``, in id order."""
+
+    @abstractmethod
+    async def get_chain(self, *, tx: Tx | None, chain_id: str) -> ChainRecord | None:
+        """The chain with this id, or ``None``."""
+
+    @abstractmethod
+    async def list_chains(
+        self, *, tx: Tx | None, filter: ChainFilter, after: str | None, limit: int
+    ) -> Page[ChainRecord]:
+        """Chains matching ``filter`` with id greater than ``after``, in id order."""
+
+    @abstractmethod
+    async def delete_chains(self, *, tx: Tx | None, chain_ids: Sequence[str]) -> int:
+        """Delete the chains and all their jobs; returns how many chains existed."""

@@ -1,0 +1,182 @@
+"""Plain records exchanged between core and the ports.
+
+Inputs and outputs cross the ports as JSON text (``str``): core encodes and
+validates them once, adapters store and return the text unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class JobStatus(StrEnum):
+    """Where a job is in its life cycle (DESIGN section 3)."""
+
+    BLOCKED = "blocked"
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+@dataclass(frozen=True, slots=True)
+class JobError:
+    """The error recorded for a job's last failed attempt."""
+
+    type: str
+    message: str
+    traceback: str | None = None
+
+    def to_json(self) -> str:
+        return json.dumps({"type": self.type, "message": self.message, "traceback": self.traceback})
+
+    @classmethod
+    def from_json(cls, text: str | None) -> JobError | None:
+        if text is None:
+            return None
+        data = json.loads(text)
+        return cls(type=data["type"], message=data["message"], traceback=data.get("traceback"))
+
+
+LEASE_EXPIRED_ERROR = JobError(type="LeaseExpired", message="lease expired")
+"""The error a state adapter records on a job whose lease it reaped."""
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """A job to create. ``scheduled_at`` wins over ``delay_ms``; both absent means now
+    (by the database clock)."""
+
+    id: str
+    chain_id: str
+    chain_name: str
+    queue: str
+    position: int
+    input: str
+    max_attempts: int
+    priority: int = 0
+    scheduled_at: datetime | None = None
+    delay_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """Proof of ownership of a running job: the lease owner and the attempt it took.
+
+    Every lease-guarded operation succeeds only while the job is ``running``
+    with this owner and this attempt number.
+    """
+
+    job_id: str
+    owner: str
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    """One job as stored. ``next_job_id`` is set when the job continued its chain;
+    a job that ended its chain has ``output`` instead."""
+
+    id: str
+    chain_id: str
+    chain_name: str
+    queue: str
+    position: int
+    status: JobStatus
+    input: str
+    attempt: int
+    max_attempts: int
+    priority: int
+    scheduled_at: datetime
+    created_at: datetime
+    updated_at: datetime
+    leased_by: str | None = None
+    leased_until: datetime | None = None
+    output: str | None = None
+    error: JobError | None = None
+    next_job_id: str | None = None
+    completed_at: datetime | None = None
+
+    @property
+    def continued(self) -> bool:
+        """True when the job completed by continuing its chain with another job."""
+        return self.next_job_id is not None
+
+    @property
+    def lease(self) -> Lease:
+        """The lease this record proves, for a job that is ``running``."""
+        if self.leased_by is None:
+            raise ValueError(f"job {self.id!r} is not leased")
+        return Lease(job_id=self.id, owner=self.leased_by, attempt=self.attempt)
+
+    def input_value(self) -> Any:
+        """The input decoded from JSON into plain Python values."""
+        return json.loads(self.input)
+
+    def output_value(self) -> Any:
+        """The output decoded from JSON into plain Python values (``None`` if absent)."""
+        return None if self.output is None else json.loads(self.output)
+
+
+@dataclass(frozen=True, slots=True)
+class ChainRecord:
+    """A chain: its id is its first job's id; its status and output are those of
+    its current last job."""
+
+    id: str
+    chain_name: str
+    status: JobStatus
+    input: str
+    output: str | None
+    error: JobError | None
+    last_job_id: str
+    last_queue: str
+    created_at: datetime
+    updated_at: datetime
+    completed_at: datetime | None
+
+    def input_value(self) -> Any:
+        return json.loads(self.input)
+
+    def output_value(self) -> Any:
+        return None if self.output is None else json.loads(self.output)
+
+
+@dataclass(frozen=True, slots=True)
+class JobFilter:
+    """Filters for listing jobs; ``None`` means any."""
+
+    statuses: tuple[JobStatus, ...] | None = None
+    chain_id: str | None = None
+    queues: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChainFilter:
+    """Filters for listing chains; ``None`` means any."""
+
+    statuses: tuple[JobStatus, ...] | None = None
+    chain_names: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    """One page of a keyset-paginated listing, in ascending id order.
+
+    ``next_cursor`` is passed back as ``after`` to read the next page; it is
+    ``None`` on the last page.
+    """
+
+    items: list[T] = field(default_factory=list)
+    next_cursor: str | None = None

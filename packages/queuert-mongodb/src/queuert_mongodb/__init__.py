@@ -1,0 +1,1 @@
+"""queuert: MongoDB state adapter (PyMongo async API)."""

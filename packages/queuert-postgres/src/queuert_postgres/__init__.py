@@ -1,0 +1,1 @@
+"""queuert: PostgreSQL state adapter (asyncpg) and LISTEN/NOTIFY notify adapter."""

@@ -1,0 +1,1 @@
+"""queuert: Redis pub/sub notify adapter (redis.asyncio)."""

@@ -1,0 +1,1 @@
+"""queuert: SQLite state adapter (aiosqlite)."""
