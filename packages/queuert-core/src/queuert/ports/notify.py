@@ -85,7 +85,9 @@ class NotifyAdapter(ABC):
         completes."""
 
     @abstractmethod
-    async def subscribe_lease_lost(self, *, job_id: str | None, listener: IdListener) -> Subscription:
+    async def subscribe_lease_lost(
+        self, *, job_id: str | None, listener: IdListener
+    ) -> Subscription:
         """Call ``listener(job_id)`` when that job's (any job's for ``None``) lease is
         lost."""
 

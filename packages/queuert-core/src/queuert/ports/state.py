@@ -89,7 +89,7 @@ class StateAdapter(ABC, Generic[Tx]):
         """Raise :class:`~queuert.errors.SchemaNotMigratedError` (naming the command
         to run) unless the schema is at this adapter's version."""
 
-    async def close(self) -> None:  # noqa: B027 - optional hook
+    async def close(self) -> None:  # optional hook, a no-op by default
         """Release connections the adapter opened itself. Idempotent."""
 
     # -- writing jobs -------------------------------------------------------

@@ -1,0 +1,96 @@
+"""queuert: chains of background jobs stored in the database your application
+already uses, started inside its own transactions.
+
+The public API is what this module exports.
+"""
+
+from queuert.client import ChainHandle, Queuert
+from queuert.context import EnqueueJob, JobContext
+from queuert.definitions import ChainDef, QueueDef, chain
+from queuert.errors import (
+    AdapterError,
+    ChainFailedError,
+    ConfigurationError,
+    ContinuationError,
+    ForeignQueueError,
+    InputValidationError,
+    JobNotFoundError,
+    LeaseError,
+    LeaseLostError,
+    NonRetryableError,
+    QueuertError,
+    SchemaNotMigratedError,
+    TransientStateError,
+    UnknownChainError,
+    UnknownQueueError,
+    ValidationError,
+)
+from queuert.job import Continuation, Job
+from queuert.metrics import Metrics
+from queuert.ports import (
+    NotifyAdapter,
+    NotifyCapabilities,
+    ScheduledSignal,
+    StateAdapter,
+    StateCapabilities,
+    Subscription,
+)
+from queuert.records import (
+    ChainFilter,
+    ChainRecord,
+    JobError,
+    JobFilter,
+    JobRecord,
+    JobStatus,
+    Lease,
+    NewJob,
+    Page,
+)
+from queuert.retry import RetryPolicy
+from queuert.worker import Worker
+
+__all__ = [
+    "AdapterError",
+    "ChainDef",
+    "ChainFailedError",
+    "ChainFilter",
+    "ChainHandle",
+    "ChainRecord",
+    "ConfigurationError",
+    "Continuation",
+    "ContinuationError",
+    "EnqueueJob",
+    "ForeignQueueError",
+    "InputValidationError",
+    "Job",
+    "JobContext",
+    "JobError",
+    "JobFilter",
+    "JobNotFoundError",
+    "JobRecord",
+    "JobStatus",
+    "Lease",
+    "LeaseError",
+    "LeaseLostError",
+    "Metrics",
+    "NewJob",
+    "NonRetryableError",
+    "NotifyAdapter",
+    "NotifyCapabilities",
+    "Page",
+    "QueueDef",
+    "Queuert",
+    "QueuertError",
+    "RetryPolicy",
+    "ScheduledSignal",
+    "SchemaNotMigratedError",
+    "StateAdapter",
+    "StateCapabilities",
+    "Subscription",
+    "TransientStateError",
+    "UnknownChainError",
+    "UnknownQueueError",
+    "ValidationError",
+    "Worker",
+    "chain",
+]

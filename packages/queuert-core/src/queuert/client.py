@@ -1,0 +1,411 @@
+"""The application's entry point: start chains, read them back, await them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from queuert.definitions import ChainDef, QueueDef
+from queuert.errors import (
+    ChainFailedError,
+    JobNotFoundError,
+    UnknownChainError,
+    UnknownQueueError,
+    ValidationError,
+)
+from queuert.ids import new_id
+from queuert.instrumented import InstrumentedNotify, InstrumentedState
+from queuert.metrics import Metrics
+from queuert.notifications import PendingNotifications, pending_notifications
+from queuert.ports.notify import NotifyAdapter
+from queuert.ports.state import StateAdapter, Tx
+from queuert.records import (
+    ChainFilter,
+    ChainRecord,
+    JobFilter,
+    JobRecord,
+    JobStatus,
+    NewJob,
+    Page,
+)
+
+if TYPE_CHECKING:
+    from queuert.worker import Worker
+
+InT = TypeVar("InT")
+OutT = TypeVar("OutT")
+
+log = logging.getLogger("queuert")
+
+
+class ChainHandle(Generic[OutT]):
+    """A started chain: its id and definition, to read or await it."""
+
+    __slots__ = ("chain", "id")
+
+    def __init__(self, id: str, chain: ChainDef[Any, OutT]) -> None:
+        self.id = id
+        self.chain = chain
+
+    def __repr__(self) -> str:
+        return f"<chain {self.chain.name!r} {self.id}>"
+
+
+def _check_schedule(
+    delay: timedelta | None, start_at: datetime | None
+) -> tuple[int, datetime | None]:
+    if delay is not None and start_at is not None:
+        raise ValidationError("give either delay or start_at, not both")
+    if delay is not None:
+        if not isinstance(delay, timedelta) or delay < timedelta(0):
+            raise ValidationError(f"delay must be a non-negative timedelta, got {delay!r}")
+        return int(delay.total_seconds() * 1000), None
+    if start_at is not None and (not isinstance(start_at, datetime) or start_at.tzinfo is None):
+        raise ValidationError(f"start_at must be a timezone-aware datetime, got {start_at!r}")
+    return 0, start_at
+
+
+def _check_limit(limit: object) -> int:
+    if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 10_000:
+        raise ValidationError(f"limit must be an integer within 1..10000, got {limit!r}")
+    return limit
+
+
+def _statuses(
+    status: JobStatus | str | Iterable[JobStatus | str] | None,
+) -> tuple[JobStatus, ...] | None:
+    if status is None:
+        return None
+    items = [status] if isinstance(status, str) else list(status)
+    try:
+        return tuple(JobStatus(s) for s in items)
+    except ValueError as exc:
+        raise ValidationError(f"unknown job status in {status!r}") from exc
+
+
+class Queuert(Generic[Tx]):
+    """A queuert application: the registered chains, a state adapter and an
+    optional notify adapter (without one, workers poll).
+
+    ``Tx`` is the state adapter's transaction type: the application's own
+    driver object (an aiosqlite or asyncpg connection inside a transaction, a
+    pymongo session).
+    """
+
+    def __init__(
+        self,
+        *,
+        state: StateAdapter[Tx],
+        notify: NotifyAdapter | None = None,
+        chains: Sequence[ChainDef[Any, Any]],
+    ) -> None:
+        if not isinstance(state, StateAdapter):
+            raise ValidationError(f"state must be a StateAdapter, got {state!r}")
+        if notify is not None and not isinstance(notify, NotifyAdapter):
+            raise ValidationError(f"notify must be a NotifyAdapter or None, got {notify!r}")
+        self.metrics = Metrics()
+        self.state: StateAdapter[Tx] = InstrumentedState(state, self.metrics)
+        self.notify: NotifyAdapter | None = (
+            InstrumentedNotify(notify, self.metrics) if notify is not None else None
+        )
+        self.chains: dict[str, ChainDef[Any, Any]] = {}
+        self.queues: dict[str, QueueDef[Any, Any]] = {}
+        for chain in chains:
+            if not isinstance(chain, ChainDef):
+                raise ValidationError(f"chains must hold ChainDef objects, got {chain!r}")
+            if chain.name in self.chains and self.chains[chain.name] is not chain:
+                raise ValidationError(f"two different chains are named {chain.name!r}")
+            self.chains[chain.name] = chain
+            self.queues.update(chain.queues)
+
+    @classmethod
+    async def from_url(
+        cls,
+        *,
+        chains: Sequence[ChainDef[Any, Any]],
+        state: str | None = None,
+        notify: str | None = None,
+    ) -> Queuert[Any]:
+        """Build an application from adapter URLs (``sqlite:///jobs.db``,
+        ``postgresql://...``, ``redis://...``, ``memory://``, ``none``). A URL left
+        ``None`` is read from ``QUEUERT_STATE_URL`` / ``QUEUERT_NOTIFY_URL``.
+        Raises :class:`~queuert.errors.ConfigurationError` for a bad URL or a scheme
+        whose adapter is not installed."""
+        from queuert import urls
+
+        state_adapter = await urls.state_from_url(state)
+        notify_adapter = await urls.notify_from_url(notify)
+        return cls(state=state_adapter, notify=notify_adapter, chains=chains)
+
+    # -- lookup -------------------------------------------------------------
+
+    def chain_def(self, chain: ChainDef[InT, OutT]) -> ChainDef[InT, OutT]:
+        """``chain`` if it is registered; raises UnknownChainError otherwise."""
+        if not isinstance(chain, ChainDef) or self.chains.get(chain.name) is not chain:
+            raise UnknownChainError(f"chain {getattr(chain, 'name', chain)!r} is not registered")
+        return chain
+
+    def queue_def(self, name: str) -> QueueDef[Any, Any]:
+        try:
+            return self.queues[name]
+        except KeyError:
+            raise UnknownQueueError(f"queue {name!r} is not part of any registered chain") from None
+
+    # -- notifications --------------------------------------------------------
+
+    @asynccontextmanager
+    async def with_notify(self) -> AsyncIterator[None]:
+        """Hold back the notifications of everything started inside the block and
+        send them when it exits normally, after the application's transaction
+        committed. When the block raises (the transaction rolled back), nothing is
+        sent."""
+        outer = pending_notifications.get()
+        mine = PendingNotifications()
+        token = pending_notifications.set(mine)
+        try:
+            yield
+        finally:
+            pending_notifications.reset(token)
+        if outer is not None:
+            outer.merge(mine)
+        else:
+            await self._send(mine)
+
+    async def _send(self, batch: PendingNotifications) -> None:
+        if self.notify is None:
+            return
+        for queue, count in batch.scheduled.items():
+            await self.notify.publish_job_scheduled(queue=queue, count=count)
+        for chain_id in batch.completed_chains:
+            await self.notify.publish_chain_completed(chain_id=chain_id)
+
+    async def notify_after(self, tx: object, batch: PendingNotifications) -> None:
+        """Send ``batch`` now when its writes are committed (``tx is None``), or
+        when the enclosing ``with_notify`` block exits."""
+        if self.notify is None:
+            return
+        outer = pending_notifications.get()
+        if outer is not None:
+            outer.merge(batch)
+        else:
+            await self._send(batch)
+
+    # -- starting chains ---------------------------------------------------------
+
+    def _new_chain_jobs(
+        self,
+        chain: ChainDef[InT, OutT],
+        inputs: Sequence[InT],
+        delay: timedelta | None,
+        start_at: datetime | None,
+        priority: int | None,
+    ) -> list[NewJob]:
+        chain = self.chain_def(chain)
+        delay_ms, scheduled_at = _check_schedule(delay, start_at)
+        if priority is not None and (not isinstance(priority, int) or isinstance(priority, bool)):
+            raise ValidationError(f"priority must be an integer, got {priority!r}")
+        jobs = []
+        for value in inputs:
+            job_id = new_id()
+            jobs.append(
+                NewJob(
+                    id=job_id,
+                    chain_id=job_id,
+                    chain_name=chain.name,
+                    queue=chain.name,
+                    position=0,
+                    input=chain.input_codec.encode(value),
+                    max_attempts=chain.retry.max_attempts,
+                    priority=chain.priority if priority is None else priority,
+                    scheduled_at=scheduled_at,
+                    delay_ms=delay_ms,
+                )
+            )
+        return jobs
+
+    async def enqueue_job_chain(
+        self,
+        tx: Tx | None,
+        chain: ChainDef[InT, OutT],
+        input: InT,
+        *,
+        delay: timedelta | None = None,
+        start_at: datetime | None = None,
+        priority: int | None = None,
+    ) -> ChainHandle[OutT]:
+        """Start a chain with its first job, inside the caller's transaction ``tx``
+        (or in one of its own when ``tx`` is ``None``). The chain exists exactly when
+        that transaction commits. It starts now, after ``delay`` or at
+        ``start_at``.
+
+        Raises :class:`~queuert.errors.ValidationError` subclasses (unknown chain,
+        input that does not match the chain's input type or is not
+        JSON-serialisable, bad schedule) before anything is written.
+        """
+        handles = await self.enqueue_job_chains(
+            tx, chain, [input], delay=delay, start_at=start_at, priority=priority
+        )
+        return handles[0]
+
+    async def enqueue_job_chains(
+        self,
+        tx: Tx | None,
+        chain: ChainDef[InT, OutT],
+        inputs: Sequence[InT],
+        *,
+        delay: timedelta | None = None,
+        start_at: datetime | None = None,
+        priority: int | None = None,
+    ) -> list[ChainHandle[OutT]]:
+        """Start one chain per input in one batch write; same contract as
+        :meth:`enqueue_job_chain`. Every input is validated before anything is
+        written."""
+        jobs = self._new_chain_jobs(chain, inputs, delay, start_at, priority)
+        if not jobs:
+            return []
+        await self.state.create_jobs(tx=tx, jobs=jobs)
+        if delay is None and start_at is None:
+            batch = PendingNotifications()
+            batch.scheduled[chain.name] += len(jobs)
+            await self.notify_after(tx, batch)
+        return [ChainHandle(job.id, chain) for job in jobs]
+
+    # -- reading back ---------------------------------------------------------------
+
+    async def get_job(self, job_id: str, *, tx: Tx | None = None) -> JobRecord | None:
+        """The job with this id, or ``None``."""
+        return await self.state.get_job(tx=tx, job_id=job_id)
+
+    async def list_jobs(
+        self,
+        *,
+        status: JobStatus | str | Iterable[JobStatus | str] | None = None,
+        chain_id: str | None = None,
+        queue: str | Iterable[str] | None = None,
+        after: str | None = None,
+        limit: int = 100,
+        tx: Tx | None = None,
+    ) -> Page[JobRecord]:
+        """One page of jobs in creation order; pass ``page.next_cursor`` as
+        ``after`` for the next one."""
+        queues = None if queue is None else ((queue,) if isinstance(queue, str) else tuple(queue))
+        job_filter = JobFilter(statuses=_statuses(status), chain_id=chain_id, queues=queues)
+        return await self.state.list_jobs(
+            tx=tx, filter=job_filter, after=after, limit=_check_limit(limit)
+        )
+
+    async def get_chain(self, chain_id: str, *, tx: Tx | None = None) -> ChainRecord | None:
+        """The chain with this id, or ``None``."""
+        return await self.state.get_chain(tx=tx, chain_id=chain_id)
+
+    async def list_chains(
+        self,
+        *,
+        status: JobStatus | str | Iterable[JobStatus | str] | None = None,
+        chain: ChainDef[Any, Any] | str | None = None,
+        after: str | None = None,
+        limit: int = 100,
+        tx: Tx | None = None,
+    ) -> Page[ChainRecord]:
+        """One page of chains in creation order; pass ``page.next_cursor`` as
+        ``after`` for the next one."""
+        names = None if chain is None else ((chain if isinstance(chain, str) else chain.name),)
+        chain_filter = ChainFilter(statuses=_statuses(status), chain_names=names)
+        return await self.state.list_chains(
+            tx=tx, filter=chain_filter, after=after, limit=_check_limit(limit)
+        )
+
+    async def cancel_chain(self, chain_id: str, *, tx: Tx | None = None) -> ChainRecord:
+        """Cancel a chain whose current job has not started. Raises
+        :class:`~queuert.errors.JobNotFoundError` for an unknown id."""
+        record = await self.state.cancel_chain(tx=tx, chain_id=chain_id)
+        if record is None:
+            raise JobNotFoundError(f"no chain has id {chain_id!r}")
+        if record.status is JobStatus.CANCELLED:
+            batch = PendingNotifications(completed_chains=[chain_id])
+            await self.notify_after(tx, batch)
+        return record
+
+    async def delete_chains(self, chain_ids: Sequence[str], *, tx: Tx | None = None) -> int:
+        """Delete chains with all their jobs; returns how many existed."""
+        return await self.state.delete_chains(tx=tx, chain_ids=list(chain_ids))
+
+    async def wait_for_chain(
+        self, handle: ChainHandle[OutT], *, timeout: float = 60.0, poll_interval: float = 0.5
+    ) -> OutT:
+        """Wait until the chain ends and return its output, decoded to the chain's
+        output type. Raises :class:`~queuert.errors.ChainFailedError` when it ends
+        failed or cancelled, :class:`TimeoutError` after ``timeout`` seconds."""
+        chain = self.chain_def(handle.chain)
+        done = asyncio.Event()
+
+        async def on_completed(_chain_id: str) -> None:
+            done.set()
+
+        subscription = (
+            await self.notify.subscribe_chain_completed(chain_id=handle.id, listener=on_completed)
+            if self.notify is not None
+            else None
+        )
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    record = await self.state.get_chain(tx=None, chain_id=handle.id)
+                    if record is None:
+                        raise JobNotFoundError(f"no chain has id {handle.id!r}")
+                    if record.status is JobStatus.COMPLETED:
+                        assert record.output is not None
+                        return chain.output_codec.decode(record.output)
+                    if record.status.is_terminal:
+                        raise ChainFailedError(handle.id, record.status.value, record.error)
+                    done.clear()
+                    try:
+                        async with asyncio.timeout(poll_interval):
+                            await done.wait()
+                    except TimeoutError:
+                        pass
+        finally:
+            if subscription is not None:
+                await subscription.unsubscribe()
+
+    # -- life cycle ------------------------------------------------------------
+
+    async def migrate(self) -> None:
+        """Create or upgrade the state adapter's schema (idempotent)."""
+        await self.state.migrate()
+
+    def worker(
+        self,
+        *,
+        concurrency: int = 10,
+        queues: Sequence[QueueDef[Any, Any]] | None = None,
+        lease_ms: int = 30_000,
+        poll_interval: float = 1.0,
+        reaper_interval: float | None = None,
+        worker_id: str | None = None,
+        shutdown_timeout: float = 30.0,
+    ) -> Worker[Tx]:
+        """A worker for this application; register handlers with
+        :meth:`Worker.handler`, then ``await worker.run()`` or ``async with worker``."""
+        from queuert.worker import Worker
+
+        return Worker(
+            self,
+            concurrency=concurrency,
+            queues=queues,
+            lease_ms=lease_ms,
+            poll_interval=poll_interval,
+            reaper_interval=reaper_interval,
+            worker_id=worker_id,
+            shutdown_timeout=shutdown_timeout,
+        )
+
+    async def close(self) -> None:
+        """Close both adapters."""
+        if self.notify is not None:
+            await self.notify.close()
+        await self.state.close()

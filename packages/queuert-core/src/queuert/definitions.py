@@ -1,0 +1,161 @@
+"""Chain and queue definitions: the typed units of work an application declares."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Generic, TypeVar, overload
+
+from queuert.codec import Codec
+from queuert.errors import ValidationError
+from queuert.retry import RetryPolicy
+
+InT = TypeVar("InT")
+OutT = TypeVar("OutT")
+StepInT = TypeVar("StepInT")
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,119}$")
+
+
+def _check_name(kind: str, name: object) -> str:
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ValidationError(
+            f"{kind} name must be 1-120 letters, digits, '_', '.' or '-' "
+            f"(starting with a letter or digit), got {name!r}"
+        )
+    return name
+
+
+class QueueDef(Generic[InT, OutT]):
+    """One step of a chain: its name, input type and retry policy.
+
+    ``InT`` is the step's input type, ``OutT`` the output type of the chain the
+    step belongs to. The entry queue is the :class:`ChainDef` itself; further
+    steps come from :meth:`ChainDef.queue` and are named ``<chain>:<step>``.
+    """
+
+    __slots__ = ("chain_name", "input_codec", "name", "priority", "retry")
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        chain_name: str,
+        input: type[InT] | Any,
+        retry: RetryPolicy,
+        priority: int,
+    ) -> None:
+        if not isinstance(retry, RetryPolicy):
+            raise ValidationError(f"retry must be a RetryPolicy, got {retry!r}")
+        if not isinstance(priority, int):
+            raise ValidationError(f"priority must be an integer, got {priority!r}")
+        self.name = name
+        self.chain_name = chain_name
+        self.input_codec: Codec[InT] = Codec(input, f"input of queue {name!r}")
+        self.retry = retry
+        self.priority = priority
+
+    def __repr__(self) -> str:
+        return f"<queue {self.name!r}>"
+
+
+class ChainDef(QueueDef[InT, OutT]):
+    """A named, typed chain of jobs; also its entry queue."""
+
+    __slots__ = ("output_codec", "queues")
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        input: type[InT] | Any,
+        output: type[OutT] | Any,
+        retry: RetryPolicy | None = None,
+        priority: int = 0,
+    ) -> None:
+        _check_name("chain", name)
+        super().__init__(
+            name=name,
+            chain_name=name,
+            input=input,
+            retry=retry or RetryPolicy(),
+            priority=priority,
+        )
+        self.output_codec: Codec[OutT] = Codec(output, f"output of chain {name!r}")
+        self.queues: dict[str, QueueDef[Any, OutT]] = {name: self}
+
+    @overload
+    def queue(
+        self,
+        step: str,
+        *,
+        input: type[StepInT],
+        retry: RetryPolicy | None = None,
+        priority: int | None = None,
+    ) -> QueueDef[StepInT, OutT]: ...
+    @overload
+    def queue(
+        self,
+        step: str,
+        *,
+        input: Any,
+        retry: RetryPolicy | None = None,
+        priority: int | None = None,
+    ) -> QueueDef[Any, OutT]: ...
+    def queue(
+        self,
+        step: str,
+        *,
+        input: Any,
+        retry: RetryPolicy | None = None,
+        priority: int | None = None,
+    ) -> QueueDef[Any, OutT]:
+        """Declare a further step ``<chain>:<step>`` with its own input type.
+        Raises :class:`~queuert.errors.ValidationError` for a bad or duplicate name."""
+        _check_name("step", step)
+        name = f"{self.name}:{step}"
+        if name in self.queues:
+            raise ValidationError(f"queue {name!r} is already declared")
+        q: QueueDef[Any, OutT] = QueueDef(
+            name=name,
+            chain_name=self.name,
+            input=input,
+            retry=retry or self.retry,
+            priority=self.priority if priority is None else priority,
+        )
+        self.queues[name] = q
+        return q
+
+    def __repr__(self) -> str:
+        return f"<chain {self.name!r}>"
+
+
+@overload
+def chain(
+    name: str,
+    *,
+    input: type[InT],
+    output: type[OutT],
+    retry: RetryPolicy | None = None,
+    priority: int = 0,
+) -> ChainDef[InT, OutT]: ...
+@overload
+def chain(
+    name: str,
+    *,
+    input: Any,
+    output: Any,
+    retry: RetryPolicy | None = None,
+    priority: int = 0,
+) -> ChainDef[Any, Any]: ...
+def chain(
+    name: str,
+    *,
+    input: Any,
+    output: Any,
+    retry: RetryPolicy | None = None,
+    priority: int = 0,
+) -> ChainDef[Any, Any]:
+    """Declare a chain named ``name`` whose first job takes ``input`` and whose last
+    job returns ``output``. Raises :class:`~queuert.errors.ValidationError` for a bad
+    name or a type that cannot be stored as JSON."""
+    return ChainDef(name, input=input, output=output, retry=retry, priority=priority)

@@ -1,0 +1,481 @@
+"""The worker: acquires jobs, runs their handlers, reaps expired leases."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import traceback
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from queuert.context import JobContext, JobRescheduled, check_lease_ms
+from queuert.definitions import QueueDef
+from queuert.errors import (
+    InputValidationError,
+    LeaseLostError,
+    NonRetryableError,
+    UnknownQueueError,
+    ValidationError,
+)
+from queuert.ids import new_id
+from queuert.job import Continuation, Job
+from queuert.notifications import PendingNotifications
+from queuert.ports.notify import ScheduledSignal, Subscription
+from queuert.ports.state import Tx
+from queuert.records import JobError, JobRecord, JobStatus
+
+if TYPE_CHECKING:
+    from queuert.client import Queuert
+
+InT = TypeVar("InT")
+OutT = TypeVar("OutT")
+
+Handler = Callable[[Job[InT], JobContext[Tx, OutT]], Awaitable[OutT | Continuation]]
+
+log = logging.getLogger("queuert.worker")
+
+_MESSAGE_LIMIT = 2_000
+_TRACEBACK_LIMIT = 8_000
+
+
+def job_error(exc: BaseException) -> JobError:
+    """The recorded form of an exception, truncated to keep rows small."""
+    tb = "".join(traceback.format_exception(exc))
+    return JobError(
+        type=f"{type(exc).__module__}.{type(exc).__qualname__}",
+        message=str(exc)[:_MESSAGE_LIMIT],
+        traceback=tb[-_TRACEBACK_LIMIT:],
+    )
+
+
+class _Slot:
+    __slots__ = ("ctx", "task")
+
+    def __init__(self, ctx: JobContext[Any, Any], task: asyncio.Task[None]) -> None:
+        self.ctx = ctx
+        self.task = task
+
+
+class Worker(Generic[Tx]):
+    """Runs handlers for jobs of its queues with up to ``concurrency`` at once.
+
+    Acquires as many eligible jobs as it has free slots in one round trip,
+    wakes on notifications (or polls every ``poll_interval`` seconds), reaps
+    expired leases every ``reaper_interval`` seconds, and stops gracefully on
+    SIGTERM/SIGINT (when run with :meth:`run`) or :meth:`stop`.
+    """
+
+    def __init__(
+        self,
+        app: Queuert[Tx],
+        *,
+        concurrency: int = 10,
+        queues: Sequence[QueueDef[Any, Any]] | None = None,
+        lease_ms: int = 30_000,
+        poll_interval: float = 1.0,
+        reaper_interval: float | None = None,
+        worker_id: str | None = None,
+        shutdown_timeout: float = 30.0,
+    ) -> None:
+        if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
+            raise ValidationError(f"concurrency must be a positive integer, got {concurrency!r}")
+        if not isinstance(poll_interval, int | float) or poll_interval <= 0:
+            raise ValidationError(f"poll_interval must be positive seconds, got {poll_interval!r}")
+        if reaper_interval is not None and (
+            not isinstance(reaper_interval, int | float) or reaper_interval <= 0
+        ):
+            raise ValidationError(
+                f"reaper_interval must be positive seconds, got {reaper_interval!r}"
+            )
+        self.app = app
+        self.concurrency = concurrency
+        self.lease_ms = check_lease_ms(lease_ms)
+        self.poll_interval = float(poll_interval)
+        self.reaper_interval = (
+            float(reaper_interval)
+            if reaper_interval is not None
+            else min(max(self.lease_ms / 2000, 0.05), 5.0)
+        )
+        self.shutdown_timeout = shutdown_timeout
+        self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{new_id()[-8:]}"
+        self._queue_filter = None if queues is None else [q.name for q in queues]
+        for name in self._queue_filter or ():
+            app.queue_def(name)
+        self._handlers: dict[str, Callable[..., Awaitable[Any]]] = {}
+        self._active: dict[str, _Slot] = {}
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._stopped = asyncio.Event()
+        self._maybe_more = False
+        self._main: asyncio.Task[None] | None = None
+        self._stop_task: asyncio.Future[None] | None = None
+        self._subscriptions: list[Subscription] = []
+        self._log = logging.LoggerAdapter(log, {"worker_id": self.id})
+
+    # -- registration ------------------------------------------------------------------
+
+    def handler(
+        self, queue: QueueDef[InT, OutT]
+    ) -> Callable[[Handler[InT, Tx, OutT]], Handler[InT, Tx, OutT]]:
+        """Register the decorated coroutine as the handler of ``queue`` (a chain is its
+        entry queue). Raises UnknownQueueError when the queue is not registered
+        with the application."""
+        if not isinstance(queue, QueueDef) or self.app.queues.get(queue.name) is not queue:
+            raise UnknownQueueError(f"queue {queue!r} is not part of any registered chain")
+
+        def register(fn: Handler[InT, Tx, OutT]) -> Handler[InT, Tx, OutT]:
+            if queue.name in self._handlers:
+                raise ValidationError(f"queue {queue.name!r} already has a handler")
+            self._handlers[queue.name] = fn
+            return fn
+
+        return register
+
+    @property
+    def queue_names(self) -> list[str]:
+        names = self._queue_filter if self._queue_filter is not None else list(self._handlers)
+        return [n for n in names if n in self._handlers]
+
+    @property
+    def active_jobs(self) -> int:
+        return len(self._active)
+
+    # -- running ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Check the schema, subscribe to notifications and start working in the
+        background. Raises SchemaNotMigratedError when the schema is missing or old,
+        ValidationError when no handler is registered."""
+        if self._main is not None:
+            raise ValidationError("worker already started")
+        if not self.queue_names:
+            raise ValidationError("worker has no handlers for its queues")
+        await self.app.state.check_schema()
+        notify = self.app.notify
+        if notify is not None:
+            self._subscriptions.append(
+                await notify.subscribe_job_scheduled(
+                    queues=self.queue_names, listener=self._on_scheduled
+                )
+            )
+            self._subscriptions.append(
+                await notify.subscribe_lease_lost(job_id=None, listener=self._on_lease_lost)
+            )
+        self._main = asyncio.create_task(self._run_loops(), name=f"queuert-worker-{self.id}")
+        self._log.info("worker %s started on queues %s", self.id, self.queue_names)
+
+    async def run(self, *, install_signal_handlers: bool = True) -> None:
+        """Work until stopped; with ``install_signal_handlers`` SIGTERM and SIGINT
+        stop the worker gracefully (within ``shutdown_timeout``)."""
+        await self.start()
+        loop = asyncio.get_running_loop()
+        installed: list[signal.Signals] = []
+        if install_signal_handlers:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                try:
+                    loop.add_signal_handler(sig, self._signal_stop)
+                    installed.append(sig)
+                except (NotImplementedError, RuntimeError):  # not the main thread / platform
+                    pass
+        try:
+            await self._stopped.wait()
+        finally:
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+
+    def _signal_stop(self) -> None:
+        self._log.info("worker %s received a stop signal", self.id)
+        self._stop_task = asyncio.ensure_future(self.stop(timeout=self.shutdown_timeout))
+
+    async def __aenter__(self) -> Worker[Tx]:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop(timeout=self.shutdown_timeout)
+
+    async def stop(self, *, timeout: float = 30.0) -> None:
+        """Stop acquiring, let in-flight jobs finish within ``timeout`` seconds, then
+        cancel the rest and release their leases so another worker can take them at
+        once. Idempotent."""
+        if self._stopping.is_set():
+            await self._stopped.wait()
+            return
+        self._stopping.set()
+        self._wake.set()
+        if self._main is not None:
+            await asyncio.gather(self._main, return_exceptions=True)
+        tasks = [slot.task for slot in self._active.values()]
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=timeout)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
+        for sub in self._subscriptions:
+            await sub.unsubscribe()
+        self._subscriptions.clear()
+        self._stopped.set()
+        self._log.info("worker %s stopped", self.id)
+
+    # -- notifications -------------------------------------------------------------------------
+
+    async def _on_scheduled(self, signal: ScheduledSignal) -> None:
+        if self._stopping.is_set() or len(self._active) >= self.concurrency or self._wake.is_set():
+            return
+        notify = self.app.notify
+        if notify is not None and await notify.claim_wake(signal=signal):
+            self._wake.set()
+
+    async def _on_lease_lost(self, job_id: str) -> None:
+        slot = self._active.get(job_id)
+        if slot is not None and not slot.ctx.finalized:
+            slot.ctx.lease_lost = True
+            slot.task.cancel()
+
+    # -- loops ------------------------------------------------------------------------------------
+
+    async def _run_loops(self) -> None:
+        reaper = asyncio.create_task(self._reap_loop())
+        try:
+            await self._acquire_loop()
+        finally:
+            reaper.cancel()
+            await asyncio.gather(reaper, return_exceptions=True)
+
+    async def _acquire_loop(self) -> None:
+        state = self.app.state
+        queues = self.queue_names
+        while not self._stopping.is_set():
+            free = self.concurrency - len(self._active)
+            timeout = self.poll_interval
+            if free > 0:
+                self._wake.clear()
+                try:
+                    records = await state.acquire_jobs(
+                        tx=None, queues=queues, limit=free, owner=self.id, lease_ms=self.lease_ms
+                    )
+                except Exception as exc:
+                    self._log.error("acquiring jobs failed: %s", exc)
+                    records = []
+                self.app.metrics.incr("worker.acquire_attempts")
+                for record in records:
+                    self._spawn(record)
+                self._maybe_more = len(records) == free
+                if self._maybe_more:
+                    continue
+                if not records:
+                    timeout = await self._idle_timeout(queues)
+            else:
+                self._wake.clear()
+            if self._stopping.is_set():
+                break
+            try:
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass
+
+    async def _idle_timeout(self, queues: list[str]) -> float:
+        try:
+            until = await self.app.state.time_until_next_job(tx=None, queues=queues)
+        except Exception as exc:
+            self._log.warning("reading the next job's time failed: %s", exc)
+            return self.poll_interval
+        if until is None:
+            return self.poll_interval
+        return max(0.0, min(self.poll_interval, until))
+
+    async def _reap_loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                await self.reap_once()
+            except Exception as exc:
+                self._log.warning("reaping expired leases failed: %s", exc)
+            try:
+                async with asyncio.timeout(self.reaper_interval):
+                    await self._stopping.wait()
+            except TimeoutError:
+                pass
+
+    async def reap_once(self, limit: int = 100) -> list[JobRecord]:
+        """Return jobs whose lease expired to ``pending`` (or ``failed`` when out of
+        attempts) and tell their former holders and idle workers."""
+        reaped = await self.app.state.reap_expired_leases(tx=None, limit=limit)
+        if not reaped:
+            return reaped
+        batch = PendingNotifications()
+        for record in reaped:
+            self.app.metrics.incr("jobs.reaped")
+            self._log.warning(
+                "lease of job %s expired; now %s",
+                record.id,
+                record.status.value,
+                extra=_job_extra(record),
+            )
+            if record.status is JobStatus.PENDING:
+                batch.scheduled[record.queue] += 1
+            else:
+                batch.completed_chains.append(record.chain_id)
+        notify = self.app.notify
+        if notify is not None:
+            for record in reaped:
+                await notify.publish_lease_lost(job_id=record.id)
+            await self.app.notify_after(None, batch)
+        return reaped
+
+    # -- running one job -----------------------------------------------------------------------
+
+    def _spawn(self, record: JobRecord) -> None:
+        # Only queues with handlers are acquired, so both lookups succeed.
+        ctx: JobContext[Tx, Any] = JobContext(
+            self.app, record, self.app.queues[record.queue], self.lease_ms
+        )
+        handler = self._handlers[record.queue]
+        task = asyncio.create_task(self._run_job(ctx, handler), name=f"queuert-job-{record.id}")
+        self._active[record.id] = _Slot(ctx, task)
+
+    async def _run_job(
+        self, ctx: JobContext[Tx, Any], handler: Callable[..., Awaitable[Any]]
+    ) -> None:
+        record = ctx.record
+        extra = _job_extra(record, self.id)
+        try:
+            await self._execute(ctx, handler, extra)
+        finally:
+            self._active.pop(record.id, None)
+            if self._maybe_more and not self._stopping.is_set():
+                self._wake.set()
+
+    async def _execute(
+        self,
+        ctx: JobContext[Tx, Any],
+        handler: Callable[..., Awaitable[Any]],
+        extra: dict[str, Any],
+    ) -> None:
+        record = ctx.record
+        metrics = self.app.metrics
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("job %s started (attempt %d)", record.id, record.attempt, extra=extra)
+        try:
+            try:
+                job_input = ctx.queue.input_codec.decode(record.input)
+            except Exception as exc:
+                raise NonRetryableError(
+                    f"stored input does not match the queue's type: {exc}"
+                ) from exc
+            job: Job[Any] = Job(
+                id=record.id,
+                chain_id=record.chain_id,
+                chain_name=record.chain_name,
+                queue=record.queue,
+                attempt=record.attempt,
+                max_attempts=record.max_attempts,
+                input=job_input,
+                created_at=record.created_at,
+                scheduled_at=record.scheduled_at,
+                record=record,
+            )
+            result = await handler(job, ctx)
+            if not ctx.finalized:
+                # A handler that returns an output without finalizing completes the job with it.
+                if isinstance(result, Continuation):
+                    raise InputValidationError(
+                        "the handler returned a Continuation that was not committed by finalize"
+                    )
+                await ctx.complete(result)
+        except JobRescheduled:
+            metrics.incr("jobs.rescheduled")
+            log.info("job %s rescheduled by its handler", record.id, extra=extra)
+        except LeaseLostError:
+            metrics.incr("jobs.lease_lost")
+            log.warning("job %s lost its lease; its attempt is abandoned", record.id, extra=extra)
+        except asyncio.CancelledError:
+            if ctx.lease_lost:
+                metrics.incr("jobs.lease_lost")
+                log.warning("job %s lost its lease and was cancelled", record.id, extra=extra)
+                return
+            if not ctx.finalized:
+                await self._release(ctx, extra)
+            raise
+        except Exception as exc:
+            if ctx.finalized:
+                log.error("job %s raised after it was finalized: %s", record.id, exc, extra=extra)
+            else:
+                await self._handle_failure(ctx, exc, extra)
+        else:
+            metrics.incr("jobs.finalized")
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("job %s finalized", record.id, extra=extra)
+        await self.app.notify_after(None, ctx.notifications)
+
+    async def _release(self, ctx: JobContext[Tx, Any], extra: dict[str, Any]) -> None:
+        error = JobError(
+            type="WorkerStopped", message=f"worker {self.id} stopped before the job ended"
+        )
+        try:
+            await self.app.state.reschedule_job(
+                tx=None, lease=ctx.lease, error=error, delay_ms=0, refund_attempt=True
+            )
+        except Exception as exc:
+            log.warning("releasing job %s failed: %s", ctx.record.id, exc, extra=extra)
+            return
+        self.app.metrics.incr("jobs.released")
+        log.info("job %s released on stop", ctx.record.id, extra=extra)
+        ctx.notifications.scheduled[ctx.record.queue] += 1
+        await self.app.notify_after(None, ctx.notifications)
+
+    async def _handle_failure(
+        self, ctx: JobContext[Tx, Any], exc: Exception, extra: dict[str, Any]
+    ) -> None:
+        record = ctx.record
+        error = job_error(exc)
+        state = self.app.state
+        final = isinstance(exc, NonRetryableError) or record.attempt >= record.max_attempts
+        try:
+            if final:
+                await state.fail_job(tx=None, lease=ctx.lease, error=error)
+                self.app.metrics.incr("jobs.failed")
+                ctx.notifications.completed_chains.append(record.chain_id)
+                log.error(
+                    "job %s failed for good after attempt %d: %s",
+                    record.id,
+                    record.attempt,
+                    error.message,
+                    extra=extra,
+                )
+            else:
+                delay = ctx.queue.retry.delay_ms(record.attempt)
+                await state.reschedule_job(tx=None, lease=ctx.lease, error=error, delay_ms=delay)
+                self.app.metrics.incr("jobs.retried")
+                log.warning(
+                    "job %s attempt %d failed (%s: %s); retry in %d ms",
+                    record.id,
+                    record.attempt,
+                    error.type,
+                    error.message,
+                    delay,
+                    extra=extra,
+                )
+        except LeaseLostError:
+            log.warning("job %s failed after losing its lease", record.id, extra=extra)
+        except Exception as write_exc:
+            # The lease will expire and the reaper will retry the job.
+            log.error(
+                "recording the failure of job %s failed: %s", record.id, write_exc, extra=extra
+            )
+
+
+def _job_extra(record: JobRecord, worker_id: str | None = None) -> dict[str, Any]:
+    extra: dict[str, Any] = {
+        "job_id": record.id,
+        "chain_id": record.chain_id,
+        "queue": record.queue,
+        "attempt": record.attempt,
+    }
+    if worker_id is not None:
+        extra["worker_id"] = worker_id
+    return extra

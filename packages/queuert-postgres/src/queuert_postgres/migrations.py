@@ -1,0 +1,127 @@
+"""Versioned schema migrations.
+
+Each step runs once, in order, inside the migrating transaction, and is
+recorded in the migrations table. Steps are only ever appended: a released
+step is never edited.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import asyncpg
+
+from queuert_postgres.names import Names
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    name: str
+    statements: Callable[[Names], list[str]]
+
+
+def _create_jobs(n: Names) -> list[str]:
+    jobs = n.jobs
+    return [
+        f"""
+        CREATE TABLE {jobs} (
+            id text COLLATE "C" PRIMARY KEY,
+            chain_id text COLLATE "C" NOT NULL,
+            chain_name text NOT NULL,
+            queue text NOT NULL,
+            position integer NOT NULL,
+            status text NOT NULL CONSTRAINT {n.name("jobs_status_check")} CHECK (status IN
+                ('blocked', 'pending', 'running', 'completed', 'failed', 'cancelled')),
+            input jsonb NOT NULL,
+            attempt integer NOT NULL DEFAULT 0,
+            max_attempts integer NOT NULL,
+            priority integer NOT NULL DEFAULT 0,
+            scheduled_at timestamptz NOT NULL,
+            created_at timestamptz NOT NULL,
+            updated_at timestamptz NOT NULL,
+            leased_by text,
+            leased_until timestamptz,
+            output jsonb,
+            error jsonb,
+            next_job_id text COLLATE "C",
+            completed_at timestamptz,
+            CONSTRAINT {n.name("jobs_chain_position_key")} UNIQUE (chain_id, position)
+        ) WITH (
+            -- Every job is updated a few times and then left alone: vacuum early so
+            -- that dead versions do not pile up in the pending and running indexes.
+            autovacuum_vacuum_scale_factor = 0.02,
+            autovacuum_analyze_scale_factor = 0.02
+        )
+        """,
+        # Acquisition and time_until_next_job: only pending jobs, in acquisition order.
+        f"""
+        CREATE INDEX {n.name("jobs_pending_idx")} ON {jobs}
+            (queue, scheduled_at, priority DESC, id) WHERE status = 'pending'
+        """,
+        # Reaping: only running jobs, by lease expiry.
+        f"""
+        CREATE INDEX {n.name("jobs_running_lease_idx")} ON {jobs}
+            (leased_until) WHERE status = 'running'
+        """,
+        # A chain's current last job ("head"), and chain listing in id order.
+        f"""
+        CREATE INDEX {n.name("jobs_chain_head_idx")} ON {jobs}
+            (chain_id) WHERE next_job_id IS NULL
+        """,
+        # Listing and deleting by chain use the (chain_id, position) unique index.
+    ]
+
+
+MIGRATIONS: tuple[Migration, ...] = (Migration(1, "create jobs", _create_jobs),)
+"""Every step, in version order."""
+
+LATEST_VERSION = MIGRATIONS[-1].version
+
+
+async def applied_versions(conn: asyncpg.Connection, names: Names) -> set[int]:
+    """Versions recorded in the migrations table (raises UndefinedTableError when the
+    table or schema is missing)."""
+    rows = await conn.fetch(f"SELECT version FROM {names.migrations}")
+    return {int(row[0]) for row in rows}
+
+
+async def migrate(conn: asyncpg.Connection, names: Names) -> list[int]:
+    """Apply the pending steps in one transaction on ``conn`` and return their versions.
+
+    A transaction-scoped advisory lock keyed on the schema and prefix makes
+    concurrent callers wait for each other; the later ones find nothing to do.
+    """
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", names.migration_lock_key)
+        schema_exists = await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)", names.schema
+        )
+        if not schema_exists:
+            # Checked first: CREATE SCHEMA IF NOT EXISTS needs the CREATE privilege on the
+            # database even when the schema is already there.
+            await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{names.schema}"')
+        await conn.execute(
+            f"""
+            CREATE TABLE IF NOT EXISTS {names.migrations} (
+                version integer PRIMARY KEY,
+                name text NOT NULL,
+                applied_at timestamptz NOT NULL DEFAULT statement_timestamp()
+            )
+            """
+        )
+        done = await applied_versions(conn, names)
+        applied: list[int] = []
+        for step in MIGRATIONS:
+            if step.version in done:
+                continue
+            for statement in step.statements(names):
+                await conn.execute(statement)
+            await conn.execute(
+                f"INSERT INTO {names.migrations} (version, name) VALUES ($1, $2)",
+                step.version,
+                step.name,
+            )
+            applied.append(step.version)
+        return applied

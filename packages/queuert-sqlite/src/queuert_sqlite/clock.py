@@ -1,0 +1,34 @@
+"""Timestamps as stored: integer microseconds since the Unix epoch, UTC.
+
+SQLite has no server clock, so the adapter's process clock is the one clock
+every comparison uses; integers keep those comparisons exact.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_US = timedelta(microseconds=1)
+
+
+def now_us() -> int:
+    """The process clock, in microseconds since the epoch."""
+    return time.time_ns() // 1000
+
+
+def to_us(value: datetime) -> int:
+    """Microseconds since the epoch; a naive datetime is taken to be UTC."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return (value - EPOCH) // _ONE_US
+
+
+def from_us(value: int) -> datetime:
+    """The timezone-aware UTC datetime of a stored timestamp."""
+    return EPOCH + timedelta(microseconds=value)
+
+
+def optional_from_us(value: int | None) -> datetime | None:
+    return None if value is None else EPOCH + timedelta(microseconds=value)

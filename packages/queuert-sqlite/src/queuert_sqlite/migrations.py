@@ -1,0 +1,79 @@
+"""Versioned schema migrations.
+
+Each migration is applied once, in version order, inside the same
+``BEGIN IMMEDIATE`` transaction that records it in the migrations table, so
+concurrent ``migrate()`` calls from several processes serialise and the later
+ones find nothing left to do. Table and index names carry the adapter's table
+prefix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """One schema step: ``statements`` are templates over ``{prefix}``."""
+
+    version: int
+    name: str
+    statements: tuple[str, ...]
+
+    def render(self, prefix: str) -> list[str]:
+        return [statement.format(prefix=prefix) for statement in self.statements]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        version=1,
+        name="create jobs",
+        statements=(
+            """
+            CREATE TABLE {prefix}jobs (
+                id TEXT PRIMARY KEY NOT NULL,
+                chain_id TEXT NOT NULL,
+                chain_name TEXT NOT NULL,
+                queue TEXT NOT NULL,
+                position INTEGER NOT NULL,
+                status TEXT NOT NULL,
+                input TEXT NOT NULL,
+                attempt INTEGER NOT NULL DEFAULT 0,
+                max_attempts INTEGER NOT NULL,
+                priority INTEGER NOT NULL DEFAULT 0,
+                scheduled_at INTEGER NOT NULL,
+                created_at INTEGER NOT NULL,
+                updated_at INTEGER NOT NULL,
+                leased_by TEXT,
+                leased_until INTEGER,
+                output TEXT,
+                error TEXT,
+                next_job_id TEXT,
+                completed_at INTEGER,
+                UNIQUE (chain_id, position)
+            )
+            """,
+            # Acquisition: eligible jobs of one queue in the order they are taken.
+            """
+            CREATE INDEX {prefix}jobs_acquire
+            ON {prefix}jobs (queue, scheduled_at, priority DESC, id)
+            WHERE status = 'pending'
+            """,
+            # Reaping: running jobs by lease expiry.
+            """
+            CREATE INDEX {prefix}jobs_reap
+            ON {prefix}jobs (leased_until)
+            WHERE status = 'running'
+            """,
+            # Chain heads: the last job of each chain, in chain id order for listing.
+            """
+            CREATE INDEX {prefix}jobs_chain_head
+            ON {prefix}jobs (chain_id)
+            WHERE next_job_id IS NULL
+            """,
+        ),
+    ),
+)
+
+SCHEMA_VERSION = MIGRATIONS[-1].version
+"""The schema version this adapter reads and writes."""

@@ -1,0 +1,63 @@
+"""Conversion between stored rows and queuert records."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from queuert.records import ChainRecord, JobError, JobRecord, JobStatus
+
+from queuert_sqlite.clock import from_us, optional_from_us
+
+_STATUSES = {status.value: status for status in JobStatus}
+
+
+def _error(text: str | None) -> JobError | None:
+    return None if text is None else JobError.from_json(text)
+
+
+def job_from_row(row: Sequence[Any]) -> JobRecord:
+    """A job from a row in :data:`~queuert_sqlite.statements.JOB_COLUMNS` order."""
+    return JobRecord(
+        id=row[0],
+        chain_id=row[1],
+        chain_name=row[2],
+        queue=row[3],
+        position=row[4],
+        status=_STATUSES[row[5]],
+        input=row[6],
+        attempt=row[7],
+        max_attempts=row[8],
+        priority=row[9],
+        scheduled_at=from_us(row[10]),
+        created_at=from_us(row[11]),
+        updated_at=from_us(row[12]),
+        leased_by=row[13],
+        leased_until=optional_from_us(row[14]),
+        output=row[15],
+        error=_error(row[16]),
+        next_job_id=row[17],
+        completed_at=optional_from_us(row[18]),
+    )
+
+
+def chain_from_row(row: Sequence[Any]) -> ChainRecord:
+    """A chain from a row of :attr:`~queuert_sqlite.statements.Statements.chain_select`."""
+    return ChainRecord(
+        id=row[0],
+        chain_name=row[1],
+        status=_STATUSES[row[2]],
+        input=row[3],
+        output=row[4],
+        error=_error(row[5]),
+        last_job_id=row[6],
+        last_queue=row[7],
+        created_at=from_us(row[8]),
+        updated_at=from_us(row[9]),
+        completed_at=optional_from_us(row[10]),
+    )
+
+
+def acquisition_order(job: JobRecord) -> tuple[Any, ...]:
+    """Sort key matching the order in which jobs are acquired."""
+    return (job.scheduled_at, -job.priority, job.id)
