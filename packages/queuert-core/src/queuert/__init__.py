@@ -4,6 +4,8 @@ already uses, started inside its own transactions.
 The public API is what this module exports.
 """
 
+from queuert.adapters.memory_notify import InProcessNotifyAdapter
+from queuert.adapters.memory_state import MemoryStateAdapter, MemoryTransaction
 from queuert.client import ChainHandle, Queuert
 from queuert.context import EnqueueJob, JobContext
 from queuert.definitions import ChainDef, QueueDef, chain
@@ -61,6 +63,7 @@ __all__ = [
     "ContinuationError",
     "EnqueueJob",
     "ForeignQueueError",
+    "InProcessNotifyAdapter",
     "InputValidationError",
     "Job",
     "JobContext",
@@ -72,6 +75,8 @@ __all__ = [
     "Lease",
     "LeaseError",
     "LeaseLostError",
+    "MemoryStateAdapter",
+    "MemoryTransaction",
     "Metrics",
     "NewJob",
     "NonRetryableError",

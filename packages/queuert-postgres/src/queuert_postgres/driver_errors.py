@@ -6,7 +6,6 @@ import asyncio
 
 import asyncpg
 from asyncpg import exceptions as pg
-
 from queuert.errors import AdapterError, QueuertError, SchemaNotMigratedError, TransientStateError
 
 # Failures that may pass when the operation is tried again (in a new transaction).
@@ -24,6 +23,9 @@ _TRANSIENT: tuple[type[BaseException], ...] = (
     pg.InsufficientResourcesError,  # class 53
     OSError,  # refused, reset, unreachable
     asyncio.TimeoutError,  # connect or command timeout
+    # The protocol state broke, typically because the server ended the session
+    # between two statements; the pool replaces the connection.
+    pg.InternalClientError,
 )
 
 # The schema (or a table or column of it) is missing: it needs a migration.
@@ -33,11 +35,15 @@ _NOT_MIGRATED: tuple[type[BaseException], ...] = (
     pg.UndefinedColumnError,  # 42703
 )
 
-MIGRATE_HINT = "run `await adapter.migrate()` (PostgresStateAdapter.migrate) to create or upgrade it"
+MIGRATE_HINT = (
+    "run `await app.migrate()` (or `await PostgresStateAdapter.migrate()`) to create or "
+    "upgrade them"
+)
 
 DRIVER_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.PostgresError,
     asyncpg.InterfaceError,
+    pg.InternalClientError,
     OSError,
     asyncio.TimeoutError,
 )
@@ -55,7 +61,10 @@ def translate(exc: BaseException, *, schema: str) -> QueuertError:
         )
     if isinstance(exc, _TRANSIENT):
         return TransientStateError(f"PostgreSQL operation failed and may be retried: {exc!r}")
-    if isinstance(exc, asyncpg.InterfaceError) and "connection is closed" in str(exc):
-        # The connection went away under us between two operations.
+    if isinstance(exc, asyncpg.InterfaceError) and any(
+        sign in str(exc) for sign in ("connection is closed", "released back to the pool")
+    ):
+        # The connection went away under us between two statements (a pooled
+        # connection that dies is detached from its holder at once).
         return TransientStateError(f"PostgreSQL connection unavailable: {exc}")
     return AdapterError(f"PostgreSQL operation failed: {exc!r}")

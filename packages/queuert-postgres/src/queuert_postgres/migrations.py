@@ -10,8 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import asyncpg
-
+from queuert_postgres.connections import PostgresTx
 from queuert_postgres.names import Names
 
 
@@ -34,7 +33,9 @@ def _create_jobs(n: Names) -> list[str]:
             position integer NOT NULL,
             status text NOT NULL CONSTRAINT {n.name("jobs_status_check")} CHECK (status IN
                 ('blocked', 'pending', 'running', 'completed', 'failed', 'cancelled')),
-            input jsonb NOT NULL,
+            -- json, not jsonb: inputs and outputs must come back exactly as given
+            -- (key order, spacing, number spelling); json validates but keeps the text.
+            input json NOT NULL,
             attempt integer NOT NULL DEFAULT 0,
             max_attempts integer NOT NULL,
             priority integer NOT NULL DEFAULT 0,
@@ -43,8 +44,8 @@ def _create_jobs(n: Names) -> list[str]:
             updated_at timestamptz NOT NULL,
             leased_by text,
             leased_until timestamptz,
-            output jsonb,
-            error jsonb,
+            output json,
+            error jsonb,  -- written by queuert itself; jsonb makes it queryable
             next_job_id text COLLATE "C",
             completed_at timestamptz,
             CONSTRAINT {n.name("jobs_chain_position_key")} UNIQUE (chain_id, position)
@@ -60,10 +61,15 @@ def _create_jobs(n: Names) -> list[str]:
         CREATE INDEX {n.name("jobs_pending_idx")} ON {jobs}
             (queue, scheduled_at, priority DESC, id) WHERE status = 'pending'
         """,
-        # Reaping: only running jobs, by lease expiry.
+        # Reaping: only running jobs, by lease expiry. "leased_until IS NOT NULL" is
+        # always true of a running job; it is in the predicate so that the planner
+        # cannot use this index for the lease-guarded statements (id = $1 AND status =
+        # 'running' ...), which must look the job up by primary key however stale
+        # the statistics on running jobs are. The reaper's "leased_until < now"
+        # implies it.
         f"""
         CREATE INDEX {n.name("jobs_running_lease_idx")} ON {jobs}
-            (leased_until) WHERE status = 'running'
+            (leased_until) WHERE status = 'running' AND leased_until IS NOT NULL
         """,
         # A chain's current last job ("head"), and chain listing in id order.
         f"""
@@ -80,14 +86,14 @@ MIGRATIONS: tuple[Migration, ...] = (Migration(1, "create jobs", _create_jobs),)
 LATEST_VERSION = MIGRATIONS[-1].version
 
 
-async def applied_versions(conn: asyncpg.Connection, names: Names) -> set[int]:
+async def applied_versions(conn: PostgresTx, names: Names) -> set[int]:
     """Versions recorded in the migrations table (raises UndefinedTableError when the
     table or schema is missing)."""
     rows = await conn.fetch(f"SELECT version FROM {names.migrations}")
     return {int(row[0]) for row in rows}
 
 
-async def migrate(conn: asyncpg.Connection, names: Names) -> list[int]:
+async def migrate(conn: PostgresTx, names: Names) -> list[int]:
     """Apply the pending steps in one transaction on ``conn`` and return their versions.
 
     A transaction-scoped advisory lock keyed on the schema and prefix makes

@@ -9,9 +9,6 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
-
 from queuert.errors import AdapterError, ConfigurationError, ValidationError
 from queuert.ports.notify import (
     IdListener,
@@ -21,6 +18,9 @@ from queuert.ports.notify import (
     ScheduledSignal,
     Subscription,
 )
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
 from queuert_redis_notify.scripts import CLAIM_WAKE
 from queuert_redis_notify.subscriber import SharedSubscriber
 from queuert_redis_notify.wire import Names, decode_scheduled, encode_scheduled
@@ -88,9 +88,13 @@ class RedisNotifyAdapter(NotifyAdapter):
         reconnect_max: float = 2.0,
     ) -> None:
         if not isinstance(prefix, str) or not prefix:
-            raise ConfigurationError(f"redis notify prefix must be a non-empty string, got {prefix!r}")
+            raise ConfigurationError(
+                f"redis notify prefix must be a non-empty string, got {prefix!r}"
+            )
         if isinstance(hint_ttl, bool) or not isinstance(hint_ttl, int | float) or hint_ttl <= 0:
-            raise ConfigurationError(f"redis notify hint_ttl must be positive seconds, got {hint_ttl!r}")
+            raise ConfigurationError(
+                f"redis notify hint_ttl must be positive seconds, got {hint_ttl!r}"
+            )
         self._client = client
         self._names = Names(prefix)
         self._hint_ttl_ms = max(1, round(hint_ttl * 1000))
@@ -203,7 +207,9 @@ class RedisNotifyAdapter(NotifyAdapter):
             _check_name("chain_id", chain_id)
         return await self._add([_Listener(self._names.chain_completed, listener, only=chain_id)])
 
-    async def subscribe_lease_lost(self, *, job_id: str | None, listener: IdListener) -> Subscription:
+    async def subscribe_lease_lost(
+        self, *, job_id: str | None, listener: IdListener
+    ) -> Subscription:
         if job_id is not None:
             _check_name("job_id", job_id)
         return await self._add([_Listener(self._names.lease_lost, listener, only=job_id)])
@@ -273,7 +279,9 @@ class RedisNotifyAdapter(NotifyAdapter):
                 await self._client.aclose()
 
 
-def _scheduled_delivery(queue: str, listener: ScheduledListener) -> Callable[[str], Awaitable[None]]:
+def _scheduled_delivery(
+    queue: str, listener: ScheduledListener
+) -> Callable[[str], Awaitable[None]]:
     async def deliver(payload: str) -> None:
         try:
             signal = decode_scheduled(queue, payload)

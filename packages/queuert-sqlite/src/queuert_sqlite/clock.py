@@ -9,6 +9,8 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime, timedelta
 
+from queuert.errors import ValidationError
+
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_US = timedelta(microseconds=1)
 
@@ -18,10 +20,11 @@ def now_us() -> int:
     return time.time_ns() // 1000
 
 
-def to_us(value: datetime) -> int:
-    """Microseconds since the epoch; a naive datetime is taken to be UTC."""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
+def to_us(value: datetime, name: str) -> int:
+    """Microseconds since the epoch. Raises :class:`~queuert.errors.ValidationError`
+    naming ``name`` for a naive datetime, whose instant is unknown."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValidationError(f"{name} must be timezone-aware, got {value!r}")
     return (value - EPOCH) // _ONE_US
 
 

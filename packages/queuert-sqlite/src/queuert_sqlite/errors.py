@@ -10,24 +10,24 @@ _SQLITE_BUSY = 5
 _SQLITE_LOCKED = 6
 
 
-def migrate_hint(path: str) -> str:
-    return f"run `await SqliteStateAdapter(path={path!r}).migrate()` before using it"
-
-
-def schema_missing(path: str, detail: str) -> SchemaNotMigratedError:
+def schema_missing(path: str, detail: str, adapter_args: str) -> SchemaNotMigratedError:
+    """The error for a database whose queuert schema is missing or old; ``adapter_args``
+    are the constructor arguments to show in the command that fixes it."""
     return SchemaNotMigratedError(
         f"queuert schema is not migrated in SQLite database {path!r} ({detail}); "
-        + migrate_hint(path)
+        f"run `await SqliteStateAdapter({adapter_args}).migrate()` first"
     )
 
 
-def translate(error: sqlite3.Error, path: str) -> QueuertError:
-    """The queuert error that stands for ``error`` raised on the database at ``path``."""
+def translate(error: sqlite3.Error, path: str, adapter_args: str) -> QueuertError:
+    """The queuert error that stands for ``error`` raised on the database at ``path``:
+    busy or locked -> :class:`TransientStateError`, missing tables or columns ->
+    :class:`SchemaNotMigratedError`, anything else -> :class:`AdapterError`."""
     code = getattr(error, "sqlite_errorcode", None)
     primary = None if code is None else code & 0xFF
     message = str(error)
     if primary in (_SQLITE_BUSY, _SQLITE_LOCKED) or "database is locked" in message:
         return TransientStateError(f"SQLite database {path!r} is busy: {message}")
     if message.startswith(("no such table", "no such column")):
-        return schema_missing(path, message)
+        return schema_missing(path, message, adapter_args)
     return AdapterError(f"SQLite error on {path!r}: {message}")

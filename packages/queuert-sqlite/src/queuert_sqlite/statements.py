@@ -63,6 +63,8 @@ class Statements:
         # A write that changes nothing: it takes the database write lock, which SQLite
         # holds until the transaction ends.
         self.lock_job = f"UPDATE {jobs} SET status = status WHERE {_GUARD} RETURNING {c}"
+        # For a transaction that already holds the write lock (BEGIN IMMEDIATE).
+        self.check_lease = f"SELECT {c} FROM {jobs} WHERE {_GUARD}"
         self.complete_job = (
             f"UPDATE {jobs} SET status = 'completed', output = ?, leased_by = NULL, "
             f"leased_until = NULL, completed_at = ?, updated_at = ? WHERE {_GUARD} RETURNING {c}"

@@ -1,0 +1,140 @@
+"""The lease guard on every guarded operation, renewing and locking."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+
+from queuert.conformance.support import (
+    StateAdapterAny,
+    assert_near,
+    ids,
+    new_job,
+    next_job,
+    running_job,
+    slack,
+    tolerance,
+)
+from queuert.errors import LeaseLostError
+from queuert.records import JobError, JobFilter, JobRecord, JobStatus, Lease
+
+GuardedCall = Callable[[StateAdapterAny, JobRecord, Lease], Awaitable[object]]
+
+
+async def _renew(adapter: StateAdapterAny, job: JobRecord, lease: Lease) -> object:
+    return await adapter.renew_lease(tx=None, lease=lease, lease_ms=60_000)
+
+
+async def _lock(adapter: StateAdapterAny, job: JobRecord, lease: Lease) -> object:
+    async with adapter.transaction() as tx:
+        return await adapter.lock_job(tx=tx, lease=lease)
+
+
+async def _complete(adapter: StateAdapterAny, job: JobRecord, lease: Lease) -> object:
+    return await adapter.complete_job(tx=None, lease=lease, output='"stale"')
+
+
+async def _continue(adapter: StateAdapterAny, job: JobRecord, lease: Lease) -> object:
+    return await adapter.continue_job(tx=None, lease=lease, next_job=next_job(job))
+
+
+async def _reschedule(adapter: StateAdapterAny, job: JobRecord, lease: Lease) -> object:
+    error = JobError(type="Stale", message="stale")
+    return await adapter.reschedule_job(tx=None, lease=lease, error=error, delay_ms=1_000)
+
+
+async def _fail(adapter: StateAdapterAny, job: JobRecord, lease: Lease) -> object:
+    return await adapter.fail_job(tx=None, lease=lease, error=JobError("Stale", "stale"))
+
+
+GUARDED_OPERATIONS: dict[str, GuardedCall] = {
+    "renew_lease": _renew,
+    "lock_job": _lock,
+    "complete_job": _complete,
+    "continue_job": _continue,
+    "reschedule_job": _reschedule,
+    "fail_job": _fail,
+}
+
+STALE_LEASES = ("wrong_owner", "wrong_attempt", "not_running")
+
+
+class LeaseCases:
+    @pytest.mark.asyncio
+    @pytest.mark.parametrize("operation", list(GUARDED_OPERATIONS))
+    @pytest.mark.parametrize("stale", STALE_LEASES)
+    async def test_guarded_operation_rejects_a_stale_lease(
+        self, state_adapter: StateAdapterAny, operation: str, stale: str
+    ) -> None:
+        job = await running_job(state_adapter)
+        lease = job.lease
+        if stale == "wrong_owner":
+            lease = replace(lease, owner="someone-else")
+        elif stale == "wrong_attempt":
+            lease = replace(lease, attempt=lease.attempt + 1)
+        else:
+            # Back to pending: the lease's owner and attempt no longer hold a running job.
+            await state_adapter.reschedule_job(tx=None, lease=lease, error=None, delay_ms=60_000)
+        before = await state_adapter.get_job(tx=None, job_id=job.id)
+        chain_before = await state_adapter.get_chain(tx=None, chain_id=job.chain_id)
+
+        with pytest.raises(LeaseLostError) as raised:
+            await GUARDED_OPERATIONS[operation](state_adapter, job, lease)
+
+        assert raised.value.job_id == job.id
+        assert await state_adapter.get_job(tx=None, job_id=job.id) == before
+        assert await state_adapter.get_chain(tx=None, chain_id=job.chain_id) == chain_before
+        page = await state_adapter.list_jobs(
+            tx=None, filter=JobFilter(chain_id=job.chain_id), after=None, limit=10
+        )
+        assert ids(page.items) == [job.id]
+
+    @pytest.mark.asyncio
+    async def test_guard_rejects_a_lease_of_an_unknown_job(
+        self, state_adapter: StateAdapterAny
+    ) -> None:
+        missing = Lease(job_id=new_job().id, owner="worker-1", attempt=1)
+        with pytest.raises(LeaseLostError):
+            await state_adapter.complete_job(tx=None, lease=missing, output="1")
+
+    @pytest.mark.asyncio
+    async def test_renew_lease_extends_expiry(self, state_adapter: StateAdapterAny) -> None:
+        job = await running_job(state_adapter, lease_ms=1_000)
+        expiry = await state_adapter.renew_lease(tx=None, lease=job.lease, lease_ms=120_000)
+        assert job.leased_until is not None
+        assert expiry > job.leased_until
+        renewed = await state_adapter.get_job(tx=None, job_id=job.id)
+        assert renewed is not None
+        assert_near(renewed.leased_until, expiry, tolerance(state_adapter))
+        assert_near(
+            expiry, renewed.updated_at + timedelta(milliseconds=120_000), slack(state_adapter)
+        )
+        assert renewed.status is JobStatus.RUNNING
+        assert renewed.leased_by == job.leased_by
+        assert renewed.attempt == job.attempt
+
+    @pytest.mark.asyncio
+    async def test_renewed_lease_still_guards(self, state_adapter: StateAdapterAny) -> None:
+        job = await running_job(state_adapter)
+        await state_adapter.renew_lease(tx=None, lease=job.lease, lease_ms=60_000)
+        done = await state_adapter.complete_job(tx=None, lease=job.lease, output='"ok"')
+        assert done.status is JobStatus.COMPLETED
+
+    @pytest.mark.asyncio
+    async def test_lock_job_returns_the_job(self, state_adapter: StateAdapterAny) -> None:
+        job = await running_job(state_adapter)
+        async with state_adapter.transaction() as tx:
+            locked = await state_adapter.lock_job(tx=tx, lease=job.lease)
+        assert locked == job
+
+    @pytest.mark.asyncio
+    async def test_lapsed_lease_guards_until_reaped(self, state_adapter: StateAdapterAny) -> None:
+        # The guard checks owner and attempt only: expiry is the reaper's business.
+        job = await running_job(state_adapter, lease_ms=1)
+        await asyncio.sleep(0.02)
+        done = await state_adapter.complete_job(tx=None, lease=job.lease, output='"late"')
+        assert done.status is JobStatus.COMPLETED and done.output == '"late"'

@@ -1,0 +1,239 @@
+"""Choose adapters by URL.
+
+The URL's scheme selects an adapter among those *installed*: every adapter
+distribution registers an entry point named after its scheme in the group
+``queuert.state`` or ``queuert.notify``, pointing at an async factory
+``from_url(url) -> adapter`` (a class with a ``from_url`` class method is
+accepted too). Installing ``queuert-postgres`` is what makes
+``postgresql://`` work.
+
+::
+
+    state = await state_from_url("sqlite:///jobs.db")
+    notify = await notify_from_url("redis://localhost:6379/0")   # "none": poll only
+
+    # No URL: read QUEUERT_STATE_URL / QUEUERT_NOTIFY_URL from the environment.
+    state = await state_from_url()
+    notify = await notify_from_url()    # None when QUEUERT_NOTIFY_URL is unset
+
+Every error is a :class:`~queuert.errors.ConfigurationError` naming the URL
+(with any password replaced by ``***``).
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import re
+from collections.abc import Mapping
+from importlib.metadata import EntryPoint, PackageNotFoundError, distribution, entry_points
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from queuert.errors import ConfigurationError, QueuertError
+from queuert.ports.notify import NotifyAdapter
+from queuert.ports.state import StateAdapter
+
+STATE_GROUP = "queuert.state"
+NOTIFY_GROUP = "queuert.notify"
+STATE_URL_ENV = "QUEUERT_STATE_URL"
+NOTIFY_URL_ENV = "QUEUERT_NOTIFY_URL"
+
+#: Notify URL values meaning "no notifier: workers poll".
+NO_NOTIFY = frozenset({"", "none"})
+
+# Which distribution provides a scheme, to tell the user what to install.
+_STATE_DISTRIBUTIONS: Mapping[str, str] = {
+    "postgresql": "queuert-postgres",
+    "postgres": "queuert-postgres",
+    "sqlite": "queuert-sqlite",
+    "mongodb": "queuert-mongodb",
+    "mongodb+srv": "queuert-mongodb",
+}
+_NOTIFY_DISTRIBUTIONS: Mapping[str, str] = {
+    "postgresql": "queuert-postgres",
+    "postgres": "queuert-postgres",
+    "redis": "queuert-redis-notify",
+    "rediss": "queuert-redis-notify",
+}
+
+# RFC 3986 scheme, followed by "://" so that "C:\\jobs.db" or "host:5432" are
+# not mistaken for URLs.
+_URL = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*)://")
+
+
+async def state_from_url(url: str | None = None) -> StateAdapter[Any]:
+    """Build the state adapter that ``url``'s scheme selects; ``None`` reads the
+    URL from ``QUEUERT_STATE_URL`` (see :func:`state_url_from_env`).
+
+    Raises :class:`~queuert.errors.ConfigurationError` when the URL is empty
+    or malformed, when no installed distribution provides its scheme (naming
+    the one to install when it is known, else listing the installed schemes),
+    or when the adapter rejects the URL. Errors the factory raises while
+    connecting propagate unchanged.
+    """
+    if url is None:
+        url = state_url_from_env()
+    adapter = await _build(STATE_GROUP, url)
+    if not isinstance(adapter, StateAdapter):
+        raise ConfigurationError(
+            f"the {STATE_GROUP!r} adapter for {redact_url(url)!r} returned "
+            f"{type(adapter).__name__}, not a StateAdapter"
+        )
+    return adapter
+
+
+async def notify_from_url(url: str | None = None) -> NotifyAdapter | None:
+    """Build the notify adapter that ``url``'s scheme selects; ``None`` reads the
+    URL from ``QUEUERT_NOTIFY_URL`` (see :func:`notify_url_from_env`).
+
+    ``""`` and ``"none"`` (and an unset variable) mean no notifier: workers
+    poll, and this returns ``None``. Raises
+    :class:`~queuert.errors.ConfigurationError` like :func:`state_from_url`.
+    """
+    if url is None:
+        url = notify_url_from_env()
+    if url is None or (isinstance(url, str) and url.strip().lower() in NO_NOTIFY):
+        return None
+    adapter = await _build(NOTIFY_GROUP, url)
+    if not isinstance(adapter, NotifyAdapter):
+        raise ConfigurationError(
+            f"the {NOTIFY_GROUP!r} adapter for {redact_url(url)!r} returned "
+            f"{type(adapter).__name__}, not a NotifyAdapter"
+        )
+    return adapter
+
+
+def state_url_from_env(environ: Mapping[str, str] | None = None) -> str:
+    """The state URL in ``QUEUERT_STATE_URL`` (of ``environ``, default
+    ``os.environ``). Raises :class:`~queuert.errors.ConfigurationError` when it
+    is unset or empty."""
+    env = os.environ if environ is None else environ
+    url = env.get(STATE_URL_ENV, "").strip()
+    if not url:
+        raise ConfigurationError(
+            f"{STATE_URL_ENV} is not set: give it a state URL such as "
+            "'sqlite:///jobs.db' or 'postgresql://user@host/db'"
+        )
+    return url
+
+
+def notify_url_from_env(environ: Mapping[str, str] | None = None) -> str | None:
+    """The notify URL in ``QUEUERT_NOTIFY_URL`` (of ``environ``, default
+    ``os.environ``), or ``None`` when it is unset, empty or ``"none"``."""
+    env = os.environ if environ is None else environ
+    url = env.get(NOTIFY_URL_ENV, "").strip()
+    if url.lower() in NO_NOTIFY:
+        return None
+    return url
+
+
+def installed_schemes(group: str) -> list[str]:
+    """The schemes installed adapters provide in ``group`` (``"queuert.state"``
+    or ``"queuert.notify"``), sorted."""
+    return sorted({entry.name for entry in entry_points(group=group)})
+
+
+def url_scheme(url: object) -> str:
+    """The lower-cased scheme of ``url``. Raises
+    :class:`~queuert.errors.ConfigurationError` when ``url`` is not a string of
+    the form ``scheme://...``."""
+    if not isinstance(url, str):
+        raise ConfigurationError(f"an adapter URL must be a string, got {url!r}")
+    match = _URL.match(url.strip())
+    if match is None:
+        raise ConfigurationError(
+            f"malformed adapter URL {redact_url(url)!r}: expected 'scheme://...', "
+            "for example 'sqlite:///jobs.db', 'postgresql://host/db' or 'memory://'"
+        )
+    return match.group("scheme").lower()
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its password replaced by ``***``, for messages and logs."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return url
+    if not password:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+async def _build(group: str, url: str) -> object:
+    scheme = url_scheme(url)
+    url = url.strip()
+    entry = _find(group, scheme)
+    if entry is None:
+        raise ConfigurationError(_missing_message(group, scheme, url))
+    try:
+        target = entry.load()
+    except Exception as exc:
+        raise ConfigurationError(
+            f"the adapter for scheme {scheme!r} ({entry.value}) in {redact_url(url)!r} "
+            f"cannot be imported: {exc}"
+        ) from exc
+    factory: Any = getattr(target, "from_url", None) if inspect.isclass(target) else target
+    if not callable(factory):
+        raise ConfigurationError(
+            f"entry point {scheme!r} of group {group!r} ({entry.value}) is not an async "
+            "from_url(url) factory (nor a class with a from_url class method)"
+        )
+    try:
+        result = factory(url)
+        if inspect.isawaitable(result):
+            result = await result
+    except QueuertError:
+        raise
+    except (ValueError, TypeError) as exc:
+        raise ConfigurationError(f"invalid adapter URL {redact_url(url)!r}: {exc}") from exc
+    return result
+
+
+def _find(group: str, scheme: str) -> EntryPoint | None:
+    for entry in entry_points(group=group):
+        if entry.name.lower() == scheme:
+            return entry
+    return None
+
+
+def _missing_message(group: str, scheme: str, url: str) -> str:
+    kind = "state" if group == STATE_GROUP else "notify"
+    shown = redact_url(url)
+    installed = ", ".join(installed_schemes(group)) or "none"
+    own = _STATE_DISTRIBUTIONS if group == STATE_GROUP else _NOTIFY_DISTRIBUTIONS
+    other = _NOTIFY_DISTRIBUTIONS if group == STATE_GROUP else _STATE_DISTRIBUTIONS
+    dist = own.get(scheme)
+    if dist is not None:
+        if _is_installed(dist):
+            return (
+                f"no {kind} adapter for scheme {scheme!r} in {shown!r}: distribution {dist!r} "
+                f"is installed but provides no {group!r} entry point named {scheme!r} "
+                f"(reinstall it if it was just updated); installed {kind} schemes: {installed}"
+            )
+        return (
+            f"no {kind} adapter is installed for scheme {scheme!r} in {shown!r}: "
+            f"install the {dist!r} distribution (pip install {dist}); "
+            f"installed {kind} schemes: {installed}"
+        )
+    if scheme in other:
+        return (
+            f"scheme {scheme!r} in {shown!r} has no {kind} adapter (it selects a "
+            f"{'notify' if kind == 'state' else 'state'} adapter); "
+            f"installed {kind} schemes: {installed}"
+        )
+    return (
+        f"unknown {kind} adapter scheme {scheme!r} in {shown!r}; "
+        f"installed {kind} schemes: {installed}"
+    )
+
+
+def _is_installed(dist: str) -> bool:
+    try:
+        distribution(dist)
+    except PackageNotFoundError:
+        return False
+    return True

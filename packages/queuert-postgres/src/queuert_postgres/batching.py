@@ -1,0 +1,81 @@
+"""Coalescing of concurrent single-job statements into one.
+
+Lease-guarded operations called without a transaction each need a
+round trip of their own. When many run at once (a worker completing dozens of
+jobs), those waiting while one batch is in flight are sent together as the
+next batch: one statement, one round trip, one commit. Each job's outcome
+is still its own: a lease that no longer matches only leaves that job out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Generic, TypeVar
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+MAX_BATCH = 500
+
+
+class Batcher(Generic[Item, Result]):
+    """Runs ``run(items)`` for the items submitted meanwhile; ``run`` returns the result
+    of each item by key (an item without a result gets ``None``)."""
+
+    def __init__(
+        self,
+        run: Callable[[Sequence[Item]], Awaitable[dict[str, Result]]],
+        key: Callable[[Item], str],
+    ) -> None:
+        self._run = run
+        self._key = key
+        self._pending: list[tuple[Item, asyncio.Future[Result | None]]] = []
+        self._flushing: asyncio.Task[None] | None = None
+
+    async def submit(self, item: Item) -> Result | None:
+        future: asyncio.Future[Result | None] = asyncio.get_running_loop().create_future()
+        self._pending.append((item, future))
+        if self._flushing is None or self._flushing.done():
+            self._flushing = asyncio.create_task(self._flush(), name="queuert-pg-batch")
+        return await future
+
+    async def _flush(self) -> None:
+        while self._pending:
+            batch: list[tuple[Item, asyncio.Future[Result | None]]] = []
+            rest: list[tuple[Item, asyncio.Future[Result | None]]] = []
+            keys: set[str] = set()
+            for entry in self._pending:
+                key = self._key(entry[0])
+                # A job appears once per statement; a repeat waits for the next batch
+                # so that each call sees the outcome of its own attempt.
+                if key in keys or len(batch) >= MAX_BATCH:
+                    rest.append(entry)
+                else:
+                    keys.add(key)
+                    batch.append(entry)
+            self._pending = rest
+            live = [(item, future) for item, future in batch if not future.cancelled()]
+            if not live:
+                continue
+            try:
+                results = await self._run([item for item, _ in live])
+            except Exception as exc:
+                for _, future in live:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            except BaseException:
+                self.cancel_pending(live)
+                raise
+            for item, future in live:
+                if not future.done():
+                    future.set_result(results.get(self._key(item)))
+
+    def cancel_pending(
+        self, extra: Sequence[tuple[Item, asyncio.Future[Result | None]]] = ()
+    ) -> None:
+        """Cancel every call still waiting (the adapter is closing)."""
+        for _, future in [*extra, *self._pending]:
+            future.cancel()
+        self._pending = []

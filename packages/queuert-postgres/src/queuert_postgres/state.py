@@ -1,0 +1,538 @@
+"""The PostgreSQL state adapter."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
+from datetime import datetime
+from typing import Any, NoReturn
+from urllib.parse import parse_qsl, urlsplit
+
+import asyncpg
+from queuert.errors import ConfigurationError, LeaseLostError, SchemaNotMigratedError
+from queuert.ports.state import StateAdapter, StateCapabilities
+from queuert.records import (
+    LEASE_EXPIRED_ERROR,
+    ChainFilter,
+    ChainRecord,
+    JobError,
+    JobFilter,
+    JobRecord,
+    JobStatus,
+    Lease,
+    NewJob,
+    Page,
+)
+
+from queuert_postgres import migrations
+from queuert_postgres.batching import Batcher
+from queuert_postgres.connections import PostgresTx
+from queuert_postgres.driver_errors import DRIVER_ERRORS, MIGRATE_HINT, translate
+from queuert_postgres.names import Names
+from queuert_postgres.rows import chain_record, job_record
+from queuert_postgres.statements import Statements
+from queuert_postgres.urls import int_option, redact, split_url
+
+DEFAULT_SCHEMA = "queuert"
+URL_OPTIONS = ("schema", "table_prefix", "min_size", "max_size")
+_LEASE_EXPIRED_JSON = LEASE_EXPIRED_ERROR.to_json()
+
+
+class PostgresStateAdapter(StateAdapter[PostgresTx]):
+    """State adapter over an asyncpg pool.
+
+    The caller's transaction is an asyncpg connection inside
+    ``conn.transaction()``; operations given ``tx=None`` run as single
+    statements on a pooled connection (each one its own transaction). Every
+    operation is one round trip. Tables live in ``schema`` (default
+    ``"queuert"``), named ``<table_prefix>jobs`` and ``<table_prefix>migrations``.
+
+    Timestamps come from the server clock (``statement_timestamp()``, the start of
+    the current statement) and are returned timezone-aware.
+
+    Raises :class:`~queuert.errors.ConfigurationError` for an invalid schema or
+    prefix; operations raise :class:`~queuert.errors.SchemaNotMigratedError` when
+    the tables are missing, :class:`~queuert.errors.TransientStateError` when the
+    connection is lost or a transaction hits a serialisation failure or
+    deadlock, and :class:`~queuert.errors.AdapterError` for other database errors.
+    """
+
+    capabilities = StateCapabilities(
+        row_locks=True,
+        concurrent_transactions=True,
+        savepoints=True,
+        clock_precision_ms=0.001,
+        native_notify=False,
+        multi_process=True,
+    )
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool[asyncpg.Record],
+        *,
+        schema: str = DEFAULT_SCHEMA,
+        table_prefix: str = "",
+    ) -> None:
+        """Use an existing pool; :meth:`close` leaves it open."""
+        self._names = Names.create(schema, table_prefix)
+        self._sql = Statements(self._names)
+        self._pool = pool
+        self._owns_pool = False
+        self._lent: set[int] = set()  # server pids of connections lent by transaction()
+        self._closed = False
+        self._completions: Batcher[tuple[Lease, str], asyncpg.Record] = Batcher(
+            self._complete_many, key=lambda item: item[0].job_id
+        )
+
+    @classmethod
+    async def connect(
+        cls,
+        dsn: str,
+        *,
+        schema: str = DEFAULT_SCHEMA,
+        table_prefix: str = "",
+        min_size: int = 1,
+        max_size: int = 10,
+        **pool_options: Any,
+    ) -> PostgresStateAdapter:
+        """Create an adapter with a pool of its own (closed by :meth:`close`).
+
+        ``pool_options`` go to :func:`asyncpg.create_pool`. Raises
+        :class:`~queuert.errors.ConfigurationError` for invalid options and
+        :class:`~queuert.errors.TransientStateError` when the server cannot be reached.
+        """
+        Names.create(schema, table_prefix)  # validate before connecting
+        query = dict(parse_qsl(urlsplit(dsn).query))
+        if "application_name" not in query:
+            settings = dict(pool_options.pop("server_settings", None) or {})
+            settings.setdefault("application_name", "queuert")
+            pool_options["server_settings"] = settings
+        lent: set[int] = set()
+        if "reset" not in pool_options:
+
+            async def reset(conn: asyncpg.Connection[asyncpg.Record]) -> None:
+                # asyncpg's default reset costs a round trip on every release. The
+                # adapter's own statements leave no session state behind, so only a
+                # connection lent to the caller by transaction() gets the full reset.
+                pid = conn.get_server_pid()
+                if pid in lent:
+                    lent.discard(pid)
+                    query = conn.get_reset_query()
+                    if query:
+                        await conn.execute(query)
+
+            pool_options["reset"] = reset
+        try:
+            pool = await asyncpg.create_pool(
+                dsn, min_size=min_size, max_size=max_size, **pool_options
+            )
+        except (ValueError, TypeError) as exc:
+            raise ConfigurationError(
+                f"invalid PostgreSQL connection options for {redact(dsn)!r}: {exc}"
+            ) from exc
+        except DRIVER_ERRORS as exc:
+            raise translate(exc, schema=schema) from exc
+        adapter = cls(pool, schema=schema, table_prefix=table_prefix)
+        adapter._owns_pool = True
+        adapter._lent = lent
+        return adapter
+
+    @classmethod
+    async def from_url(cls, url: str) -> PostgresStateAdapter:
+        """Create an adapter from ``postgresql://`` (or ``postgres://``) URL.
+
+        Besides asyncpg's own parameters the query may hold ``schema``,
+        ``table_prefix``, ``min_size`` and ``max_size``.
+        """
+        dsn, options = split_url(url, options=URL_OPTIONS)
+        return await cls.connect(
+            dsn,
+            schema=options.get("schema", DEFAULT_SCHEMA),
+            table_prefix=options.get("table_prefix", ""),
+            min_size=int_option(url, options, "min_size", 1, 0),
+            max_size=int_option(url, options, "max_size", 10, 1),
+        )
+
+    @property
+    def pool(self) -> asyncpg.Pool[asyncpg.Record]:
+        return self._pool
+
+    @property
+    def schema(self) -> str:
+        return self._names.schema
+
+    @property
+    def table_prefix(self) -> str:
+        return self._names.table_prefix
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._completions.cancel_pending()
+        if self._owns_pool:
+            await self._pool.close()
+
+    # -- plumbing ---------------------------------------------------------------
+
+    def _raise(self, exc: BaseException) -> NoReturn:
+        raise translate(exc, schema=self._names.schema) from exc
+
+    async def _fetch(self, tx: PostgresTx | None, sql: str, *args: Any) -> list[asyncpg.Record]:
+        try:
+            if tx is None:
+                return await self._pool.fetch(sql, *args)
+            return await tx.fetch(sql, *args)
+        except DRIVER_ERRORS as exc:
+            self._raise(exc)
+
+    async def _fetchrow(self, tx: PostgresTx | None, sql: str, *args: Any) -> asyncpg.Record | None:
+        try:
+            if tx is None:
+                return await self._pool.fetchrow(sql, *args)
+            return await tx.fetchrow(sql, *args)
+        except DRIVER_ERRORS as exc:
+            self._raise(exc)
+
+    # -- transactions -----------------------------------------------------------
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[PostgresTx]:
+        try:
+            conn = await self._pool.acquire()
+        except DRIVER_ERRORS as exc:
+            self._raise(exc)
+        pid = conn.get_server_pid()
+        try:
+            async with self._block(conn):
+                yield conn
+        finally:
+            self._lent.add(pid)
+            await self._pool.release(conn)
+
+    def savepoint(self, *, tx: PostgresTx) -> AbstractAsyncContextManager[PostgresTx]:
+        return self._block(tx)
+
+    @asynccontextmanager
+    async def _block(self, conn: PostgresTx) -> AsyncIterator[PostgresTx]:
+        # A transaction, or a savepoint when conn is already in one. Driver errors of
+        # BEGIN/COMMIT are translated; errors raised by the block pass unchanged.
+        transaction = conn.transaction()
+        try:
+            await transaction.start()
+        except DRIVER_ERRORS as exc:
+            self._raise(exc)
+        try:
+            yield conn
+        except BaseException:
+            # The original error matters more than a failed rollback on a dead connection.
+            with suppress(*DRIVER_ERRORS):
+                await transaction.rollback()
+            raise
+        try:
+            await transaction.commit()
+        except DRIVER_ERRORS as exc:
+            self._raise(exc)
+
+    # -- schema -------------------------------------------------------------------
+
+    async def migrate(self) -> None:
+        """Create the schema and tables or apply the missing steps, in one transaction
+        under an advisory lock; concurrent callers wait and then find nothing to do."""
+        try:
+            async with self._pool.acquire() as conn:
+                await migrations.migrate(conn, self._names)
+        except DRIVER_ERRORS as exc:
+            self._raise(exc)
+
+    async def check_schema(self) -> None:
+        names = self._names
+        where = f'PostgreSQL schema "{names.schema}"' + (
+            f' (table prefix "{names.table_prefix}")' if names.table_prefix else ""
+        )
+        try:
+            async with self._pool.acquire() as conn:
+                versions = await migrations.applied_versions(conn, names)
+        except (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError) as exc:
+            raise SchemaNotMigratedError(f"{where} has no queuert tables: {MIGRATE_HINT}") from exc
+        except DRIVER_ERRORS as exc:
+            self._raise(exc)
+        missing = [m.version for m in migrations.MIGRATIONS if m.version not in versions]
+        if missing:
+            raise SchemaNotMigratedError(
+                f"{where} is at version {max(versions, default=0)} but this queuert-postgres "
+                f"needs version {migrations.LATEST_VERSION}: {MIGRATE_HINT}"
+            )
+
+    # -- writing jobs -------------------------------------------------------------
+
+    async def create_jobs(
+        self, *, tx: PostgresTx | None, jobs: Sequence[NewJob]
+    ) -> list[JobRecord]:
+        if not jobs:
+            return []
+        if len(jobs) == 1:
+            job = jobs[0]
+            row = await self._fetchrow(tx, self._sql.create_job, *_new_job_args(job))
+            assert row is not None
+            return [_created(job, row[0], row[1])]
+        rows = await self._fetch(
+            tx,
+            self._sql.create_jobs,
+            [j.id for j in jobs],
+            [j.chain_id for j in jobs],
+            [j.chain_name for j in jobs],
+            [j.queue for j in jobs],
+            [j.position for j in jobs],
+            [j.input for j in jobs],
+            [j.max_attempts for j in jobs],
+            [j.priority for j in jobs],
+            [j.scheduled_at for j in jobs],
+            [j.delay_ms for j in jobs],
+        )
+        times = {row[0]: (row[1], row[2]) for row in rows}
+        return [_created(j, *times[j.id]) for j in jobs]
+
+    async def acquire_jobs(
+        self,
+        *,
+        tx: PostgresTx | None,
+        queues: Sequence[str],
+        limit: int,
+        owner: str,
+        lease_ms: int,
+    ) -> list[JobRecord]:
+        if limit <= 0 or not queues:
+            return []
+        rows = await self._fetch(
+            tx, self._sql.acquire_jobs, list(dict.fromkeys(queues)), limit, owner, lease_ms
+        )
+        jobs = [job_record(row) for row in rows]
+        jobs.sort(key=lambda j: (j.scheduled_at, -j.priority, j.id))
+        return jobs
+
+    async def renew_lease(self, *, tx: PostgresTx | None, lease: Lease, lease_ms: int) -> datetime:
+        row = await self._fetchrow(
+            tx, self._sql.renew_lease, lease.job_id, lease.owner, lease.attempt, lease_ms
+        )
+        if row is None:
+            raise LeaseLostError(lease.job_id)
+        leased_until: datetime = row[0]
+        return leased_until
+
+    async def lock_job(self, *, tx: PostgresTx, lease: Lease) -> JobRecord:
+        row = await self._fetchrow(tx, self._sql.lock_job, lease.job_id, lease.owner, lease.attempt)
+        if row is None:
+            raise LeaseLostError(lease.job_id)
+        return job_record(row)
+
+    async def complete_job(self, *, tx: PostgresTx | None, lease: Lease, output: str) -> JobRecord:
+        if tx is None:
+            # Completions running at the same time share one statement (see batching).
+            row = await self._completions.submit((lease, output))
+        else:
+            row = await self._fetchrow(
+                tx, self._sql.complete_job, lease.job_id, lease.owner, lease.attempt, output
+            )
+        if row is None:
+            raise LeaseLostError(lease.job_id)
+        return job_record(row)
+
+    async def _complete_many(self, items: Sequence[tuple[Lease, str]]) -> dict[str, asyncpg.Record]:
+        if len(items) == 1:
+            lease, output = items[0]
+            row = await self._fetchrow(
+                None, self._sql.complete_job, lease.job_id, lease.owner, lease.attempt, output
+            )
+            return {} if row is None else {lease.job_id: row}
+        rows = await self._fetch(
+            None,
+            self._sql.complete_jobs,
+            [lease.job_id for lease, _ in items],
+            [lease.owner for lease, _ in items],
+            [lease.attempt for lease, _ in items],
+            [output for _, output in items],
+        )
+        return {row[0]: row for row in rows}
+
+    async def continue_job(
+        self, *, tx: PostgresTx | None, lease: Lease, next_job: NewJob
+    ) -> JobRecord:
+        try:
+            row = await self._fetchrow(
+                tx,
+                self._sql.continue_job,
+                lease.job_id,
+                lease.owner,
+                lease.attempt,
+                *_new_job_args(next_job),
+            )
+        except Exception as exc:
+            if isinstance(exc.__cause__, asyncpg.UniqueViolationError):
+                # The chain already has a job at that position: it moved on without us.
+                raise LeaseLostError(
+                    lease.job_id,
+                    f"job {lease.job_id!r} cannot continue its chain {next_job.chain_id!r}: "
+                    f"position {next_job.position} is already taken",
+                ) from exc.__cause__
+            raise
+        if row is None:
+            raise LeaseLostError(lease.job_id)
+        return job_record(row)
+
+    async def reschedule_job(
+        self,
+        *,
+        tx: PostgresTx | None,
+        lease: Lease,
+        error: JobError | None,
+        delay_ms: int = 0,
+        scheduled_at: datetime | None = None,
+        refund_attempt: bool = False,
+    ) -> JobRecord:
+        row = await self._fetchrow(
+            tx,
+            self._sql.reschedule_job,
+            lease.job_id,
+            lease.owner,
+            lease.attempt,
+            scheduled_at,
+            delay_ms,
+            None if error is None else error.to_json(),
+            1 if refund_attempt else 0,
+        )
+        if row is None:
+            raise LeaseLostError(lease.job_id)
+        return job_record(row)
+
+    async def fail_job(self, *, tx: PostgresTx | None, lease: Lease, error: JobError) -> JobRecord:
+        row = await self._fetchrow(
+            tx, self._sql.fail_job, lease.job_id, lease.owner, lease.attempt, error.to_json()
+        )
+        if row is None:
+            raise LeaseLostError(lease.job_id)
+        return job_record(row)
+
+    async def reap_expired_leases(self, *, tx: PostgresTx | None, limit: int) -> list[JobRecord]:
+        if limit <= 0:
+            return []
+        rows = await self._fetch(tx, self._sql.reap_expired_leases, limit, _LEASE_EXPIRED_JSON)
+        return [job_record(row) for row in rows]
+
+    async def cancel_chain(self, *, tx: PostgresTx | None, chain_id: str) -> ChainRecord | None:
+        row = await self._fetchrow(tx, self._sql.cancel_chain, chain_id)
+        if row is None:
+            # Either no such chain, or its last job was continued while we waited for
+            # its lock (the new last job is newer than this statement's snapshot).
+            return await self.get_chain(tx=tx, chain_id=chain_id)
+        return chain_record(row)
+
+    async def time_until_next_job(
+        self, *, tx: PostgresTx | None, queues: Sequence[str]
+    ) -> float | None:
+        if not queues:
+            return None
+        row = await self._fetchrow(tx, self._sql.time_until_next_job, list(dict.fromkeys(queues)))
+        if row is None or row[0] is None:
+            return None
+        return max(0.0, float(row[0]))
+
+    # -- reading -------------------------------------------------------------------
+
+    async def get_job(self, *, tx: PostgresTx | None, job_id: str) -> JobRecord | None:
+        row = await self._fetchrow(tx, self._sql.get_job, job_id)
+        return None if row is None else job_record(row)
+
+    async def list_jobs(
+        self, *, tx: PostgresTx | None, filter: JobFilter, after: str | None, limit: int
+    ) -> Page[JobRecord]:
+        if limit <= 0:
+            return Page()
+        args: list[Any] = []
+        if after is not None:
+            args.append(after)
+        if filter.statuses is not None:
+            args.append([JobStatus(s).value for s in filter.statuses])
+        if filter.chain_id is not None:
+            args.append(filter.chain_id)
+        if filter.queues is not None:
+            args.append(list(filter.queues))
+        sql = self._sql.list_jobs(
+            after=after is not None,
+            statuses=filter.statuses is not None,
+            chain_id=filter.chain_id is not None,
+            queues=filter.queues is not None,
+        )
+        rows = await self._fetch(tx, sql, *args, limit)
+        items = [job_record(row) for row in rows]
+        return Page(items=items, next_cursor=items[-1].id if len(items) == limit else None)
+
+    async def get_chain(self, *, tx: PostgresTx | None, chain_id: str) -> ChainRecord | None:
+        row = await self._fetchrow(tx, self._sql.get_chain, chain_id)
+        return None if row is None else chain_record(row)
+
+    async def list_chains(
+        self, *, tx: PostgresTx | None, filter: ChainFilter, after: str | None, limit: int
+    ) -> Page[ChainRecord]:
+        if limit <= 0:
+            return Page()
+        args: list[Any] = []
+        if after is not None:
+            args.append(after)
+        if filter.statuses is not None:
+            args.append([JobStatus(s).value for s in filter.statuses])
+        if filter.chain_names is not None:
+            args.append(list(filter.chain_names))
+        sql = self._sql.list_chains(
+            after=after is not None,
+            statuses=filter.statuses is not None,
+            chain_names=filter.chain_names is not None,
+        )
+        rows = await self._fetch(tx, sql, *args, limit)
+        items = [chain_record(row) for row in rows]
+        return Page(items=items, next_cursor=items[-1].id if len(items) == limit else None)
+
+    async def delete_chains(self, *, tx: PostgresTx | None, chain_ids: Sequence[str]) -> int:
+        if not chain_ids:
+            return 0
+        row = await self._fetchrow(tx, self._sql.delete_chains, list(chain_ids))
+        return 0 if row is None else int(row[0])
+
+
+def _new_job_args(job: NewJob) -> tuple[Any, ...]:
+    return (
+        job.id,
+        job.chain_id,
+        job.chain_name,
+        job.queue,
+        job.position,
+        job.input,
+        job.max_attempts,
+        job.priority,
+        job.scheduled_at,
+        job.delay_ms,
+    )
+
+
+def _created(job: NewJob, scheduled_at: datetime, created_at: datetime) -> JobRecord:
+    return JobRecord(
+        id=job.id,
+        chain_id=job.chain_id,
+        chain_name=job.chain_name,
+        queue=job.queue,
+        position=job.position,
+        status=JobStatus.PENDING,
+        input=job.input,
+        attempt=0,
+        max_attempts=job.max_attempts,
+        priority=job.priority,
+        scheduled_at=scheduled_at,
+        created_at=created_at,
+        updated_at=created_at,
+    )
+
+
+async def from_url(url: str) -> PostgresStateAdapter:
+    """Entry point of the ``postgresql`` and ``postgres`` schemes of ``queuert.state``:
+    see :meth:`PostgresStateAdapter.from_url`."""
+    return await PostgresStateAdapter.from_url(url)

@@ -1,0 +1,301 @@
+"""The SQL text of every operation, built once per schema and table prefix.
+
+Time: every timestamp is the server's ``statement_timestamp()``, the start of
+the current statement. Unlike ``now()`` (frozen at the start of the
+transaction) it moves on inside a long caller transaction, so a lease renewed
+late in a transaction is not shortened; unlike ``clock_timestamp()`` it is
+constant within a statement and usable in index conditions.
+"""
+
+from __future__ import annotations
+
+from queuert_postgres.names import Names
+
+NOW = "statement_timestamp()"
+
+_JOB_COLUMNS = (
+    "id",
+    "chain_id",
+    "chain_name",
+    "queue",
+    "position",
+    "status",
+    "input::text",
+    "attempt",
+    "max_attempts",
+    "priority",
+    "scheduled_at",
+    "created_at",
+    "updated_at",
+    "leased_by",
+    "leased_until",
+    "output::text",
+    "error::text",
+    "next_job_id",
+    "completed_at",
+)
+
+
+def job_columns(alias: str | None = None) -> str:
+    """The select list read by :func:`queuert_postgres.rows.job_record`, in its order."""
+    if alias is None:
+        return ", ".join(_JOB_COLUMNS)
+    return ", ".join(f"{alias}.{column}" for column in _JOB_COLUMNS)
+
+
+def _ms(param: str) -> str:
+    return f"({param}::bigint * interval '1 millisecond')"
+
+
+class Statements:
+    """SQL for one :class:`Names`. Parameters are documented next to each statement."""
+
+    def __init__(self, names: Names) -> None:
+        jobs = names.jobs
+        self.names = names
+        lease = "id = $1 AND status = 'running' AND leased_by = $2 AND attempt = $3"
+        cols = job_columns()
+        chain_cols = (
+            "h.chain_id, h.chain_name, h.status, f.input::text, h.output::text, h.error::text, "
+            "h.id, h.queue, f.created_at, h.updated_at, h.completed_at"
+        )
+        self._chain_from = f"{jobs} h JOIN {jobs} f ON f.id = h.chain_id"
+        self._chain_cols = chain_cols
+
+        # $1 id, $2 chain_id, $3 chain_name, $4 queue, $5 position, $6 input,
+        # $7 max_attempts, $8 priority, $9 scheduled_at, $10 delay_ms
+        self.create_job = f"""
+            INSERT INTO {jobs} (id, chain_id, chain_name, queue, position, status, input,
+                attempt, max_attempts, priority, scheduled_at, created_at, updated_at)
+            VALUES ($1, $2, $3, $4, $5, 'pending', $6::json, 0, $7, $8,
+                COALESCE($9::timestamptz, {NOW} + {_ms("$10")}), {NOW}, {NOW})
+            RETURNING scheduled_at, created_at
+        """
+        # The same, one array per column: a whole batch in one round trip.
+        self.create_jobs = f"""
+            INSERT INTO {jobs} (id, chain_id, chain_name, queue, position, status, input,
+                attempt, max_attempts, priority, scheduled_at, created_at, updated_at)
+            SELECT u.id, u.chain_id, u.chain_name, u.queue, u.position, 'pending',
+                u.input::json, 0, u.max_attempts, u.priority,
+                COALESCE(u.scheduled_at, {NOW} + {_ms("u.delay_ms")}), {NOW}, {NOW}
+            FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::integer[],
+                $6::text[], $7::integer[], $8::integer[], $9::timestamptz[], $10::bigint[])
+                AS u(id, chain_id, chain_name, queue, position, input, max_attempts, priority,
+                     scheduled_at, delay_ms)
+            RETURNING id, scheduled_at, created_at
+        """
+        # $1 queues (distinct), $2 limit, $3 owner, $4 lease_ms.
+        # One index range per queue, each read in acquisition order and cut at the
+        # limit, so a backlog on many queues never has to be sorted as a whole.
+        self.acquire_jobs = f"""
+            WITH picked AS (
+                SELECT c.id
+                FROM unnest($1::text[]) AS q(queue)
+                CROSS JOIN LATERAL (
+                    SELECT j.id, j.scheduled_at, j.priority
+                    FROM {jobs} j
+                    WHERE j.status = 'pending' AND j.queue = q.queue
+                      AND j.scheduled_at <= {NOW}
+                    ORDER BY j.scheduled_at, j.priority DESC, j.id
+                    LIMIT $2
+                    FOR UPDATE SKIP LOCKED
+                ) c
+                ORDER BY c.scheduled_at, c.priority DESC, c.id
+                LIMIT $2
+            )
+            UPDATE {jobs} j
+            SET status = 'running', attempt = j.attempt + 1, leased_by = $3,
+                leased_until = {NOW} + {_ms("$4")}, updated_at = {NOW}
+            FROM picked
+            WHERE j.id = picked.id
+            RETURNING {job_columns("j")}
+        """
+        # $1 id, $2 owner, $3 attempt, $4 lease_ms
+        self.renew_lease = f"""
+            UPDATE {jobs} SET leased_until = {NOW} + {_ms("$4")}, updated_at = {NOW}
+            WHERE {lease}
+            RETURNING leased_until
+        """
+        # $1 id, $2 owner, $3 attempt
+        self.lock_job = f"SELECT {cols} FROM {jobs} WHERE {lease} FOR UPDATE"
+        # $1 id, $2 owner, $3 attempt, $4 output
+        self.complete_job = f"""
+            UPDATE {jobs}
+            SET status = 'completed', output = $4::json, leased_by = NULL,
+                leased_until = NULL, completed_at = {NOW}, updated_at = {NOW}
+            WHERE {lease}
+            RETURNING {cols}
+        """
+        # The same for many jobs: $1 ids, $2 owners, $3 attempts, $4 outputs. Rows are
+        # locked in id order so that two such statements cannot deadlock.
+        self.complete_jobs = f"""
+            WITH input AS (
+                SELECT * FROM unnest($1::text[], $2::text[], $3::integer[], $4::text[])
+                    AS u(id, owner, attempt, output)
+            ), locked AS (
+                SELECT j.id, u.output
+                FROM {jobs} j JOIN input u ON u.id = j.id
+                WHERE j.status = 'running' AND j.leased_by = u.owner AND j.attempt = u.attempt
+                ORDER BY j.id
+                FOR UPDATE OF j
+            )
+            UPDATE {jobs} j
+            SET status = 'completed', output = l.output::json, leased_by = NULL,
+                leased_until = NULL, completed_at = {NOW}, updated_at = {NOW}
+            FROM locked l
+            WHERE j.id = l.id
+            RETURNING {job_columns("j")}
+        """
+        # $1 id, $2 owner, $3 attempt, then the new job: $4 id, $5 chain_id,
+        # $6 chain_name, $7 queue, $8 position, $9 input, $10 max_attempts,
+        # $11 priority, $12 scheduled_at, $13 delay_ms.
+        # Both writes in one statement; nothing is inserted when the lease check fails.
+        self.continue_job = f"""
+            WITH old AS (
+                UPDATE {jobs}
+                SET status = 'completed', next_job_id = $4, leased_by = NULL,
+                    leased_until = NULL, completed_at = {NOW}, updated_at = {NOW}
+                WHERE {lease}
+                RETURNING id
+            )
+            INSERT INTO {jobs} (id, chain_id, chain_name, queue, position, status, input,
+                attempt, max_attempts, priority, scheduled_at, created_at, updated_at)
+            SELECT $4, $5, $6, $7, $8, 'pending', $9::json, 0, $10, $11,
+                COALESCE($12::timestamptz, {NOW} + {_ms("$13")}), {NOW}, {NOW}
+            FROM old
+            RETURNING {cols}
+        """
+        # $1 id, $2 owner, $3 attempt, $4 scheduled_at, $5 delay_ms, $6 error,
+        # $7 refunded attempts (0 or 1)
+        self.reschedule_job = f"""
+            UPDATE {jobs}
+            SET status = 'pending', scheduled_at = COALESCE($4::timestamptz, {NOW} + {_ms("$5")}),
+                error = $6::jsonb, leased_by = NULL, leased_until = NULL,
+                attempt = attempt - $7::integer, updated_at = {NOW}
+            WHERE {lease}
+            RETURNING {cols}
+        """
+        # $1 id, $2 owner, $3 attempt, $4 error
+        self.fail_job = f"""
+            UPDATE {jobs}
+            SET status = 'failed', error = $4::jsonb, leased_by = NULL, leased_until = NULL,
+                completed_at = {NOW}, updated_at = {NOW}
+            WHERE {lease}
+            RETURNING {cols}
+        """
+        # $1 limit, $2 error. Jobs locked by a finalizer are skipped: it may still commit.
+        self.reap_expired_leases = f"""
+            WITH expired AS (
+                SELECT id FROM {jobs}
+                WHERE status = 'running' AND leased_until < {NOW}
+                ORDER BY leased_until
+                LIMIT $1
+                FOR UPDATE SKIP LOCKED
+            )
+            UPDATE {jobs} j
+            SET status = CASE WHEN j.attempt >= j.max_attempts THEN 'failed' ELSE 'pending' END,
+                scheduled_at = CASE WHEN j.attempt >= j.max_attempts
+                    THEN j.scheduled_at ELSE {NOW} END,
+                completed_at = CASE WHEN j.attempt >= j.max_attempts THEN {NOW} END,
+                error = $2::jsonb, leased_by = NULL, leased_until = NULL, updated_at = {NOW}
+            FROM expired
+            WHERE j.id = expired.id
+            RETURNING {job_columns("j")}
+        """
+        # $1 chain_id. The chain's last job is locked first, so the status tested is
+        # the committed one and a concurrent finalizer is waited for.
+        self.cancel_chain = f"""
+            WITH head AS (
+                SELECT id, chain_id, chain_name, status, queue, output::text AS output,
+                    error::text AS error, updated_at, completed_at
+                FROM {jobs}
+                WHERE chain_id = $1 AND next_job_id IS NULL
+                FOR UPDATE
+            ), cancelled AS (
+                UPDATE {jobs} j
+                SET status = 'cancelled', completed_at = {NOW}, updated_at = {NOW}
+                FROM head
+                WHERE j.id = head.id AND head.status IN ('pending', 'blocked')
+                RETURNING j.id, j.status, j.updated_at, j.completed_at
+            )
+            SELECT h.chain_id, h.chain_name, COALESCE(c.status, h.status), f.input::text,
+                h.output, h.error, h.id, h.queue, f.created_at,
+                COALESCE(c.updated_at, h.updated_at), COALESCE(c.completed_at, h.completed_at)
+            FROM head h
+            JOIN {jobs} f ON f.id = h.chain_id
+            LEFT JOIN cancelled c ON c.id = h.id
+        """
+        # $1 queues (distinct)
+        self.time_until_next_job = f"""
+            SELECT EXTRACT(EPOCH FROM min(n.scheduled_at) - {NOW})::float8
+            FROM unnest($1::text[]) AS q(queue)
+            CROSS JOIN LATERAL (
+                SELECT j.scheduled_at FROM {jobs} j
+                WHERE j.status = 'pending' AND j.queue = q.queue
+                ORDER BY j.scheduled_at
+                LIMIT 1
+            ) n
+        """
+        # $1 id
+        self.get_job = f"SELECT {cols} FROM {jobs} WHERE id = $1"
+        # $1 chain_id
+        self.get_chain = (
+            f"SELECT {chain_cols} FROM {self._chain_from} "
+            "WHERE h.chain_id = $1 AND h.next_job_id IS NULL"
+        )
+        # $1 chain ids
+        self.delete_chains = f"""
+            WITH deleted AS (
+                DELETE FROM {jobs} WHERE chain_id = ANY($1::text[]) RETURNING chain_id
+            )
+            SELECT count(DISTINCT chain_id) FROM deleted
+        """
+        self._list_jobs: dict[tuple[bool, bool, bool, bool], str] = {}
+        self._list_chains: dict[tuple[bool, bool, bool], str] = {}
+
+    def list_jobs(self, *, after: bool, statuses: bool, chain_id: bool, queues: bool) -> str:
+        """Listing SQL for one combination of filters (one statement per combination, so
+        that each gets a plan using the right index). Parameters in order: after,
+        statuses, chain_id, queues (those present), then limit."""
+        key = (after, statuses, chain_id, queues)
+        sql = self._list_jobs.get(key)
+        if sql is None:
+            conditions: list[str] = []
+            n = 0
+            for present, template in (
+                (after, "id > ${}"),
+                (statuses, "status = ANY(${}::text[])"),
+                (chain_id, "chain_id = ${}"),
+                (queues, "queue = ANY(${}::text[])"),
+            ):
+                if present:
+                    n += 1
+                    conditions.append(template.format(n))
+            where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+            sql = (
+                f"SELECT {job_columns()} FROM {self.names.jobs} {where} ORDER BY id LIMIT ${n + 1}"
+            )
+            self._list_jobs[key] = sql
+        return sql
+
+    def list_chains(self, *, after: bool, statuses: bool, chain_names: bool) -> str:
+        """Like :meth:`list_jobs`; parameters: after, statuses, chain_names, then limit."""
+        key = (after, statuses, chain_names)
+        sql = self._list_chains.get(key)
+        if sql is None:
+            conditions = ["h.next_job_id IS NULL"]
+            n = 0
+            for present, template in (
+                (after, "h.chain_id > ${}"),
+                (statuses, "h.status = ANY(${}::text[])"),
+                (chain_names, "h.chain_name = ANY(${}::text[])"),
+            ):
+                if present:
+                    n += 1
+                    conditions.append(template.format(n))
+            sql = (
+                f"SELECT {self._chain_cols} FROM {self._chain_from} "
+                f"WHERE {' AND '.join(conditions)} ORDER BY h.chain_id LIMIT ${n + 1}"
+            )
+            self._list_chains[key] = sql
+        return sql

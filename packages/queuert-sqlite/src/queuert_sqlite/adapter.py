@@ -1,0 +1,496 @@
+"""The SQLite state adapter."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from datetime import datetime
+from typing import Any
+
+import aiosqlite
+from queuert.errors import (
+    ConfigurationError,
+    LeaseLostError,
+    SchemaNotMigratedError,
+)
+from queuert.ports.state import StateAdapter, StateCapabilities
+from queuert.records import (
+    LEASE_EXPIRED_ERROR,
+    ChainFilter,
+    ChainRecord,
+    JobError,
+    JobFilter,
+    JobRecord,
+    JobStatus,
+    Lease,
+    NewJob,
+    Page,
+)
+
+from queuert_sqlite.clock import from_us, now_us, to_us
+from queuert_sqlite.connections import MEMORY, ConnectContext
+from queuert_sqlite.database import Database
+from queuert_sqlite.errors import schema_missing
+from queuert_sqlite.migrations import MIGRATIONS, SCHEMA_VERSION
+from queuert_sqlite.rows import acquisition_order, chain_from_row, job_from_row
+from queuert_sqlite.statements import JOB_COLUMNS, Statements
+
+_PREFIX = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_LEASE_EXPIRED_JSON = LEASE_EXPIRED_ERROR.to_json()
+
+Connection = aiosqlite.Connection
+
+
+class SqliteStateAdapter(StateAdapter[aiosqlite.Connection]):
+    """Jobs and chains in one SQLite database file.
+
+    **Transactions.** The transaction object ``tx`` is an :class:`aiosqlite.Connection`
+    inside a transaction its owner began. :meth:`transaction` gives one on the
+    adapter's own connection; :meth:`connect` opens a connection configured like
+    the adapter's (autocommit mode, WAL, busy timeout, foreign keys) for an
+    application that keeps its own tables in the same file, and
+    ``transaction(connection=...)`` runs a transaction on it. Operations given a
+    ``tx`` run inside it and neither commit nor roll it back (a ``tx`` in autocommit
+    mode gets a savepoint around operations of several statements); with
+    ``tx=None`` they commit before returning.
+
+    **Concurrency.** SQLite has one writer at a time. Write transactions this
+    adapter begins use ``BEGIN IMMEDIATE`` and so hold the database write lock from
+    the start to the commit; within one process they take turns, and across
+    processes sharing the file each waits up to the busy timeout (default 5 s)
+    before raising :class:`~queuert.errors.TransientStateError`. Reads with
+    ``tx=None`` never wait for the writer (WAL) and see only committed data.
+    Because writes lock the whole database, :meth:`lock_job` blocks every other
+    writer, not only those of the job, until ``tx`` ends. An operation with
+    ``tx=None`` that writes, started while a transaction of this adapter is open,
+    waits for that transaction to end; started by the task that holds the
+    transaction, it raises :class:`~queuert.errors.AdapterError` instead of waiting
+    for itself.
+
+    The adapter's own statements take microseconds, so it runs them on the event
+    loop's thread instead of paying a thread hop per statement; it never lets
+    SQLite block there, and waits for locks with ``asyncio.sleep``. Statements the
+    application sends through the connection run on aiosqlite's thread as usual.
+
+    **Clock.** SQLite has no server clock: the clock of the process running the
+    adapter is the one clock every timestamp and comparison uses, stored as integer
+    microseconds since the epoch (UTC). Processes sharing a database file must
+    therefore share a clock, which they do on one machine.
+
+    **In memory.** ``path=":memory:"`` keeps the database on one connection that
+    every operation, reads included, takes in turn; it lives until :meth:`close`
+    and cannot be shared with other processes or with :meth:`connect`.
+
+    **Schema.** Nothing is created implicitly: call :meth:`migrate` once per
+    database. Operations on a database that was not migrated raise
+    :class:`~queuert.errors.SchemaNotMigratedError`.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        table_prefix: str = "queuert_",
+        busy_timeout_ms: int = 5000,
+    ) -> None:
+        """Raises :class:`~queuert.errors.ConfigurationError` for an empty path, a table
+        prefix that is not an SQL identifier, or a non-positive busy timeout. Opens
+        nothing until first used."""
+        path_text = os.fspath(path)
+        if not isinstance(path_text, str) or not path_text:
+            raise ConfigurationError(f"SQLite database path must be a non-empty path: {path!r}")
+        if not isinstance(table_prefix, str) or not _PREFIX.match(table_prefix):
+            raise ConfigurationError(
+                f"table_prefix must be letters, digits and underscores: {table_prefix!r}"
+            )
+        if isinstance(busy_timeout_ms, bool) or not isinstance(busy_timeout_ms, int):
+            raise ConfigurationError(f"busy_timeout_ms must be an integer: {busy_timeout_ms!r}")
+        if busy_timeout_ms <= 0:
+            raise ConfigurationError(f"busy_timeout_ms must be positive: {busy_timeout_ms!r}")
+        self.path = path_text
+        self.table_prefix = table_prefix
+        self.busy_timeout_ms = busy_timeout_ms
+        self._memory = path_text == MEMORY
+        self.capabilities = StateCapabilities(
+            row_locks=True,
+            # Write transactions serialise on the database write lock.
+            concurrent_transactions=False,
+            savepoints=True,
+            clock_precision_ms=0.001,
+            native_notify=False,
+            multi_process=not self._memory,
+        )
+        self._sql = Statements(table_prefix)
+        self._db = Database(
+            path_text, busy_timeout_ms=busy_timeout_ms, error_args=self._error_args()
+        )
+
+    @classmethod
+    async def from_url(cls, url: str) -> SqliteStateAdapter:
+        """The adapter for a ``sqlite:///relative.db``, ``sqlite:////absolute.db`` or
+        ``sqlite://:memory:`` URL; see :func:`queuert_sqlite.from_url`."""
+        from queuert_sqlite.urls import from_url
+
+        return await from_url(url)
+
+    def __repr__(self) -> str:
+        return f"SqliteStateAdapter(path={self.path!r}, table_prefix={self.table_prefix!r})"
+
+    # -- connections -------------------------------------------------------------
+
+    def connect(self) -> ConnectContext:
+        """Open a connection to the same database configured like the adapter's own.
+        ``await`` it (and close the connection yourself) or use ``async with``.
+
+        Raises :class:`~queuert.errors.ConfigurationError` for an in-memory database,
+        whose data no other connection can see."""
+        if self._memory:
+            raise ConfigurationError(
+                "an in-memory SQLite database lives on the adapter's one connection; "
+                "use adapter.transaction() to work in it, or use a database file"
+            )
+        return ConnectContext(self.path, self.busy_timeout_ms)
+
+    async def close(self) -> None:
+        """Close the connections the adapter opened. Idempotent; the adapter opens
+        new ones if it is used again (an in-memory database starts empty then)."""
+        await self._db.close()
+
+    def _error_args(self) -> str:
+        """The constructor arguments to show in the command that migrates."""
+        args = f"path={self.path!r}"
+        if self.table_prefix != "queuert_":
+            args += f", table_prefix={self.table_prefix!r}"
+        return args
+
+    # -- transactions ----------------------------------------------------------------
+
+    def transaction(
+        self, *, connection: Connection | None = None
+    ) -> AbstractAsyncContextManager[Connection]:
+        """Begin ``BEGIN IMMEDIATE`` (taking the database write lock), yield the
+        connection, commit when the block exits normally and roll back when it raises.
+
+        Runs on the adapter's own connection, or on ``connection`` (one from
+        :meth:`connect`, in autocommit mode) so that the application's transactions
+        take turns with the adapter's instead of polling SQLite's lock.
+
+        Raises :class:`~queuert.errors.TransientStateError` when the write lock is
+        not obtained within the busy timeout, and
+        :class:`~queuert.errors.AdapterError` when this task already holds a
+        transaction of the adapter.
+        """
+        return self._db.transaction(connection)
+
+    def savepoint(self, *, tx: Connection) -> AbstractAsyncContextManager[Connection]:
+        """``SAVEPOINT`` inside ``tx``: an exception in the block rolls back to it and
+        propagates, a normal exit releases it."""
+        return self._db.savepoint(tx)
+
+    # -- schema ------------------------------------------------------------------------
+
+    async def migrate(self) -> None:
+        """Apply every migration this version has that the database lacks, each
+        recorded in ``{prefix}migrations``. Idempotent; concurrent runs, from any
+        process, serialise on the write lock."""
+        sql = self._sql
+        async with self._db.transaction(None) as conn:
+            await self._db.run(conn, sql.create_migrations)
+            applied = {row[0] for row in await self._db.run(conn, sql.applied_versions)}
+            for migration in MIGRATIONS:
+                if migration.version in applied:
+                    continue
+                for statement in migration.render(self.table_prefix):
+                    await self._db.run(conn, statement)
+                await self._db.run(
+                    conn, sql.record_migration, (migration.version, migration.name, now_us())
+                )
+
+    async def check_schema(self) -> None:
+        """Raise :class:`~queuert.errors.SchemaNotMigratedError`, naming the call to
+        :meth:`migrate`, unless the database is at this adapter's schema version."""
+        try:
+            rows = await self._db.read(None, self._sql.schema_version, ())
+        except SchemaNotMigratedError:
+            raise schema_missing(self.path, "no queuert tables", self._error_args()) from None
+        version = rows[0][0] if rows else None
+        if version is None or version < SCHEMA_VERSION:
+            raise schema_missing(
+                self.path,
+                f"schema version {version or 0}, this queuert-sqlite needs {SCHEMA_VERSION}",
+                self._error_args(),
+            )
+        if version > SCHEMA_VERSION:
+            raise SchemaNotMigratedError(
+                f"SQLite database {self.path!r} has queuert schema version {version}, newer "
+                f"than the {SCHEMA_VERSION} this queuert-sqlite knows; upgrade queuert-sqlite"
+            )
+
+    # -- writing jobs --------------------------------------------------------------------
+
+    async def create_jobs(
+        self, *, tx: Connection | None, jobs: Sequence[NewJob]
+    ) -> list[JobRecord]:
+        if not jobs:
+            return []
+        now = now_us()
+        rows = [
+            (
+                job.id,
+                job.chain_id,
+                job.chain_name,
+                job.queue,
+                job.position,
+                job.input,
+                job.max_attempts,
+                job.priority,
+                _scheduled(job.scheduled_at, job.delay_ms, now),
+                now,
+                now,
+            )
+            for job in jobs
+        ]
+        if len(rows) == 1:
+            await self._db.write(tx, self._sql.insert_job, rows[0])
+        else:
+            async with self._db.atomic(tx) as conn:
+                await self._db.run_many(conn, self._sql.insert_job, rows)
+        created = from_us(now)
+        return [
+            JobRecord(
+                id=row[0],
+                chain_id=row[1],
+                chain_name=row[2],
+                queue=row[3],
+                position=row[4],
+                status=JobStatus.PENDING,
+                input=row[5],
+                attempt=0,
+                max_attempts=row[6],
+                priority=row[7],
+                scheduled_at=created if row[8] == now else from_us(row[8]),
+                created_at=created,
+                updated_at=created,
+            )
+            for row in rows
+        ]
+
+    async def acquire_jobs(
+        self,
+        *,
+        tx: Connection | None,
+        queues: Sequence[str],
+        limit: int,
+        owner: str,
+        lease_ms: int,
+    ) -> list[JobRecord]:
+        if limit <= 0 or not queues:
+            return []
+        now = now_us()
+        params: list[Any] = [owner, now + lease_ms * 1000, now]
+        for queue in queues:
+            params += (queue, now, limit)
+        params.append(limit)
+        rows = await self._db.write(tx, self._sql.acquire(len(queues)), params)
+        jobs = [job_from_row(row) for row in rows]
+        jobs.sort(key=acquisition_order)
+        return jobs
+
+    async def renew_lease(self, *, tx: Connection | None, lease: Lease, lease_ms: int) -> datetime:
+        now = now_us()
+        rows = await self._db.write(
+            tx,
+            self._sql.renew_lease,
+            (now + lease_ms * 1000, now, lease.job_id, lease.owner, lease.attempt),
+        )
+        if not rows:
+            raise LeaseLostError(lease.job_id)
+        return from_us(rows[0][0])
+
+    async def lock_job(self, *, tx: Connection, lease: Lease) -> JobRecord:
+        """Verify the lease and take the database write lock, which blocks every other
+        writer until ``tx`` ends. ``tx`` must be inside a transaction; one begun with a
+        deferred ``BEGIN`` that already read may raise
+        :class:`~queuert.errors.TransientStateError` if another writer committed since."""
+        # A transaction begun by transaction() holds the write lock already; any other
+        # takes it with a write that changes nothing.
+        locked = self._db.holds_write_lock(tx)
+        sql = self._sql.check_lease if locked else self._sql.lock_job
+        rows = await self._db.run(tx, sql, (lease.job_id, lease.owner, lease.attempt))
+        if not rows:
+            raise LeaseLostError(lease.job_id)
+        return job_from_row(rows[0])
+
+    async def complete_job(self, *, tx: Connection | None, lease: Lease, output: str) -> JobRecord:
+        now = now_us()
+        return await self._guarded(tx, lease, self._sql.complete_job, (output, now, now))
+
+    async def continue_job(
+        self, *, tx: Connection | None, lease: Lease, next_job: NewJob
+    ) -> JobRecord:
+        now = now_us()
+        job = next_job
+        params = (
+            job.id,
+            job.chain_id,
+            job.chain_name,
+            job.queue,
+            job.position,
+            job.input,
+            job.max_attempts,
+            job.priority,
+            _scheduled(job.scheduled_at, job.delay_ms, now),
+            now,
+            now,
+            lease.job_id,
+            lease.owner,
+            lease.attempt,
+        )
+        async with self._db.atomic(tx) as conn:
+            rows = await self._db.run(conn, self._sql.insert_next_job, params)
+            if not rows:
+                raise LeaseLostError(lease.job_id)
+            await self._db.run(
+                conn,
+                self._sql.mark_continued,
+                (job.id, now, now, lease.job_id, lease.owner, lease.attempt),
+            )
+        return job_from_row(rows[0])
+
+    async def reschedule_job(
+        self,
+        *,
+        tx: Connection | None,
+        lease: Lease,
+        error: JobError | None,
+        delay_ms: int = 0,
+        scheduled_at: datetime | None = None,
+        refund_attempt: bool = False,
+    ) -> JobRecord:
+        now = now_us()
+        return await self._guarded(
+            tx,
+            lease,
+            self._sql.reschedule_job,
+            (
+                _scheduled(scheduled_at, delay_ms, now),
+                None if error is None else error.to_json(),
+                1 if refund_attempt else 0,
+                now,
+            ),
+        )
+
+    async def fail_job(self, *, tx: Connection | None, lease: Lease, error: JobError) -> JobRecord:
+        now = now_us()
+        return await self._guarded(tx, lease, self._sql.fail_job, (error.to_json(), now, now))
+
+    async def _guarded(
+        self, tx: Connection | None, lease: Lease, sql: str, params: tuple[Any, ...]
+    ) -> JobRecord:
+        rows = await self._db.write(tx, sql, (*params, lease.job_id, lease.owner, lease.attempt))
+        if not rows:
+            raise LeaseLostError(lease.job_id)
+        return job_from_row(rows[0])
+
+    async def reap_expired_leases(self, *, tx: Connection | None, limit: int) -> list[JobRecord]:
+        if limit <= 0:
+            return []
+        now = now_us()
+        rows = await self._db.write(
+            tx, self._sql.reap, (now, now, _LEASE_EXPIRED_JSON, now, now, limit)
+        )
+        return sorted((job_from_row(row) for row in rows), key=lambda job: job.id)
+
+    async def cancel_chain(self, *, tx: Connection | None, chain_id: str) -> ChainRecord | None:
+        now = now_us()
+        async with self._db.atomic(tx) as conn:
+            await self._db.run(conn, self._sql.cancel_chain, (now, now, chain_id))
+            rows = await self._db.run(conn, self._sql.get_chain, (chain_id,))
+        return chain_from_row(rows[0]) if rows else None
+
+    async def time_until_next_job(
+        self, *, tx: Connection | None, queues: Sequence[str]
+    ) -> float | None:
+        if not queues:
+            return None
+        rows = await self._db.read(tx, self._sql.next_scheduled_at, (json.dumps(list(queues)),))
+        earliest = rows[0][0] if rows else None
+        if earliest is None:
+            return None
+        return max(0.0, (int(earliest) - now_us()) / 1_000_000)
+
+    # -- reading --------------------------------------------------------------------------
+
+    async def get_job(self, *, tx: Connection | None, job_id: str) -> JobRecord | None:
+        rows = await self._db.read(tx, self._sql.get_job, (job_id,))
+        return job_from_row(rows[0]) if rows else None
+
+    async def list_jobs(
+        self, *, tx: Connection | None, filter: JobFilter, after: str | None, limit: int
+    ) -> Page[JobRecord]:
+        if limit <= 0:
+            return Page(items=[], next_cursor=None)
+        clauses: list[str] = []
+        params: list[Any] = []
+        if after is not None:
+            clauses.append("id > ?")
+            params.append(after)
+        if filter.statuses is not None:
+            clauses.append("status IN (SELECT value FROM json_each(?))")
+            params.append(json.dumps([str(status) for status in filter.statuses]))
+        if filter.chain_id is not None:
+            clauses.append("chain_id = ?")
+            params.append(filter.chain_id)
+        if filter.queues is not None:
+            clauses.append("queue IN (SELECT value FROM json_each(?))")
+            params.append(json.dumps(list(filter.queues)))
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        params.append(limit)
+        rows = await self._db.read(
+            tx,
+            f"SELECT {JOB_COLUMNS} FROM {self._sql.jobs_table}{where} ORDER BY id LIMIT ?",
+            params,
+        )
+        items = [job_from_row(row) for row in rows]
+        return Page(items=items, next_cursor=items[-1].id if len(items) == limit else None)
+
+    async def get_chain(self, *, tx: Connection | None, chain_id: str) -> ChainRecord | None:
+        rows = await self._db.read(tx, self._sql.get_chain, (chain_id,))
+        return chain_from_row(rows[0]) if rows else None
+
+    async def list_chains(
+        self, *, tx: Connection | None, filter: ChainFilter, after: str | None, limit: int
+    ) -> Page[ChainRecord]:
+        if limit <= 0:
+            return Page(items=[], next_cursor=None)
+        sql = self._sql.chain_select
+        params: list[Any] = []
+        if after is not None:
+            sql += " AND l.chain_id > ?"
+            params.append(after)
+        if filter.statuses is not None:
+            sql += " AND l.status IN (SELECT value FROM json_each(?))"
+            params.append(json.dumps([str(status) for status in filter.statuses]))
+        if filter.chain_names is not None:
+            sql += " AND l.chain_name IN (SELECT value FROM json_each(?))"
+            params.append(json.dumps(list(filter.chain_names)))
+        sql += " ORDER BY l.chain_id LIMIT ?"
+        params.append(limit)
+        rows = await self._db.read(tx, sql, params)
+        items = [chain_from_row(row) for row in rows]
+        return Page(items=items, next_cursor=items[-1].id if len(items) == limit else None)
+
+    async def delete_chains(self, *, tx: Connection | None, chain_ids: Sequence[str]) -> int:
+        if not chain_ids:
+            return 0
+        rows = await self._db.write(tx, self._sql.delete_chains, (json.dumps(list(chain_ids)),))
+        return len({row[0] for row in rows})
+
+
+def _scheduled(scheduled_at: datetime | None, delay_ms: int, now: int) -> int:
+    if scheduled_at is not None:
+        return to_us(scheduled_at, "scheduled_at")
+    return now + delay_ms * 1000

@@ -1,0 +1,150 @@
+"""The state backends every end-to-end scenario runs on, behind one small interface.
+
+A scenario asks for ``backend`` and gets a fresh, migrated store (a temp SQLite
+file, a PostgreSQL schema of its own, or a new in-memory store) plus the
+application's own ``app_writes`` table in the same database, written inside
+the transactions queuert hands to finalize callbacks.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+from uuid import uuid4
+
+import aiosqlite
+import asyncpg
+
+import queuert
+from queuert import StateAdapter
+from queuert.adapters.memory_state import MemoryTransaction
+from tests.servers import require_postgres
+
+BACKENDS = ["memory", "sqlite", "postgres"]
+
+
+@dataclass
+class Backend:
+    """One fresh store and the application's table in it."""
+
+    name: str
+    state: StateAdapter[Any]
+    url: str | None
+    """URL another process can open the same store with (``None`` for memory)."""
+    _pg_url: str | None = None
+    _schema: str | None = None
+    _memory_rows: list[str] = field(default_factory=list)
+
+    @property
+    def multi_process(self) -> bool:
+        return self.state.capabilities.multi_process
+
+    async def app_write(self, tx: Any, key: str) -> None:
+        """The application's own write inside ``tx`` (commits or rolls back with it)."""
+        await app_write(tx, key, schema=self._schema, memory_rows=self._memory_rows)
+
+    async def app_writes(self) -> Counter[str]:
+        """How many times each key was written by committed transactions."""
+        if self.name == "memory":
+            return Counter(self._memory_rows)
+        if self.name == "sqlite":
+            assert isinstance(self.state, _sqlite_adapter_type())
+            async with (
+                self.state.connect() as conn,
+                conn.execute("SELECT key FROM app_writes") as cur,
+            ):
+                return Counter(row[0] for row in await cur.fetchall())
+        conn = await asyncpg.connect(self._pg_url)
+        try:
+            rows = await conn.fetch(f'SELECT key FROM "{self._schema}".app_writes')
+        finally:
+            await conn.close()
+        return Counter(row[0] for row in rows)
+
+    async def open_another(self) -> StateAdapter[Any]:
+        """A second adapter on the same store (the same one for memory)."""
+        if self.url is None:
+            return self.state
+        return await queuert_urls().state_from_url(self.url)
+
+    async def close(self) -> None:
+        await self.state.close()
+        if self.name == "postgres":
+            conn = await asyncpg.connect(self._pg_url)
+            try:
+                await conn.execute(f'DROP SCHEMA IF EXISTS "{self._schema}" CASCADE')
+            finally:
+                await conn.close()
+
+
+def queuert_urls() -> Any:
+    from queuert import urls
+
+    return urls
+
+
+def _sqlite_adapter_type() -> type:
+    from queuert_sqlite import SqliteStateAdapter
+
+    return SqliteStateAdapter
+
+
+async def app_write(
+    tx: Any, key: str, *, schema: str | None = None, memory_rows: list[str] | None = None
+) -> None:
+    """Write ``key`` to the application's table through the driver's transaction."""
+    if isinstance(tx, MemoryTransaction):
+        assert memory_rows is not None
+        memory_rows.append(key)
+        tx.on_rollback(lambda: memory_rows.remove(key))
+    elif isinstance(tx, aiosqlite.Connection):
+        await tx.execute("INSERT INTO app_writes (key) VALUES (?)", (key,))
+    else:
+        await tx.execute(f'INSERT INTO "{schema}".app_writes (key) VALUES ($1)', key)
+
+
+def schema_of(url: str) -> str | None:
+    """The PostgreSQL schema named in a state URL's query."""
+    from urllib.parse import parse_qs, urlsplit
+
+    values = parse_qs(urlsplit(url).query).get("schema")
+    return values[0] if values else None
+
+
+async def make_backend(name: str, tmp_path: Path) -> Backend:
+    if name == "memory":
+        state: StateAdapter[Any] = queuert.MemoryStateAdapter()
+        await state.migrate()
+        return Backend(name, state, None)
+    if name == "sqlite":
+        path = tmp_path / f"jobs-{uuid4().hex[:8]}.db"
+        url = f"sqlite:///{path}"
+        state = await queuert_urls().state_from_url(url)
+        await state.migrate()
+        async with state.connect() as conn:  # type: ignore[attr-defined]
+            await conn.execute("CREATE TABLE app_writes (key TEXT NOT NULL)")
+        return Backend(name, state, url)
+    base = require_postgres()
+    schema = f"e2e_{uuid4().hex[:12]}"
+    sep = "&" if "?" in base else "?"
+    url = f"{base}{sep}{urlencode({'schema': schema})}"
+    state = await queuert_urls().state_from_url(url)
+    await state.migrate()
+    conn = await asyncpg.connect(base)
+    try:
+        await conn.execute(f'CREATE TABLE "{schema}".app_writes (key TEXT NOT NULL)')
+    finally:
+        await conn.close()
+    return Backend(name, state, url, _pg_url=base, _schema=schema)
+
+
+def env_with_pythonpath() -> dict[str, str]:
+    """Environment for worker subprocesses: the repository root importable."""
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env

@@ -1,0 +1,108 @@
+"""Schema migrations and schema checks of the PostgreSQL state adapter."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+import pytest
+from queuert.errors import SchemaNotMigratedError
+from queuert_postgres import SCHEMA_VERSION, PostgresStateAdapter
+
+from tests.postgres.helpers import new_job
+
+
+async def tables(pool: asyncpg.Pool[asyncpg.Record], schema: str) -> set[str]:
+    rows = await pool.fetch("SELECT tablename FROM pg_tables WHERE schemaname = $1", schema)
+    return {row[0] for row in rows}
+
+
+async def test_migrate_creates_the_schema_from_nothing(
+    pool: asyncpg.Pool[asyncpg.Record], schema: str
+) -> None:
+    adapter = PostgresStateAdapter(pool, schema=schema)
+    await adapter.migrate()
+
+    assert await tables(pool, schema) == {"jobs", "migrations"}
+    versions = await pool.fetch(f'SELECT version FROM "{schema}".migrations ORDER BY version')
+    assert [row[0] for row in versions] == list(range(1, SCHEMA_VERSION + 1))
+    await adapter.check_schema()
+
+
+async def test_migrate_again_changes_nothing(adapter: PostgresStateAdapter) -> None:
+    pool = adapter.pool
+    (created,) = await adapter.create_jobs(tx=None, jobs=[new_job()])
+    before = await pool.fetch(f'SELECT * FROM "{adapter.schema}".migrations ORDER BY version')
+
+    await adapter.migrate()
+
+    after = await pool.fetch(f'SELECT * FROM "{adapter.schema}".migrations ORDER BY version')
+    assert after == before
+    assert await adapter.get_job(tx=None, job_id=created.id) is not None
+
+
+async def test_concurrent_migrations_both_succeed(postgres_url: str, schema: str) -> None:
+    # Separate pools: the way two processes starting at once would migrate.
+    first = await PostgresStateAdapter.connect(postgres_url, schema=schema)
+    second = await PostgresStateAdapter.connect(postgres_url, schema=schema)
+    try:
+        await asyncio.gather(first.migrate(), second.migrate(), first.migrate())
+        await first.check_schema()
+        await second.check_schema()
+        count = await first.pool.fetchval(f'SELECT count(*) FROM "{schema}".migrations')
+        assert count == SCHEMA_VERSION
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_check_schema_names_the_schema_and_the_command(
+    pool: asyncpg.Pool[asyncpg.Record], schema: str
+) -> None:
+    adapter = PostgresStateAdapter(pool, schema=schema)
+
+    with pytest.raises(SchemaNotMigratedError) as caught:
+        await adapter.check_schema()
+
+    message = str(caught.value)
+    assert schema in message
+    assert "migrate()" in message
+
+
+async def test_check_schema_rejects_an_older_schema(adapter: PostgresStateAdapter) -> None:
+    await adapter.pool.execute(
+        f'DELETE FROM "{adapter.schema}".migrations WHERE version = $1', SCHEMA_VERSION
+    )
+
+    with pytest.raises(SchemaNotMigratedError, match="migrate"):
+        await adapter.check_schema()
+
+
+async def test_operations_on_a_missing_schema_ask_for_a_migration(
+    pool: asyncpg.Pool[asyncpg.Record], schema: str
+) -> None:
+    adapter = PostgresStateAdapter(pool, schema=schema)
+
+    with pytest.raises(SchemaNotMigratedError, match=schema):
+        await adapter.create_jobs(tx=None, jobs=[new_job()])
+    with pytest.raises(SchemaNotMigratedError):
+        await adapter.acquire_jobs(tx=None, queues=["q"], limit=1, owner="w", lease_ms=1000)
+
+
+async def test_table_prefixes_keep_deployments_apart(
+    pool: asyncpg.Pool[asyncpg.Record], schema: str
+) -> None:
+    blue = PostgresStateAdapter(pool, schema=schema, table_prefix="blue_")
+    green = PostgresStateAdapter(pool, schema=schema, table_prefix="green_")
+    await blue.migrate()
+    await green.migrate()
+    (job,) = await blue.create_jobs(tx=None, jobs=[new_job()])
+
+    assert await blue.get_job(tx=None, job_id=job.id) is not None
+    assert await green.get_job(tx=None, job_id=job.id) is None
+    assert await tables(pool, schema) == {
+        "blue_jobs",
+        "blue_migrations",
+        "green_jobs",
+        "green_migrations",
+    }

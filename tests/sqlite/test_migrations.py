@@ -1,0 +1,114 @@
+"""Schema migrations and the errors a database without the schema gives."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+
+import pytest
+from queuert.errors import SchemaNotMigratedError
+from queuert.records import JobFilter
+from queuert_sqlite import SCHEMA_VERSION, SqliteStateAdapter
+
+from tests.sqlite.helpers import new_job
+
+
+async def test_check_schema_names_the_command_on_a_fresh_database(db_path: str) -> None:
+    state = SqliteStateAdapter(db_path)
+    try:
+        with pytest.raises(SchemaNotMigratedError) as raised:
+            await state.check_schema()
+        assert f"await SqliteStateAdapter(path={db_path!r}).migrate()" in str(raised.value)
+    finally:
+        await state.close()
+
+
+async def test_command_in_the_error_carries_a_custom_table_prefix(db_path: str) -> None:
+    state = SqliteStateAdapter(db_path, table_prefix="jobs_")
+    try:
+        with pytest.raises(SchemaNotMigratedError, match="table_prefix='jobs_'"):
+            await state.check_schema()
+    finally:
+        await state.close()
+
+
+async def test_data_operations_on_a_fresh_database_raise_schema_not_migrated(
+    db_path: str,
+) -> None:
+    state = SqliteStateAdapter(db_path)
+    try:
+        with pytest.raises(SchemaNotMigratedError, match=r"\.migrate\(\)"):
+            await state.create_jobs(tx=None, jobs=[new_job()])
+        with pytest.raises(SchemaNotMigratedError):
+            await state.acquire_jobs(tx=None, queues=["q"], limit=1, owner="w", lease_ms=1000)
+        with pytest.raises(SchemaNotMigratedError):
+            await state.list_jobs(tx=None, filter=JobFilter(), after=None, limit=10)
+        with pytest.raises(SchemaNotMigratedError):
+            async with state.transaction() as tx:
+                await state.create_jobs(tx=tx, jobs=[new_job()])
+    finally:
+        await state.close()
+
+
+async def test_migrate_is_idempotent_and_records_the_version(db_path: str) -> None:
+    state = SqliteStateAdapter(db_path)
+    try:
+        await state.migrate()
+        await state.create_jobs(tx=None, jobs=[new_job()])
+        await state.migrate()
+        await state.check_schema()
+        page = await state.list_jobs(tx=None, filter=JobFilter(), after=None, limit=10)
+        assert len(page.items) == 1, "a second migrate must keep the data"
+    finally:
+        await state.close()
+    with sqlite3.connect(db_path) as conn:
+        versions = [row[0] for row in conn.execute("SELECT version FROM queuert_migrations")]
+    assert versions == list(range(1, SCHEMA_VERSION + 1))
+
+
+async def test_concurrent_migrations_from_several_adapters_all_succeed(db_path: str) -> None:
+    states = [SqliteStateAdapter(db_path) for _ in range(4)]
+    try:
+        await asyncio.gather(*(state.migrate() for state in states))
+        for state in states:
+            await state.check_schema()
+    finally:
+        for state in states:
+            await state.close()
+
+
+async def test_table_prefixes_keep_schemas_apart_in_one_file(db_path: str) -> None:
+    first = SqliteStateAdapter(db_path, table_prefix="a_")
+    second = SqliteStateAdapter(db_path, table_prefix="b_")
+    try:
+        await first.migrate()
+        with pytest.raises(SchemaNotMigratedError):
+            await second.check_schema()
+        await second.migrate()
+        await first.create_jobs(tx=None, jobs=[new_job()])
+        page = await second.list_jobs(tx=None, filter=JobFilter(), after=None, limit=10)
+        assert page.items == []
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_an_older_schema_is_reported_as_not_migrated(
+    adapter: SqliteStateAdapter, db_path: str
+) -> None:
+    with sqlite3.connect(db_path) as conn:
+        conn.execute("DELETE FROM queuert_migrations WHERE version = ?", (SCHEMA_VERSION,))
+    with pytest.raises(SchemaNotMigratedError, match=f"needs {SCHEMA_VERSION}"):
+        await adapter.check_schema()
+
+
+async def test_a_newer_schema_asks_for_an_upgrade(
+    adapter: SqliteStateAdapter, db_path: str
+) -> None:
+    with sqlite3.connect(db_path) as conn:
+        conn.execute(
+            "INSERT INTO queuert_migrations (version, name, applied_at) VALUES (?, 'x', 0)",
+            (SCHEMA_VERSION + 1,),
+        )
+    with pytest.raises(SchemaNotMigratedError, match="upgrade queuert-sqlite"):
+        await adapter.check_schema()
