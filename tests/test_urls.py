@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from importlib.metadata import EntryPoint, PackageNotFoundError
 
 import pytest
+
 from queuert import urls
 from queuert.errors import ConfigurationError
 from queuert.ports.notify import (
@@ -23,7 +24,6 @@ from queuert.urls import (
     state_from_url,
     state_url_from_env,
 )
-
 from tests.servers import require_redis
 
 

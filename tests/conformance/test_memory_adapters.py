@@ -11,6 +11,7 @@ from importlib.metadata import entry_points
 from typing import Any
 
 import pytest
+
 from queuert.adapters import memory_notify, memory_state
 from queuert.adapters.memory_notify import InProcessNotifyAdapter
 from queuert.adapters.memory_state import MemoryStateAdapter, MemoryTransaction

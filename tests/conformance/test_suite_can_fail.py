@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from queuert.conformance import NotifyAdapterConformance, StateAdapterConformance
 
 pytest_plugins = ["pytester"]

@@ -9,8 +9,8 @@ from uuid import uuid4
 import asyncpg
 import pytest
 import pytest_asyncio
-from queuert_postgres import PostgresStateAdapter
 
+from queuert_postgres import PostgresStateAdapter
 from tests.servers import require_postgres
 
 

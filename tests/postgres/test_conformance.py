@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+
 from queuert.conformance import NotifyAdapterConformance, StateAdapterConformance
 from queuert.ports.notify import NotifyAdapter
 from queuert.ports.state import StateAdapter
 from queuert_postgres import PostgresNotifyAdapter, PostgresStateAdapter, PostgresTx
-
 from tests.postgres.conftest import drop_schema, unique_name
 from tests.servers import require_postgres
 

@@ -6,9 +6,9 @@ import asyncio
 
 import asyncpg
 import pytest
+
 from queuert.errors import SchemaNotMigratedError
 from queuert_postgres import SCHEMA_VERSION, PostgresStateAdapter
-
 from tests.postgres.helpers import new_job
 
 

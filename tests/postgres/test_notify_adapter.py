@@ -12,11 +12,11 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 import pytest_asyncio
+
 from queuert.errors import ConfigurationError
 from queuert.ports.notify import ScheduledSignal
 from queuert.urls import notify_from_url
 from queuert_postgres import PostgresNotifyAdapter
-
 from tests.postgres.conftest import unique_name
 
 WAIT_S = 10.0

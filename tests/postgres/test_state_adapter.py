@@ -7,12 +7,12 @@ import asyncio
 
 import asyncpg
 import pytest
+
 from queuert.errors import ConfigurationError, LeaseLostError, TransientStateError
 from queuert.ids import new_id
 from queuert.records import JobFilter, NewJob
 from queuert.urls import state_from_url
 from queuert_postgres import PostgresStateAdapter
-
 from tests.postgres.helpers import new_job
 
 

@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator
 from typing import Protocol
 
 import pytest
-from queuert_redis_notify import RedisNotifyAdapter, from_url
 from redis.asyncio import Redis
 
+from queuert_redis_notify import RedisNotifyAdapter, from_url
 from tests.servers import require_redis
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest_asyncio
+
 from queuert.conformance import NotifyAdapterConformance
 from queuert.ports.notify import NotifyAdapter
-
 from tests.redis.conftest import AdapterFactory
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from queuert.errors import ConfigurationError
 from queuert_redis_notify import RedisNotifyAdapter, from_url
 

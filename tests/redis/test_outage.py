@@ -10,10 +10,10 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
-from queuert.ports.notify import ScheduledSignal
-from queuert_redis_notify import from_url
 from redis.asyncio import Redis
 
+from queuert.ports.notify import ScheduledSignal
+from queuert_redis_notify import from_url
 from tests.redis.support import eventually
 from tests.servers import in_ci
 

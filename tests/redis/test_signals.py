@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 
 import pytest
-from queuert.errors import AdapterError, ValidationError
-from queuert.ports.notify import ScheduledSignal
 from redis.asyncio import Redis
 
+from queuert.errors import AdapterError, ValidationError
+from queuert.ports.notify import ScheduledSignal
 from tests.redis.conftest import AdapterFactory
 from tests.redis.support import eventually
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
-from queuert.ports.notify import ScheduledSignal
-from queuert_redis_notify import RedisNotifyAdapter
 from redis.asyncio import Redis
 
+from queuert.ports.notify import ScheduledSignal
+from queuert_redis_notify import RedisNotifyAdapter
 from tests.redis.conftest import AdapterFactory
 from tests.redis.support import eventually
 

@@ -10,10 +10,10 @@ from collections import Counter
 
 import aiosqlite
 import pytest
+
 from queuert.errors import LeaseLostError, TransientStateError
 from queuert.records import JobFilter, JobStatus
 from queuert_sqlite import SqliteStateAdapter
-
 from tests.sqlite.helpers import new_job
 
 

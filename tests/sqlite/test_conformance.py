@@ -9,6 +9,7 @@ from typing import Any
 import aiosqlite
 import pytest
 import pytest_asyncio
+
 from queuert.conformance import PoisonTransaction, StateAdapterConformance
 from queuert.ports import StateAdapter
 from queuert_sqlite import SqliteStateAdapter

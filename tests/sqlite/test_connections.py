@@ -5,10 +5,10 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
+
 from queuert.errors import ConfigurationError
 from queuert.records import JobFilter
 from queuert_sqlite import SqliteStateAdapter
-
 from tests.sqlite.helpers import new_job
 
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+
 from queuert.errors import ConfigurationError
 from queuert.records import JobStatus
 from queuert_sqlite import SqliteStateAdapter
-
 from tests.sqlite.helpers import new_job
 
 

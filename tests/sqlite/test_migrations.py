@@ -6,10 +6,10 @@ import asyncio
 import sqlite3
 
 import pytest
+
 from queuert.errors import SchemaNotMigratedError
 from queuert.records import JobFilter
 from queuert_sqlite import SCHEMA_VERSION, SqliteStateAdapter
-
 from tests.sqlite.helpers import new_job
 
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+
 from queuert.errors import ValidationError
 from queuert_sqlite import SqliteStateAdapter
-
 from tests.sqlite.helpers import new_job
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+
 from queuert.errors import AdapterError, LeaseLostError
 from queuert.records import JobFilter, Lease
 from queuert_sqlite import SqliteStateAdapter
-
 from tests.sqlite.helpers import new_job
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from queuert.errors import ConfigurationError
 from queuert.urls import state_from_url
 from queuert_sqlite import SqliteStateAdapter, from_url

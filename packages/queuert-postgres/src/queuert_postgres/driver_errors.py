@@ -6,6 +6,7 @@ import asyncio
 
 import asyncpg
 from asyncpg import exceptions as pg
+
 from queuert.errors import AdapterError, QueuertError, SchemaNotMigratedError, TransientStateError
 
 # Failures that may pass when the operation is tried again (in a new transaction).

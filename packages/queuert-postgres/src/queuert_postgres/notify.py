@@ -12,6 +12,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
+
 from queuert.ports.notify import (
     IdListener,
     NotifyAdapter,
@@ -20,7 +21,6 @@ from queuert.ports.notify import (
     ScheduledSignal,
     Subscription,
 )
-
 from queuert_postgres import payloads
 from queuert_postgres.driver_errors import DRIVER_ERRORS
 from queuert_postgres.identifiers import validate_prefix

@@ -9,6 +9,7 @@ from typing import Any, NoReturn
 from urllib.parse import parse_qsl, urlsplit
 
 import asyncpg
+
 from queuert.errors import ConfigurationError, LeaseLostError, SchemaNotMigratedError
 from queuert.ports.state import StateAdapter, StateCapabilities
 from queuert.records import (
@@ -23,7 +24,6 @@ from queuert.records import (
     NewJob,
     Page,
 )
-
 from queuert_postgres import migrations
 from queuert_postgres.batching import Batcher
 from queuert_postgres.connections import PostgresTx

@@ -9,6 +9,9 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
 from queuert.errors import AdapterError, ConfigurationError, ValidationError
 from queuert.ports.notify import (
     IdListener,
@@ -18,9 +21,6 @@ from queuert.ports.notify import (
     ScheduledSignal,
     Subscription,
 )
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
-
 from queuert_redis_notify.scripts import CLAIM_WAKE
 from queuert_redis_notify.subscriber import SharedSubscriber
 from queuert_redis_notify.wire import Names, decode_scheduled, encode_scheduled

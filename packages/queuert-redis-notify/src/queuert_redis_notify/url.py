@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from queuert.errors import ConfigurationError
-from queuert.urls import redact_url
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+from queuert.errors import ConfigurationError
+from queuert.urls import redact_url
 from queuert_redis_notify.adapter import DEFAULT_HINT_TTL, DEFAULT_PREFIX, RedisNotifyAdapter
 
 SCHEMES = ("redis", "rediss")

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 import aiosqlite
+
 from queuert.errors import (
     ConfigurationError,
     LeaseLostError,
@@ -29,7 +30,6 @@ from queuert.records import (
     NewJob,
     Page,
 )
-
 from queuert_sqlite.clock import from_us, now_us, to_us
 from queuert_sqlite.connections import MEMORY, ConnectContext
 from queuert_sqlite.database import Database

@@ -18,6 +18,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 import aiosqlite
+
 from queuert.errors import ConfigurationError, TransientStateError
 
 T = TypeVar("T")

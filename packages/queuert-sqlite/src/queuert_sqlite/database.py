@@ -12,8 +12,8 @@ from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 import aiosqlite
-from queuert.errors import AdapterError, QueuertError, TransientStateError
 
+from queuert.errors import AdapterError, QueuertError, TransientStateError
 from queuert_sqlite.connections import MEMORY, Link, open_raw, retry_busy
 from queuert_sqlite.errors import translate
 
@@ -87,6 +87,9 @@ class Database:
                 "this task already holds a transaction of this SqliteStateAdapter; pass it "
                 "as tx= instead of opening another (SQLite has one writer at a time)"
             )
+        # Statements here run without suspending; let other tasks run at least once per
+        # operation, as a round trip to a server would.
+        await asyncio.sleep(0)
         deadline = asyncio.get_running_loop().time() + self.busy_timeout_ms / 1000
         acquired = False
         try:
@@ -208,6 +211,7 @@ class Database:
                 except sqlite3.Error as error:
                     raise self.error(error) from error
         reader = await self._reader_raw()
+        await asyncio.sleep(0)  # as in _turn
         deadline = asyncio.get_running_loop().time() + self.busy_timeout_ms / 1000
         return await self._retrying(lambda: reader.execute(sql, params).fetchall(), deadline)
 

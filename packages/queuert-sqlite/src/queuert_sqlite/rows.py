@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from queuert.records import ChainRecord, JobError, JobRecord, JobStatus
-
 from queuert_sqlite.clock import from_us, optional_from_us
 
 _STATUSES = {status.value: status for status in JobStatus}

@@ -7,7 +7,6 @@ from typing import TypedDict
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from queuert.errors import ConfigurationError
-
 from queuert_sqlite.adapter import SqliteStateAdapter
 from queuert_sqlite.connections import MEMORY
 
