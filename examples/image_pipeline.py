@@ -51,7 +51,9 @@ image_chain = queuert.chain("process-and-distribute-image", input=ImageInput, ou
 distribute = image_chain.queue("distribute", input=DistributeInput)
 
 APP_SCHEMA = """
-CREATE TABLE IF NOT EXISTS images (id INTEGER PRIMARY KEY, name TEXT NOT NULL, pixels BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS images (
+    id INTEGER PRIMARY KEY, name TEXT NOT NULL, pixels BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS minified_images (
     id INTEGER PRIMARY KEY, image_id INTEGER NOT NULL, data BLOB NOT NULL, digest TEXT NOT NULL
 );
@@ -165,20 +167,30 @@ async def start_chains(
     return handles, doomed[0].id
 
 
+def short(record_id: str) -> str:
+    """The random tail of an id: UUIDv7 heads are timestamps and look alike."""
+    return "…" + record_id[-6:]
+
+
+def step_of(queue: str) -> str:
+    return queue.split(":", 1)[1] if ":" in queue else "(entry)"
+
+
 def summary_tables(
     chains: list[queuert.ChainRecord], jobs: list[queuert.JobRecord]
 ) -> tuple[Table, Table]:
-    chain_table = Table(title="chains (read back with app.list_chains)")
-    for column in ("chain id", "status", "last queue", "output"):
+    chain_table = Table(title="chains (app.list_chains)")
+    for column in ("chain", "status", "current step", "output"):
         chain_table.add_column(column)
     for c in chains:
-        chain_table.add_row(c.id[:13] + "…", c.status.value, c.last_queue, c.output or "")
-    job_table = Table(title="jobs (read back with app.list_jobs)")
-    for column in ("job id", "queue", "status", "attempt", "continued"):
+        chain_table.add_row(short(c.id), c.status.value, step_of(c.last_queue), c.output or "")
+    job_table = Table(title="jobs (app.list_jobs)")
+    for column in ("job", "chain", "step", "status", "attempt", "ended with"):
         job_table.add_column(column)
     for j in jobs:
+        ended = f"continued → {short(j.next_job_id)}" if j.next_job_id else (j.output or "")
         job_table.add_row(
-            j.id[:13] + "…", j.queue, j.status.value, str(j.attempt), "yes" if j.continued else "no"
+            short(j.id), short(j.chain_id), step_of(j.queue), j.status.value, str(j.attempt), ended
         )
     return chain_table, job_table
 
@@ -208,20 +220,21 @@ async def main(count: int, database: Path) -> None:
         async with worker:
             handles, rolled_back_id = await start_chains(app, state, count)
             outputs = await asyncio.gather(*(app.wait_for_chain(h, timeout=50) for h in handles))
+    console.print()
 
     assert all(o.done for o in outputs)
     missing = await app.get_chain(rolled_back_id)
     console.print(
-        f"rolled-back chain {rolled_back_id[:13]}… exists after rollback: [bold]{missing is not None}[/]"
+        f"chain {short(rolled_back_id)} was started in a transaction that rolled back; "
+        f"it exists: [bold]{missing is not None}[/]"
     )
     chains = (await app.list_chains(limit=1000)).items
     jobs = (await app.list_jobs(limit=1000)).items
     chain_table, job_table = summary_tables(chains, jobs)
     console.print(chain_table)
     console.print(job_table)
-    async with state.connect() as conn:
-        async with conn.execute("SELECT count(*) FROM distributions") as cur:
-            row = await cur.fetchone()
+    async with state.connect() as conn, conn.execute("SELECT count(*) FROM distributions") as cur:
+        row = await cur.fetchone()
     console.print(f"application rows in distributions: {row[0] if row else 0} (one per chain)")
     await app.close()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 
 import pytest
@@ -74,3 +75,16 @@ async def test_close_is_idempotent_and_the_adapter_reopens_when_used_again(
     await adapter.close()
     page = await adapter.list_jobs(tx=None, filter=JobFilter(), after=None, limit=10)
     assert len(page.items) == 1
+
+
+def wal_bytes(db_path: str) -> int:
+    return os.path.getsize(db_path + "-wal")
+
+
+async def test_the_wal_stays_bounded_under_a_stream_of_small_commits(
+    adapter: SqliteStateAdapter, db_path: str
+) -> None:
+    # Unchecked, each of these commits would add some 20 KB of WAL (30 MB in all).
+    for _ in range(1500):
+        await adapter.create_jobs(tx=None, jobs=[new_job()])
+    assert wal_bytes(db_path) < 12 * 1024 * 1024

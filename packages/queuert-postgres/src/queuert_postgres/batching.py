@@ -21,11 +21,12 @@ MAX_BATCH = 500
 
 class Batcher(Generic[Item, Result]):
     """Runs ``run(items)`` for the items submitted meanwhile; ``run`` returns the result
-    of each item by key (an item without a result gets ``None``)."""
+    of each item by key (an item without a result gets ``None``; an exception as
+    result is raised to that item's caller only)."""
 
     def __init__(
         self,
-        run: Callable[[Sequence[Item]], Awaitable[dict[str, Result]]],
+        run: Callable[[Sequence[Item]], Awaitable[dict[str, Result | Exception]]],
         key: Callable[[Item], str],
     ) -> None:
         self._run = run
@@ -70,7 +71,11 @@ class Batcher(Generic[Item, Result]):
                 raise
             for item, future in live:
                 if not future.done():
-                    future.set_result(results.get(self._key(item)))
+                    result = results.get(self._key(item))
+                    if isinstance(result, Exception):
+                        future.set_exception(result)
+                    else:
+                        future.set_result(result)
 
     def cancel_pending(
         self, extra: Sequence[tuple[Item, asyncio.Future[Result | None]]] = ()

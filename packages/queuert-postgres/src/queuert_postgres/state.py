@@ -10,7 +10,12 @@ from urllib.parse import parse_qsl, urlsplit
 
 import asyncpg
 
-from queuert.errors import ConfigurationError, LeaseLostError, SchemaNotMigratedError
+from queuert.errors import (
+    ConfigurationError,
+    LeaseLostError,
+    QueuertError,
+    SchemaNotMigratedError,
+)
 from queuert.ports.state import StateAdapter, StateCapabilities
 from queuert.records import (
     LEASE_EXPIRED_ERROR,
@@ -80,6 +85,9 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
         self._owns_pool = False
         self._lent: set[int] = set()  # server pids of connections lent by transaction()
         self._closed = False
+        self._continuations: Batcher[tuple[Lease, NewJob], asyncpg.Record] = Batcher(
+            self._continue_many, key=lambda item: item[0].job_id
+        )
         self._completions: Batcher[tuple[Lease, str], asyncpg.Record] = Batcher(
             self._complete_many, key=lambda item: item[0].job_id
         )
@@ -170,6 +178,7 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
             return
         self._closed = True
         self._completions.cancel_pending()
+        self._continuations.cancel_pending()
         if self._owns_pool:
             await self._pool.close()
 
@@ -338,7 +347,9 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
             raise LeaseLostError(lease.job_id)
         return job_record(row)
 
-    async def _complete_many(self, items: Sequence[tuple[Lease, str]]) -> dict[str, asyncpg.Record]:
+    async def _complete_many(
+        self, items: Sequence[tuple[Lease, str]]
+    ) -> dict[str, asyncpg.Record | Exception]:
         if len(items) == 1:
             lease, output = items[0]
             row = await self._fetchrow(
@@ -358,8 +369,20 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
     async def continue_job(
         self, *, tx: PostgresTx | None, lease: Lease, next_job: NewJob
     ) -> JobRecord:
+        if tx is None:
+            # Continuations running at the same time share one statement (see batching).
+            row = await self._continuations.submit((lease, next_job))
+        else:
+            row = await self._continue_one(tx, lease, next_job)
+        if row is None:
+            raise LeaseLostError(lease.job_id)
+        return job_record(row)
+
+    async def _continue_one(
+        self, tx: PostgresTx | None, lease: Lease, next_job: NewJob
+    ) -> asyncpg.Record | None:
         try:
-            row = await self._fetchrow(
+            return await self._fetchrow(
                 tx,
                 self._sql.continue_job,
                 lease.job_id,
@@ -367,18 +390,46 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
                 lease.attempt,
                 *_new_job_args(next_job),
             )
-        except Exception as exc:
-            if isinstance(exc.__cause__, asyncpg.UniqueViolationError):
+        except QueuertError as exc:
+            cause = exc.__cause__
+            if (
+                isinstance(cause, asyncpg.UniqueViolationError)
+                and cause.constraint_name == self._names.table_prefix + "jobs_chain_position_key"
+            ):
                 # The chain already has a job at that position: it moved on without us.
                 raise LeaseLostError(
                     lease.job_id,
                     f"job {lease.job_id!r} cannot continue its chain {next_job.chain_id!r}: "
                     f"position {next_job.position} is already taken",
-                ) from exc.__cause__
+                ) from cause
             raise
-        if row is None:
-            raise LeaseLostError(lease.job_id)
-        return job_record(row)
+
+    async def _continue_many(
+        self, items: Sequence[tuple[Lease, NewJob]]
+    ) -> dict[str, asyncpg.Record | Exception]:
+        if len(items) > 1:
+            try:
+                columns = zip(*(_continue_args(*item) for item in items), strict=True)
+                rows = await self._fetch(None, self._sql.continue_jobs, *map(list, columns))
+            except QueuertError as exc:
+                if not isinstance(exc.__cause__, asyncpg.UniqueViolationError):
+                    raise
+                # One of them clashes: find out which by running each on its own.
+            else:
+                by_new_id = {row[0]: row for row in rows}
+                return {
+                    lease.job_id: by_new_id[job.id] for lease, job in items if job.id in by_new_id
+                }
+        results: dict[str, asyncpg.Record | Exception] = {}
+        for lease, job in items:
+            try:
+                row = await self._continue_one(None, lease, job)
+            except QueuertError as exc:
+                results[lease.job_id] = exc
+            else:
+                if row is not None:
+                    results[lease.job_id] = row
+        return results
 
     async def reschedule_job(
         self,
@@ -512,6 +563,10 @@ def _new_job_args(job: NewJob) -> tuple[Any, ...]:
         job.scheduled_at,
         job.delay_ms,
     )
+
+
+def _continue_args(lease: Lease, job: NewJob) -> tuple[Any, ...]:
+    return (lease.job_id, lease.owner, lease.attempt, *_new_job_args(job))
 
 
 def _created(job: NewJob, scheduled_at: datetime, created_at: datetime) -> JobRecord:

@@ -165,6 +165,36 @@ class Statements:
             FROM old
             RETURNING {cols}
         """
+        # The same for many jobs, one array per parameter above (in that order).
+        self.continue_jobs = f"""
+            WITH input AS (
+                SELECT * FROM unnest($1::text[], $2::text[], $3::integer[], $4::text[],
+                    $5::text[], $6::text[], $7::text[], $8::integer[], $9::text[],
+                    $10::integer[], $11::integer[], $12::timestamptz[], $13::bigint[])
+                    AS u(id, owner, attempt, next_id, chain_id, chain_name, queue, position,
+                         input, max_attempts, priority, scheduled_at, delay_ms)
+            ), locked AS (
+                SELECT j.id
+                FROM {jobs} j JOIN input u ON u.id = j.id
+                WHERE j.status = 'running' AND j.leased_by = u.owner AND j.attempt = u.attempt
+                ORDER BY j.id
+                FOR UPDATE OF j
+            ), old AS (
+                UPDATE {jobs} j
+                SET status = 'completed', next_job_id = u.next_id, leased_by = NULL,
+                    leased_until = NULL, completed_at = {NOW}, updated_at = {NOW}
+                FROM locked l JOIN input u ON u.id = l.id
+                WHERE j.id = l.id
+                RETURNING j.id
+            )
+            INSERT INTO {jobs} (id, chain_id, chain_name, queue, position, status, input,
+                attempt, max_attempts, priority, scheduled_at, created_at, updated_at)
+            SELECT u.next_id, u.chain_id, u.chain_name, u.queue, u.position, 'pending',
+                u.input::json, 0, u.max_attempts, u.priority,
+                COALESCE(u.scheduled_at, {NOW} + {_ms("u.delay_ms")}), {NOW}, {NOW}
+            FROM old JOIN input u ON u.id = old.id
+            RETURNING {cols}
+        """
         # $1 id, $2 owner, $3 attempt, $4 scheduled_at, $5 delay_ms, $6 error,
         # $7 refunded attempts (0 or 1)
         self.reschedule_job = f"""

@@ -10,8 +10,6 @@ from queuert.errors import ConfigurationError
 from queuert_sqlite.adapter import SqliteStateAdapter
 from queuert_sqlite.connections import MEMORY
 
-_INT_OPTIONS = ("busy_timeout_ms",)
-
 
 class SqliteOptions(TypedDict, total=False):
     """Constructor arguments of :class:`SqliteStateAdapter` other than ``path``."""
@@ -64,17 +62,16 @@ def parse_url(url: str) -> tuple[str, SqliteOptions]:
             raise ConfigurationError(f"SQLite URL option {key!r} given twice: {url!r}")
         if key == "table_prefix":
             options["table_prefix"] = value
-        elif key in _INT_OPTIONS:
+        elif key == "busy_timeout_ms":
             try:
-                number = int(value)
+                options["busy_timeout_ms"] = int(value)
             except ValueError:
                 raise ConfigurationError(
                     f"SQLite URL option {key}={value!r} is not an integer: {url!r}"
                 ) from None
-            options["busy_timeout_ms"] = number
         else:
             raise ConfigurationError(
                 f"unknown SQLite URL option {key!r} in {url!r}; known: "
-                f"table_prefix, {', '.join(_INT_OPTIONS)}"
+                "table_prefix, busy_timeout_ms"
             )
     return path, options
