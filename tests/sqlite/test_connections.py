@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from pathlib import Path
 
 import pytest
 
@@ -88,3 +89,14 @@ async def test_the_wal_stays_bounded_under_a_stream_of_small_commits(
     for _ in range(1500):
         await adapter.create_jobs(tx=None, jobs=[new_job()])
     assert wal_bytes(db_path) < 12 * 1024 * 1024
+
+
+async def test_a_database_in_a_missing_directory_is_a_configuration_error(
+    tmp_path: Path,
+) -> None:
+    state = SqliteStateAdapter(tmp_path / "missing" / "jobs.db")
+    with pytest.raises(ConfigurationError, match="missing"):
+        await state.migrate()
+    with pytest.raises(ConfigurationError, match="missing"):
+        await state.get_job(tx=None, job_id="x")
+    await state.close()

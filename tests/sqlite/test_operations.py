@@ -9,6 +9,7 @@ import pytest
 
 from queuert.errors import ValidationError
 from queuert_sqlite import SqliteStateAdapter
+from queuert_sqlite.statements import MAX_MERGED_QUEUES
 from tests.sqlite.helpers import new_job
 
 
@@ -78,3 +79,19 @@ async def test_a_naive_scheduled_at_is_refused_before_anything_is_written(
     with pytest.raises(ValidationError, match="scheduled_at"):
         await adapter.create_jobs(tx=None, jobs=[new_job(), new_job(scheduled_at=naive)])
     assert await adapter.time_until_next_job(tx=None, queues=["q"]) is None
+
+
+async def test_a_worker_of_many_queues_acquires_in_the_same_order(
+    adapter: SqliteStateAdapter,
+) -> None:
+    base = datetime.now(UTC) - timedelta(minutes=10)
+    queues = [f"chain:step-{n}" for n in range(MAX_MERGED_QUEUES + 8)]
+    jobs = [
+        new_job(queue, scheduled_at=base + timedelta(seconds=n % 7), priority=n % 3)
+        for n, queue in enumerate(queues)
+    ]
+    await adapter.create_jobs(tx=None, jobs=jobs)
+    expected = sorted(jobs, key=lambda job: (job.scheduled_at, -job.priority, job.id))
+    first = await adapter.acquire_jobs(tx=None, queues=queues, limit=10, owner="w", lease_ms=1000)
+    rest = await adapter.acquire_jobs(tx=None, queues=queues, limit=99, owner="w", lease_ms=1000)
+    assert [job.id for job in first + rest] == [job.id for job in expected]

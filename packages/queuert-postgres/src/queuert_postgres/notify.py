@@ -74,8 +74,9 @@ class PostgresNotifyAdapter(NotifyAdapter):
     notifications sent meanwhile are lost, which is fine for hints.
 
     Publishing runs ``pg_notify`` on ``publish_pool`` (by default a small pool of
-    the adapter's own). When the server cannot be reached, publishing logs a
-    warning and returns.
+    the adapter's own); publications made while one is on its way share the next
+    statement. When the server cannot be reached, publishing logs a warning and
+    returns.
     """
 
     capabilities = NotifyCapabilities(cross_process=True, wake_hints=False)
@@ -181,7 +182,7 @@ class PostgresNotifyAdapter(NotifyAdapter):
                 channels,
                 texts,
             )
-        except DRIVER_ERRORS as exc:
+        except Exception as exc:  # notifications are hints: publishing never raises
             logger.warning(
                 "%d PostgreSQL notification(s) on %s not sent: %r",
                 len(texts),
@@ -294,7 +295,9 @@ class PostgresNotifyAdapter(NotifyAdapter):
         while not self._closed:
             try:
                 conn = await self._connect()
-            except DRIVER_ERRORS as exc:
+            except Exception as exc:
+                # Whatever the cause (server down, bad credentials, bad URL), keep the
+                # supervisor alive: notifications are hints, and workers poll meanwhile.
                 self._first_attempt_done.set()
                 logger.warning(
                     "PostgreSQL listener cannot connect (retrying in %.2fs): %r", delay, exc

@@ -36,7 +36,7 @@ from queuert_sqlite.database import Database
 from queuert_sqlite.errors import schema_missing
 from queuert_sqlite.migrations import MIGRATIONS, SCHEMA_VERSION
 from queuert_sqlite.rows import acquisition_order, chain_from_row, job_from_row
-from queuert_sqlite.statements import JOB_COLUMNS, Statements
+from queuert_sqlite.statements import JOB_COLUMNS, MAX_MERGED_QUEUES, Statements
 
 _PREFIX = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _LEASE_EXPIRED_JSON = LEASE_EXPIRED_ERROR.to_json()
@@ -287,14 +287,20 @@ class SqliteStateAdapter(StateAdapter[aiosqlite.Connection]):
         owner: str,
         lease_ms: int,
     ) -> list[JobRecord]:
-        if limit <= 0 or not queues:
+        names = list(dict.fromkeys(queues))
+        if limit <= 0 or not names:
             return []
         now = now_us()
         params: list[Any] = [owner, now + lease_ms * 1000, now]
-        for queue in queues:
-            params += (queue, now, limit)
-        params.append(limit)
-        rows = await self._db.write(tx, self._sql.acquire(len(queues)), params)
+        if len(names) <= MAX_MERGED_QUEUES:
+            sql = self._sql.acquire(len(names))
+            for queue in names:
+                params += (queue, now, limit)
+            params.append(limit)
+        else:
+            sql = self._sql.acquire_any
+            params += (json.dumps(names), now, limit)
+        rows = await self._db.write(tx, sql, params)
         jobs = [job_from_row(row) for row in rows]
         jobs.sort(key=acquisition_order)
         return jobs

@@ -59,8 +59,8 @@ async def retry_busy(attempt: Callable[[], T], *, deadline: float, path: str) ->
             remaining = deadline - loop.time()
             if remaining <= 0:
                 raise TransientStateError(
-                    f"SQLite database {path!r} is busy: another connection held the write "
-                    f"lock past the busy timeout ({error})"
+                    f"SQLite database {path!r} is busy: another connection kept it locked "
+                    f"past the busy timeout ({error})"
                 ) from error
         await asyncio.sleep(min(pause, remaining))
         pause = min(pause * 2, _MAX_PAUSE_S)
@@ -72,6 +72,10 @@ def _check_version() -> None:
             f"SQLite {sqlite3.sqlite_version} is too old for queuert-sqlite; "
             f"it needs {'.'.join(map(str, MIN_SQLITE_VERSION))} or later"
         )
+
+
+def _cannot_open(path: str, error: sqlite3.Error) -> ConfigurationError:
+    return ConfigurationError(f"cannot open SQLite database {path!r}: {error}")
 
 
 def _check_wal(rows: list[Any], path: str) -> None:
@@ -98,9 +102,12 @@ async def open_raw(path: str, *, busy_timeout_ms: int) -> sqlite3.Connection:
     locked past the busy timeout while the connection is set up."""
     _check_version()
     deadline = asyncio.get_running_loop().time() + busy_timeout_ms / 1000
-    raw = sqlite3.connect(
-        path, isolation_level=None, check_same_thread=False, timeout=0, cached_statements=512
-    )
+    try:
+        raw = sqlite3.connect(
+            path, isolation_level=None, check_same_thread=False, timeout=0, cached_statements=512
+        )
+    except sqlite3.Error as error:
+        raise _cannot_open(path, error) from error
     try:
         if path != MEMORY:
             rows = await retry_busy(
@@ -139,7 +146,11 @@ class Link:
         """Open and configure a connection (see :func:`open_raw`)."""
         raw = await open_raw(path, busy_timeout_ms=busy_timeout_ms)
         conn = aiosqlite.Connection(lambda: raw, iter_chunk_size=64)
-        await conn  # starts the thread that runs statements sent through aiosqlite
+        try:
+            await conn  # starts the thread that runs statements sent through aiosqlite
+        except BaseException:
+            raw.close()
+            raise
         return cls(raw, conn)
 
     async def close(self) -> None:
@@ -157,9 +168,12 @@ async def open_connection(path: str, *, busy_timeout_ms: int) -> aiosqlite.Conne
     """
     _check_version()
     deadline = asyncio.get_running_loop().time() + busy_timeout_ms / 1000
-    conn = await aiosqlite.connect(
-        path, isolation_level=None, timeout=busy_timeout_ms / 1000, cached_statements=256
-    )
+    try:
+        conn = await aiosqlite.connect(
+            path, isolation_level=None, timeout=busy_timeout_ms / 1000, cached_statements=256
+        )
+    except sqlite3.Error as error:
+        raise _cannot_open(path, error) from error
     try:
         await conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
         if path != MEMORY:

@@ -9,6 +9,7 @@ import contextlib
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from types import TracebackType
 from typing import Any, TypeVar
 
 import aiosqlite
@@ -77,10 +78,10 @@ class Database:
 
     # -- connections and turns ---------------------------------------------------
 
-    @asynccontextmanager
-    async def _turn(self) -> AsyncIterator[float]:
-        """This task's turn at the writer. Yields the loop time by which the database
-        write lock must be obtained (the busy timeout covers the whole wait)."""
+    async def _take_turn(self) -> float:
+        """Wait for this task's turn at the writer; :meth:`_end_turn` ends it. Returns
+        the loop time by which the database write lock must be obtained (the busy
+        timeout covers the whole wait)."""
         task = asyncio.current_task()
         if task is not None and self._gate_holder is task:
             raise AdapterError(
@@ -110,11 +111,19 @@ class Database:
             raise
         self._writer_busy = None
         self._gate_holder = task
+        return deadline
+
+    def _end_turn(self) -> None:
+        self._gate_holder = None
+        self._gate.release()
+
+    @asynccontextmanager
+    async def _turn(self) -> AsyncIterator[float]:
+        deadline = await self._take_turn()
         try:
             yield deadline
         finally:
-            self._gate_holder = None
-            self._gate.release()
+            self._end_turn()
 
     async def _writer_link(self) -> Link:
         # Only called during a turn.
@@ -193,11 +202,14 @@ class Database:
         transaction), waiting for the write lock up to the busy timeout."""
         if tx is not None:
             return await self.run(tx, sql, params)
-        async with self._turn() as deadline:
+        deadline = await self._take_turn()
+        try:
             raw = (await self._writer_link()).raw
             rows = await self._retrying(lambda: raw.execute(sql, params).fetchall(), deadline)
-            self._committed(raw)
-            return rows
+        finally:
+            self._end_turn()
+        self._committed(raw)
+        return rows
 
     async def read(self, tx: Connection | None, sql: str, params: Sequence[Any]) -> list[Any]:
         """One statement that only reads: in ``tx``, or on the reader."""
@@ -223,18 +235,10 @@ class Database:
 
     # -- transactions ----------------------------------------------------------------
 
-    @asynccontextmanager
-    async def transaction(self, connection: Connection | None) -> AsyncIterator[Connection]:
+    def transaction(self, connection: Connection | None) -> Transaction:
         """``BEGIN IMMEDIATE`` on the writer, or on ``connection``; commit on a normal
         exit, roll back on an exception."""
-        async with self._turn() as deadline:
-            if connection is None:
-                link = await self._writer_link()
-                async with self._writer_transaction(link, deadline):
-                    yield link.conn
-            else:
-                async with self._connection_transaction(connection):
-                    yield connection
+        return Transaction(self, connection)
 
     @asynccontextmanager
     async def atomic(self, tx: Connection | None) -> AsyncIterator[Connection]:
@@ -249,18 +253,19 @@ class Database:
             async with self.savepoint(tx) as conn:
                 yield conn
 
-    @asynccontextmanager
-    async def _writer_transaction(self, link: Link, deadline: float) -> AsyncIterator[None]:
+    async def _begin_writer(self, deadline: float) -> Link:
+        link = await self._writer_link()
         raw = link.raw
         await self._retrying(lambda: raw.execute("BEGIN IMMEDIATE"), deadline)
         self._immediate = True
-        try:
-            yield
-        except BaseException:
-            self._immediate = False
-            await self._roll_back_writer(link.conn)
-            raise
+        return link
+
+    async def _end_writer(self, link: Link, *, commit: bool) -> None:
         self._immediate = False
+        if not commit:
+            await self._roll_back_writer(link.conn)
+            return
+        raw = link.raw
         try:
             raw.execute("COMMIT")
         except sqlite3.Error as error:
@@ -276,15 +281,14 @@ class Database:
         with contextlib.suppress(sqlite3.Error):
             await self._on_writer_thread(conn.rollback())
 
-    @asynccontextmanager
-    async def _connection_transaction(self, conn: Connection) -> AsyncIterator[None]:
+    async def _begin_connection(self, conn: Connection) -> None:
         await self.run(conn, "BEGIN IMMEDIATE")  # waits on the connection's own thread
-        try:
-            yield
-        except BaseException:
+
+    async def _end_connection(self, conn: Connection, *, commit: bool) -> None:
+        if not commit:
             if conn.in_transaction:
                 await asyncio.shield(conn.rollback())
-            raise
+            return
         try:
             await asyncio.shield(conn.commit())
         except sqlite3.Error as error:
@@ -345,6 +349,47 @@ class Database:
         except (QueuertError, sqlite3.Error):
             # A checkpoint that cannot run now only leaves the WAL longer for a while.
             pass
+
+
+class Transaction:
+    """``async with``: a turn at the writer and a ``BEGIN IMMEDIATE`` transaction on
+    the writer (or the given connection) for the block; commit on a normal exit,
+    roll back on an exception."""
+
+    __slots__ = ("_connection", "_db", "_link")
+
+    def __init__(self, db: Database, connection: Connection | None) -> None:
+        self._db = db
+        self._connection = connection
+        self._link: Link | None = None
+
+    async def __aenter__(self) -> Connection:
+        db = self._db
+        deadline = await db._take_turn()
+        try:
+            if self._connection is not None:
+                await db._begin_connection(self._connection)
+                return self._connection
+            self._link = await db._begin_writer(deadline)
+            return self._link.conn
+        except BaseException:
+            db._end_turn()
+            raise
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        db = self._db
+        try:
+            if self._link is not None:
+                await db._end_writer(self._link, commit=exc_type is None)
+            elif self._connection is not None:
+                await db._end_connection(self._connection, commit=exc_type is None)
+        finally:
+            db._end_turn()
 
 
 async def _roll_back_savepoint(tx: Connection) -> None:

@@ -5,9 +5,7 @@ from __future__ import annotations
 import sqlite3
 
 from queuert.errors import AdapterError, QueuertError, SchemaNotMigratedError, TransientStateError
-
-_SQLITE_BUSY = 5
-_SQLITE_LOCKED = 6
+from queuert_sqlite.connections import is_busy
 
 
 def schema_missing(path: str, detail: str, adapter_args: str) -> SchemaNotMigratedError:
@@ -23,10 +21,8 @@ def translate(error: sqlite3.Error, path: str, adapter_args: str) -> QueuertErro
     """The queuert error that stands for ``error`` raised on the database at ``path``:
     busy or locked -> :class:`TransientStateError`, missing tables or columns ->
     :class:`SchemaNotMigratedError`, anything else -> :class:`AdapterError`."""
-    code = getattr(error, "sqlite_errorcode", None)
-    primary = None if code is None else code & 0xFF
     message = str(error)
-    if primary in (_SQLITE_BUSY, _SQLITE_LOCKED) or "database is locked" in message:
+    if is_busy(error):
         return TransientStateError(f"SQLite database {path!r} is busy: {message}")
     if message.startswith(("no such table", "no such column")):
         return schema_missing(path, message, adapter_args)

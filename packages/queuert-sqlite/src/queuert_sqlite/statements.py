@@ -15,6 +15,9 @@ JOB_COLUMNS = (
     "error, next_job_id, completed_at"
 )
 
+MAX_MERGED_QUEUES = 32
+"""Up to this many queues, acquisition reads each queue's index on its own and merges."""
+
 # The lease guard shared by every lease-guarded operation (parameters: id, owner, attempt).
 _GUARD = "id = ? AND status = 'running' AND leased_by = ? AND attempt = ?"
 
@@ -111,9 +114,22 @@ class Statements:
         self._jobs = jobs
 
     def acquire(self, queue_count: int) -> str:
-        """Lease statement for ``queue_count`` queues. Parameters: owner, leased_until,
-        now, then (queue, now, limit) per queue, then limit."""
+        """Lease statement for ``queue_count`` queues (at most
+        :data:`MAX_MERGED_QUEUES`). Parameters: owner, leased_until, now, then
+        (queue, now, limit) per queue, then limit."""
         return _acquire(self._jobs, queue_count)
+
+    @property
+    def acquire_any(self) -> str:
+        """Lease statement for any number of queues, which sorts all their eligible
+        jobs. Parameters: owner, leased_until, now, queues as a JSON array, now, limit."""
+        return (
+            f"UPDATE {self._jobs} SET status = 'running', attempt = attempt + 1, "
+            "leased_by = ?, leased_until = ?, updated_at = ? WHERE id IN ("
+            f"SELECT id FROM {self._jobs} WHERE status = 'pending' "
+            "AND queue IN (SELECT value FROM json_each(?)) AND scheduled_at <= ? "
+            f"ORDER BY scheduled_at, priority DESC, id LIMIT ?) RETURNING {JOB_COLUMNS}"
+        )
 
 
 @lru_cache(maxsize=256)

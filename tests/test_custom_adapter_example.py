@@ -1,0 +1,19 @@
+"""The custom adapter of docs/custom-adapter.md passes the published suite,
+run exactly the way a third party would run it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest_asyncio
+
+from examples.custom_notify_adapter import BroadcastNotifyAdapter
+from queuert.conformance import NotifyAdapterConformance
+
+
+class TestBroadcastNotifyAdapter(NotifyAdapterConformance):
+    @pytest_asyncio.fixture
+    async def notify_adapter(self) -> AsyncIterator[BroadcastNotifyAdapter]:
+        adapter = BroadcastNotifyAdapter()
+        yield adapter
+        await adapter.close()
