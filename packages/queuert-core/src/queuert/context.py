@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, Protocol, TypeVar
@@ -156,10 +157,16 @@ class JobContext(Generic[Tx, OutT]):
     ) -> R:
         """Await ``work`` while renewing the lease every ``interval_ms``. When the lease
         is lost, ``work`` is cancelled and LeaseLostError raised."""
-        interval = check_lease_ms(interval_ms, "interval_ms")
-        ms = self.lease_ms if lease_ms is None else check_lease_ms(lease_ms)
-        if interval >= ms:
-            raise LeaseError(f"interval_ms ({interval}) must be shorter than lease_ms ({ms})")
+        try:
+            interval = check_lease_ms(interval_ms, "interval_ms")
+            ms = self.lease_ms if lease_ms is None else check_lease_ms(lease_ms)
+            if interval >= ms:
+                raise LeaseError(f"interval_ms ({interval}) must be shorter than lease_ms ({ms})")
+        except LeaseError:
+            # The caller handed its coroutine over; close it so it is not left never awaited.
+            if inspect.iscoroutine(work):
+                work.close()
+            raise
         task = asyncio.ensure_future(work)
         try:
             await self.heartbeat(lease_ms=ms)

@@ -81,7 +81,8 @@ class Statements:
             f"UPDATE {jobs} SET status = 'failed', error = ?, leased_by = NULL, "
             f"leased_until = NULL, completed_at = ?, updated_at = ? WHERE {_GUARD} RETURNING {c}"
         )
-        # Parameters: error, now (x4), now, limit.
+        # Parameters: now (scheduled_at), now (completed_at), error, now (updated_at),
+        # now (expiry cut-off), limit.
         self.reap = (
             f"UPDATE {jobs} SET "
             "status = CASE WHEN attempt >= max_attempts THEN 'failed' ELSE 'pending' END, "
