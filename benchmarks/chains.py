@@ -12,9 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import queuert
-from queuert import Continuation, EnqueueJob, Job, JobContext, Worker
-
 from benchmarks.probe import Probe
+from queuert import ChainDef, Continuation, EnqueueJob, Job, JobContext, Worker
 
 
 @dataclass
@@ -51,9 +50,14 @@ three_third = three_step.queue("third", input=Item)
 stamped = queuert.chain("bench-stamped", input=Stamped, output=Done)
 """One-job chains whose handler records how long after its enqueue it started."""
 
-ALL_CHAINS = [one_step, phases, three_step, stamped]
+ALL_CHAINS: list[ChainDef[Any, Any]] = [one_step, phases, three_step, stamped]
 
-SCENARIOS = {"one": one_step, "phases": phases, "three": three_step, "stamped": stamped}
+SCENARIOS: dict[str, ChainDef[Any, Any]] = {
+    "one": one_step,
+    "phases": phases,
+    "three": three_step,
+    "stamped": stamped,
+}
 JOBS_PER_CHAIN = {"one": 1, "phases": 1, "three": 3, "stamped": 1}
 
 

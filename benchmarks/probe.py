@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from queuert import Metrics, Queuert
@@ -14,12 +15,14 @@ from queuert.instrumented import InstrumentedNotify, InstrumentedState
 @dataclass
 class Probe:
     """Counts jobs whose end was committed and remembers when the first handler
-    started and when the last end committed (``time.perf_counter`` seconds).
+    started and when the last end committed (seconds of ``clock``; use
+    ``time.monotonic`` to compare across processes).
 
     ``target`` ends set :attr:`done`.
     """
 
     target: int
+    clock: Callable[[], float] = time.perf_counter
     count: int = 0
     first_start: float | None = None
     last_end: float | None = None
@@ -27,11 +30,11 @@ class Probe:
 
     def started(self) -> None:
         if self.first_start is None:
-            self.first_start = time.perf_counter()
+            self.first_start = self.clock()
 
     def ended(self, n: int = 1) -> None:
         self.count += n
-        self.last_end = time.perf_counter()
+        self.last_end = self.clock()
         if self.count >= self.target:
             self.done.set()
 

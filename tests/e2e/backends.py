@@ -20,7 +20,7 @@ import aiosqlite
 import asyncpg
 
 import queuert
-from queuert import StateAdapter
+from queuert import StateAdapter, urls
 from queuert.adapters.memory_state import MemoryTransaction
 from tests.servers import require_postgres
 
@@ -52,24 +52,26 @@ class Backend:
         if self.name == "memory":
             return Counter(self._memory_rows)
         if self.name == "sqlite":
-            assert isinstance(self.state, _sqlite_adapter_type())
+            from queuert_sqlite import SqliteStateAdapter
+
+            assert isinstance(self.state, SqliteStateAdapter)
             async with (
                 self.state.connect() as conn,
                 conn.execute("SELECT key FROM app_writes") as cur,
             ):
                 return Counter(row[0] for row in await cur.fetchall())
-        conn = await asyncpg.connect(self._pg_url)
+        pg = await asyncpg.connect(self._pg_url)
         try:
-            rows = await conn.fetch(f'SELECT key FROM "{self._schema}".app_writes')
+            rows = await pg.fetch(f'SELECT key FROM "{self._schema}".app_writes')
         finally:
-            await conn.close()
+            await pg.close()
         return Counter(row[0] for row in rows)
 
     async def open_another(self) -> StateAdapter[Any]:
         """A second adapter on the same store (the same one for memory)."""
         if self.url is None:
             return self.state
-        return await queuert_urls().state_from_url(self.url)
+        return await urls.state_from_url(self.url)
 
     async def close(self) -> None:
         await self.state.close()
@@ -79,18 +81,6 @@ class Backend:
                 await conn.execute(f'DROP SCHEMA IF EXISTS "{self._schema}" CASCADE')
             finally:
                 await conn.close()
-
-
-def queuert_urls() -> Any:
-    from queuert import urls
-
-    return urls
-
-
-def _sqlite_adapter_type() -> type:
-    from queuert_sqlite import SqliteStateAdapter
-
-    return SqliteStateAdapter
 
 
 async def app_write(
@@ -123,7 +113,7 @@ async def make_backend(name: str, tmp_path: Path) -> Backend:
     if name == "sqlite":
         path = tmp_path / f"jobs-{uuid4().hex[:8]}.db"
         url = f"sqlite:///{path}"
-        state = await queuert_urls().state_from_url(url)
+        state = await urls.state_from_url(url)
         await state.migrate()
         async with state.connect() as conn:  # type: ignore[attr-defined]
             await conn.execute("CREATE TABLE app_writes (key TEXT NOT NULL)")
@@ -132,7 +122,7 @@ async def make_backend(name: str, tmp_path: Path) -> Backend:
     schema = f"e2e_{uuid4().hex[:12]}"
     sep = "&" if "?" in base else "?"
     url = f"{base}{sep}{urlencode({'schema': schema})}"
-    state = await queuert_urls().state_from_url(url)
+    state = await urls.state_from_url(url)
     await state.migrate()
     conn = await asyncpg.connect(base)
     try:

@@ -84,13 +84,14 @@ def make_worker(app: Queuert[Any], **options: Any) -> Worker[Any]:
 
 
 @asynccontextmanager
-async def caller_transaction(backend: Backend) -> AsyncIterator[Any]:
+async def caller_transaction(backend: Backend, *, native: bool = True) -> AsyncIterator[Any]:
     """The application's own transaction on the backend's driver: a memory
     transaction, an aiosqlite connection of the application's own in a transaction,
     or an asyncpg connection from the adapter's pool inside ``conn.transaction()``.
+    With ``native=False``, the one the adapter's ``transaction()`` opens.
     Commits when the block exits normally, rolls back when it raises."""
     state: Any = backend.state
-    if backend.name == "memory":
+    if backend.name == "memory" or not native:
         async with state.transaction() as tx:
             yield tx
     elif backend.name == "sqlite":

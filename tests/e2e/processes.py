@@ -5,9 +5,10 @@ scenarios: a test imports them to enqueue (and to run an in-process worker),
 and a worker subprocess runs them::
 
     python -m tests.e2e.processes --state URL [--notify URL] --mode MODE \\
-        --concurrency N --lease-ms N --worker-name NAME [--poll-interval S]
+        --concurrency N --lease-ms N --worker-name NAME [--poll-interval S] [--work-ms N]
 
-Each handler claims its job, then writes the application's own row (key
+Each handler claims its job, spends ``--work-ms`` (default 0) in its process
+phase, then writes the application's own row (key
 :func:`job_key`) in its finalize transaction and continues the chain or ends
 it. ``MODE`` is ``normal``, ``hang-in-process`` (after the claim, print
 ``IN-PROCESS <job id>`` and hang) or ``hang-in-finalize`` (inside the finalize
@@ -111,12 +112,15 @@ def _handler(
     schema: str | None,
     mode: Mode,
     announce: Announce,
+    work_ms: int,
 ) -> Callable[[Job[Step], JobContext[Any, Done]], Awaitable[Done | Continuation]]:
     async def handle(job: Job[Step], ctx: JobContext[Any, Done]) -> Done | Continuation:
         await ctx.claim(_read_nothing)
         if mode == "hang-in-process":
             announce("IN-PROCESS", job.id)
             await _forever()
+        if work_ms:
+            await asyncio.sleep(work_ms / 1000)  # the process phase's long work
 
         async def commit(tx: Any, enqueue_job: EnqueueJob[Done]) -> Done | Continuation:
             await app_write(tx, job_key(job.chain_id, job.queue), schema=schema)
@@ -151,17 +155,21 @@ def register_handlers(
     schema: str | None,
     mode: Mode = "normal",
     announce: Announce = print_line,
+    work_ms: int = 0,
 ) -> None:
     """Register the handlers of every step of the chains of :data:`CHAINS` that
     ``worker``'s application has; the application's rows go to ``schema``
-    (PostgreSQL; ``None`` for SQLite)."""
+    (PostgreSQL; ``None`` for SQLite). Each job spends ``work_ms`` in its process
+    phase."""
     for chain in CHAINS:
         if worker.app.chains.get(chain.name) is not chain:
             continue
         steps = STEPS[chain.name]
         for index, queue in enumerate(steps):
             following = steps[index + 1] if index + 1 < len(steps) else None
-            worker.handler(queue)(_handler(queue, following, len(steps), schema, mode, announce))
+            worker.handler(queue)(
+                _handler(queue, following, len(steps), schema, mode, announce, work_ms)
+            )
 
 
 # -- the worker subprocess ------------------------------------------------------------------
@@ -196,6 +204,7 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--lease-ms", type=int, default=30_000)
     parser.add_argument("--poll-interval", type=float, default=1.0)
     parser.add_argument("--worker-name", required=True)
+    parser.add_argument("--work-ms", type=int, default=0)
     return parser.parse_args(argv)
 
 
@@ -214,7 +223,7 @@ async def run_worker_process(argv: Sequence[str] | None = None) -> int:
         worker_id=args.worker_name,
         shutdown_timeout=5.0,
     )
-    register_handlers(worker, schema=schema_of(args.state), mode=args.mode)
+    register_handlers(worker, schema=schema_of(args.state), mode=args.mode, work_ms=args.work_ms)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -255,6 +264,7 @@ class WorkerProcess:
         concurrency: int = 4,
         lease_ms: int = 30_000,
         poll_interval: float = 1.0,
+        work_ms: int = 0,
     ) -> WorkerProcess:
         """Start a worker process (it is not ready yet: :meth:`ready` waits)."""
         log_path = log_dir / f"worker-{name}.log"
@@ -276,6 +286,8 @@ class WorkerProcess:
             str(poll_interval),
             "--worker-name",
             name,
+            "--work-ms",
+            str(work_ms),
         ]
         try:
             process = await asyncio.create_subprocess_exec(
@@ -341,7 +353,6 @@ class WorkerProcess:
         return code
 
     def log_text(self) -> str:
-        self._log_file.flush()
         return self.log_path.read_text(errors="replace")
 
     def log_tail(self, lines: int = 40) -> str:

@@ -22,7 +22,9 @@ from tests.e2e.processes import (
     register_handlers,
 )
 
-VICTIM_LEASE_MS = 1000
+VICTIM_LEASE_MS = 1500
+"""Short, so the test is quick; long enough that the victim, stuck in its job,
+cannot reap its own lease before the test kills it."""
 
 
 @pytest.mark.parametrize(

@@ -268,10 +268,11 @@ class Queuert(Generic[Tx]):
         if not jobs:
             return []
         await self.state.create_jobs(tx=tx, jobs=jobs)
-        if delay is None and start_at is None:
-            batch = PendingNotifications()
-            batch.scheduled[chain.name] += len(jobs)
-            await self.notify_after(tx, batch)
+        # Delayed jobs are announced too: a woken worker finds nothing due yet and
+        # sleeps until the earliest one is, instead of until its next poll.
+        batch = PendingNotifications()
+        batch.scheduled[chain.name] += len(jobs)
+        await self.notify_after(tx, batch)
         return [ChainHandle(job.id, chain) for job in jobs]
 
     # -- reading back ---------------------------------------------------------------

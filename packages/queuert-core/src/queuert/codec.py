@@ -34,7 +34,7 @@ class Codec(Generic[T]):
     not match the type or is not JSON-serialisable.
     """
 
-    __slots__ = ("_adapter", "_instance_of", "_msgspec", "_required_keys", "tp", "what")
+    __slots__ = ("_adapter", "_instance_of", "_msgspec", "_plain", "_required_keys", "tp", "what")
 
     def __init__(self, tp: type[T] | Any, what: str) -> None:
         self.tp = tp
@@ -49,6 +49,9 @@ class Codec(Generic[T]):
             if isinstance(tp, type) and tp is not Any and not _is_typeddict(tp) and tp not in _PLAIN
             else None
         )
+        # Untyped payloads go through the standard library, which refuses NaN,
+        # infinities and objects instead of quietly turning them into strings or null.
+        self._plain = tp is Any or tp in (dict, list)
         if self._msgspec:
             return
         try:
@@ -74,6 +77,8 @@ class Codec(Generic[T]):
             except (TypeError, msgspec.EncodeError, msgspec.ValidationError) as exc:
                 raise InputValidationError(f"{self.what} is invalid: {value!r} ({exc})") from exc
             return text
+        if self._plain:
+            return encode_plain(value, self.what)
         adapter = cast("pydantic.TypeAdapter[Any]", self._adapter)
         if self._required_keys is not None:
             missing = self._required_keys - set(value) if isinstance(value, dict) else None

@@ -310,11 +310,12 @@ class Worker(Generic[Tx]):
         batch = PendingNotifications()
         for record in reaped:
             self.app.metrics.incr("jobs.reaped")
-            self._log.warning(
+            # Not through self._log: a LoggerAdapter replaces the record's extra with its own.
+            log.warning(
                 "lease of job %s expired; now %s",
                 record.id,
                 record.status.value,
-                extra=_job_extra(record),
+                extra=_job_extra(record, self.id),
             )
             if record.status is JobStatus.PENDING:
                 batch.scheduled[record.queue] += 1

@@ -1,0 +1,273 @@
+"""Processing capacity: start single, start batched, process (one worker at
+concurrency 10), full phase path and three-step chains, for every queuert adapter
+and, on the same PostgreSQL server in the same run, PgQueuer and procrastinate.
+
+    hatch run bench:all                 # N = 5,000
+    hatch run bench:all --n 1000        # quicker
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import tempfile
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from benchmarks import pg, pgqueuer_runs, procrastinate_runs, queuert_runs
+from benchmarks.cli import base_parser, csv, measure, run
+from benchmarks.results import Result, format_value, print_table, timestamp, write_json
+
+SYSTEMS = ("memory", "sqlite", "postgres", "pgqueuer", "procrastinate")
+METRICS = [
+    "start single",
+    "start single (app tx)",
+    "start batched",
+    "start batched (app tx)",
+    "process one-job chains",
+    "full phase path",
+    "process three-step chains",
+]
+UNITS = {m: ("jobs/s" if m.startswith(("process", "full")) else "chains/s") for m in METRICS}
+
+# Figures the issue quotes for the peers, measured elsewhere: context, not targets.
+REFERENCE = {
+    ("pgqueuer", "process one-job chains"): 5_106,
+    ("procrastinate", "process one-job chains"): 470,
+    ("pgqueuer", "start single"): 1_977,
+    ("procrastinate", "start single"): 917,
+    ("pgqueuer", "start batched"): 50_061,
+    ("procrastinate", "start batched"): 17_517,
+}
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = base_parser(__doc__ or "")
+    parser.add_argument("--n", type=int, default=5_000, help="chains per measurement")
+    parser.add_argument("--batch", type=int, default=100, help="chains per batched call")
+    parser.add_argument("--concurrency", type=int, default=10, help="worker concurrency")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per figure (median kept)")
+    parser.add_argument(
+        "--systems", type=csv, default=list(SYSTEMS), help=f"subset of {','.join(SYSTEMS)}"
+    )
+    parser.add_argument(
+        "--metrics", type=csv, default=list(METRICS), help="subset of the measured figures"
+    )
+    parser.add_argument("--timeout", type=float, default=600, help="seconds per processing run")
+    parser.add_argument("--pgq-batch-size", type=int, default=5, help="PgQueuer dequeue batch size")
+    parser.add_argument(
+        "--pgq-max-tasks",
+        type=int,
+        default=10,
+        help="PgQueuer max_concurrent_tasks, its concurrency cap (0: unlimited; it must be "
+        "at least twice the batch size)",
+    )
+    return parser.parse_args(argv)
+
+
+async def _queuert_figures(
+    adapter: str, args: argparse.Namespace, workdir: Path, pg_url: str | None
+) -> list[Result]:
+    n, batch = args.n, args.batch
+    runs: dict[str, Callable[[queuert_runs.Store], Awaitable[Result]]] = {
+        "start single": lambda s: queuert_runs.start_single(s, n, app_tx=False),
+        "start single (app tx)": lambda s: queuert_runs.start_single(s, n, app_tx=True),
+        "start batched": lambda s: queuert_runs.start_batched(s, n, batch, app_tx=False),
+        "start batched (app tx)": lambda s: queuert_runs.start_batched(s, n, batch, app_tx=True),
+    }
+    for scenario in queuert_runs.scenario_names():
+
+        def process(s: queuert_runs.Store, sc: str = scenario) -> Awaitable[Result]:
+            return queuert_runs.process(
+                s, n, sc, concurrency=args.concurrency, timeout=args.timeout
+            )
+
+        runs[queuert_runs.PROCESS_METRICS[scenario]] = process
+    results = []
+    counter = 0
+    for metric, body in runs.items():
+        if metric not in args.metrics:
+            continue
+
+        async def once(body: Callable[[queuert_runs.Store], Awaitable[Result]] = body) -> Result:
+            nonlocal counter
+            counter += 1
+            store = await queuert_runs.open_store(
+                adapter, tag=f"m{counter}", workdir=workdir, pg_url=pg_url
+            )
+            try:
+                return await body(store)
+            finally:
+                await store.close()
+
+        results.append(await measure(args.repeat, adapter, metric, UNITS[metric], once))
+    return results
+
+
+async def _pgqueuer_figures(args: argparse.Namespace, url: str) -> list[Result]:
+    await pgqueuer_runs.install(url)
+    n, batch = args.n, args.batch
+    runs: dict[str, Callable[[], Awaitable[Result]]] = {
+        "start single": lambda: pgqueuer_runs.start_single(url, n, app_tx=False),
+        "start single (app tx)": lambda: pgqueuer_runs.start_single(url, n, app_tx=True),
+        "start batched": lambda: pgqueuer_runs.start_batched(url, n, batch),
+        "process one-job chains": lambda: pgqueuer_runs.process(
+            url,
+            n,
+            batch_size=args.pgq_batch_size,
+            max_concurrent_tasks=args.pgq_max_tasks,
+            timeout=args.timeout,
+        ),
+    }
+    results = []
+    for metric, body in runs.items():
+        if metric not in args.metrics:
+            continue
+
+        async def once(body: Callable[[], Awaitable[Result]] = body) -> Result:
+            await pgqueuer_runs.clear(url)
+            return await body()
+
+        results.append(await measure(args.repeat, "pgqueuer", metric, UNITS[metric], once))
+    return results
+
+
+async def _procrastinate_figures(args: argparse.Namespace, url: str) -> list[Result]:
+    await procrastinate_runs.install(url)
+    n, batch = args.n, args.batch
+    runs: dict[str, Callable[[], Awaitable[Result]]] = {
+        "start single": lambda: procrastinate_runs.start_single(url, n),
+        "start batched": lambda: procrastinate_runs.start_batched(url, n, batch),
+        "process one-job chains": lambda: procrastinate_runs.process(
+            url, n, concurrency=args.concurrency, timeout=args.timeout
+        ),
+    }
+    results = []
+    for metric, body in runs.items():
+        if metric not in args.metrics:
+            continue
+
+        async def once(body: Callable[[], Awaitable[Result]] = body) -> Result:
+            await procrastinate_runs.clear(url)
+            return await body()
+
+        results.append(await measure(args.repeat, "procrastinate", metric, UNITS[metric], once))
+    return results
+
+
+def _value(results: list[Result], system: str, metric: str) -> float:
+    for r in results:
+        if r.system == system and r.metric == metric:
+            return r.value
+    return float("nan")
+
+
+def targets(results: list[Result]) -> list[dict[str, Any]]:
+    """The issue's targets, each with the measured value and whether it is met."""
+
+    def v(system: str, metric: str) -> float:
+        return _value(results, system, metric)
+
+    pg_process = v("postgres", "process one-job chains")
+    checks: list[tuple[str, float, float]] = [
+        ("PostgreSQL process one-job chains >= 5,000 jobs/s", pg_process, 5_000),
+        (
+            "PostgreSQL process >= 1.0x PgQueuer (same run)",
+            pg_process / v("pgqueuer", "process one-job chains"),
+            1.0,
+        ),
+        ("PostgreSQL start single >= 1,500 chains/s", v("postgres", "start single"), 1_500),
+        ("PostgreSQL start batched >= 30,000 chains/s", v("postgres", "start batched"), 30_000),
+        (
+            "PostgreSQL full phase path >= 50% of process",
+            v("postgres", "full phase path") / pg_process,
+            0.5,
+        ),
+        ("SQLite process >= 5,000 jobs/s", v("sqlite", "process one-job chains"), 5_000),
+        ("SQLite start batched >= 30,000 chains/s", v("sqlite", "start batched"), 30_000),
+        (
+            "SQLite full phase path >= 50% of process",
+            v("sqlite", "full phase path") / v("sqlite", "process one-job chains"),
+            0.5,
+        ),
+        ("in-memory process >= 20,000 jobs/s", v("memory", "process one-job chains"), 20_000),
+    ]
+    return [
+        {
+            "target": name,
+            "measured": None if math.isnan(value) else round(value, 3),
+            "threshold": threshold,
+            "met": None if math.isnan(value) else value >= threshold,
+        }
+        for name, value, threshold in checks
+    ]
+
+
+async def main(args: argparse.Namespace) -> None:
+    results: list[Result] = []
+    notes: list[str] = []
+    server: dict[str, Any] = {}
+    print(f"N = {args.n:,} chains per figure, batch {args.batch}, concurrency {args.concurrency}")
+    with tempfile.TemporaryDirectory(prefix="queuert-bench-") as tmp:
+        workdir = Path(tmp)
+        for adapter in ("memory", "sqlite"):
+            if adapter in args.systems:
+                results += await _queuert_figures(adapter, args, workdir, None)
+        pg_systems = [s for s in ("postgres", "pgqueuer", "procrastinate") if s in args.systems]
+        if pg_systems:
+            problem = await pg.reachable(pg.server_url())
+            if problem:
+                notes.append(f"skipped {', '.join(pg_systems)}: {problem}")
+                print(notes[-1])
+            else:
+                server = await pg.server_settings(pg.server_url())
+                async with pg.fresh_database() as url:
+                    if "postgres" in pg_systems:
+                        results += await _queuert_figures("postgres", args, workdir, url)
+                    if "pgqueuer" in pg_systems:
+                        results += await _pgqueuer_figures(args, url)
+                    if "procrastinate" in pg_systems:
+                        results += await _procrastinate_figures(args, url)
+
+    systems = [s for s in SYSTEMS if s in args.systems]
+    cells = {(r.metric, r.system): format_value(r.value, "") for r in results}
+    for (system, metric), ref in REFERENCE.items():
+        if (metric, system) in cells:
+            cells[(metric, system)] += f" (ref {ref:,})"
+    print_table(
+        f"Processing capacity, N = {args.n:,} (chains/s for start, jobs/s for process)",
+        [m for m in METRICS if m in args.metrics],
+        systems,
+        cells,
+    )
+    checks = targets(results)
+    for check in checks:
+        mark = {True: "met", False: "MISSED", None: "not measured"}[check["met"]]
+        print(f"  [{mark:>12}] {check['target']}: {check['measured']}")
+    path = write_json(
+        {
+            "benchmark": "capacity",
+            "settings": {
+                "n": args.n,
+                "batch": args.batch,
+                "concurrency": args.concurrency,
+                "repeat": args.repeat,
+                "uvloop": args.uvloop,
+                "pgqueuer_batch_size": args.pgq_batch_size,
+                "pgqueuer_max_concurrent_tasks": args.pgq_max_tasks or None,
+            },
+            "postgres_server": server,
+            "notes": notes,
+            "results": [r.to_json() for r in results],
+            "targets": checks,
+        },
+        timestamp(),
+        Path(args.out_dir) if args.out_dir else None,
+    )
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    arguments = parse()
+    run(lambda: main(arguments), arguments)

@@ -1,0 +1,163 @@
+"""Profile of a process phase (one worker at concurrency 10, no-op one-job chains)
+with pyinstrument, plus the round trips it makes per job.
+
+    hatch run bench:profile                       # PostgreSQL, N = 5,000
+    hatch run bench:profile --adapter sqlite --scenario phases
+
+Writes ``profile-<adapter>-<scenario>-<timestamp>.html`` and ``.txt`` next to the
+JSON results. The whole event-loop thread is sampled, so every task shows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from pyinstrument import Profiler
+
+from benchmarks import pg, queuert_runs
+from benchmarks.chains import SCENARIOS
+from benchmarks.cli import base_parser, run, wait_quiet
+from benchmarks.results import RESULTS_DIR, timestamp, write_json
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = base_parser(__doc__ or "")
+    parser.add_argument("--adapter", default="postgres", choices=queuert_runs.ADAPTERS)
+    parser.add_argument("--scenario", default="one", choices=queuert_runs.scenario_names())
+    parser.add_argument("--n", type=int, default=5_000)
+    parser.add_argument("--concurrency", type=int, default=10)
+    parser.add_argument("--interval", type=float, default=0.0005, help="sampling interval (s)")
+    parser.add_argument("--timeout", type=float, default=600)
+    return parser.parse_args(argv)
+
+
+@contextmanager
+def count_statements(counts: Counter[str]) -> Iterator[None]:
+    """Count what asyncpg sends: statements with arguments (``_execute``: fetch,
+    fetchrow, execute with arguments) and simple queries (``execute`` without
+    arguments: BEGIN, COMMIT, ...). Each is one round trip."""
+    conn_cls: Any = asyncpg.Connection
+    original_execute = conn_cls.execute
+    original_private = conn_cls._execute
+
+    async def execute(self: Any, query: str, *args: Any, timeout: float | None = None) -> Any:
+        if not args:
+            counts[query.split(None, 1)[0].upper() if query.strip() else "?"] += 1
+        return await original_execute(self, query, *args, timeout=timeout)
+
+    async def private_execute(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:
+        counts["statement with arguments"] += 1
+        return await original_private(self, query, *args, **kwargs)
+
+    conn_cls.execute = execute
+    conn_cls._execute = private_execute
+    try:
+        yield
+    finally:
+        conn_cls.execute = original_execute
+        conn_cls._execute = original_private
+
+
+async def main(args: argparse.Namespace) -> None:
+    pg_url: str | None = None
+    server_problem = None
+    if args.adapter == "postgres":
+        server_problem = await pg.reachable(pg.server_url())
+        if server_problem:
+            print(server_problem)
+            return
+    profiler = Profiler(interval=args.interval, async_mode="disabled")
+    statements: Counter[str] = Counter()
+
+    @asynccontextmanager
+    async def profiled() -> AsyncIterator[None]:
+        with count_statements(statements):
+            profiler.start()
+            try:
+                yield
+            finally:
+                profiler.stop()
+
+    stem = f"profile-{args.adapter}-{args.scenario}-{timestamp()}"
+    out_dir = Path(args.out_dir) if args.out_dir else RESULTS_DIR
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="queuert-profile-") as tmp:
+        workdir = Path(tmp)
+
+        async def body(url: str | None) -> dict[str, Any]:
+            setup = await queuert_runs.open_store(
+                args.adapter, tag="profile", workdir=workdir, pg_url=url
+            )
+            await queuert_runs.enqueue_setup(setup.app, SCENARIOS[args.scenario], args.n)
+            await setup.close()  # its backends exit and publish their statistics
+            xacts_before = None
+            if url is not None:
+                await asyncio.sleep(0.5)
+                xacts_before = await pg.committed_transactions(url)
+            store = await queuert_runs.open_store(
+                args.adapter, tag="profile", workdir=workdir, pg_url=url
+            )
+            await wait_quiet()
+            try:
+                result = await queuert_runs.process(
+                    store,
+                    args.n,
+                    args.scenario,
+                    concurrency=args.concurrency,
+                    timeout=args.timeout,
+                    setup=False,
+                    around=profiled,
+                )
+            finally:
+                await store.close()
+            jobs = result.count
+            extra: dict[str, Any] = {"result": result.to_json()}
+            if url is not None and xacts_before is not None:
+                await asyncio.sleep(1.5)
+                xacts = await pg.committed_transactions(url) - xacts_before
+                extra["server_transactions_per_job"] = round(xacts / jobs, 3)
+                extra["client_round_trips_per_job"] = round(sum(statements.values()) / jobs, 3)
+                extra["client_round_trips_by_kind_per_job"] = {
+                    k: round(v / jobs, 3) for k, v in statements.most_common()
+                }
+            return extra
+
+        if args.adapter == "postgres":
+            async with pg.fresh_database("queuert_profile") as url:
+                pg_url = url
+                extra = await body(pg_url)
+        else:
+            extra = await body(None)
+
+    html = out_dir / f"{stem}.html"
+    text = out_dir / f"{stem}.txt"
+    html.write_text(profiler.output_html())
+    text.write_text(profiler.output_text(unicode=False, color=False, show_all=False))
+    print(profiler.output_text(unicode=True, color=False, show_all=False)[:12_000])
+    result = extra["result"]
+    print(f"{args.adapter} {args.scenario}: {result['value']:,.0f} jobs/s under the profiler")
+    for key in (
+        "server_transactions_per_job",
+        "client_round_trips_per_job",
+        "client_round_trips_by_kind_per_job",
+    ):
+        if key in extra:
+            print(f"  {key}: {extra[key]}")
+    print(f"  state calls per job: {result['details']['state_calls_per_job']}")
+    path = write_json(
+        {"benchmark": "profile", **extra, "html": str(html), "text": str(text)}, stem, out_dir
+    )
+    print(f"wrote {html}, {text} and {path}")
+
+
+if __name__ == "__main__":
+    arguments = parse()
+    run(lambda: main(arguments), arguments)

@@ -1,0 +1,207 @@
+"""queuert's side of the benchmarks: a fresh store per measurement and the phases.
+
+Every store is the one a user would configure: the in-memory adapter with the
+in-process notifier, a SQLite file (WAL) with the in-process notifier, or a
+PostgreSQL schema with the LISTEN/NOTIFY notifier.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import queuert
+from benchmarks.chains import ALL_CHAINS, JOBS_PER_CHAIN, SCENARIOS, Item, register
+from benchmarks.probe import Probe, attach_probe
+from benchmarks.results import Result, rate
+from queuert import ChainDef, NotifyAdapter, Queuert, StateAdapter
+from queuert_postgres import PostgresNotifyAdapter, PostgresStateAdapter
+from queuert_sqlite import SqliteStateAdapter
+
+ADAPTERS = ("memory", "sqlite", "postgres")
+SETUP_BATCH = 1_000
+
+
+@dataclass
+class Store:
+    """An application on a fresh store; ``state_url``/``notify_url`` let another
+    process open the same store (``None`` for the in-memory one)."""
+
+    adapter: str
+    app: Queuert[Any]
+    state_url: str | None
+    notify_url: str | None
+
+    async def close(self) -> None:
+        await self.app.close()
+
+
+async def open_store(
+    adapter: str,
+    *,
+    tag: str,
+    workdir: Path,
+    pg_url: str | None,
+    notify: str = "default",
+) -> Store:
+    """A migrated, empty store named ``tag`` (a file or schema of its own).
+
+    ``notify``: "default" (the notifier a user would pair with the adapter),
+    "none" (workers poll), or a notify URL.
+    """
+    state: StateAdapter[Any]
+    notifier: NotifyAdapter | None
+    state_url: str | None = None
+    notify_url: str | None = None
+    if adapter == "memory":
+        state = queuert.MemoryStateAdapter()
+        notifier = queuert.InProcessNotifyAdapter()
+    elif adapter == "sqlite":
+        path = workdir / f"{tag}.db"
+        state = SqliteStateAdapter(path)
+        state_url = f"sqlite:///{path}"
+        notifier = queuert.InProcessNotifyAdapter()
+    elif adapter == "postgres":
+        if pg_url is None:
+            raise ValueError("the postgres store needs a PostgreSQL URL")
+        schema = f"bench_{tag}"
+        state = await PostgresStateAdapter.connect(pg_url, schema=schema)
+        state_url = f"{pg_url}?{urlencode({'schema': schema})}"
+        notifier = PostgresNotifyAdapter(pg_url)
+        notify_url = pg_url
+    else:
+        raise ValueError(f"unknown adapter {adapter!r}")
+    if notify == "none":
+        notifier, notify_url = None, "none"
+    elif notify != "default":
+        from queuert.urls import notify_from_url
+
+        notifier = await notify_from_url(notify)
+        notify_url = notify
+    await state.migrate()
+    app: Queuert[Any] = Queuert(state=state, notify=notifier, chains=ALL_CHAINS)
+    return Store(adapter, app, state_url, notify_url)
+
+
+async def enqueue_setup(app: Queuert[Any], chain: ChainDef[Item, Any], n: int) -> None:
+    """Start ``n`` chains in large batches (setup, not measured)."""
+    for start in range(0, n, SETUP_BATCH):
+        inputs = [Item(i) for i in range(start, min(n, start + SETUP_BATCH))]
+        await app.enqueue_job_chains(None, chain, inputs)
+
+
+async def start_single(store: Store, n: int, *, app_tx: bool) -> Result:
+    """``n`` chains, one ``enqueue_job_chain`` per committed transaction: the
+    adapter's own (``tx=None``) or, with ``app_tx``, one the application opens."""
+    app = store.app
+    chain = SCENARIOS["one"]
+    began = time.perf_counter()
+    if app_tx:
+        for i in range(n):
+            async with app.with_notify(), app.state.transaction() as tx:
+                await app.enqueue_job_chain(tx, chain, Item(i))
+    else:
+        for i in range(n):
+            await app.enqueue_job_chain(None, chain, Item(i))
+    seconds = time.perf_counter() - began
+    metric = "start single (app tx)" if app_tx else "start single"
+    return rate(store.adapter, metric, n, seconds, "chains/s")
+
+
+async def start_batched(store: Store, n: int, batch: int, *, app_tx: bool) -> Result:
+    """``n`` chains, ``batch`` per ``enqueue_job_chains`` call and transaction."""
+    app = store.app
+    chain = SCENARIOS["one"]
+    batches = [[Item(i) for i in range(s, min(n, s + batch))] for s in range(0, n, batch)]
+    began = time.perf_counter()
+    if app_tx:
+        for inputs in batches:
+            async with app.with_notify(), app.state.transaction() as tx:
+                await app.enqueue_job_chains(tx, chain, inputs)
+    else:
+        for inputs in batches:
+            await app.enqueue_job_chains(None, chain, inputs)
+    seconds = time.perf_counter() - began
+    metric = "start batched (app tx)" if app_tx else "start batched"
+    return rate(store.adapter, metric, n, seconds, "chains/s", batch=batch)
+
+
+PROCESS_METRICS = {
+    "one": "process one-job chains",
+    "phases": "full phase path",
+    "three": "process three-step chains",
+}
+
+
+async def process(
+    store: Store,
+    n: int,
+    scenario: str,
+    *,
+    concurrency: int,
+    timeout: float,
+    setup: bool = True,
+    around: Callable[[], AbstractAsyncContextManager[object]] | None = None,
+) -> Result:
+    """Start ``n`` chains (setup, skipped when ``setup`` is false because they were
+    started already), then run one worker at ``concurrency`` until every job's end is
+    committed. The rate counts jobs from the first handler start to the last
+    committed end. ``around`` wraps the worker's run (a profiler, say)."""
+    app = store.app
+    chain = SCENARIOS[scenario]
+    if setup:
+        await enqueue_setup(app, chain, n)
+    jobs = n * JOBS_PER_CHAIN[scenario]
+    probe = Probe(jobs)
+    metrics = attach_probe(app, probe)
+    worker = app.worker(concurrency=concurrency)
+    register(worker, scenario, probe)
+    async with around() if around is not None else nullcontext():
+        began = time.perf_counter()
+        await worker.start()
+        try:
+            await probe.wait(timeout)
+            counters = metrics.snapshot()
+        finally:
+            await worker.stop()
+    completed = await count_completed_chains(app, chain)
+    if completed != n:
+        raise RuntimeError(f"{completed} of {n} chains are completed in the store")
+    per_job = {
+        name.removeprefix("state.").removesuffix(".calls"): round(value / jobs, 3)
+        for name, value in sorted(counters.items())
+        if name.startswith("state.") and name.endswith(".calls")
+    }
+    return rate(
+        store.adapter,
+        PROCESS_METRICS[scenario],
+        jobs,
+        probe.elapsed,
+        "jobs/s",
+        chains=n,
+        chains_per_s=n / probe.elapsed,
+        seconds_with_worker_start=(probe.last_end or began) - began,
+        concurrency=concurrency,
+        state_calls_per_job=per_job,
+        acquire_attempts_per_job=round(counters.get("worker.acquire_attempts", 0) / jobs, 3),
+    )
+
+
+async def count_completed_chains(app: Queuert[Any], chain: ChainDef[Any, Any]) -> int:
+    total = 0
+    after: str | None = None
+    while True:
+        page = await app.list_chains(status="completed", chain=chain, after=after, limit=10_000)
+        total += len(page.items)
+        if page.next_cursor is None:
+            return total
+        after = page.next_cursor
+
+
+def scenario_names() -> Sequence[str]:
+    return tuple(PROCESS_METRICS)
