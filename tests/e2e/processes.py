@@ -250,6 +250,7 @@ class WorkerProcess:
         self.name = name
         self.process = process
         self.log_path = log_path
+        self.killed = False
         self._log_file = log_file
 
     @classmethod
@@ -334,6 +335,7 @@ class WorkerProcess:
         """SIGKILL: the process dies at once, whatever it was doing."""
         if self.process.returncode is None:
             self.process.kill()
+            self.killed = True
         await self.process.wait()
         self._log_file.close()
 
@@ -371,7 +373,8 @@ class WorkerProcess:
 
 class WorkerGroup:
     """Worker processes that are all stopped when the block exits (killed when it
-    raised), so a failing test leaves no process behind."""
+    raised), so a failing test leaves no process behind. A worker that was not
+    killed must exit with status 0."""
 
     def __init__(self, log_dir: Path) -> None:
         self.log_dir = log_dir
@@ -386,11 +389,16 @@ class WorkerGroup:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        for worker in self.workers:
-            if exc_type is None:
-                await worker.stop()
-            else:
+        if exc_type is not None:
+            for worker in self.workers:
                 await worker.kill()
+            return
+        failed = []
+        for worker in self.workers:
+            code = await worker.stop()
+            if code != 0 and not worker.killed:
+                failed.append(f"worker {worker.name} exited {code}:\n{worker.log_tail()}")
+        assert not failed, "\n".join(failed)
 
     async def spawn(self, *, name: str, state: str, **options: Any) -> WorkerProcess:
         worker = await WorkerProcess.spawn(name=name, state=state, log_dir=self.log_dir, **options)

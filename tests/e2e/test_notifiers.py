@@ -142,6 +142,11 @@ async def test_postgres_listen_notify_wakes_idle_worker_and_survives_listener_ki
             finally:
                 await conn.close()
 
+            async def old_listener_gone() -> bool:
+                return old_pid not in await listener_pids(dsn, listener_name)
+
+            await wait_until(old_listener_gone, timeout=10, message="listener not terminated")
+
             # Notifications sent while the listener reconnects are lost; one of the
             # following chains must again be picked up at once.
             deadline = time.monotonic() + 20

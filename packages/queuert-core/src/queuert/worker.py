@@ -224,7 +224,12 @@ class Worker(Generic[Tx]):
     # -- notifications -------------------------------------------------------------------------
 
     async def _on_scheduled(self, signal: ScheduledSignal) -> None:
-        if self._stopping.is_set() or len(self._active) >= self.concurrency or self._wake.is_set():
+        if self._stopping.is_set() or self._wake.is_set():
+            return
+        if len(self._active) >= self.concurrency:
+            # Busy: leave the wake budget to idle workers, but look again as soon as
+            # a slot frees instead of at the next poll.
+            self._maybe_more = True
             return
         notify = self.app.notify
         if notify is not None and await notify.claim_wake(signal=signal):

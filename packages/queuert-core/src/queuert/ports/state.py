@@ -119,14 +119,15 @@ class StateAdapter(ABC, Generic[Tx]):
 
     @abstractmethod
     async def complete_job(self, *, tx: Tx | None, lease: Lease, output: str) -> JobRecord:
-        """End the job, and with it the chain, ``completed`` with ``output``."""
+        """End the job, and with it the chain, ``completed`` with ``output``. The error
+        of an earlier failed attempt, if any, stays recorded."""
 
     @abstractmethod
     async def continue_job(self, *, tx: Tx | None, lease: Lease, next_job: NewJob) -> JobRecord:
         """Complete the job by continuing its chain: mark it ``completed`` with
         ``next_job_id`` and insert ``next_job`` (at the next chain position) in the
         same transaction. Returns the new job. A second continuation of the same
-        job fails."""
+        job fails. The error of an earlier failed attempt stays recorded."""
 
     @abstractmethod
     async def reschedule_job(

@@ -45,6 +45,27 @@ class FinalizeCases:
         assert await state_adapter.get_job(tx=None, job_id=job.id) == done
 
     @pytest.mark.asyncio
+    async def test_completion_keeps_the_error_of_an_earlier_attempt(
+        self, state_adapter: StateAdapterAny
+    ) -> None:
+        job = await running_job(state_adapter)
+        error = JobError(type="TimeoutError", message="first try timed out")
+        await state_adapter.reschedule_job(tx=None, lease=job.lease, error=error)
+        retried = await acquire_one(state_adapter, job.queue)
+        assert retried.attempt == 2
+        done = await state_adapter.complete_job(tx=None, lease=retried.lease, output="1")
+        assert done.error == error
+        nxt_job = await running_job(state_adapter)
+        await state_adapter.reschedule_job(tx=None, lease=nxt_job.lease, error=error)
+        again = await acquire_one(state_adapter, nxt_job.queue)
+        continued = await state_adapter.continue_job(
+            tx=None, lease=again.lease, next_job=next_job(again, "q:next")
+        )
+        assert continued.error is None
+        previous = await state_adapter.get_job(tx=None, job_id=again.id)
+        assert previous is not None and previous.error == error
+
+    @pytest.mark.asyncio
     async def test_completing_the_last_job_completes_the_chain(
         self, state_adapter: StateAdapterAny
     ) -> None:
