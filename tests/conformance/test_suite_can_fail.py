@@ -6,6 +6,7 @@ as a third party's project might."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -75,54 +76,60 @@ def run_suites(pytester: pytest.Pytester, *cases: str) -> dict[str, str]:
     return outcomes
 
 
-def assert_caught(outcomes: dict[str, str], *, broken: str, reference: str, case: str) -> None:
-    assert outcomes.get(f"{broken}::{case}") == "failed", outcomes
-    assert outcomes.get(f"{reference}::{case}") == "passed", outcomes
+@dataclass(frozen=True)
+class Bug:
+    """A broken suite, the reference suite it is compared with, and the cases
+    aimed at its bug (``only``: the one parameter set of each that must catch it)."""
+
+    broken: str
+    reference: str
+    cases: tuple[str, ...]
+    only: str = ""
 
 
-def test_double_handed_jobs_fail_the_acquire_cases(pytester: pytest.Pytester) -> None:
-    cases = (
-        "test_parallel_acquires_return_distinct_jobs",
-        "test_parallel_acquires_across_adapters_return_distinct_jobs",
-        "test_running_job_is_not_acquired_again",
-    )
-    outcomes = run_suites(pytester, *cases)
-    for case in cases:
-        assert_caught(
-            outcomes, broken="TestDoubleHanding", reference="TestReferenceState", case=case
-        )
+BUGS = {
+    "double-handed-jobs-fail-the-acquire-cases": Bug(
+        "TestDoubleHanding",
+        "TestReferenceState",
+        (
+            "test_parallel_acquires_return_distinct_jobs",
+            "test_parallel_acquires_across_adapters_return_distinct_jobs",
+            "test_running_job_is_not_acquired_again",
+        ),
+    ),
+    "leaky-rollback-fails-the-transaction-cases": Bug(
+        "TestLeakyRollback",
+        "TestReferenceState",
+        (
+            "test_rollback_leaves_nothing",
+            "test_rollback_restores_every_change",
+            "test_rolled_back_acquire_leaves_the_job_eligible",
+            "test_rolled_back_delete_restores_the_chain",
+            "test_rollback_discards_savepoint_writes",
+        ),
+    ),
+    "unfiltered-subscription-fails-the-filter-case": Bug(
+        "TestUnfilteredLeaseLost",
+        "TestReferenceNotify",
+        ("test_only_the_subscribed_key_is_delivered",),
+        only="[lease_lost]",
+    ),
+    "unlimited-wake-claims-fail-the-wake-hint-cases": Bug(
+        "TestUnlimitedWake",
+        "TestReferenceNotify",
+        ("test_exactly_count_concurrent_claims_succeed", "test_budget_runs_out"),
+    ),
+}
 
 
-def test_leaky_rollback_fails_the_transaction_cases(pytester: pytest.Pytester) -> None:
-    cases = (
-        "test_rollback_leaves_nothing",
-        "test_rollback_restores_every_change",
-        "test_rolled_back_acquire_leaves_the_job_eligible",
-        "test_rolled_back_delete_restores_the_chain",
-        "test_rollback_discards_savepoint_writes",
-    )
-    outcomes = run_suites(pytester, *cases)
-    for case in cases:
-        assert_caught(
-            outcomes, broken="TestLeakyRollback", reference="TestReferenceState", case=case
-        )
-
-
-def test_unfiltered_subscription_fails_the_filter_case(pytester: pytest.Pytester) -> None:
-    case = "test_lease_lost_only_for_the_subscribed_job"
-    outcomes = run_suites(pytester, case)
-    assert_caught(
-        outcomes, broken="TestUnfilteredLeaseLost", reference="TestReferenceNotify", case=case
-    )
-
-
-def test_unlimited_wake_claims_fail_the_wake_hint_cases(pytester: pytest.Pytester) -> None:
-    cases = ("test_exactly_count_concurrent_claims_succeed", "test_budget_runs_out")
-    outcomes = run_suites(pytester, *cases)
-    for case in cases:
-        assert_caught(
-            outcomes, broken="TestUnlimitedWake", reference="TestReferenceNotify", case=case
-        )
+@pytest.mark.parametrize("bug", list(BUGS.values()), ids=list(BUGS))
+def test_broken_adapter_fails_the_cases_aimed_at_its_bug(
+    pytester: pytest.Pytester, bug: Bug
+) -> None:
+    outcomes = run_suites(pytester, *bug.cases)
+    for case in bug.cases:
+        assert outcomes.get(f"{bug.broken}::{case}{bug.only}") == "failed", outcomes
+        assert outcomes.get(f"{bug.reference}::{case}{bug.only}") == "passed", outcomes
 
 
 @pytest.mark.parametrize("suite", [StateAdapterConformance, NotifyAdapterConformance])

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -130,6 +132,16 @@ async def make_backend(name: str, tmp_path: Path) -> Backend:
     finally:
         await conn.close()
     return Backend(name, state, url, _pg_url=base, _schema=schema)
+
+
+@asynccontextmanager
+async def open_backend(name: str, tmp_path: Path) -> AsyncIterator[Backend]:
+    """A fresh store on backend ``name``, closed (and dropped) on exit."""
+    backend = await make_backend(name, tmp_path)
+    try:
+        yield backend
+    finally:
+        await backend.close()
 
 
 def env_with_pythonpath() -> dict[str, str]:

@@ -1,11 +1,10 @@
 """Helpers for the single-process end-to-end scenarios: an application on a
 backend, the application's own transaction on each backend's driver, workers
-with test-friendly timings, and waiting on conditions instead of sleeping."""
+with test-friendly timings, and waiting for values and events instead of sleeping."""
 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -16,6 +15,7 @@ import asyncpg
 
 import queuert
 from queuert import ChainDef, Queuert, StateAdapter, Worker
+from queuert.conformance.support import eventually
 from tests.e2e.backends import Backend
 from tests.servers import require_postgres
 
@@ -31,25 +31,9 @@ async def wait_until(
 ) -> T:
     """Await ``probe()`` until it returns a truthy value and return that value.
     Fails the test after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await probe()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(interval)
-
-
-async def eventually(
-    check: Callable[[], bool], *, timeout: float = 5.0, what: str = "the condition"
-) -> None:
-    """Wait until ``check()`` is true; fail the test after ``timeout`` seconds."""
-
-    async def probe() -> bool:
-        return check()
-
-    await wait_until(probe, timeout=timeout, what=what)
+    value = await eventually(probe, what=what, timeout=timeout, interval=interval)
+    assert value is not None  # only a truthy value ends the wait
+    return value
 
 
 async def wait_for_event(event: asyncio.Event, *, timeout: float = 5.0, what: str = "") -> None:

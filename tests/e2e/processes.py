@@ -32,7 +32,6 @@ import logging
 import re
 import signal
 import sys
-import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -412,27 +411,6 @@ class WorkerGroup:
         workers = [await self.spawn(name=name, state=state, **options) for name in names]
         await asyncio.gather(*(w.ready(timeout=timeout) for w in workers))
         return workers
-
-
-async def wait_until(
-    condition: Callable[[], bool | Awaitable[bool]],
-    *,
-    timeout: float,
-    interval: float = 0.05,
-    message: str = "condition not met",
-) -> float:
-    """Check ``condition`` every ``interval`` seconds until it holds; returns the
-    seconds it took. Fails after ``timeout`` seconds."""
-    start = time.monotonic()
-    while True:
-        result = condition()
-        if not isinstance(result, bool):
-            result = await result
-        if result:
-            return time.monotonic() - start
-        if time.monotonic() - start > timeout:
-            raise AssertionError(f"{message} within {timeout}s")
-        await asyncio.sleep(interval)
 
 
 async def unfinished_chains(app: queuert.Queuert[Any]) -> bool:

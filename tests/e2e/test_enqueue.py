@@ -16,11 +16,11 @@ from queuert import Job, JobContext, JobStatus, ScheduledSignal
 from tests.e2e.backends import Backend
 from tests.e2e.fixtures_inprocess import (
     caller_transaction,
-    eventually,
     make_worker,
     open_app,
     wait_for_event,
 )
+from tests.waiting import eventually
 
 
 @dataclass
@@ -78,7 +78,7 @@ async def test_rollback_leaves_no_job_and_sends_no_notification(
             async with app.with_notify(), caller_transaction(backend, native=native) as tx:
                 committed = await app.enqueue_job_chain(tx, orders, Order(2))
                 await backend.app_write(tx, "committed")
-            await eventually(lambda: log.total() >= 1, what="the commit's signal")
+            await eventually(lambda: log.total() >= 1, message="the commit's signal")
         finally:
             await subscription.unsubscribe()
 
@@ -105,7 +105,7 @@ async def test_notifications_wait_for_the_end_of_the_block(backend: Backend) -> 
                 for _ in range(5):
                     await asyncio.sleep(0)
                 assert log.signals == []
-            await eventually(lambda: log.total() == 3, what="3 scheduled jobs")
+            await eventually(lambda: log.total() == 3, message="3 scheduled jobs")
         finally:
             await subscription.unsubscribe()
 
@@ -122,7 +122,7 @@ async def test_commit_wakes_an_idle_worker_long_before_its_poll(backend: Backend
             # The worker found nothing and went idle for its 30 s poll interval.
             await eventually(
                 lambda: app.metrics.get("worker.acquire_attempts") >= 1,
-                what="the worker's first acquire",
+                message="the worker's first acquire",
             )
             async with app.with_notify(), caller_transaction(backend) as tx:
                 handle_ = await app.enqueue_job_chain(tx, orders, Order(4))
@@ -152,7 +152,7 @@ async def test_batch_enqueue_is_all_or_nothing_and_runs_every_chain(backend: Bac
             async with worker:
                 await eventually(
                     lambda: app.metrics.get("worker.acquire_attempts") >= 1,
-                    what="the worker's first acquire",
+                    message="the worker's first acquire",
                 )
                 async with app.with_notify(), caller_transaction(backend) as tx:
                     handles = await app.enqueue_job_chains(tx, orders, [Order(i) for i in range(5)])

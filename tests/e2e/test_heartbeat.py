@@ -55,6 +55,23 @@ async def take_over(backend: Backend, job_id: str) -> JobRecord:
     return taken[0]
 
 
+async def stale_finalize(
+    backend: Backend, job: Job[Work], ctx: JobContext[Any, Done], outcome: dict[str, BaseException]
+) -> Done | Continuation:
+    """Finalize with an application write after the lease was lost: the refusal is
+    kept in ``outcome["finalize"]`` and raised on."""
+
+    async def commit(tx: Any, enqueue_job: EnqueueJob[Done]) -> Done:
+        await backend.app_write(tx, "stale-finalize")
+        return Done(job.attempt)
+
+    try:
+        return await ctx.finalize(commit)
+    except LeaseLostError as exc:
+        outcome["finalize"] = exc
+        raise
+
+
 async def test_heartbeats_keep_a_job_through_several_lease_lengths(backend: Backend) -> None:
     async with open_app(backend, [work_chain]) as app:
         worker = make_worker(app, lease_ms=300, reaper_interval=0.02)
@@ -103,16 +120,7 @@ async def test_takeover_during_with_heartbeat_cancels_the_work(backend: Backend)
                     await ctx.with_heartbeat(long_work(), interval_ms=50)
                 except LeaseLostError as exc:
                     outcome["heartbeat"] = exc
-
-                async def commit(tx: Any, enqueue_job: EnqueueJob[Done]) -> Done:
-                    await backend.app_write(tx, "stale-finalize")
-                    return Done(job.attempt)
-
-                try:
-                    return await ctx.finalize(commit)
-                except LeaseLostError as exc:
-                    outcome["finalize"] = exc
-                    raise
+                return await stale_finalize(backend, job, ctx, outcome)
             finally:
                 handler_done.set()
 
@@ -148,16 +156,8 @@ async def test_stale_finalize_after_reap_and_reacquire_commits_nothing(backend: 
         async def handle(job: Job[Work], ctx: JobContext[Any, Done]) -> Done | Continuation:
             started.set()
             await resume.wait()
-
-            async def commit(tx: Any, enqueue_job: EnqueueJob[Done]) -> Done:
-                await backend.app_write(tx, "stale-finalize")
-                return Done(job.attempt)
-
             try:
-                return await ctx.finalize(commit)
-            except LeaseLostError as exc:
-                outcome["finalize"] = exc
-                raise
+                return await stale_finalize(backend, job, ctx, outcome)
             finally:
                 handler_done.set()
 

@@ -17,7 +17,8 @@ import pytest
 import queuert
 from queuert import Job, JobContext, JobRecord, JobStatus, Queuert
 from tests.e2e.backends import Backend
-from tests.e2e.fixtures_inprocess import eventually, make_worker, wait_for_event
+from tests.e2e.fixtures_inprocess import make_worker, wait_for_event
+from tests.waiting import eventually
 
 
 @dataclass
@@ -123,7 +124,7 @@ async def test_an_idle_worker_takes_a_released_job_at_once(backend: Backend) -> 
         async with idle:
             await eventually(
                 lambda: second_app.metrics.get("worker.acquire_attempts") >= 1,
-                what="the second worker to go idle",
+                message="the second worker to go idle",
             )
             await stopping.stop(timeout=0.05)
             result = await second_app.wait_for_chain(handle, timeout=5.0)
@@ -183,7 +184,7 @@ async def test_sigterm_stops_run_gracefully(backend: Backend) -> None:
                 signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, previous[signal.SIGTERM])
                 or running.done()
             ),
-            what="run() to install its signal handlers",
+            message="run() to install its signal handlers",
         )
         assert not running.done()
         handle = await app.enqueue_job_chain(None, chores, Chore("in-flight", 0.3))

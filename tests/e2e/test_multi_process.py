@@ -13,7 +13,7 @@ import pytest
 
 import queuert
 from queuert import ChainDef
-from tests.e2e.backends import Backend, make_backend
+from tests.e2e.backends import Backend, open_backend
 from tests.e2e.processes import (
     THREE_STEP,
     TWO_STEP,
@@ -24,8 +24,8 @@ from tests.e2e.processes import (
     chain_statuses,
     expected_keys,
     unfinished_chains,
-    wait_until,
 )
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.slow
 
@@ -61,7 +61,7 @@ async def run_chains(
         async def all_finished() -> bool:
             return not await unfinished_chains(app)
 
-        await wait_until(
+        await eventually(
             all_finished, timeout=timeout, interval=0.2, message=f"{chains} chains not finished"
         )
         elapsed = time.monotonic() - start
@@ -77,8 +77,7 @@ async def run_chains(
 
 
 async def test_two_processes_on_one_sqlite_file_complete_1000_chains(tmp_path: Path) -> None:
-    backend = await make_backend("sqlite", tmp_path)
-    try:
+    async with open_backend("sqlite", tmp_path) as backend:
         await run_chains(
             backend,
             tmp_path,
@@ -90,15 +89,12 @@ async def test_two_processes_on_one_sqlite_file_complete_1000_chains(tmp_path: P
             concurrency=8,
             timeout=120,
         )
-    finally:
-        await backend.close()
 
 
 async def test_four_processes_on_postgres_complete_2000_chains_spread_over_all(
     tmp_path: Path,
 ) -> None:
-    backend = await make_backend("postgres", tmp_path)
-    try:
+    async with open_backend("postgres", tmp_path) as backend:
         processes = await run_chains(
             backend,
             tmp_path,
@@ -110,8 +106,6 @@ async def test_four_processes_on_postgres_complete_2000_chains_spread_over_all(
             concurrency=8,
             timeout=120,
         )
-    finally:
-        await backend.close()
 
     shares: dict[str, Any] = {p.name: sum(p.finalized_jobs().values()) for p in processes}
     assert sum(shares.values()) == 2000 * 3, shares

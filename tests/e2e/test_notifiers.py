@@ -13,9 +13,10 @@ import pytest
 
 import queuert
 from queuert_postgres import PostgresNotifyAdapter
-from tests.e2e.backends import Backend, make_backend, schema_of
-from tests.e2e.processes import TWO_STEP, Done, Step, register_handlers, wait_until
+from tests.e2e.backends import Backend, make_backend, open_backend, schema_of
+from tests.e2e.processes import TWO_STEP, Done, Step, register_handlers
 from tests.servers import require_postgres, require_redis
+from tests.waiting import eventually
 
 IDLE_POLL_S = 30.0
 """Poll interval of the workers a notifier must wake: far longer than any wait here."""
@@ -35,7 +36,7 @@ async def run_application(state_url: str, notify_url: str, poll_interval: float)
         worker = app.worker(concurrency=4, poll_interval=poll_interval)
         register_handlers(worker, schema=schema_of(state_url))
         async with worker:
-            await wait_until(
+            await eventually(
                 lambda: app.metrics.get("worker.acquire_attempts") >= 1,
                 timeout=10,
                 interval=0.01,
@@ -56,8 +57,8 @@ async def run_application(state_url: str, notify_url: str, poll_interval: float)
 
 @pytest.mark.parametrize("notifier", ["memory", "postgres", "redis", "none"])
 async def test_same_application_runs_with_each_notifier(notifier: str, tmp_path: Path) -> None:
-    backend = await make_backend("postgres" if notifier == "postgres" else "sqlite", tmp_path)
-    try:
+    store = "postgres" if notifier == "postgres" else "sqlite"
+    async with open_backend(store, tmp_path) as backend:
         assert backend.url is not None
         poll_interval = IDLE_POLL_S
         if notifier == "memory":
@@ -75,8 +76,6 @@ async def test_same_application_runs_with_each_notifier(notifier: str, tmp_path:
         assert elapsed < FAST_S
         writes = await backend.app_writes()
         assert len(writes) == 6 and set(writes.values()) == {1}
-    finally:
-        await backend.close()
 
 
 async def listener_pids(dsn: str, application_name: str) -> list[int]:
@@ -125,7 +124,7 @@ async def test_postgres_listen_notify_wakes_idle_worker_and_survives_listener_ki
         worker = worker_app.worker(concurrency=4, poll_interval=IDLE_POLL_S)
         register_handlers(worker, schema=channel_prefix)
         async with worker:
-            await wait_until(
+            await eventually(
                 lambda: worker_app.metrics.get("worker.acquire_attempts") >= 1,
                 timeout=10,
                 interval=0.01,
@@ -145,7 +144,9 @@ async def test_postgres_listen_notify_wakes_idle_worker_and_survives_listener_ki
             async def old_listener_gone() -> bool:
                 return old_pid not in await listener_pids(dsn, listener_name)
 
-            await wait_until(old_listener_gone, timeout=10, message="listener not terminated")
+            await eventually(
+                old_listener_gone, timeout=10, interval=0.05, message="listener not terminated"
+            )
 
             # Notifications sent while the listener reconnects are lost; one of the
             # following chains must again be picked up at once.

@@ -4,28 +4,24 @@ are woken by notifications again afterwards."""
 
 from __future__ import annotations
 
-import asyncio
-import shutil
-import socket
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from uuid import uuid4
 
 import pytest
-from redis.asyncio import Redis
 
 import queuert
 from queuert.urls import notify_from_url
-from tests.e2e.backends import Backend, make_backend
+from tests.e2e.backends import Backend, open_backend
 from tests.e2e.processes import (
     TWO_STEP,
     Step,
     WorkerGroup,
     expected_keys,
-    wait_until,
 )
-from tests.servers import in_ci
+from tests.redis_server import RedisServer, private_redis_server
+from tests.waiting import eventually
 
 CHAINS_BEFORE = 300
 CHAINS_DURING = 200
@@ -35,72 +31,17 @@ idle workers promptly."""
 PROMPT_S = 3.0
 
 
-class RedisServer:
-    """A private redis-server that can be stopped and started again on one port."""
-
-    def __init__(self, binary: str) -> None:
-        self.binary = binary
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self.process: asyncio.subprocess.Process | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    async def start(self) -> None:
-        self.process = await asyncio.create_subprocess_exec(
-            self.binary,
-            "--port",
-            str(self.port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
-
-        async def answers() -> bool:
-            client = Redis.from_url(self.url)
-            try:
-                return bool(await client.ping())
-            except Exception:
-                return False
-            finally:
-                await client.aclose()
-
-        await wait_until(answers, timeout=10, interval=0.02, message="redis-server did not start")
-
-    async def stop(self) -> None:
-        process, self.process = self.process, None
-        if process is not None and process.returncode is None:
-            process.terminate()
-            async with asyncio.timeout(10):
-                await process.wait()
-
-
 @pytest.fixture
 async def redis_server() -> AsyncIterator[RedisServer]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        if in_ci():
-            pytest.fail("redis-server is not on PATH (CI=true: it must be)", pytrace=False)
-        pytest.skip("redis-server is not on PATH")
-    server = RedisServer(binary)
-    await server.start()
-    yield server
-    await server.stop()
+    async with private_redis_server() as server:
+        await server.start()
+        yield server
 
 
 @pytest.fixture
 async def backend(tmp_path: Path) -> AsyncIterator[Backend]:
-    b = await make_backend("sqlite", tmp_path)
-    yield b
-    await b.close()
+    async with open_backend("sqlite", tmp_path) as b:
+        yield b
 
 
 async def completed_chains(app: queuert.Queuert[object]) -> int:
@@ -146,15 +87,15 @@ async def test_chains_complete_once_across_a_redis_outage(
             async def completed_at_least(count: int) -> bool:
                 return await completed_chains(producer) >= count
 
-            await wait_until(lambda: completed_at_least(50), timeout=60, interval=0.02)
+            await eventually(lambda: completed_at_least(50), timeout=60, interval=0.02)
             await redis_server.stop()
             # Started while Redis is down: their notifications are lost.
             handles += await producer.enqueue_job_chains(
                 None, TWO_STEP, [Step(n) for n in range(CHAINS_BEFORE, total)]
             )
-            await wait_until(lambda: completed_at_least(250), timeout=60, interval=0.02)
+            await eventually(lambda: completed_at_least(250), timeout=60, interval=0.02)
             await redis_server.start()
-            await wait_until(
+            await eventually(
                 lambda: completed_at_least(total),
                 timeout=60,
                 interval=0.1,

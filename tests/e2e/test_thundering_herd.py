@@ -32,8 +32,9 @@ from queuert import (
 from queuert.ports.notify import IdListener, ScheduledListener
 from queuert_redis_notify import from_url as redis_from_url
 from tests.e2e.backends import Backend, app_write, make_backend
-from tests.e2e.processes import Done, Step, wait_until
+from tests.e2e.processes import Done, Step
 from tests.servers import require_redis
+from tests.waiting import eventually
 
 WORKERS = 8
 IDLE_POLL_S = 60.0
@@ -132,7 +133,7 @@ async def herd(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[
             herd.workers.append(worker)
             await worker.start()
         # Idle: each looked for work once, found none, and now waits.
-        await wait_until(
+        await eventually(
             lambda: all(a.metrics.get("state.time_until_next_job.calls") for a in herd.apps),
             timeout=10,
             interval=0.01,
@@ -177,7 +178,7 @@ async def test_one_new_job_wakes_at_most_two_of_eight_idle_workers(herd: Herd) -
     [handle] = await commit_jobs(herd, 1)
     await herd.producer.wait_for_chain(handle, timeout=5, poll_interval=0.05)
     # Every idle worker heard the signal and asked for a share of its wake budget.
-    await wait_until(
+    await eventually(
         lambda: all(
             after == before + 1 for after, before in zip(herd.claims(), claims_before, strict=True)
         ),

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-from queuert.ids import new_id
-from queuert.records import NewJob
+from queuert.conformance import support
+from queuert.records import JobRecord, NewJob
 
 
 def new_job(queue: str = "q", *, input: str = '{"n": 1}', max_attempts: int = 3) -> NewJob:
     """The first job of a new chain."""
-    job_id = new_id()
-    return NewJob(
-        id=job_id,
-        chain_id=job_id,
-        chain_name=queue.split(":", 1)[0],
-        queue=queue,
-        position=0,
-        input=input,
-        max_attempts=max_attempts,
-    )
+    return support.new_job(queue, input=input, max_attempts=max_attempts)
+
+
+def continuation(job: JobRecord, *, input: str = "{}") -> NewJob:
+    """The next job of ``job``'s chain, on queue ``q:next``."""
+    return support.next_job(job, "q:next", input=input)

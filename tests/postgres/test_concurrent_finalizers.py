@@ -7,10 +7,9 @@ import asyncio
 from dataclasses import replace
 
 from queuert.errors import LeaseLostError
-from queuert.ids import new_id
 from queuert.records import JobRecord, JobStatus, NewJob
 from queuert_postgres import PostgresStateAdapter
-from tests.postgres.helpers import new_job
+from tests.postgres.helpers import continuation, new_job
 
 
 async def running_jobs(adapter: PostgresStateAdapter, count: int) -> list[JobRecord]:
@@ -22,16 +21,11 @@ async def running_jobs(adapter: PostgresStateAdapter, count: int) -> list[JobRec
     return jobs
 
 
-def continuation(job: JobRecord, position: int | None = None) -> NewJob:
-    return NewJob(
-        id=new_id(),
-        chain_id=job.chain_id,
-        chain_name=job.chain_name,
-        queue="q:next",
-        position=job.position + 1 if position is None else position,
-        input=f'{{"from": "{job.id}"}}',
-        max_attempts=3,
-    )
+def next_of(job: JobRecord, position: int | None = None) -> NewJob:
+    """The next job of ``job``'s chain, its input naming ``job``; ``position``
+    overrides the next position (to clash on purpose)."""
+    next_job = continuation(job, input=f'{{"from": "{job.id}"}}')
+    return next_job if position is None else replace(next_job, position=position)
 
 
 async def test_concurrent_completions_fail_only_the_stale_lease(
@@ -83,9 +77,9 @@ async def test_concurrent_continuations_fail_only_the_clashing_one(
     adapter: PostgresStateAdapter,
 ) -> None:
     jobs = await running_jobs(adapter, 20)
-    nexts = [continuation(job) for job in jobs]
+    nexts = [next_of(job) for job in jobs]
     # Job 3's chain already has a job at the next position.
-    nexts[3] = continuation(jobs[3], position=0)
+    nexts[3] = next_of(jobs[3], position=0)
 
     results = await asyncio.gather(
         *(
@@ -112,7 +106,7 @@ async def test_the_same_job_continued_twice_at_once_continues_once(
     adapter: PostgresStateAdapter,
 ) -> None:
     (job,) = await running_jobs(adapter, 1)
-    first, second = continuation(job), continuation(job)
+    first, second = next_of(job), next_of(job)
 
     results = await asyncio.gather(
         adapter.continue_job(tx=None, lease=job.lease, next_job=first),

@@ -10,10 +10,10 @@ import pytest
 
 from queuert.errors import ConfigurationError, LeaseLostError, TransientStateError
 from queuert.ids import new_id
-from queuert.records import JobFilter, NewJob
+from queuert.records import JobFilter
 from queuert.urls import state_from_url
 from queuert_postgres import PostgresStateAdapter
-from tests.postgres.helpers import new_job
+from tests.postgres.helpers import continuation, new_job
 
 
 @pytest.mark.parametrize(
@@ -134,22 +134,11 @@ async def test_concurrent_continuations_of_one_job_commit_once(
     (job,) = await adapter.acquire_jobs(tx=None, queues=["q"], limit=1, owner="w", lease_ms=60_000)
     first_continued = asyncio.Event()
 
-    def continuation() -> NewJob:
-        return NewJob(
-            id=new_id(),
-            chain_id=job.chain_id,
-            chain_name=job.chain_name,
-            queue="q:next",
-            position=1,
-            input="{}",
-            max_attempts=3,
-        )
-
     async def finalize(wait_for_other: bool) -> None:
         async with adapter.transaction() as tx:
             if wait_for_other:
                 await first_continued.wait()
-            await adapter.continue_job(tx=tx, lease=job.lease, next_job=continuation())
+            await adapter.continue_job(tx=tx, lease=job.lease, next_job=continuation(job))
             if not wait_for_other:
                 first_continued.set()
                 await asyncio.sleep(0.05)  # keep the row locked while the other waits

@@ -4,78 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import shutil
-import socket
 import uuid
 from collections.abc import AsyncIterator
 
 import pytest
-from redis.asyncio import Redis
 
 from queuert.ports.notify import ScheduledSignal
 from queuert_redis_notify import from_url
-from tests.redis.support import eventually
-from tests.servers import in_ci
-
-
-class RedisServer:
-    """A throwaway redis-server that can be stopped and started on one port."""
-
-    def __init__(self, binary: str) -> None:
-        self.binary = binary
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self.process: asyncio.subprocess.Process | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    async def start(self) -> None:
-        self.process = await asyncio.create_subprocess_exec(
-            self.binary,
-            "--port",
-            str(self.port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
-
-        async def answers() -> bool:
-            client = Redis.from_url(self.url)
-            try:
-                return bool(await client.ping())
-            except Exception:
-                return False
-            finally:
-                await client.aclose()
-
-        await eventually(answers, timeout=10, interval=0.02, message="redis-server did not start")
-
-    async def stop(self) -> None:
-        process, self.process = self.process, None
-        if process is not None and process.returncode is None:
-            process.terminate()
-            async with asyncio.timeout(10):
-                await process.wait()
+from tests.redis_server import RedisServer, private_redis_server
+from tests.waiting import eventually
 
 
 @pytest.fixture
 async def redis_server() -> AsyncIterator[RedisServer]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        if in_ci():
-            pytest.fail("redis-server is not on PATH (CI=true: it must be)", pytrace=False)
-        pytest.skip("redis-server is not on PATH")
-    server = RedisServer(binary)
-    yield server
-    await server.stop()
+    async with private_redis_server() as server:
+        yield server
 
 
 async def test_signals_flow_again_after_redis_restarts(

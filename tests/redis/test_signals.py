@@ -10,7 +10,7 @@ from redis.asyncio import Redis
 from queuert.errors import AdapterError, ValidationError
 from queuert.ports.notify import ScheduledSignal
 from tests.redis.conftest import AdapterFactory
-from tests.redis.support import eventually
+from tests.waiting import eventually
 
 
 async def test_job_scheduled_reaches_another_instance_with_count_and_hint(

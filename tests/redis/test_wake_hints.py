@@ -9,7 +9,7 @@ from redis.asyncio import Redis
 from queuert.ports.notify import ScheduledSignal
 from queuert_redis_notify import RedisNotifyAdapter
 from tests.redis.conftest import AdapterFactory
-from tests.redis.support import eventually
+from tests.waiting import eventually
 
 
 async def _next_signal(

@@ -10,6 +10,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import asyncpg
 
+from queuert.adapter_support import created_record, keyset_page
 from queuert.errors import (
     ConfigurationError,
     LeaseLostError,
@@ -286,7 +287,7 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
             job = jobs[0]
             row = await self._fetchrow(tx, self._sql.create_job, *_new_job_args(job))
             assert row is not None
-            return [_created(job, row[0], row[1])]
+            return [created_record(job, scheduled_at=row[0], created_at=row[1])]
         rows = await self._fetch(
             tx,
             self._sql.create_jobs,
@@ -301,8 +302,10 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
             [j.scheduled_at for j in jobs],
             [j.delay_ms for j in jobs],
         )
-        times = {row[0]: (row[1], row[2]) for row in rows}
-        return [_created(j, *times[j.id]) for j in jobs]
+        times = {row[0]: row for row in rows}
+        return [
+            created_record(j, scheduled_at=times[j.id][1], created_at=times[j.id][2]) for j in jobs
+        ]
 
     async def acquire_jobs(
         self,
@@ -518,7 +521,7 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
         )
         rows = await self._fetch(tx, sql, *args, limit)
         items = [job_record(row) for row in rows]
-        return Page(items=items, next_cursor=items[-1].id if len(items) == limit else None)
+        return keyset_page(items, limit)
 
     async def get_chain(self, *, tx: PostgresTx | None, chain_id: str) -> ChainRecord | None:
         row = await self._fetchrow(tx, self._sql.get_chain, chain_id)
@@ -543,7 +546,7 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
         )
         rows = await self._fetch(tx, sql, *args, limit)
         items = [chain_record(row) for row in rows]
-        return Page(items=items, next_cursor=items[-1].id if len(items) == limit else None)
+        return keyset_page(items, limit)
 
     async def delete_chains(self, *, tx: PostgresTx | None, chain_ids: Sequence[str]) -> int:
         if not chain_ids:
@@ -569,24 +572,6 @@ def _new_job_args(job: NewJob) -> tuple[Any, ...]:
 
 def _continue_args(lease: Lease, job: NewJob) -> tuple[Any, ...]:
     return (lease.job_id, lease.owner, lease.attempt, *_new_job_args(job))
-
-
-def _created(job: NewJob, scheduled_at: datetime, created_at: datetime) -> JobRecord:
-    return JobRecord(
-        id=job.id,
-        chain_id=job.chain_id,
-        chain_name=job.chain_name,
-        queue=job.queue,
-        position=job.position,
-        status=JobStatus.PENDING,
-        input=job.input,
-        attempt=0,
-        max_attempts=job.max_attempts,
-        priority=job.priority,
-        scheduled_at=scheduled_at,
-        created_at=created_at,
-        updated_at=created_at,
-    )
 
 
 async def from_url(url: str) -> PostgresStateAdapter:

@@ -12,6 +12,7 @@ from typing import Any
 
 import aiosqlite
 
+from queuert.adapter_support import created_record, keyset_page
 from queuert.errors import (
     ConfigurationError,
     LeaseLostError,
@@ -25,7 +26,6 @@ from queuert.records import (
     JobError,
     JobFilter,
     JobRecord,
-    JobStatus,
     Lease,
     NewJob,
     Page,
@@ -237,22 +237,7 @@ class SqliteStateAdapter(StateAdapter[aiosqlite.Connection]):
         if not jobs:
             return []
         now = now_us()
-        rows = [
-            (
-                job.id,
-                job.chain_id,
-                job.chain_name,
-                job.queue,
-                job.position,
-                job.input,
-                job.max_attempts,
-                job.priority,
-                _scheduled(job.scheduled_at, job.delay_ms, now),
-                now,
-                now,
-            )
-            for job in jobs
-        ]
+        rows = [_job_row(job, now) for job in jobs]
         if len(rows) == 1:
             await self._db.write(tx, self._sql.insert_job, rows[0])
         else:
@@ -260,22 +245,12 @@ class SqliteStateAdapter(StateAdapter[aiosqlite.Connection]):
                 await self._db.run_many(conn, self._sql.insert_job, rows)
         created = from_us(now)
         return [
-            JobRecord(
-                id=row[0],
-                chain_id=row[1],
-                chain_name=row[2],
-                queue=row[3],
-                position=row[4],
-                status=JobStatus.PENDING,
-                input=row[5],
-                attempt=0,
-                max_attempts=row[6],
-                priority=row[7],
+            created_record(
+                job,
                 scheduled_at=created if row[8] == now else from_us(row[8]),
                 created_at=created,
-                updated_at=created,
             )
-            for row in rows
+            for job, row in zip(jobs, rows, strict=True)
         ]
 
     async def acquire_jobs(
@@ -339,22 +314,7 @@ class SqliteStateAdapter(StateAdapter[aiosqlite.Connection]):
     ) -> JobRecord:
         now = now_us()
         job = next_job
-        params = (
-            job.id,
-            job.chain_id,
-            job.chain_name,
-            job.queue,
-            job.position,
-            job.input,
-            job.max_attempts,
-            job.priority,
-            _scheduled(job.scheduled_at, job.delay_ms, now),
-            now,
-            now,
-            lease.job_id,
-            lease.owner,
-            lease.attempt,
-        )
+        params = (*_job_row(job, now), lease.job_id, lease.owner, lease.attempt)
         async with self._db.atomic(tx) as conn:
             rows = await self._db.run(conn, self._sql.insert_next_job, params)
             if not rows:
@@ -461,7 +421,7 @@ class SqliteStateAdapter(StateAdapter[aiosqlite.Connection]):
             params,
         )
         items = [job_from_row(row) for row in rows]
-        return Page(items=items, next_cursor=items[-1].id if len(items) == limit else None)
+        return keyset_page(items, limit)
 
     async def get_chain(self, *, tx: Connection | None, chain_id: str) -> ChainRecord | None:
         rows = await self._db.read(tx, self._sql.get_chain, (chain_id,))
@@ -487,13 +447,31 @@ class SqliteStateAdapter(StateAdapter[aiosqlite.Connection]):
         params.append(limit)
         rows = await self._db.read(tx, sql, params)
         items = [chain_from_row(row) for row in rows]
-        return Page(items=items, next_cursor=items[-1].id if len(items) == limit else None)
+        return keyset_page(items, limit)
 
     async def delete_chains(self, *, tx: Connection | None, chain_ids: Sequence[str]) -> int:
         if not chain_ids:
             return 0
         rows = await self._db.write(tx, self._sql.delete_chains, (json.dumps(list(chain_ids)),))
         return len({row[0] for row in rows})
+
+
+def _job_row(job: NewJob, now: int) -> tuple[Any, ...]:
+    """The values of a new job's row, in the order ``insert_job`` and
+    ``insert_next_job`` take them (created and updated at ``now``)."""
+    return (
+        job.id,
+        job.chain_id,
+        job.chain_name,
+        job.queue,
+        job.position,
+        job.input,
+        job.max_attempts,
+        job.priority,
+        _scheduled(job.scheduled_at, job.delay_ms, now),
+        now,
+        now,
+    )
 
 
 def _scheduled(scheduled_at: datetime | None, delay_ms: int, now: int) -> int:

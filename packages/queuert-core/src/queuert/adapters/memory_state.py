@@ -29,6 +29,7 @@ from types import TracebackType
 from typing import Concatenate, ParamSpec, TypeVar
 from urllib.parse import urlsplit
 
+from queuert.adapter_support import keyset_page
 from queuert.errors import (
     AdapterError,
     ConfigurationError,
@@ -859,7 +860,7 @@ class MemoryStateAdapter(StateAdapter[MemoryTransaction]):
                 items.append(row.record())
                 if len(items) == limit:
                     break
-        return Page(items=items, next_cursor=_cursor(items, limit))
+        return keyset_page(items, limit)
 
     def _get_chain(self, tx: MemoryTransaction, chain_id: str) -> ChainRecord | None:
         chain = self._chains.get(chain_id)
@@ -881,7 +882,7 @@ class MemoryStateAdapter(StateAdapter[MemoryTransaction]):
                 items.append(_chain_record(chain_id, chain))
                 if len(items) == limit:
                     break
-        return Page(items=items, next_cursor=_cursor(items, limit))
+        return keyset_page(items, limit)
 
     def _delete_chains(self, tx: MemoryTransaction, chain_ids: Sequence[str]) -> int:
         deleted = 0
@@ -931,10 +932,6 @@ def _keys_after(keys: list[str], after: str | None) -> Iterator[str]:
     # Statements run without awaiting, so the list cannot change while this iterates.
     for index in range(0 if after is None else bisect_right(keys, after), len(keys)):
         yield keys[index]
-
-
-def _cursor(items: Sequence[JobRecord] | Sequence[ChainRecord], limit: int) -> str | None:
-    return items[-1].id if items and len(items) == limit else None
 
 
 async def from_url(url: str) -> MemoryStateAdapter:

@@ -7,9 +7,16 @@ import asyncio
 
 import pytest
 
-from queuert.conformance.notify.signals import KINDS, AnyRecorder, keys, publish, subscribe
+from queuert.conformance.notify.signals import (
+    KINDS,
+    AnyRecorder,
+    keys,
+    publish,
+    scheduled_signal,
+    subscribe,
+)
 from queuert.conformance.support import Recorder, unique
-from queuert.ports.notify import NotifyAdapter, ScheduledSignal
+from queuert.ports.notify import NotifyAdapter
 
 
 def _require_cross_process(adapter: NotifyAdapter) -> None:
@@ -38,11 +45,7 @@ class CrossInstanceCases:
         _require_cross_process(notify_adapter)
         if not notify_adapter.capabilities.wake_hints:
             pytest.skip("adapter declares wake_hints=False")
-        queue = unique("queue")
-        received: Recorder[ScheduledSignal] = Recorder()
-        await notify_adapter.subscribe_job_scheduled(queues=[queue], listener=received)
-        await second_notify_adapter.publish_job_scheduled(queue=queue, count=2)
-        signal = await received.wait_for_item(lambda s: s.queue == queue, what="the signal")
+        signal = await scheduled_signal(notify_adapter, count=2, publisher=second_notify_adapter)
         claims = await asyncio.gather(
             notify_adapter.claim_wake(signal=signal),
             second_notify_adapter.claim_wake(signal=signal),

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from queuert.conformance.notify.signals import keys, wait_for_key
+from queuert.conformance.notify.signals import (
+    ID_KINDS,
+    AnyRecorder,
+    keys,
+    publish,
+    scheduled_signal,
+    subscribe,
+    wait_for_key,
+)
 from queuert.conformance.support import Recorder, unique
 from queuert.ports.notify import NotifyAdapter, ScheduledSignal
 
@@ -20,34 +28,22 @@ class DeliveryCases:
     async def test_job_scheduled_is_delivered_with_queue_and_count(
         self, notify_adapter: NotifyAdapter
     ) -> None:
-        queue = unique("queue")
-        received: Recorder[ScheduledSignal] = Recorder()
-        await notify_adapter.subscribe_job_scheduled(queues=[queue], listener=received)
-        await notify_adapter.publish_job_scheduled(queue=queue, count=3)
-        signal = await received.wait_for_item(lambda s: s.queue == queue, what="the signal")
+        signal = await scheduled_signal(notify_adapter, count=3)
         assert isinstance(signal, ScheduledSignal)
         assert signal.count == 3
         assert signal.hint is None or isinstance(signal.hint, str)
 
     @pytest.mark.asyncio
-    async def test_chain_completed_is_delivered_with_chain_id(
-        self, notify_adapter: NotifyAdapter
+    @pytest.mark.parametrize("kind", ID_KINDS)
+    async def test_id_signal_is_delivered_with_its_id(
+        self, notify_adapter: NotifyAdapter, kind: str
     ) -> None:
-        chain_id = unique("chain")
-        received: Recorder[str] = Recorder()
-        await notify_adapter.subscribe_chain_completed(chain_id=chain_id, listener=received)
-        await notify_adapter.publish_chain_completed(chain_id=chain_id)
-        await wait_for_key(received, chain_id)
-        assert received.items == [chain_id]
-
-    @pytest.mark.asyncio
-    async def test_lease_lost_is_delivered_with_job_id(self, notify_adapter: NotifyAdapter) -> None:
-        job_id = unique("job")
-        received: Recorder[str] = Recorder()
-        await notify_adapter.subscribe_lease_lost(job_id=job_id, listener=received)
-        await notify_adapter.publish_lease_lost(job_id=job_id)
-        await wait_for_key(received, job_id)
-        assert received.items == [job_id]
+        key = unique(kind)
+        received: AnyRecorder = Recorder()
+        await subscribe(notify_adapter, kind, key, received)
+        await publish(notify_adapter, kind, key)
+        await wait_for_key(received, key)
+        assert received.items == [key]
 
     @pytest.mark.asyncio
     @pytest.mark.parametrize("name", list(QUEUE_NAMES.values()), ids=list(QUEUE_NAMES))
@@ -73,9 +69,5 @@ class DeliveryCases:
 
     @pytest.mark.asyncio
     async def test_large_count_is_delivered(self, notify_adapter: NotifyAdapter) -> None:
-        queue = unique("queue")
-        received: Recorder[ScheduledSignal] = Recorder()
-        await notify_adapter.subscribe_job_scheduled(queues=[queue], listener=received)
-        await notify_adapter.publish_job_scheduled(queue=queue, count=100_000)
-        signal = await received.wait_for_item(lambda s: s.queue == queue, what="the signal")
+        signal = await scheduled_signal(notify_adapter, count=100_000)
         assert signal.count == 100_000

@@ -9,21 +9,30 @@ from __future__ import annotations
 
 import pytest
 
-from queuert.conformance.notify.signals import keys, wait_for_key
+from queuert.conformance.notify.signals import (
+    ID_KINDS,
+    KINDS,
+    AnyRecorder,
+    keys,
+    publish,
+    subscribe,
+    wait_for_key,
+)
 from queuert.conformance.support import Recorder, unique
 from queuert.ports.notify import NotifyAdapter, ScheduledSignal
 
 
 class FilteringCases:
     @pytest.mark.asyncio
-    async def test_job_scheduled_only_for_subscribed_queues(
-        self, notify_adapter: NotifyAdapter
+    @pytest.mark.parametrize("kind", KINDS)
+    async def test_only_the_subscribed_key_is_delivered(
+        self, notify_adapter: NotifyAdapter, kind: str
     ) -> None:
-        mine, other = unique("mine"), unique("other")
-        received: Recorder[ScheduledSignal] = Recorder()
-        await notify_adapter.subscribe_job_scheduled(queues=[mine], listener=received)
-        await notify_adapter.publish_job_scheduled(queue=other, count=1)
-        await notify_adapter.publish_job_scheduled(queue=mine, count=1)
+        mine, other = unique(kind), unique(kind)
+        received: AnyRecorder = Recorder()
+        await subscribe(notify_adapter, kind, mine, received)
+        await publish(notify_adapter, kind, other)
+        await publish(notify_adapter, kind, mine)
         await wait_for_key(received, mine)
         assert keys(received) == [mine]
 
@@ -40,50 +49,15 @@ class FilteringCases:
         assert sorted(keys(received)) == sorted([first, second])
 
     @pytest.mark.asyncio
-    async def test_chain_completed_only_for_the_subscribed_chain(
-        self, notify_adapter: NotifyAdapter
+    @pytest.mark.parametrize("kind", ID_KINDS)
+    async def test_no_key_subscribes_to_every_key(
+        self, notify_adapter: NotifyAdapter, kind: str
     ) -> None:
-        mine, other = unique("chain"), unique("chain")
-        received: Recorder[str] = Recorder()
-        await notify_adapter.subscribe_chain_completed(chain_id=mine, listener=received)
-        await notify_adapter.publish_chain_completed(chain_id=other)
-        await notify_adapter.publish_chain_completed(chain_id=mine)
-        await wait_for_key(received, mine)
-        assert received.items == [mine]
-
-    @pytest.mark.asyncio
-    async def test_chain_completed_for_every_chain_with_none(
-        self, notify_adapter: NotifyAdapter
-    ) -> None:
-        first, second = unique("chain"), unique("chain")
-        received: Recorder[str] = Recorder()
-        await notify_adapter.subscribe_chain_completed(chain_id=None, listener=received)
-        await notify_adapter.publish_chain_completed(chain_id=first)
-        await notify_adapter.publish_chain_completed(chain_id=second)
-        await wait_for_key(received, second)
-        await wait_for_key(received, first)
-        ours = [item for item in received.items if item in (first, second)]
-        assert ours == [first, second]
-
-    @pytest.mark.asyncio
-    async def test_lease_lost_only_for_the_subscribed_job(
-        self, notify_adapter: NotifyAdapter
-    ) -> None:
-        mine, other = unique("job"), unique("job")
-        received: Recorder[str] = Recorder()
-        await notify_adapter.subscribe_lease_lost(job_id=mine, listener=received)
-        await notify_adapter.publish_lease_lost(job_id=other)
-        await notify_adapter.publish_lease_lost(job_id=mine)
-        await wait_for_key(received, mine)
-        assert received.items == [mine]
-
-    @pytest.mark.asyncio
-    async def test_lease_lost_for_every_job_with_none(self, notify_adapter: NotifyAdapter) -> None:
-        first, second = unique("job"), unique("job")
-        received: Recorder[str] = Recorder()
-        await notify_adapter.subscribe_lease_lost(job_id=None, listener=received)
-        await notify_adapter.publish_lease_lost(job_id=first)
-        await notify_adapter.publish_lease_lost(job_id=second)
+        first, second = unique(kind), unique(kind)
+        received: AnyRecorder = Recorder()
+        await subscribe(notify_adapter, kind, None, received)
+        await publish(notify_adapter, kind, first)
+        await publish(notify_adapter, kind, second)
         await wait_for_key(received, second)
         await wait_for_key(received, first)
         ours = [item for item in received.items if item in (first, second)]

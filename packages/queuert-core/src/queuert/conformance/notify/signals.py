@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from queuert.conformance.support import Recorder
+from queuert.conformance.support import Recorder, unique
 from queuert.ports.notify import NotifyAdapter, ScheduledSignal, Subscription
 
 KINDS = ("job_scheduled", "chain_completed", "lease_lost")
 """Signal kinds: the key is a queue name, a chain id and a job id respectively."""
+
+ID_KINDS = ("chain_completed", "lease_lost")
+"""The kinds keyed by an id, whose subscriptions may name no key to hear every one."""
 
 AnyRecorder = Recorder[Any]
 
@@ -46,3 +49,16 @@ def keys(recorder: AnyRecorder) -> list[str]:
 
 async def wait_for_key(recorder: AnyRecorder, key: str) -> None:
     await recorder.wait_for(lambda items: key in [key_of(item) for item in items], what=key)
+
+
+async def scheduled_signal(
+    subscriber: NotifyAdapter, *, count: int, publisher: NotifyAdapter | None = None
+) -> ScheduledSignal:
+    """Subscribe to a queue no other case uses on ``subscriber``, publish ``count``
+    jobs for it on ``publisher`` (default: ``subscriber``) and return the signal
+    as the listener received it."""
+    queue = unique("queue")
+    received: Recorder[ScheduledSignal] = Recorder()
+    await subscriber.subscribe_job_scheduled(queues=[queue], listener=received)
+    await (publisher or subscriber).publish_job_scheduled(queue=queue, count=count)
+    return await received.wait_for_item(lambda s: s.queue == queue, what="the signal")

@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from queuert.conformance.notify.signals import scheduled_signal
 from queuert.conformance.support import Recorder, unique
 from queuert.ports.notify import NotifyAdapter, ScheduledSignal
 
@@ -40,11 +41,7 @@ class WakeHintCases:
     @pytest.mark.asyncio
     async def test_budget_runs_out(self, notify_adapter: NotifyAdapter) -> None:
         _require_hints(notify_adapter)
-        queue = unique("queue")
-        received: Recorder[ScheduledSignal] = Recorder()
-        await notify_adapter.subscribe_job_scheduled(queues=[queue], listener=received)
-        await notify_adapter.publish_job_scheduled(queue=queue, count=3)
-        signal = await received.wait_for_item(lambda s: s.queue == queue, what="the signal")
+        signal = await scheduled_signal(notify_adapter, count=3)
         assert signal.hint is not None, "an adapter with wake hints sends a hint"
         results = await asyncio.gather(
             *(notify_adapter.claim_wake(signal=signal) for _ in range(5))
@@ -85,10 +82,6 @@ class WakeHintCases:
     ) -> None:
         if notify_adapter.capabilities.wake_hints:
             pytest.skip("adapter declares wake_hints=True")
-        queue = unique("queue")
-        received: Recorder[ScheduledSignal] = Recorder()
-        await notify_adapter.subscribe_job_scheduled(queues=[queue], listener=received)
-        await notify_adapter.publish_job_scheduled(queue=queue, count=1)
-        signal = await received.wait_for_item(lambda s: s.queue == queue, what="the signal")
+        signal = await scheduled_signal(notify_adapter, count=1)
         results = [await notify_adapter.claim_wake(signal=signal) for _ in range(3)]
         assert results == [True, True, True]

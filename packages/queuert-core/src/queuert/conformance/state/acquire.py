@@ -27,6 +27,26 @@ from queuert.ids import new_id
 from queuert.records import JobRecord, JobStatus
 
 
+async def _assert_parallel_acquires_distinct(
+    adapters: list[StateAdapterAny], *, jobs: int, acquirers: int, limit: int
+) -> None:
+    """Create ``jobs`` jobs through the first adapter, let ``acquirers`` workers
+    acquire up to ``limit`` each at the same time, taking turns over ``adapters``:
+    every job is handed out, and to one acquirer only."""
+    created = await adapters[0].create_jobs(tx=None, jobs=[new_job() for _ in range(jobs)])
+    batches = await asyncio.gather(
+        *(
+            adapters[n % len(adapters)].acquire_jobs(
+                tx=None, queues=[QUEUE], limit=limit, owner=f"worker-{n}", lease_ms=LONG_LEASE_MS
+            )
+            for n in range(acquirers)
+        )
+    )
+    acquired = [job.id for batch in batches for job in batch]
+    assert len(acquired) == len(set(acquired)), "a job was handed to two acquirers"
+    assert sorted(acquired) == sorted(ids(created))
+
+
 class AcquireJobsCases:
     @pytest.mark.asyncio
     async def test_acquire_orders_by_scheduled_at_then_priority_then_id(
@@ -163,36 +183,15 @@ class AcquireJobsCases:
     async def test_parallel_acquires_return_distinct_jobs(
         self, state_adapter: StateAdapterAny
     ) -> None:
-        created = await state_adapter.create_jobs(tx=None, jobs=[new_job() for _ in range(40)])
-        batches = await asyncio.gather(
-            *(
-                state_adapter.acquire_jobs(
-                    tx=None, queues=[QUEUE], limit=5, owner=f"worker-{n}", lease_ms=LONG_LEASE_MS
-                )
-                for n in range(12)
-            )
-        )
-        acquired = [job.id for batch in batches for job in batch]
-        assert len(acquired) == len(set(acquired)), "a job was handed to two acquirers"
-        assert sorted(acquired) == sorted(ids(created))
+        await _assert_parallel_acquires_distinct([state_adapter], jobs=40, acquirers=12, limit=5)
 
     @pytest.mark.asyncio
     async def test_parallel_acquires_across_adapters_return_distinct_jobs(
         self, state_adapter: StateAdapterAny, second_state_adapter: StateAdapterAny
     ) -> None:
-        created = await state_adapter.create_jobs(tx=None, jobs=[new_job() for _ in range(30)])
-        adapters = [state_adapter, second_state_adapter]
-        batches = await asyncio.gather(
-            *(
-                adapters[n % 2].acquire_jobs(
-                    tx=None, queues=[QUEUE], limit=4, owner=f"worker-{n}", lease_ms=LONG_LEASE_MS
-                )
-                for n in range(10)
-            )
+        await _assert_parallel_acquires_distinct(
+            [state_adapter, second_state_adapter], jobs=30, acquirers=10, limit=4
         )
-        acquired = [job.id for batch in batches for job in batch]
-        assert len(acquired) == len(set(acquired)), "a job was handed to two acquirers"
-        assert sorted(acquired) == sorted(ids(created))
 
     @pytest.mark.asyncio
     async def test_open_transactions_acquire_distinct_jobs(
