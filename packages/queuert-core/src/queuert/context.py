@@ -128,13 +128,13 @@ class JobContext(Generic[Tx, OutT]):
     # -- claim -----------------------------------------------------------------------
 
     async def claim(self, read: Callable[[Tx], Awaitable[R]]) -> R:
-        """Run ``read(tx)`` in a transaction that first verifies (and locks) the
-        lease; returns what it returns. Raises LeaseLostError when the lease is
+        """Run ``read(tx)`` in a transaction that first verifies the lease; returns
+        what it returns. Raises LeaseLostError when the lease is
         gone. Whatever ``read`` writes commits with the transaction."""
         self._ensure_open()
         try:
             async with self._app.state.transaction() as tx:
-                await self._app.state.lock_job(tx=tx, lease=self.lease)
+                await self._app.state.verify_lease(tx=tx, lease=self.lease)
                 return await read(tx)
         except LeaseLostError:
             raise self._lost() from None

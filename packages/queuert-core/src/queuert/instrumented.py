@@ -115,6 +115,11 @@ class InstrumentedState(StateAdapter[Tx]):
     async def lock_job(self, *, tx: Tx, lease: Lease) -> JobRecord:
         return await self._call("lock_job", tx, lambda: self.inner.lock_job(tx=tx, lease=lease))
 
+    async def verify_lease(self, *, tx: Tx, lease: Lease) -> JobRecord:
+        return await self._call(
+            "verify_lease", tx, lambda: self.inner.verify_lease(tx=tx, lease=lease)
+        )
+
     async def complete_job(self, *, tx: Tx | None, lease: Lease, output: str) -> JobRecord:
         return await self._call(
             "complete_job", tx, lambda: self.inner.complete_job(tx=tx, lease=lease, output=output)

@@ -52,11 +52,14 @@ def job_error(exc: BaseException) -> JobError:
 
 
 class _Slot:
-    __slots__ = ("ctx", "task")
+    __slots__ = ("ctx", "holding", "task")
 
     def __init__(self, ctx: JobContext[Any, Any], task: asyncio.Task[None]) -> None:
         self.ctx = ctx
         self.task = task
+        # True while the handler runs: a concurrency slot is about the application's
+        # code, so the worker's own closing write does not hold one.
+        self.holding = True
 
 
 class Worker(Generic[Tx]):
@@ -106,6 +109,7 @@ class Worker(Generic[Tx]):
             app.queue_def(name)
         self._handlers: dict[str, Callable[..., Awaitable[Any]]] = {}
         self._active: dict[str, _Slot] = {}
+        self._running = 0
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._stopped = asyncio.Event()
@@ -141,7 +145,7 @@ class Worker(Generic[Tx]):
 
     @property
     def active_jobs(self) -> int:
-        return len(self._active)
+        return self._running
 
     # -- running ------------------------------------------------------------------------
 
@@ -226,7 +230,7 @@ class Worker(Generic[Tx]):
     async def _on_scheduled(self, signal: ScheduledSignal) -> None:
         if self._stopping.is_set() or self._wake.is_set():
             return
-        if len(self._active) >= self.concurrency:
+        if self._running >= self.concurrency:
             # Busy: leave the wake budget to idle workers, but look again as soon as
             # a slot frees instead of at the next poll.
             self._maybe_more = True
@@ -255,7 +259,7 @@ class Worker(Generic[Tx]):
         state = self.app.state
         queues = self.queue_names
         while not self._stopping.is_set():
-            free = self.concurrency - len(self._active)
+            free = self.concurrency - self._running
             timeout = self.poll_interval
             if free > 0:
                 self._wake.clear()
@@ -343,6 +347,16 @@ class Worker(Generic[Tx]):
         handler = self._handlers[record.queue]
         task = asyncio.create_task(self._run_job(ctx, handler), name=f"queuert-job-{record.id}")
         self._active[record.id] = _Slot(ctx, task)
+        self._running += 1
+
+    def _free_slot(self, job_id: str) -> None:
+        slot = self._active.get(job_id)
+        if slot is None or not slot.holding:
+            return
+        slot.holding = False
+        self._running -= 1
+        if self._maybe_more and not self._stopping.is_set():
+            self._wake.set()
 
     async def _run_job(
         self, ctx: JobContext[Tx, Any], handler: Callable[..., Awaitable[Any]]
@@ -352,9 +366,8 @@ class Worker(Generic[Tx]):
         try:
             await self._execute(ctx, handler, extra)
         finally:
+            self._free_slot(record.id)
             self._active.pop(record.id, None)
-            if self._maybe_more and not self._stopping.is_set():
-                self._wake.set()
 
     async def _execute(
         self,
@@ -392,6 +405,8 @@ class Worker(Generic[Tx]):
                     raise InputValidationError(
                         "the handler returned a Continuation that was not committed by finalize"
                     )
+                # The next job can start while this completion is on its way.
+                self._free_slot(record.id)
                 await ctx.complete(result)
         except JobRescheduled:
             metrics.incr("jobs.rescheduled")

@@ -340,6 +340,14 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
             raise LeaseLostError(lease.job_id)
         return job_record(row)
 
+    async def verify_lease(self, *, tx: PostgresTx, lease: Lease) -> JobRecord:
+        row = await self._fetchrow(
+            tx, self._sql.verify_lease, lease.job_id, lease.owner, lease.attempt
+        )
+        if row is None:
+            raise LeaseLostError(lease.job_id)
+        return job_record(row)
+
     async def complete_job(self, *, tx: PostgresTx | None, lease: Lease, output: str) -> JobRecord:
         if tx is None:
             # Completions running at the same time share one statement (see batching).

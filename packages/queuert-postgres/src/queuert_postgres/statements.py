@@ -118,6 +118,8 @@ class Statements:
         """
         # $1 id, $2 owner, $3 attempt
         self.lock_job = f"SELECT {cols} FROM {jobs} WHERE {lease} FOR UPDATE"
+        # A plain read: a row lock writes the tuple and so makes COMMIT wait for a flush.
+        self.verify_lease = f"SELECT {cols} FROM {jobs} WHERE {lease}"
         # $1 id, $2 owner, $3 attempt, $4 output
         self.complete_job = f"""
             UPDATE {jobs}

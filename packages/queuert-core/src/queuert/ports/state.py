@@ -117,6 +117,12 @@ class StateAdapter(ABC, Generic[Tx]):
         """Verify the lease inside ``tx`` and lock the job until ``tx`` ends, so that no
         reaper or other worker can change it meanwhile."""
 
+    async def verify_lease(self, *, tx: Tx, lease: Lease) -> JobRecord:
+        """Verify the lease inside ``tx`` without locking the job (a claim only reads).
+        Raises LeaseLostError like :meth:`lock_job`. Defaults to :meth:`lock_job`;
+        override it where a lock costs more than a read (a row lock is a write)."""
+        return await self.lock_job(tx=tx, lease=lease)
+
     @abstractmethod
     async def complete_job(self, *, tx: Tx | None, lease: Lease, output: str) -> JobRecord:
         """End the job, and with it the chain, ``completed`` with ``output``. The error

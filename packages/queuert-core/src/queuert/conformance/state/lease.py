@@ -34,6 +34,11 @@ async def _lock(adapter: StateAdapterAny, job: JobRecord, lease: Lease) -> objec
         return await adapter.lock_job(tx=tx, lease=lease)
 
 
+async def _verify(adapter: StateAdapterAny, job: JobRecord, lease: Lease) -> object:
+    async with adapter.transaction() as tx:
+        return await adapter.verify_lease(tx=tx, lease=lease)
+
+
 async def _complete(adapter: StateAdapterAny, job: JobRecord, lease: Lease) -> object:
     return await adapter.complete_job(tx=None, lease=lease, output='"stale"')
 
@@ -54,6 +59,7 @@ async def _fail(adapter: StateAdapterAny, job: JobRecord, lease: Lease) -> objec
 GUARDED_OPERATIONS: dict[str, GuardedCall] = {
     "renew_lease": _renew,
     "lock_job": _lock,
+    "verify_lease": _verify,
     "complete_job": _complete,
     "continue_job": _continue,
     "reschedule_job": _reschedule,
@@ -130,6 +136,13 @@ class LeaseCases:
         async with state_adapter.transaction() as tx:
             locked = await state_adapter.lock_job(tx=tx, lease=job.lease)
         assert locked == job
+
+    @pytest.mark.asyncio
+    async def test_verify_lease_returns_the_job(self, state_adapter: StateAdapterAny) -> None:
+        job = await running_job(state_adapter)
+        async with state_adapter.transaction() as tx:
+            verified = await state_adapter.verify_lease(tx=tx, lease=job.lease)
+        assert verified == job
 
     @pytest.mark.asyncio
     async def test_lapsed_lease_guards_until_reaped(self, state_adapter: StateAdapterAny) -> None:
