@@ -20,15 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aiosqlite
-from rich.console import Console
-from rich.live import Live
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
-from rich.table import Table
 
 import queuert
+from examples.display import Display
 from queuert_sqlite import SqliteStateAdapter
 
-console = Console()
+display = Display()
 
 
 @dataclass
@@ -72,9 +69,9 @@ def minify(pixels: bytes) -> bytes:
     return data
 
 
-def register_handlers(worker: queuert.Worker[aiosqlite.Connection], progress: Progress) -> None:
-    processed = progress.add_task("minified", total=None)
-    distributed = progress.add_task("distributed", total=None)
+def register_handlers(worker: queuert.Worker[aiosqlite.Connection], count: int) -> None:
+    minified = display.counter("minified", count)
+    distributed = display.counter("distributed", count)
 
     @worker.handler(image_chain)
     async def process(
@@ -103,7 +100,7 @@ def register_handlers(worker: queuert.Worker[aiosqlite.Connection], progress: Pr
             return await enqueue_job(distribute, DistributeInput(job.input.image_id, cur.lastrowid))
 
         result = await ctx.finalize(commit)
-        progress.advance(processed)
+        minified()
         return result
 
     @worker.handler(distribute)
@@ -126,7 +123,7 @@ def register_handlers(worker: queuert.Worker[aiosqlite.Connection], progress: Pr
             return Done(done=True)
 
         result = await ctx.finalize(commit)
-        progress.advance(distributed)
+        distributed()
         return result
 
 
@@ -176,23 +173,28 @@ def step_of(queue: str) -> str:
     return queue.split(":", 1)[1] if ":" in queue else "(entry)"
 
 
-def summary_tables(
-    chains: list[queuert.ChainRecord], jobs: list[queuert.JobRecord]
-) -> tuple[Table, Table]:
-    chain_table = Table(title="chains (app.list_chains)")
-    for column in ("chain", "status", "current step", "output"):
-        chain_table.add_column(column)
-    for c in chains:
-        chain_table.add_row(short(c.id), c.status.value, step_of(c.last_queue), c.output or "")
-    job_table = Table(title="jobs (app.list_jobs)")
-    for column in ("job", "chain", "step", "status", "attempt", "ended with"):
-        job_table.add_column(column)
+def show_summary(chains: list[queuert.ChainRecord], jobs: list[queuert.JobRecord]) -> None:
+    display.table(
+        "chains (app.list_chains)",
+        ("chain", "status", "current step", "output"),
+        [(short(c.id), c.status.value, step_of(c.last_queue), c.output or "") for c in chains],
+    )
+    rows = []
     for j in jobs:
         ended = f"continued → {short(j.next_job_id)}" if j.next_job_id else (j.output or "")
-        job_table.add_row(
-            short(j.id), short(j.chain_id), step_of(j.queue), j.status.value, str(j.attempt), ended
+        rows.append(
+            (
+                short(j.id),
+                short(j.chain_id),
+                step_of(j.queue),
+                j.status.value,
+                str(j.attempt),
+                ended,
+            )
         )
-    return chain_table, job_table
+    display.table(
+        "jobs (app.list_jobs)", ("job", "chain", "step", "status", "attempt", "ended with"), rows
+    )
 
 
 async def main(count: int, database: Path) -> None:
@@ -203,39 +205,25 @@ async def main(count: int, database: Path) -> None:
     app = queuert.Queuert(
         state=state, notify=queuert.InProcessNotifyAdapter(), chains=[image_chain]
     )
-    console.print(f"[bold]queuert demo[/] — SQLite file {database}")
+    display.print(f"[bold]queuert demo[/] — SQLite file {database}")
 
-    progress = Progress(
-        TextColumn("{task.description:>12}"),
-        BarColumn(),
-        TaskProgressColumn(),
-        TextColumn("{task.completed}"),
-    )
     worker = app.worker(concurrency=8, poll_interval=0.5)
-    register_handlers(worker, progress)
-    for task in progress.tasks:
-        progress.update(task.id, total=count)
-
-    with Live(progress, console=console, refresh_per_second=10):
+    register_handlers(worker, count)
+    with display.live():
         async with worker:
             handles, rolled_back_id = await start_chains(app, state, count)
             outputs = await asyncio.gather(*(app.wait_for_chain(h, timeout=50) for h in handles))
-    console.print()
 
     assert all(o.done for o in outputs)
     missing = await app.get_chain(rolled_back_id)
-    console.print(
+    display.print(
         f"chain {short(rolled_back_id)} was started in a transaction that rolled back; "
         f"it exists: [bold]{missing is not None}[/]"
     )
-    chains = (await app.list_chains(limit=1000)).items
-    jobs = (await app.list_jobs(limit=1000)).items
-    chain_table, job_table = summary_tables(chains, jobs)
-    console.print(chain_table)
-    console.print(job_table)
+    show_summary((await app.list_chains(limit=1000)).items, (await app.list_jobs(limit=1000)).items)
     async with state.connect() as conn, conn.execute("SELECT count(*) FROM distributions") as cur:
         row = await cur.fetchone()
-    console.print(f"application rows in distributions: {row[0] if row else 0} (one per chain)")
+    display.print(f"application rows in distributions: {row[0] if row else 0} (one per chain)")
     await app.close()
 
 
