@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import os
+import random
 import threading
 import time
 
 _lock = threading.Lock()
 _last_ms = 0
 _counter = 0
+# Seeded from the OS per process (and again after fork), so ids of processes that
+# start in the same millisecond still differ in their 62 random bits.
+_random = random.Random(os.urandom(16))
+os.register_at_fork(after_in_child=lambda: _random.seed(os.urandom(16)))
 
 
 def new_id() -> str:
@@ -19,7 +24,7 @@ def new_id() -> str:
         ms = time.time_ns() // 1_000_000
         if ms > _last_ms:
             _last_ms = ms
-            _counter = int.from_bytes(os.urandom(2), "big") & 0x3FF
+            _counter = _random.getrandbits(10)
         else:
             # Same (or earlier, after a clock step) millisecond: keep order with a counter.
             _counter += 1
@@ -28,7 +33,7 @@ def new_id() -> str:
                 _counter = 0
             ms = _last_ms
         counter = _counter
-    rand = int.from_bytes(os.urandom(8), "big") & 0x3FFFFFFFFFFFFFFF
+        rand = _random.getrandbits(62)
     value = (ms & 0xFFFFFFFFFFFF) << 80 | 0x7 << 76 | counter << 64 | 0b10 << 62 | rand
     h = f"{value:032x}"
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
