@@ -85,6 +85,7 @@ async def measure(
         psutil.cpu_percent(interval=None)
         try:
             result = await once()
+            result.metric = metric
         except Exception as exc:
             logging.getLogger("benchmarks").exception("%s / %s failed", system, metric)
             return failed(system, metric, unit, exc)

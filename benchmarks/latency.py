@@ -22,7 +22,15 @@ from benchmarks import pg, queuert_runs
 from benchmarks.chains import SCENARIOS, Stamped, register
 from benchmarks.cli import base_parser, csv, run, wait_quiet
 from benchmarks.probe import Probe, attach_probe, percentile
-from benchmarks.results import Result, failed, format_value, print_table, timestamp, write_json
+from benchmarks.results import (
+    Result,
+    failed,
+    format_value,
+    print_table,
+    source,
+    timestamp,
+    write_json,
+)
 
 NOTIFIERS = ("inprocess", "postgres", "redis", "polling")
 REDIS_URL = os.environ.get("QUEUERT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -121,6 +129,7 @@ async def main(args: argparse.Namespace) -> None:
     if problem:
         print(f"the latency benchmark needs PostgreSQL: {problem}")
         return
+    measured_source = source()  # what the figures measure, before anything can change
     results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="queuert-latency-") as tmp:
         async with pg.fresh_database("queuert_latency") as url:
@@ -139,6 +148,7 @@ async def main(args: argparse.Namespace) -> None:
         {
             "benchmark": "notify latency",
             "settings": {k: v for k, v in vars(args).items() if k != "out_dir"},
+            "source": measured_source,
             "results": [r.to_json() for r in results],
         },
         f"{timestamp()}-latency",

@@ -27,11 +27,19 @@ from benchmarks.chains import SCENARIOS
 from benchmarks.cli import base_parser, run, wait_quiet
 from benchmarks.results import RESULTS_DIR, timestamp, write_json
 
+START_PHASES = ("start-single", "start-single-app-tx", "start-batched", "start-batched-app-tx")
+
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = base_parser(__doc__ or "")
     parser.add_argument("--adapter", default="postgres", choices=queuert_runs.ADAPTERS)
-    parser.add_argument("--scenario", default="one", choices=queuert_runs.scenario_names())
+    parser.add_argument(
+        "--scenario",
+        default="one",
+        choices=[*queuert_runs.scenario_names(), *START_PHASES],
+        help="a process scenario, or a start phase",
+    )
+    parser.add_argument("--batch", type=int, default=100, help="chains per batched start")
     parser.add_argument("--n", type=int, default=5_000)
     parser.add_argument("--concurrency", type=int, default=10)
     parser.add_argument("--interval", type=float, default=0.0005, help="sampling interval (s)")
@@ -96,26 +104,39 @@ async def main(args: argparse.Namespace) -> None:
             setup = await queuert_runs.open_store(
                 args.adapter, tag="profile", workdir=workdir, pg_url=url
             )
-            await queuert_runs.enqueue_setup(setup.app, SCENARIOS[args.scenario], args.n)
-            await setup.close()  # its backends exit and publish their statistics
+            if args.scenario not in START_PHASES:
+                await queuert_runs.enqueue_setup(setup.app, SCENARIOS[args.scenario], args.n)
+            store = setup
             xacts_before = None
-            if url is not None:
-                await asyncio.sleep(0.5)
-                xacts_before = await pg.committed_transactions(url)
-            store = await queuert_runs.open_store(
-                args.adapter, tag="profile", workdir=workdir, pg_url=url
-            )
+            if args.adapter != "memory":  # a memory store does not outlive its adapter
+                await setup.close()  # its backends exit and publish their statistics
+                if url is not None:
+                    await asyncio.sleep(0.5)
+                    xacts_before = await pg.committed_transactions(url)
+                store = await queuert_runs.open_store(
+                    args.adapter, tag="profile", workdir=workdir, pg_url=url
+                )
             await wait_quiet()
             try:
-                result = await queuert_runs.process(
-                    store,
-                    args.n,
-                    args.scenario,
-                    concurrency=args.concurrency,
-                    timeout=args.timeout,
-                    setup=False,
-                    around=profiled,
-                )
+                if args.scenario in START_PHASES:
+                    app_tx = args.scenario.endswith("app-tx")
+                    async with profiled():
+                        if args.scenario.startswith("start-single"):
+                            result = await queuert_runs.start_single(store, args.n, app_tx=app_tx)
+                        else:
+                            result = await queuert_runs.start_batched(
+                                store, args.n, args.batch, app_tx=app_tx
+                            )
+                else:
+                    result = await queuert_runs.process(
+                        store,
+                        args.n,
+                        args.scenario,
+                        concurrency=args.concurrency,
+                        timeout=args.timeout,
+                        setup=False,
+                        around=profiled,
+                    )
             finally:
                 await store.close()
             jobs = result.count
@@ -143,7 +164,10 @@ async def main(args: argparse.Namespace) -> None:
     text.write_text(profiler.output_text(unicode=False, color=False, show_all=False))
     print(profiler.output_text(unicode=True, color=False, show_all=False)[:12_000])
     result = extra["result"]
-    print(f"{args.adapter} {args.scenario}: {result['value']:,.0f} jobs/s under the profiler")
+    print(
+        f"{args.adapter} {args.scenario}: {result['value']:,.0f} {result['unit']} "
+        "under the profiler (figures per job below are per chain for a start phase)"
+    )
     for key in (
         "server_transactions_per_job",
         "client_round_trips_per_job",
@@ -151,7 +175,8 @@ async def main(args: argparse.Namespace) -> None:
     ):
         if key in extra:
             print(f"  {key}: {extra[key]}")
-    print(f"  state calls per job: {result['details']['state_calls_per_job']}")
+    if "state_calls_per_job" in result["details"]:
+        print(f"  state calls per job: {result['details']['state_calls_per_job']}")
     path = write_json(
         {"benchmark": "profile", **extra, "html": str(html), "text": str(text)}, stem, out_dir
     )

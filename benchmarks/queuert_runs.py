@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+import psutil
+
 import queuert
 from benchmarks.chains import ALL_CHAINS, JOBS_PER_CHAIN, SCENARIOS, Item, register
 from benchmarks.probe import Probe, attach_probe
@@ -154,6 +156,7 @@ async def process(
     committed end. ``around`` wraps the worker's run (a profiler, say)."""
     app = store.app
     chain = SCENARIOS[scenario]
+    already = await count_completed_chains(app, chain)
     if setup:
         await enqueue_setup(app, chain, n)
     jobs = n * JOBS_PER_CHAIN[scenario]
@@ -162,16 +165,18 @@ async def process(
     worker = app.worker(concurrency=concurrency)
     register(worker, scenario, probe)
     async with around() if around is not None else nullcontext():
+        cpu_before = cpu_seconds()
         began = time.perf_counter()
         await worker.start()
         try:
             await probe.wait(timeout)
             counters = metrics.snapshot()
+            cpu_after = cpu_seconds()
         finally:
             await worker.stop()
-    completed = await count_completed_chains(app, chain)
+    completed = await count_completed_chains(app, chain) - already
     if completed != n:
-        raise RuntimeError(f"{completed} of {n} chains are completed in the store")
+        raise RuntimeError(f"{completed} of {n} chains were completed in the store")
     per_job = {
         name.removeprefix("state.").removesuffix(".calls"): round(value / jobs, 3)
         for name, value in sorted(counters.items())
@@ -189,7 +194,21 @@ async def process(
         concurrency=concurrency,
         state_calls_per_job=per_job,
         acquire_attempts_per_job=round(counters.get("worker.acquire_attempts", 0) / jobs, 3),
+        cpu_ms_per_1000_jobs={
+            side: round((cpu_after[side] - cpu_before[side]) * 1e6 / jobs, 1) for side in cpu_after
+        },
     )
+
+
+def cpu_seconds() -> dict[str, float]:
+    """CPU seconds used so far by this process and by the PostgreSQL server's processes
+    (on this machine), to tell which side a process phase keeps busy."""
+    own = psutil.Process().cpu_times()
+    server = 0.0
+    for proc in psutil.process_iter(["name", "cpu_times"]):
+        if proc.info["name"] == "postgres" and proc.info["cpu_times"] is not None:
+            server += proc.info["cpu_times"].user + proc.info["cpu_times"].system
+    return {"client": own.user + own.system, "postgres": server}
 
 
 async def count_completed_chains(app: Queuert[Any], chain: ChainDef[Any, Any]) -> int:

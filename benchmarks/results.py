@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import platform
+import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -56,6 +57,23 @@ def machine() -> dict[str, Any]:
     }
 
 
+def source() -> dict[str, Any]:
+    """The commit measured and the files changed on top of it (figures move with them)."""
+    root = Path(__file__).resolve().parent.parent
+
+    def git(*args: str) -> str:
+        try:
+            done = subprocess.run(
+                ["git", *args], cwd=root, capture_output=True, text=True, timeout=10
+            )
+        except (OSError, subprocess.SubprocessError):
+            return ""
+        return done.stdout.strip()
+
+    changed = [line[3:] for line in git("status", "--porcelain", "--", "packages").splitlines()]
+    return {"commit": git("rev-parse", "HEAD"), "changed_package_files": changed}
+
+
 def timestamp() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
 
@@ -65,7 +83,7 @@ def write_json(payload: dict[str, Any], name: str, out_dir: Path | None = None) 
     directory = out_dir or RESULTS_DIR
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{name}.json"
-    payload = {"written_at": time.time(), "machine": machine(), **payload}
+    payload = {"written_at": time.time(), "machine": machine(), "source": source(), **payload}
     path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
     return path
 
