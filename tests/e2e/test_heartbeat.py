@@ -250,3 +250,37 @@ async def test_heartbeat_reports_the_new_expiry(backend: Backend) -> None:
         assert acquired is not None
         # Extended well past the worker's own 1 s lease.
         assert (returned - acquired.created_at).total_seconds() >= 5.0
+
+
+async def test_lease_lost_signal_about_an_older_attempt_spares_the_current_one(
+    backend: Backend,
+) -> None:
+    # The signal names only the job: after a reap, the worker now holding the job's
+    # new attempt may hear about the old one. Its own, valid attempt must go on.
+    async with open_app(backend, [work_chain]) as app:
+        worker = make_worker(app, lease_ms=60_000, concurrency=1)
+        started, release = asyncio.Event(), asyncio.Event()
+        cancelled = asyncio.Event()
+
+        @worker.handler(work_chain)
+        async def handle(job: Job[Work], ctx: JobContext[Any, Done]) -> Done:
+            started.set()
+            try:
+                await release.wait()
+            except asyncio.CancelledError:
+                cancelled.set()
+                raise
+            return Done(job.attempt)
+
+        async with worker:
+            handle_ = await app.enqueue_job_chain(None, work_chain, Work(0))
+            await wait_for_event(started, what="the handler to start")
+            # What the worker does when the signal arrives, awaited to its end so that
+            # a wrong cancellation would have happened before the handler is released.
+            await worker._on_lease_lost(handle_.id)
+            await asyncio.sleep(0)
+            release.set()
+            done = await app.wait_for_chain(handle_, timeout=5.0)
+
+        assert not cancelled.is_set()
+        assert done == Done(1)

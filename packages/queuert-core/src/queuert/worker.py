@@ -241,7 +241,23 @@ class Worker(Generic[Tx]):
 
     async def _on_lease_lost(self, job_id: str) -> None:
         slot = self._active.get(job_id)
-        if slot is not None and not slot.ctx.finalized:
+        if slot is None or slot.ctx.finalized:
+            return
+        # The signal names the job, not the attempt: this worker may hold a newer
+        # lease on the same job (taken after the reap), which must not be cancelled.
+        try:
+            current = await self.app.state.get_job(tx=None, job_id=job_id)
+        except Exception as exc:
+            self._log.warning("checking the lease of job %s failed: %s", job_id, exc)
+            return
+        lease = slot.ctx.lease
+        if (
+            current is not None
+            and current.status is JobStatus.RUNNING
+            and (current.leased_by == lease.owner and current.attempt == lease.attempt)
+        ):
+            return
+        if self._active.get(job_id) is slot and not slot.ctx.finalized:
             slot.ctx.lease_lost = True
             slot.task.cancel()
 
