@@ -108,7 +108,9 @@ class Worker(Generic[Tx]):
         for name in self._queue_filter or ():
             app.queue_def(name)
         self._handlers: dict[str, Callable[..., Awaitable[Any]]] = {}
-        self._active: dict[str, _Slot] = {}
+        # Keyed by (job id, attempt): after a reap this worker may run a job's new
+        # attempt while its stale one is still being cancelled.
+        self._active: dict[tuple[str, int], _Slot] = {}
         self._running = 0
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -240,8 +242,12 @@ class Worker(Generic[Tx]):
             self._wake.set()
 
     async def _on_lease_lost(self, job_id: str) -> None:
-        slot = self._active.get(job_id)
-        if slot is None or slot.ctx.finalized:
+        slots = [
+            slot
+            for (held_id, _), slot in self._active.items()
+            if held_id == job_id and not slot.ctx.finalized
+        ]
+        if not slots:
             return
         # The signal names the job, not the attempt: this worker may hold a newer
         # lease on the same job (taken after the reap), which must not be cancelled.
@@ -250,16 +256,18 @@ class Worker(Generic[Tx]):
         except Exception as exc:
             self._log.warning("checking the lease of job %s failed: %s", job_id, exc)
             return
-        lease = slot.ctx.lease
-        if (
-            current is not None
-            and current.status is JobStatus.RUNNING
-            and (current.leased_by == lease.owner and current.attempt == lease.attempt)
-        ):
-            return
-        if self._active.get(job_id) is slot and not slot.ctx.finalized:
-            slot.ctx.lease_lost = True
-            slot.task.cancel()
+        for slot in slots:
+            lease = slot.ctx.lease
+            if (
+                current is not None
+                and current.status is JobStatus.RUNNING
+                and current.leased_by == lease.owner
+                and current.attempt == lease.attempt
+            ):
+                continue
+            if not slot.ctx.finalized and not slot.task.done():
+                slot.ctx.lease_lost = True
+                slot.task.cancel()
 
     # -- loops ------------------------------------------------------------------------------------
 
@@ -362,11 +370,11 @@ class Worker(Generic[Tx]):
         )
         handler = self._handlers[record.queue]
         task = asyncio.create_task(self._run_job(ctx, handler), name=f"queuert-job-{record.id}")
-        self._active[record.id] = _Slot(ctx, task)
+        self._active[(record.id, record.attempt)] = _Slot(ctx, task)
         self._running += 1
 
-    def _free_slot(self, job_id: str) -> None:
-        slot = self._active.get(job_id)
+    def _free_slot(self, key: tuple[str, int]) -> None:
+        slot = self._active.get(key)
         if slot is None or not slot.holding:
             return
         slot.holding = False
@@ -382,8 +390,9 @@ class Worker(Generic[Tx]):
         try:
             await self._execute(ctx, handler, extra)
         finally:
-            self._free_slot(record.id)
-            self._active.pop(record.id, None)
+            key = (record.id, record.attempt)
+            self._free_slot(key)
+            self._active.pop(key, None)
 
     async def _execute(
         self,
@@ -422,7 +431,7 @@ class Worker(Generic[Tx]):
                         "the handler returned a Continuation that was not committed by finalize"
                     )
                 # The next job can start while this completion is on its way.
-                self._free_slot(record.id)
+                self._free_slot((record.id, record.attempt))
                 await ctx.complete(result)
         except JobRescheduled:
             metrics.incr("jobs.rescheduled")
