@@ -163,17 +163,13 @@ class Queuert(Generic[Tx]):
         send them when it exits normally, after the application's transaction
         committed. When the block raises (the transaction rolled back), nothing is
         sent."""
-        outer = pending_notifications.get()
         mine = PendingNotifications()
         token = pending_notifications.set(mine)
         try:
             yield
         finally:
             pending_notifications.reset(token)
-        if outer is not None:
-            outer.merge(mine)
-        else:
-            await self._send(mine)
+        await self.publish(mine)
 
     async def _send(self, batch: PendingNotifications) -> None:
         if self.notify is None:
@@ -183,9 +179,9 @@ class Queuert(Generic[Tx]):
         for chain_id in batch.completed_chains:
             await self.notify.publish_chain_completed(chain_id=chain_id)
 
-    async def notify_after(self, tx: object, batch: PendingNotifications) -> None:
-        """Send ``batch`` now when its writes are committed (``tx is None``), or
-        when the enclosing ``with_notify`` block exits."""
+    async def publish(self, batch: PendingNotifications) -> None:
+        """Send ``batch`` now, or hold it for the enclosing ``with_notify`` block to
+        send when it exits (after the application's transaction committed)."""
         if self.notify is None:
             return
         outer = pending_notifications.get()
@@ -272,7 +268,7 @@ class Queuert(Generic[Tx]):
         # sleeps until the earliest one is, instead of until its next poll.
         batch = PendingNotifications()
         batch.scheduled[chain.name] += len(jobs)
-        await self.notify_after(tx, batch)
+        await self.publish(batch)
         return [ChainHandle(job.id, chain) for job in jobs]
 
     # -- reading back ---------------------------------------------------------------
@@ -328,7 +324,7 @@ class Queuert(Generic[Tx]):
             raise JobNotFoundError(f"no chain has id {chain_id!r}")
         if record.status is JobStatus.CANCELLED:
             batch = PendingNotifications(completed_chains=[chain_id])
-            await self.notify_after(tx, batch)
+            await self.publish(batch)
         return record
 
     async def delete_chains(self, chain_ids: Sequence[str], *, tx: Tx | None = None) -> int:

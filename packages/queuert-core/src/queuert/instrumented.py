@@ -11,7 +11,7 @@ import random
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from queuert.errors import TransientStateError
 from queuert.metrics import Metrics
@@ -267,8 +267,3 @@ class InstrumentedNotify(NotifyAdapter):
 
     async def close(self) -> None:
         await self.inner.close()
-
-
-def unwrap(adapter: Any) -> Any:
-    """The adapter inside an instrumented wrapper (or the adapter itself)."""
-    return getattr(adapter, "inner", adapter)

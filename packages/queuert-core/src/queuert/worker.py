@@ -358,7 +358,7 @@ class Worker(Generic[Tx]):
         if notify is not None:
             for record in reaped:
                 await notify.publish_lease_lost(job_id=record.id)
-            await self.app.notify_after(None, batch)
+            await self.app.publish(batch)
         return reaped
 
     # -- running one job -----------------------------------------------------------------------
@@ -456,7 +456,7 @@ class Worker(Generic[Tx]):
             metrics.incr("jobs.finalized")
             if log.isEnabledFor(logging.DEBUG):
                 log.debug("job %s finalized", record.id, extra=extra)
-        await self.app.notify_after(None, ctx.notifications)
+        await self.app.publish(ctx.notifications)
 
     async def _release(self, ctx: JobContext[Tx, Any], extra: dict[str, Any]) -> None:
         error = JobError(
@@ -472,7 +472,7 @@ class Worker(Generic[Tx]):
         self.app.metrics.incr("jobs.released")
         log.info("job %s released on stop", ctx.record.id, extra=extra)
         ctx.notifications.scheduled[ctx.record.queue] += 1
-        await self.app.notify_after(None, ctx.notifications)
+        await self.app.publish(ctx.notifications)
 
     async def _handle_failure(
         self, ctx: JobContext[Tx, Any], exc: Exception, extra: dict[str, Any]
