@@ -112,6 +112,10 @@ class Queuert(Generic[Tx]):
         self.notify: NotifyAdapter | None = (
             InstrumentedNotify(notify, self.metrics) if notify is not None else None
         )
+        # Signals the state adapter's writes carry themselves (in their transaction).
+        self._signals_in_writes = (
+            notify is not None and state.capabilities.native_notify and state.bind_notify(notify)
+        )
         self.chains: dict[str, ChainDef[Any, Any]] = {}
         self.queues: dict[str, QueueDef[Any, Any]] = {}
         for chain in chains:
@@ -172,7 +176,7 @@ class Queuert(Generic[Tx]):
         await self.publish(mine)
 
     async def _send(self, batch: PendingNotifications) -> None:
-        if self.notify is None:
+        if self.notify is None or self._signals_in_writes:
             return
         for queue, count in batch.scheduled.items():
             await self.notify.publish_job_scheduled(queue=queue, count=count)

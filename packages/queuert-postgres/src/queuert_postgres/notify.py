@@ -145,6 +145,16 @@ class PostgresNotifyAdapter(NotifyAdapter):
         return cls(dsn, channel_prefix=prefix)
 
     @property
+    def dsn(self) -> str:
+        """The connection string the adapter listens (and by default publishes) on."""
+        return self._dsn
+
+    @property
+    def publish_pool(self) -> asyncpg.Pool[Any] | None:
+        """The pool given to publish on, or ``None`` when the adapter uses its own."""
+        return None if self._owns_publish_pool else self._publish_pool
+
+    @property
     def channel_prefix(self) -> str:
         return self._channel_prefix
 

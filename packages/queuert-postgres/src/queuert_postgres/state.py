@@ -17,6 +17,7 @@ from queuert.errors import (
     QueuertError,
     SchemaNotMigratedError,
 )
+from queuert.ports.notify import NotifyAdapter
 from queuert.ports.state import StateAdapter, StateCapabilities
 from queuert.records import (
     LEASE_EXPIRED_ERROR,
@@ -35,8 +36,9 @@ from queuert_postgres.batching import Batcher
 from queuert_postgres.connections import PostgresTx
 from queuert_postgres.driver_errors import DRIVER_ERRORS, MIGRATE_HINT, translate
 from queuert_postgres.names import Names
+from queuert_postgres.notify import PostgresNotifyAdapter
 from queuert_postgres.rows import chain_record, job_record
-from queuert_postgres.statements import Statements
+from queuert_postgres.statements import SignalChannels, Statements
 from queuert_postgres.urls import int_option, redact, split_url
 
 DEFAULT_SCHEMA = "queuert"
@@ -55,6 +57,12 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
     getting the outcome of its own job. Tables live in ``schema`` (default
     ``"queuert"``), named ``<table_prefix>jobs`` and ``<table_prefix>migrations``.
 
+    Bound to a :class:`~queuert_postgres.PostgresNotifyAdapter` on the same
+    database (one connecting with the same DSN, or publishing through this
+    adapter's pool), every write NOTIFYs its job-scheduled and chain-completed
+    signals itself, in its own statement: they leave when its transaction
+    commits, without a round trip of their own.
+
     Timestamps come from the server clock (``statement_timestamp()``, the start of
     the current statement) and are returned timezone-aware.
 
@@ -70,7 +78,7 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
         concurrent_transactions=True,
         savepoints=True,
         clock_precision_ms=0.001,
-        native_notify=False,
+        native_notify=True,
         multi_process=True,
     )
 
@@ -85,6 +93,7 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
         self._names = Names.create(schema, table_prefix)
         self._sql = Statements(self._names)
         self._pool = pool
+        self._dsn: str | None = None
         self._owns_pool = False
         self._lent: set[int] = set()  # server pids of connections lent by transaction()
         self._closed = False
@@ -144,6 +153,7 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
         except DRIVER_ERRORS as exc:
             raise translate(exc, schema=schema) from exc
         adapter = cls(pool, schema=schema, table_prefix=table_prefix)
+        adapter._dsn = dsn
         adapter._owns_pool = True
         adapter._lent = lent
         return adapter
@@ -184,6 +194,25 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
         self._continuations.cancel_pending()
         if self._owns_pool:
             await self._pool.close()
+
+    def bind_notify(self, notify: NotifyAdapter) -> bool:
+        """Accept a :class:`~queuert_postgres.PostgresNotifyAdapter` that connects with
+        this adapter's DSN or publishes through its pool (so NOTIFYs sent here reach
+        its listeners); decline any other notifier, and a second one with other
+        channels."""
+        if not isinstance(notify, PostgresNotifyAdapter):
+            return False
+        same_database = (self._dsn is not None and notify.dsn == self._dsn) or (
+            notify.publish_pool is self._pool
+        )
+        if not same_database:
+            return False
+        scheduled, completed, _ = notify.channels
+        signals = SignalChannels(scheduled=scheduled, chain_completed=completed)
+        if self._sql.signals is not None:
+            return self._sql.signals == signals
+        self._sql = Statements(self._names, signals)
+        return True
 
     # -- plumbing ---------------------------------------------------------------
 

@@ -9,6 +9,8 @@ constant within a statement and usable in index conditions.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from queuert_postgres.names import Names
 
 NOW = "statement_timestamp()"
@@ -47,12 +49,30 @@ def _ms(param: str) -> str:
     return f"({param}::bigint * interval '1 millisecond')"
 
 
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+@dataclass(frozen=True)
+class SignalChannels:
+    """The NOTIFY channels that write statements signal on (job scheduled, chain
+    completed), when a notifier on the same database has been bound."""
+
+    scheduled: str
+    chain_completed: str
+
+
+_ENDED = "('completed', 'failed', 'cancelled')"
+
+
 class Statements:
     """SQL for one :class:`Names`. Parameters are documented next to each statement."""
 
-    def __init__(self, names: Names) -> None:
+    def __init__(self, names: Names, signals: SignalChannels | None = None) -> None:
         jobs = names.jobs
         self.names = names
+        self.signals = signals
+        write = self._write
         lease = "id = $1 AND status = 'running' AND leased_by = $2 AND attempt = $3"
         cols = job_columns()
         chain_cols = (
@@ -64,15 +84,18 @@ class Statements:
 
         # $1 id, $2 chain_id, $3 chain_name, $4 queue, $5 position, $6 input,
         # $7 max_attempts, $8 priority, $9 scheduled_at, $10 delay_ms
-        self.create_job = f"""
+        self.create_job = write(
+            f"""
             INSERT INTO {jobs} (id, chain_id, chain_name, queue, position, status, input,
                 attempt, max_attempts, priority, scheduled_at, created_at, updated_at)
             VALUES ($1, $2, $3, $4, $5, 'pending', $6::json, 0, $7, $8,
                 COALESCE($9::timestamptz, {NOW} + {_ms("$10")}), {NOW}, {NOW})
-            RETURNING scheduled_at, created_at
-        """
+            RETURNING scheduled_at, created_at, queue, status, chain_id, next_job_id
+            """
+        )
         # The same, one array per column: a whole batch in one round trip.
-        self.create_jobs = f"""
+        self.create_jobs = write(
+            f"""
             INSERT INTO {jobs} (id, chain_id, chain_name, queue, position, status, input,
                 attempt, max_attempts, priority, scheduled_at, created_at, updated_at)
             SELECT u.id, u.chain_id, u.chain_name, u.queue, u.position, 'pending',
@@ -82,8 +105,9 @@ class Statements:
                 $6::text[], $7::integer[], $8::integer[], $9::timestamptz[], $10::bigint[])
                 AS u(id, chain_id, chain_name, queue, position, input, max_attempts, priority,
                      scheduled_at, delay_ms)
-            RETURNING id, scheduled_at, created_at
-        """
+            RETURNING id, scheduled_at, created_at, queue, status, chain_id, next_job_id
+            """
+        )
         # $1 queues (distinct), $2 limit, $3 owner, $4 lease_ms.
         # One index range per queue, each read in acquisition order and cut at the
         # limit, so a backlog on many queues never has to be sorted as a whole.
@@ -121,17 +145,28 @@ class Statements:
         # A plain read: a row lock writes the tuple and so makes COMMIT wait for a flush.
         self.verify_lease = f"SELECT {cols} FROM {jobs} WHERE {lease}"
         # $1 id, $2 owner, $3 attempt, $4 output
-        self.complete_job = f"""
+        self.complete_job = write(
+            f"""
             UPDATE {jobs}
             SET status = 'completed', output = $4::json, leased_by = NULL,
                 leased_until = NULL, completed_at = {NOW}, updated_at = {NOW}
             WHERE {lease}
             RETURNING {cols}
-        """
+            """
+        )
         # The same for many jobs: $1 ids, $2 owners, $3 attempts, $4 outputs. Rows are
         # locked in id order so that two such statements cannot deadlock.
-        self.complete_jobs = f"""
-            WITH input AS (
+        self.complete_jobs = write(
+            f"""
+            UPDATE {jobs} j
+            SET status = 'completed', output = l.output::json, leased_by = NULL,
+                leased_until = NULL, completed_at = {NOW}, updated_at = {NOW}
+            FROM locked l
+            WHERE j.id = l.id
+            RETURNING {job_columns("j")}
+            """,
+            f"""
+            input AS (
                 SELECT * FROM unnest($1::text[], $2::text[], $3::integer[], $4::text[])
                     AS u(id, owner, attempt, output)
             ), locked AS (
@@ -141,35 +176,44 @@ class Statements:
                 ORDER BY j.id
                 FOR UPDATE OF j
             )
-            UPDATE {jobs} j
-            SET status = 'completed', output = l.output::json, leased_by = NULL,
-                leased_until = NULL, completed_at = {NOW}, updated_at = {NOW}
-            FROM locked l
-            WHERE j.id = l.id
-            RETURNING {job_columns("j")}
-        """
+            """,
+        )
         # $1 id, $2 owner, $3 attempt, then the new job: $4 id, $5 chain_id,
         # $6 chain_name, $7 queue, $8 position, $9 input, $10 max_attempts,
         # $11 priority, $12 scheduled_at, $13 delay_ms.
         # Both writes in one statement; nothing is inserted when the lease check fails.
-        self.continue_job = f"""
-            WITH old AS (
-                UPDATE {jobs}
-                SET status = 'completed', next_job_id = $4, leased_by = NULL,
-                    leased_until = NULL, completed_at = {NOW}, updated_at = {NOW}
-                WHERE {lease}
-                RETURNING id
-            )
+        self.continue_job = write(
+            f"""
             INSERT INTO {jobs} (id, chain_id, chain_name, queue, position, status, input,
                 attempt, max_attempts, priority, scheduled_at, created_at, updated_at)
             SELECT $4, $5, $6, $7, $8, 'pending', $9::json, 0, $10, $11,
                 COALESCE($12::timestamptz, {NOW} + {_ms("$13")}), {NOW}, {NOW}
             FROM old
             RETURNING {cols}
-        """
+            """,
+            f"""
+            old AS (
+                UPDATE {jobs}
+                SET status = 'completed', next_job_id = $4, leased_by = NULL,
+                    leased_until = NULL, completed_at = {NOW}, updated_at = {NOW}
+                WHERE {lease}
+                RETURNING id
+            )
+            """,
+        )
         # The same for many jobs, one array per parameter above (in that order).
-        self.continue_jobs = f"""
-            WITH input AS (
+        self.continue_jobs = write(
+            f"""
+            INSERT INTO {jobs} (id, chain_id, chain_name, queue, position, status, input,
+                attempt, max_attempts, priority, scheduled_at, created_at, updated_at)
+            SELECT u.next_id, u.chain_id, u.chain_name, u.queue, u.position, 'pending',
+                u.input::json, 0, u.max_attempts, u.priority,
+                COALESCE(u.scheduled_at, {NOW} + {_ms("u.delay_ms")}), {NOW}, {NOW}
+            FROM old JOIN input u ON u.id = old.id
+            RETURNING {cols}
+            """,
+            f"""
+            input AS (
                 SELECT * FROM unnest($1::text[], $2::text[], $3::integer[], $4::text[],
                     $5::text[], $6::text[], $7::text[], $8::integer[], $9::text[],
                     $10::integer[], $11::integer[], $12::timestamptz[], $13::bigint[])
@@ -189,41 +233,33 @@ class Statements:
                 WHERE j.id = l.id
                 RETURNING j.id
             )
-            INSERT INTO {jobs} (id, chain_id, chain_name, queue, position, status, input,
-                attempt, max_attempts, priority, scheduled_at, created_at, updated_at)
-            SELECT u.next_id, u.chain_id, u.chain_name, u.queue, u.position, 'pending',
-                u.input::json, 0, u.max_attempts, u.priority,
-                COALESCE(u.scheduled_at, {NOW} + {_ms("u.delay_ms")}), {NOW}, {NOW}
-            FROM old JOIN input u ON u.id = old.id
-            RETURNING {cols}
-        """
+            """,
+        )
         # $1 id, $2 owner, $3 attempt, $4 scheduled_at, $5 delay_ms, $6 error,
         # $7 refunded attempts (0 or 1)
-        self.reschedule_job = f"""
+        self.reschedule_job = write(
+            f"""
             UPDATE {jobs}
             SET status = 'pending', scheduled_at = COALESCE($4::timestamptz, {NOW} + {_ms("$5")}),
                 error = $6::jsonb, leased_by = NULL, leased_until = NULL,
                 attempt = attempt - $7::integer, updated_at = {NOW}
             WHERE {lease}
             RETURNING {cols}
-        """
+            """
+        )
         # $1 id, $2 owner, $3 attempt, $4 error
-        self.fail_job = f"""
+        self.fail_job = write(
+            f"""
             UPDATE {jobs}
             SET status = 'failed', error = $4::jsonb, leased_by = NULL, leased_until = NULL,
                 completed_at = {NOW}, updated_at = {NOW}
             WHERE {lease}
             RETURNING {cols}
-        """
+            """
+        )
         # $1 limit, $2 error. Jobs locked by a finalizer are skipped: it may still commit.
-        self.reap_expired_leases = f"""
-            WITH expired AS (
-                SELECT id FROM {jobs}
-                WHERE status = 'running' AND leased_until < {NOW}
-                ORDER BY leased_until
-                LIMIT $1
-                FOR UPDATE SKIP LOCKED
-            )
+        self.reap_expired_leases = write(
+            f"""
             UPDATE {jobs} j
             SET status = CASE WHEN j.attempt >= j.max_attempts THEN 'failed' ELSE 'pending' END,
                 scheduled_at = CASE WHEN j.attempt >= j.max_attempts
@@ -233,7 +269,17 @@ class Statements:
             FROM expired
             WHERE j.id = expired.id
             RETURNING {job_columns("j")}
-        """
+            """,
+            f"""
+            expired AS (
+                SELECT id FROM {jobs}
+                WHERE status = 'running' AND leased_until < {NOW}
+                ORDER BY leased_until
+                LIMIT $1
+                FOR UPDATE SKIP LOCKED
+            )
+            """,
+        )
         # $1 chain_id. The chain's last job is locked first, so the status tested is
         # the committed one and a concurrent finalizer is waited for.
         self.cancel_chain = f"""
@@ -248,14 +294,15 @@ class Statements:
                 SET status = 'cancelled', completed_at = {NOW}, updated_at = {NOW}
                 FROM head
                 WHERE j.id = head.id AND head.status IN ('pending', 'blocked')
-                RETURNING j.id, j.status, j.updated_at, j.completed_at
-            )
+                RETURNING j.id, j.status, j.updated_at, j.completed_at, j.chain_id,
+                    j.queue, j.next_job_id
+            ){self._signal_cte("cancelled")}
             SELECT h.chain_id, h.chain_name, COALESCE(c.status, h.status), f.input::text,
                 h.output, h.error, h.id, h.queue, f.created_at,
                 COALESCE(c.updated_at, h.updated_at), COALESCE(c.completed_at, h.completed_at)
             FROM head h
             JOIN {jobs} f ON f.id = h.chain_id
-            LEFT JOIN cancelled c ON c.id = h.id
+            LEFT JOIN cancelled c ON c.id = h.id{self._signals_sent()}
         """
         # $1 queues (distinct)
         self.time_until_next_job = f"""
@@ -284,6 +331,48 @@ class Statements:
         """
         self._list_jobs: dict[tuple[bool, bool, bool, bool], str] = {}
         self._list_chains: dict[tuple[bool, bool, bool], str] = {}
+
+    # -- signals ---------------------------------------------------------------------
+
+    def _write(self, dml: str, ctes: str | None = None) -> str:
+        """``dml`` (a write ending in RETURNING job columns, preceded by the CTEs
+        ``ctes``); with signal channels, the statement also NOTIFYs what its rows
+        mean, delivered when its transaction commits."""
+        if self.signals is None:
+            return dml if ctes is None else f"WITH {ctes} {dml}"
+        head = "" if ctes is None else f"{ctes}, "
+        return (
+            f"WITH {head}written AS ({dml}){self._signal_cte('written')} "
+            f"SELECT written.* FROM written{self._signals_sent()}"
+        )
+
+    def _signal_cte(self, source: str) -> str:
+        """A ``signalled`` CTE (after a comma) sending, for the job rows of ``source``,
+        one job-scheduled count per queue of its pending jobs and one chain-completed
+        signal per ended last job of a chain; empty without signal channels. The
+        payloads are those of :func:`queuert_postgres.payloads.encode`: queue names
+        (at most 120 characters) and chain ids are never long enough to be hashed."""
+        if self.signals is None:
+            return ""
+        scheduled = _literal(self.signals.scheduled)
+        completed = _literal(self.signals.chain_completed)
+        return f""", signalled AS (
+                SELECT pg_notify(s.channel, s.payload) FROM (
+                    SELECT {scheduled} AS channel, count(*)::text || '=' || w.queue AS payload
+                    FROM {source} w WHERE w.status = 'pending' GROUP BY w.queue
+                    UNION ALL
+                    SELECT {completed}, '=' || w.chain_id
+                    FROM {source} w WHERE w.status IN {_ENDED} AND w.next_job_id IS NULL
+                ) s
+            )"""
+
+    def _signals_sent(self) -> str:
+        # The main query must read the signalling CTE, or PostgreSQL never runs it.
+        if self.signals is None:
+            return ""
+        return " CROSS JOIN (SELECT count(*) FROM signalled) AS sent"
+
+    # -- listings ---------------------------------------------------------------------
 
     def list_jobs(self, *, after: bool, statuses: bool, chain_id: bool, queues: bool) -> str:
         """Listing SQL for one combination of filters (one statement per combination, so

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, TypeVar
 
+from queuert.ports.notify import NotifyAdapter
 from queuert.records import (
     ChainFilter,
     ChainRecord,
@@ -48,7 +49,8 @@ class StateCapabilities:
       (false for a single-writer store whose transactions serialise).
     - ``savepoints``: :meth:`StateAdapter.savepoint` is supported.
     - ``clock_precision_ms``: resolution of stored timestamps.
-    - ``native_notify``: the database can publish notifications in a transaction.
+    - ``native_notify``: the adapter's writes can carry a notifier's signals in their
+      own transaction (see :meth:`StateAdapter.bind_notify`).
     - ``multi_process``: several processes may share the store.
     """
 
@@ -91,6 +93,19 @@ class StateAdapter(ABC, Generic[Tx]):
 
     async def close(self) -> None:  # optional hook, a no-op by default
         """Release connections the adapter opened itself. Idempotent."""
+
+    def bind_notify(self, notify: NotifyAdapter) -> bool:
+        """Offer to send ``notify``'s job-scheduled and chain-completed signals from
+        inside this adapter's own writes; return whether it will.
+
+        Called once by :class:`~queuert.Queuert` when ``capabilities.native_notify``
+        is set. An adapter that accepts sends, from every write that schedules a
+        job (create, continue, reschedule, reap) or ends a chain (complete, fail,
+        reap, cancel), the signals ``notify``'s subscribers would receive had core
+        published them; they are delivered when the write's transaction commits and
+        dropped when it rolls back, and core then publishes neither signal itself.
+        The default declines."""
+        return False
 
     # -- writing jobs -------------------------------------------------------
 
