@@ -1,8 +1,9 @@
-"""The transaction type of the PostgreSQL state adapter."""
+"""The transaction type of the PostgreSQL state adapter, and the connections of the
+pools it creates."""
 
 from __future__ import annotations
 
-from typing import TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
@@ -10,3 +11,52 @@ from asyncpg.pool import PoolConnectionProxy
 PostgresTx: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"
 """The caller's transaction: an asyncpg connection (plain, or acquired from a pool)
 inside ``conn.transaction()``."""
+
+
+if TYPE_CHECKING:
+    _Connection = asyncpg.Connection[asyncpg.Record]
+else:  # not subscriptable at run time
+    _Connection = asyncpg.Connection
+
+
+class LendingConnection(_Connection):
+    """The connection class of the pools :meth:`PostgresStateAdapter.connect` creates.
+
+    A connection lent to the caller's code (inside a transaction of the adapter's)
+    may come back holding session state: ``SET``, ``LISTEN``, advisory locks,
+    open cursors. It needs asyncpg's reset before the next user; the adapter's own
+    statements leave nothing behind and need none. Instead of a round trip of its
+    own on release, the reset travels in the message of the transaction's
+    ``COMMIT``.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.needs_reset = False
+        self._reset_with_commit = False
+
+    def lend(self) -> None:
+        """Mark the connection as handed to the caller's code: the next ``COMMIT``
+        carries the reset, or the pool runs it on release."""
+        self.needs_reset = True
+        self._reset_with_commit = True
+
+    async def execute(self, query: str, *args: object, timeout: float | None = None) -> str:
+        if self._reset_with_commit and not args and query == "COMMIT;":
+            # asyncpg's Transaction.commit() sends exactly this. The statements after
+            # COMMIT run only once it succeeded; after a failed COMMIT the pool resets.
+            self._reset_with_commit = False
+            reset = self.get_reset_query()
+            status = await super().execute(f"COMMIT;\n{reset}", timeout=timeout)
+            self.needs_reset = False
+            return status
+        return await super().execute(query, *args, timeout=timeout)
+
+    async def reset_if_lent(self) -> None:
+        """The pool's reset: asyncpg's own, only when the connection still needs it."""
+        self._reset_with_commit = False
+        if self.needs_reset:
+            self.needs_reset = False
+            reset = self.get_reset_query()
+            if reset:
+                await super().execute(reset)

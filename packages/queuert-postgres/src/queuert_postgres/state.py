@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from datetime import datetime
 from typing import Any, NoReturn
@@ -33,7 +33,7 @@ from queuert.records import (
 )
 from queuert_postgres import migrations
 from queuert_postgres.batching import Batcher
-from queuert_postgres.connections import PostgresTx
+from queuert_postgres.connections import LendingConnection, PostgresTx
 from queuert_postgres.driver_errors import DRIVER_ERRORS, MIGRATE_HINT, translate
 from queuert_postgres.names import Names
 from queuert_postgres.notify import PostgresNotifyAdapter
@@ -95,7 +95,6 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
         self._pool = pool
         self._dsn: str | None = None
         self._owns_pool = False
-        self._lent: set[int] = set()  # server pids of connections lent by transaction()
         self._closed = False
         self._continuations: Batcher[tuple[Lease, NewJob], asyncpg.Record] = Batcher(
             self._continue_many, key=lambda item: item[0].job_id
@@ -117,7 +116,10 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
     ) -> PostgresStateAdapter:
         """Create an adapter with a pool of its own (closed by :meth:`close`).
 
-        ``pool_options`` go to :func:`asyncpg.create_pool`. Raises
+        ``pool_options`` go to :func:`asyncpg.create_pool`. Connections are
+        :class:`~queuert_postgres.connections.LendingConnection` (a
+        ``connection_class`` of your own should subclass it; any other gets asyncpg's
+        reset on every release). Raises
         :class:`~queuert.errors.ConfigurationError` for invalid options and
         :class:`~queuert.errors.TransientStateError` when the server cannot be reached.
         """
@@ -127,19 +129,16 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
             settings = dict(pool_options.pop("server_settings", None) or {})
             settings.setdefault("application_name", "queuert")
             pool_options["server_settings"] = settings
-        lent: set[int] = set()
-        if "reset" not in pool_options:
+        connection_class = pool_options.setdefault("connection_class", LendingConnection)
+        if (
+            "reset" not in pool_options
+            and isinstance(connection_class, type)
+            and issubclass(connection_class, LendingConnection)
+        ):
 
             async def reset(conn: asyncpg.Connection[asyncpg.Record]) -> None:
-                # asyncpg's default reset costs a round trip on every release. The
-                # adapter's own statements leave no session state behind, so only a
-                # connection lent to the caller by transaction() gets the full reset.
-                pid = conn.get_server_pid()
-                if pid in lent:
-                    lent.discard(pid)
-                    query = conn.get_reset_query()
-                    if query:
-                        await conn.execute(query)
+                assert isinstance(conn, LendingConnection)
+                await conn.reset_if_lent()
 
             pool_options["reset"] = reset
         try:
@@ -155,7 +154,6 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
         adapter = cls(pool, schema=schema, table_prefix=table_prefix)
         adapter._dsn = dsn
         adapter._owns_pool = True
-        adapter._lent = lent
         return adapter
 
     @classmethod
@@ -243,12 +241,14 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
             conn = await self._pool.acquire()
         except DRIVER_ERRORS as exc:
             self._raise(exc)
-        pid = conn.get_server_pid()
+        # Through the pool's proxy: the method of a LendingConnection, if it is one.
+        lend: Callable[[], None] | None = getattr(conn, "lend", None)
+        if lend is not None:
+            lend()
         try:
             async with self._block(conn):
                 yield conn
         finally:
-            self._lent.add(pid)
             await self._pool.release(conn)
 
     def savepoint(self, *, tx: PostgresTx) -> AbstractAsyncContextManager[PostgresTx]:

@@ -1,0 +1,101 @@
+"""A connection the adapter lends to the application's code comes back clean: session
+state set inside one of its transactions (SET, LISTEN, advisory locks) does not
+reach the next user of the pool, whether the transaction committed, rolled back
+or failed at COMMIT."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+import pytest_asyncio
+
+from queuert.errors import QueuertError
+from queuert_postgres import PostgresStateAdapter
+from queuert_postgres.connections import PostgresTx
+
+LOCK_KEY = 4_242_001
+
+
+@pytest_asyncio.fixture
+async def single(postgres_url: str, schema: str) -> AsyncIterator[PostgresStateAdapter]:
+    """An adapter whose pool has one connection, so every transaction reuses it."""
+    adapter = await PostgresStateAdapter.connect(
+        postgres_url, schema=schema, min_size=1, max_size=1
+    )
+    await adapter.migrate()
+    yield adapter
+    await adapter.close()
+
+
+async def dirty(tx: PostgresTx) -> None:
+    await tx.execute("SET statement_timeout = '4321ms'")
+    await tx.execute("LISTEN queuert_lent_test")
+    await tx.execute(f"SELECT pg_advisory_lock({LOCK_KEY})")
+    # The application may nest its own asyncpg transaction (a savepoint).
+    async with tx.transaction():
+        await tx.execute("SET application_name = 'dirty'")
+
+
+async def session_state(adapter: PostgresStateAdapter) -> tuple[str, list[str], bool, str]:
+    async with adapter.transaction() as tx:
+        timeout = await tx.fetchval("SHOW statement_timeout")
+        channels = [r[0] for r in await tx.fetch("SELECT pg_listening_channels()")]
+        holds_lock = await tx.fetchval(
+            "SELECT count(*) > 0 FROM pg_locks WHERE locktype = 'advisory' "
+            "AND pid = pg_backend_pid() AND objid = $1",
+            LOCK_KEY,
+        )
+        name = await tx.fetchval("SHOW application_name")
+    return timeout, channels, holds_lock, name
+
+
+async def test_state_set_in_a_committed_transaction_does_not_leak(
+    single: PostgresStateAdapter,
+) -> None:
+    async with single.transaction() as tx:
+        await dirty(tx)
+    assert await session_state(single) == ("0", [], False, "queuert")
+
+
+async def test_state_set_in_a_rolled_back_transaction_does_not_leak(
+    single: PostgresStateAdapter,
+) -> None:
+    with pytest.raises(RuntimeError):
+        async with single.transaction() as tx:
+            await dirty(tx)
+            raise RuntimeError("the application gives up")
+    assert await session_state(single) == ("0", [], False, "queuert")
+
+
+async def test_state_set_in_a_transaction_whose_commit_fails_does_not_leak(
+    single: PostgresStateAdapter, schema: str
+) -> None:
+    table = f'"{schema}".deferred_unique'
+    async with single.transaction() as tx:
+        await tx.execute(f"CREATE TABLE {table} (k int UNIQUE DEFERRABLE INITIALLY DEFERRED)")
+    with pytest.raises(QueuertError):
+        async with single.transaction() as tx:
+            await dirty(tx)
+            # Checked only at COMMIT, which therefore fails.
+            await tx.execute(f"INSERT INTO {table} VALUES (1), (1)")
+    assert await session_state(single) == ("0", [], False, "queuert")
+    # And the connection is usable for the adapter's own statements.
+    assert await single.get_job(tx=None, job_id="nope") is None
+
+
+async def test_a_pool_of_the_applications_own_is_left_to_its_own_reset(
+    postgres_url: str, schema: str
+) -> None:
+    pool = await asyncpg.create_pool(postgres_url, min_size=1, max_size=1)
+    adapter = PostgresStateAdapter(pool, schema=schema)
+    try:
+        await adapter.migrate()
+        async with adapter.transaction() as tx:
+            await dirty(tx)
+        timeout, channels, holds_lock, _ = await session_state(adapter)
+        assert (timeout, channels, holds_lock) == ("0", [], False)
+    finally:
+        await adapter.close()
+        await pool.close()
