@@ -1,19 +1,22 @@
 """A connection the adapter lends to the application's code comes back clean: session
 state set inside one of its transactions (SET, LISTEN, advisory locks) does not
 reach the next user of the pool, whether the transaction committed, rolled back
-or failed at COMMIT."""
+or failed at COMMIT. A leased transaction checks its lease exactly, on the
+adapter's own pool (where the check travels with BEGIN) and on the application's."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import asyncpg
 import pytest
 import pytest_asyncio
 
-from queuert.errors import QueuertError
+from queuert.errors import LeaseLostError, QueuertError
 from queuert_postgres import PostgresStateAdapter
 from queuert_postgres.connections import PostgresTx
+from tests.postgres.helpers import new_job
 
 LOCK_KEY = 4_242_001
 
@@ -99,3 +102,39 @@ async def test_a_pool_of_the_applications_own_is_left_to_its_own_reset(
     finally:
         await adapter.close()
         await pool.close()
+
+
+@pytest.mark.parametrize("pool_kind", ["own", "application"])
+@pytest.mark.parametrize("lock", [False, True], ids=["verify", "lock"])
+async def test_a_leased_transaction_checks_owners_with_quotes_and_backslashes(
+    postgres_url: str, schema: str, pool_kind: str, lock: bool
+) -> None:
+    # Owners are worker ids, which the application may choose freely.
+    owner = "it's a \\ worker; DROP TABLE x --"
+    pool = None
+    if pool_kind == "own":
+        adapter = await PostgresStateAdapter.connect(postgres_url, schema=schema, max_size=2)
+    else:
+        pool = await asyncpg.create_pool(postgres_url, min_size=1, max_size=2)
+        adapter = PostgresStateAdapter(pool, schema=schema)
+    try:
+        await adapter.migrate()
+        await adapter.create_jobs(tx=None, jobs=[new_job()])
+        (job,) = await adapter.acquire_jobs(
+            tx=None, queues=["q"], limit=1, owner=owner, lease_ms=60_000
+        )
+        for wrong in (
+            replace(job.lease, owner=owner.replace("\\", "\\\\")),
+            replace(job.lease, attempt=2),
+        ):
+            with pytest.raises(LeaseLostError):
+                async with adapter.leased_transaction(lease=wrong, lock=lock):
+                    raise AssertionError("the block ran without the lease")
+        async with adapter.leased_transaction(lease=job.lease, lock=lock) as tx:
+            await adapter.complete_job(tx=tx, lease=job.lease, output='"ok"')
+        done = await adapter.get_job(tx=None, job_id=job.id)
+        assert done is not None and done.output == '"ok"'
+    finally:
+        await adapter.close()
+        if pool is not None:
+            await pool.close()

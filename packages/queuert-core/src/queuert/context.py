@@ -133,8 +133,7 @@ class JobContext(Generic[Tx, OutT]):
         gone. Whatever ``read`` writes commits with the transaction."""
         self._ensure_open()
         try:
-            async with self._app.state.transaction() as tx:
-                await self._app.state.verify_lease(tx=tx, lease=self.lease)
+            async with self._app.state.leased_transaction(lease=self.lease, lock=False) as tx:
                 return await read(tx)
         except LeaseLostError:
             raise self._lost() from None
@@ -195,8 +194,7 @@ class JobContext(Generic[Tx, OutT]):
         enqueue = _Enqueuer(self)
         state = self._app.state
         try:
-            async with state.transaction() as tx:
-                await state.lock_job(tx=tx, lease=self.lease)
+            async with state.leased_transaction(lease=self.lease, lock=True) as tx:
                 result = await commit(tx, enqueue)
                 await self._write_end(tx, result, enqueue)
         except LeaseLostError:

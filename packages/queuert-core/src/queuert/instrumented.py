@@ -81,6 +81,11 @@ class InstrumentedState(StateAdapter[Tx]):
     def transaction(self) -> AbstractAsyncContextManager[Tx]:
         return self.inner.transaction()
 
+    def leased_transaction(self, *, lease: Lease, lock: bool) -> AbstractAsyncContextManager[Tx]:
+        # Counted as the operation it stands for; never retried (it is a transaction).
+        self.metrics.incr("state.lock_job.calls" if lock else "state.verify_lease.calls")
+        return self.inner.leased_transaction(lease=lease, lock=lock)
+
     def savepoint(self, *, tx: Tx) -> AbstractAsyncContextManager[Tx]:
         return self.inner.savepoint(tx=tx)
 

@@ -27,13 +27,27 @@ class LendingConnection(_Connection):
     open cursors. It needs asyncpg's reset before the next user; the adapter's own
     statements leave nothing behind and need none. Instead of a round trip of its
     own on release, the reset travels in the message of the transaction's
-    ``COMMIT``.
+    ``COMMIT``; likewise the lease check of a leased transaction travels with its
+    ``BEGIN``.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.needs_reset = False
         self._reset_with_commit = False
+        self._with_begin: str | None = None
+        self.begin_status: str | None = None
+
+    def begin_with(self, statement: str) -> None:
+        """Send ``statement`` in the message of the next ``BEGIN``; its command tag is
+        then in :attr:`begin_status`."""
+        self._with_begin = statement
+        self.begin_status = None
+
+    @property
+    def lending(self) -> LendingConnection:
+        """This connection (reached through a pool's proxy)."""
+        return self
 
     def lend(self) -> None:
         """Mark the connection as handed to the caller's code: the next ``COMMIT``
@@ -42,6 +56,12 @@ class LendingConnection(_Connection):
         self._reset_with_commit = True
 
     async def execute(self, query: str, *args: object, timeout: float | None = None) -> str:
+        statement = self._with_begin
+        if statement is not None and not args and query == "BEGIN;":
+            # asyncpg's Transaction.start() sends exactly this (default isolation).
+            self._with_begin = None
+            self.begin_status = await super().execute(f"BEGIN;\n{statement}", timeout=timeout)
+            return self.begin_status
         if self._reset_with_commit and not args and query == "COMMIT;":
             # asyncpg's Transaction.commit() sends exactly this. The statements after
             # COMMIT run only once it succeeded; after a failed COMMIT the pool resets.
@@ -55,6 +75,7 @@ class LendingConnection(_Connection):
     async def reset_if_lent(self) -> None:
         """The pool's reset: asyncpg's own, only when the connection still needs it."""
         self._reset_with_commit = False
+        self._with_begin = None
         if self.needs_reset:
             self.needs_reset = False
             reset = self.get_reset_query()

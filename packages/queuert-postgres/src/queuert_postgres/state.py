@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from datetime import datetime
 from typing import Any, NoReturn
@@ -235,21 +235,47 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
 
     # -- transactions -----------------------------------------------------------
 
+    def transaction(self) -> AbstractAsyncContextManager[PostgresTx]:
+        return self._transaction(None)
+
+    def leased_transaction(
+        self, *, lease: Lease, lock: bool
+    ) -> AbstractAsyncContextManager[PostgresTx]:
+        """As the port says; on this adapter's own pool the lease check is sent in
+        the message of the ``BEGIN``, costing no round trip of its own."""
+        return self._transaction((lease, lock))
+
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[PostgresTx]:
+    async def _transaction(self, leased: tuple[Lease, bool] | None) -> AsyncIterator[PostgresTx]:
         try:
             conn = await self._pool.acquire()
         except DRIVER_ERRORS as exc:
             self._raise(exc)
-        # Through the pool's proxy: the method of a LendingConnection, if it is one.
-        lend: Callable[[], None] | None = getattr(conn, "lend", None)
-        if lend is not None:
-            lend()
+        # Through the pool's proxy: the LendingConnection itself, if it is one.
+        lending: LendingConnection | None = getattr(conn, "lending", None)
+        if lending is not None:
+            lending.lend()
+            if leased is not None:
+                lease, lock = leased
+                lending.begin_with(
+                    self._sql.lease_check(lease.job_id, lease.owner, lease.attempt, lock=lock)
+                )
         try:
             async with self._block(conn):
+                if leased is not None:
+                    await self._check_lease(conn, lending, *leased)
                 yield conn
         finally:
             await self._pool.release(conn)
+
+    async def _check_lease(
+        self, conn: PostgresTx, lending: LendingConnection | None, lease: Lease, lock: bool
+    ) -> None:
+        status = None if lending is None else lending.begin_status
+        if status is None:  # a pool of the application's: a statement of its own
+            await (self.lock_job if lock else self.verify_lease)(tx=conn, lease=lease)
+        elif status != "SELECT 1":
+            raise LeaseLostError(lease.job_id)
 
     def savepoint(self, *, tx: PostgresTx) -> AbstractAsyncContextManager[PostgresTx]:
         return self._block(tx)

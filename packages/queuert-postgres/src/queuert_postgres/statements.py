@@ -49,8 +49,13 @@ def _ms(param: str) -> str:
     return f"({param}::bigint * interval '1 millisecond')"
 
 
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
+def _escaped(text: str) -> str:
+    """``text`` as an escape-string literal: read the same whatever
+    ``standard_conforming_strings`` says. PostgreSQL text holds no NUL, so a value
+    with one matches nothing; it becomes a literal that matches nothing either."""
+    if "\x00" in text:
+        return "NULL"
+    return "E'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
 @dataclass(frozen=True)
@@ -332,6 +337,16 @@ class Statements:
         self._list_jobs: dict[tuple[bool, bool, bool, bool], str] = {}
         self._list_chains: dict[tuple[bool, bool, bool], str] = {}
 
+    def lease_check(self, job_id: str, owner: str, attempt: int, *, lock: bool) -> str:
+        """A statement whose command tag is ``SELECT 1`` while the lease holds (``SELECT
+        0`` otherwise), locking the job with ``lock``. Its values are inlined as
+        literals, so that it can travel in one simple-query message with ``BEGIN``."""
+        sql = (
+            f"SELECT 1 FROM {self.names.jobs} WHERE id = {_escaped(job_id)} "
+            f"AND status = 'running' AND leased_by = {_escaped(owner)} AND attempt = {int(attempt)}"
+        )
+        return f"{sql} FOR UPDATE" if lock else sql
+
     # -- signals ---------------------------------------------------------------------
 
     def _write(self, dml: str, ctes: str | None = None) -> str:
@@ -354,8 +369,8 @@ class Statements:
         (at most 120 characters) and chain ids are never long enough to be hashed."""
         if self.signals is None:
             return ""
-        scheduled = _literal(self.signals.scheduled)
-        completed = _literal(self.signals.chain_completed)
+        scheduled = _escaped(self.signals.scheduled)
+        completed = _escaped(self.signals.chain_completed)
         return f""", signalled AS (
                 SELECT pg_notify(s.channel, s.payload) FROM (
                     SELECT {scheduled} AS channel, count(*)::text || '=' || w.queue AS payload

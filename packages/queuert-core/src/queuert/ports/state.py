@@ -18,8 +18,8 @@ old raises :class:`~queuert.errors.SchemaNotMigratedError`.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, TypeVar
@@ -73,6 +73,15 @@ class StateAdapter(ABC, Generic[Tx]):
     def transaction(self) -> AbstractAsyncContextManager[Tx]:
         """Open a transaction of the adapter's own. Commits when the block exits
         normally, rolls back when it raises."""
+
+    def leased_transaction(self, *, lease: Lease, lock: bool) -> AbstractAsyncContextManager[Tx]:
+        """A transaction of the adapter's own, as :meth:`transaction`, that first verifies
+        ``lease`` (:meth:`verify_lease`) or, with ``lock``, verifies it and locks the job
+        (:meth:`lock_job`) before the block runs. Raises
+        :class:`~queuert.errors.LeaseLostError`, with nothing committed and the block
+        not run, when the lease is gone. The default composes those operations;
+        override it where the check can travel with the start of the transaction."""
+        return _leased_transaction(self, lease, lock)
 
     @abstractmethod
     def savepoint(self, *, tx: Tx) -> AbstractAsyncContextManager[Tx]:
@@ -211,3 +220,15 @@ class StateAdapter(ABC, Generic[Tx]):
     @abstractmethod
     async def delete_chains(self, *, tx: Tx | None, chain_ids: Sequence[str]) -> int:
         """Delete the chains and all their jobs; returns how many chains existed."""
+
+
+@asynccontextmanager
+async def _leased_transaction(
+    adapter: StateAdapter[Tx], lease: Lease, lock: bool
+) -> AsyncIterator[Tx]:
+    async with adapter.transaction() as tx:
+        if lock:
+            await adapter.lock_job(tx=tx, lease=lease)
+        else:
+            await adapter.verify_lease(tx=tx, lease=lease)
+        yield tx

@@ -39,6 +39,19 @@ async def _verify(adapter: StateAdapterAny, job: JobRecord, lease: Lease) -> obj
         return await adapter.verify_lease(tx=tx, lease=lease)
 
 
+async def _leased(adapter: StateAdapterAny, lease: Lease, *, lock: bool) -> object:
+    async with adapter.leased_transaction(lease=lease, lock=lock):
+        raise AssertionError("the block of a leased transaction ran without the lease")
+
+
+async def _leased_verify(adapter: StateAdapterAny, job: JobRecord, lease: Lease) -> object:
+    return await _leased(adapter, lease, lock=False)
+
+
+async def _leased_lock(adapter: StateAdapterAny, job: JobRecord, lease: Lease) -> object:
+    return await _leased(adapter, lease, lock=True)
+
+
 async def _complete(adapter: StateAdapterAny, job: JobRecord, lease: Lease) -> object:
     return await adapter.complete_job(tx=None, lease=lease, output='"stale"')
 
@@ -60,6 +73,8 @@ GUARDED_OPERATIONS: dict[str, GuardedCall] = {
     "renew_lease": _renew,
     "lock_job": _lock,
     "verify_lease": _verify,
+    "leased_transaction(verify)": _leased_verify,
+    "leased_transaction(lock)": _leased_lock,
     "complete_job": _complete,
     "continue_job": _continue,
     "reschedule_job": _reschedule,
@@ -143,6 +158,35 @@ class LeaseCases:
         async with state_adapter.transaction() as tx:
             verified = await state_adapter.verify_lease(tx=tx, lease=job.lease)
         assert verified == job
+
+    @pytest.mark.asyncio
+    @pytest.mark.parametrize("lock", [False, True], ids=["verify", "lock"])
+    async def test_leased_transaction_commits_its_block(
+        self, state_adapter: StateAdapterAny, lock: bool
+    ) -> None:
+        job = await running_job(state_adapter)
+        started = new_job()
+        async with state_adapter.leased_transaction(lease=job.lease, lock=lock) as tx:
+            await state_adapter.create_jobs(tx=tx, jobs=[started])
+            await state_adapter.complete_job(tx=tx, lease=job.lease, output='"done"')
+        done = await state_adapter.get_job(tx=None, job_id=job.id)
+        assert done is not None and done.status is JobStatus.COMPLETED
+        assert await state_adapter.get_job(tx=None, job_id=started.id) is not None
+
+    @pytest.mark.asyncio
+    @pytest.mark.parametrize("lock", [False, True], ids=["verify", "lock"])
+    async def test_leased_transaction_rolls_back_when_its_block_raises(
+        self, state_adapter: StateAdapterAny, lock: bool
+    ) -> None:
+        job = await running_job(state_adapter)
+        started = new_job()
+        with pytest.raises(RuntimeError):
+            async with state_adapter.leased_transaction(lease=job.lease, lock=lock) as tx:
+                await state_adapter.create_jobs(tx=tx, jobs=[started])
+                await state_adapter.complete_job(tx=tx, lease=job.lease, output='"done"')
+                raise RuntimeError("the caller gives up")
+        assert await state_adapter.get_job(tx=None, job_id=job.id) == job
+        assert await state_adapter.get_job(tx=None, job_id=started.id) is None
 
     @pytest.mark.asyncio
     async def test_lapsed_lease_guards_until_reaped(self, state_adapter: StateAdapterAny) -> None:

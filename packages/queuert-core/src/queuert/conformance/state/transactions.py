@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
@@ -24,11 +26,27 @@ from queuert.conformance.support import (
     running_job,
 )
 from queuert.errors import LeaseLostError
-from queuert.records import ChainFilter, JobFilter, JobRecord, JobStatus
+from queuert.records import ChainFilter, JobFilter, JobRecord, JobStatus, Lease
 
 
 class Rollback(Exception):
     """Raised inside a transaction block to roll it back."""
+
+
+LOCKING = ["lock_job", "leased_transaction"]
+"""The two ways a finalizer locks its job: lock_job in a transaction, or a leased
+transaction with ``lock``."""
+
+
+@contextlib.asynccontextmanager
+async def _locked(adapter: StateAdapterAny, lease: Lease, how: str) -> AsyncIterator[Any]:
+    if how == "lock_job":
+        async with adapter.transaction() as tx:
+            await adapter.lock_job(tx=tx, lease=lease)
+            yield tx
+    else:
+        async with adapter.leased_transaction(lease=lease, lock=True) as tx:
+            yield tx
 
 
 def _require(adapter: StateAdapterAny, *capabilities: str) -> None:
@@ -190,15 +208,15 @@ class TransactionCases:
         assert await second_state_adapter.get_job(tx=None, job_id=created.id) == created
 
     @pytest.mark.asyncio
+    @pytest.mark.parametrize("how", LOCKING)
     async def test_locked_job_blocks_a_competing_finalize(
-        self, state_adapter: StateAdapterAny, second_state_adapter: StateAdapterAny
+        self, state_adapter: StateAdapterAny, second_state_adapter: StateAdapterAny, how: str
     ) -> None:
         _require(state_adapter, "row_locks", "concurrent_transactions")
         job = await running_job(state_adapter)
         competitor: asyncio.Task[object] | None = None
         try:
-            async with state_adapter.transaction() as tx:
-                await state_adapter.lock_job(tx=tx, lease=job.lease)
+            async with _locked(state_adapter, job.lease, how) as tx:
                 competitor = asyncio.create_task(
                     second_state_adapter.complete_job(tx=None, lease=job.lease, output='"theirs"')
                 )
@@ -214,15 +232,15 @@ class TransactionCases:
         assert final is not None and final.output == '"ours"'
 
     @pytest.mark.asyncio
+    @pytest.mark.parametrize("how", LOCKING)
     async def test_locked_job_is_not_reaped(
-        self, state_adapter: StateAdapterAny, second_state_adapter: StateAdapterAny
+        self, state_adapter: StateAdapterAny, second_state_adapter: StateAdapterAny, how: str
     ) -> None:
         _require(state_adapter, "row_locks", "concurrent_transactions")
         job = await running_job(state_adapter, lease_ms=SHORT_LEASE_MS)
         reaper: asyncio.Task[list[JobRecord]] | None = None
         try:
-            async with state_adapter.transaction() as tx:
-                await state_adapter.lock_job(tx=tx, lease=job.lease)
+            async with _locked(state_adapter, job.lease, how) as tx:
                 # Let the lease lapse while the finalizer holds the job.
                 await asyncio.sleep(4 * SHORT_LEASE_MS / 1000)
                 reaper = asyncio.create_task(_reap(second_state_adapter))
