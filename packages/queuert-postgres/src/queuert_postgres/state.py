@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, NoReturn
 from urllib.parse import parse_qsl, urlsplit
 
@@ -339,27 +339,36 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
         if not jobs:
             return []
         if len(jobs) == 1:
-            job = jobs[0]
-            row = await self._fetchrow(tx, self._sql.create_job, *_new_job_args(job))
-            assert row is not None
-            return [created_record(job, scheduled_at=row[0], created_at=row[1])]
-        rows = await self._fetch(
-            tx,
-            self._sql.create_jobs,
-            [j.id for j in jobs],
-            [j.chain_id for j in jobs],
-            [j.chain_name for j in jobs],
-            [j.queue for j in jobs],
-            [j.position for j in jobs],
-            [j.input for j in jobs],
-            [j.max_attempts for j in jobs],
-            [j.priority for j in jobs],
-            [j.scheduled_at for j in jobs],
-            [j.delay_ms for j in jobs],
-        )
-        times = {row[0]: row for row in rows}
+            row = await self._fetchrow(tx, self._sql.create_job, *_new_job_args(jobs[0]))
+        else:
+            row = await self._fetchrow(
+                tx,
+                self._sql.create_jobs,
+                [j.id for j in jobs],
+                [j.chain_id for j in jobs],
+                [j.chain_name for j in jobs],
+                [j.queue for j in jobs],
+                [j.position for j in jobs],
+                [j.input for j in jobs],
+                [j.max_attempts for j in jobs],
+                [j.priority for j in jobs],
+                [j.scheduled_at for j in jobs],
+                [j.delay_ms for j in jobs],
+            )
+        assert row is not None
+        now: datetime = row[0]
+        # What the statement stored: COALESCE(scheduled_at, now + delay_ms).
         return [
-            created_record(j, scheduled_at=times[j.id][1], created_at=times[j.id][2]) for j in jobs
+            created_record(
+                j,
+                scheduled_at=(
+                    now + timedelta(milliseconds=j.delay_ms)
+                    if j.scheduled_at is None
+                    else j.scheduled_at.astimezone(now.tzinfo)
+                ),
+                created_at=now,
+            )
+            for j in jobs
         ]
 
     async def acquire_jobs(

@@ -69,6 +69,10 @@ class SignalChannels:
 
 _ENDED = "('completed', 'failed', 'cancelled')"
 
+# The one row of a creation: the statement's time, every new job's created_at. The
+# rest of each new job's record is known to the caller, so no row per job comes back.
+_CREATED_AT = "min(written.created_at)"
+
 
 class Statements:
     """SQL for one :class:`Names`. Parameters are documented next to each statement."""
@@ -95,8 +99,9 @@ class Statements:
                 attempt, max_attempts, priority, scheduled_at, created_at, updated_at)
             VALUES ($1, $2, $3, $4, $5, 'pending', $6::json, 0, $7, $8,
                 COALESCE($9::timestamptz, {NOW} + {_ms("$10")}), {NOW}, {NOW})
-            RETURNING scheduled_at, created_at, queue, status, chain_id, next_job_id
-            """
+            RETURNING created_at, queue, status, chain_id, next_job_id
+            """,
+            result=_CREATED_AT,
         )
         # The same, one array per column: a whole batch in one round trip.
         self.create_jobs = write(
@@ -110,8 +115,9 @@ class Statements:
                 $6::text[], $7::integer[], $8::integer[], $9::timestamptz[], $10::bigint[])
                 AS u(id, chain_id, chain_name, queue, position, input, max_attempts, priority,
                      scheduled_at, delay_ms)
-            RETURNING id, scheduled_at, created_at, queue, status, chain_id, next_job_id
-            """
+            RETURNING created_at, queue, status, chain_id, next_job_id
+            """,
+            result=_CREATED_AT,
         )
         # $1 queues (distinct), $2 limit, $3 owner, $4 lease_ms.
         # One index range per queue, each read in acquisition order and cut at the
@@ -349,16 +355,17 @@ class Statements:
 
     # -- signals ---------------------------------------------------------------------
 
-    def _write(self, dml: str, ctes: str | None = None) -> str:
+    def _write(self, dml: str, ctes: str | None = None, *, result: str | None = None) -> str:
         """``dml`` (a write ending in RETURNING job columns, preceded by the CTEs
-        ``ctes``); with signal channels, the statement also NOTIFYs what its rows
-        mean, delivered when its transaction commits."""
-        if self.signals is None:
+        ``ctes``) whose result is its rows, or the select list ``result`` over them;
+        with signal channels, the statement also NOTIFYs what its rows mean,
+        delivered when its transaction commits."""
+        if self.signals is None and result is None:
             return dml if ctes is None else f"WITH {ctes} {dml}"
         head = "" if ctes is None else f"{ctes}, "
         return (
             f"WITH {head}written AS ({dml}){self._signal_cte('written')} "
-            f"SELECT written.* FROM written{self._signals_sent()}"
+            f"SELECT {result or 'written.*'} FROM written{self._signals_sent()}"
         )
 
     def _signal_cte(self, source: str) -> str:
