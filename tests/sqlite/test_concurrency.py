@@ -7,6 +7,7 @@ import json
 import sys
 import textwrap
 from collections import Counter
+from dataclasses import replace
 
 import aiosqlite
 import pytest
@@ -213,3 +214,37 @@ async def test_a_locked_job_holds_off_a_competing_finalize_until_commit(
     finally:
         if other is not adapter:
             await other.close()
+
+
+async def test_concurrent_completions_each_get_their_own_outcome(
+    adapter: SqliteStateAdapter,
+) -> None:
+    await adapter.create_jobs(tx=None, jobs=[new_job() for _ in range(20)])
+    jobs = await adapter.acquire_jobs(tx=None, queues=["q"], limit=20, owner="w", lease_ms=60_000)
+    stale = {jobs[3].id, jobs[11].id}
+    leases = [
+        replace(job.lease, attempt=job.attempt + 1) if job.id in stale else job.lease
+        for job in jobs
+    ]
+    # The first job twice at once: exactly one of the two completes it.
+    leases.append(jobs[0].lease)
+    outcomes = await asyncio.gather(
+        *(
+            adapter.complete_job(tx=None, lease=lease, output=str(i))
+            for i, lease in enumerate(leases)
+        ),
+        return_exceptions=True,
+    )
+    lost = [
+        lease.job_id
+        for lease, o in zip(leases, outcomes, strict=True)
+        if isinstance(o, LeaseLostError)
+    ]
+    assert sorted(lost) == sorted([*stale, jobs[0].id])
+    for job in jobs:
+        stored = await adapter.get_job(tx=None, job_id=job.id)
+        assert stored is not None
+        expected = JobStatus.RUNNING if job.id in stale else JobStatus.COMPLETED
+        assert stored.status is expected
+    first = await adapter.get_job(tx=None, job_id=jobs[0].id)
+    assert first is not None and first.output in ("0", str(len(jobs)))

@@ -176,3 +176,15 @@ async def test_a_task_cancelled_while_waiting_for_its_turn_leaves_no_trace(
     assert await count_jobs(adapter) == 1
     await adapter.create_jobs(tx=None, jobs=[new_job()])
     assert await count_jobs(adapter) == 2
+
+
+async def test_a_completion_with_tx_none_inside_the_same_tasks_transaction_fails_fast(
+    adapter: SqliteStateAdapter,
+) -> None:
+    await adapter.create_jobs(tx=None, jobs=[new_job()])
+    (job,) = await adapter.acquire_jobs(tx=None, queues=["q"], limit=1, owner="w", lease_ms=60_000)
+    async with adapter.transaction():
+        with pytest.raises(AdapterError, match="tx="):
+            # Completions are written together by another task; it must not wait for us.
+            async with asyncio.timeout(10):
+                await adapter.complete_job(tx=None, lease=job.lease, output="1")

@@ -11,6 +11,7 @@ from urllib.parse import parse_qsl, urlsplit
 import asyncpg
 
 from queuert.adapter_support import created_record, keyset_page
+from queuert.batching import Batcher
 from queuert.errors import (
     ConfigurationError,
     LeaseLostError,
@@ -32,7 +33,6 @@ from queuert.records import (
     Page,
 )
 from queuert_postgres import migrations
-from queuert_postgres.batching import Batcher
 from queuert_postgres.connections import LendingConnection, PostgresTx
 from queuert_postgres.driver_errors import DRIVER_ERRORS, MIGRATE_HINT, translate
 from queuert_postgres.names import Names

@@ -13,6 +13,7 @@ from typing import Any
 import aiosqlite
 
 from queuert.adapter_support import created_record, keyset_page
+from queuert.batching import Batcher
 from queuert.errors import (
     ConfigurationError,
     LeaseLostError,
@@ -127,6 +128,9 @@ class SqliteStateAdapter(StateAdapter[aiosqlite.Connection]):
         self._db = Database(
             path_text, busy_timeout_ms=busy_timeout_ms, error_args=self._error_args()
         )
+        self._completions: Batcher[tuple[Lease, str], Any] = Batcher(
+            self._complete_many, key=lambda item: item[0].job_id
+        )
 
     @classmethod
     async def from_url(cls, url: str) -> SqliteStateAdapter:
@@ -157,6 +161,7 @@ class SqliteStateAdapter(StateAdapter[aiosqlite.Connection]):
     async def close(self) -> None:
         """Close the connections the adapter opened. Idempotent; the adapter opens
         new ones if it is used again (an in-memory database starts empty then)."""
+        self._completions.cancel_pending()
         await self._db.close()
 
     def _error_args(self) -> str:
@@ -306,8 +311,26 @@ class SqliteStateAdapter(StateAdapter[aiosqlite.Connection]):
         return job_from_row(rows[0])
 
     async def complete_job(self, *, tx: Connection | None, lease: Lease, output: str) -> JobRecord:
+        if tx is not None:
+            now = now_us()
+            return await self._guarded(tx, lease, self._sql.complete_job, (output, now, now))
+        # Completions running at the same time share one transaction (one commit).
+        self._db.check_not_holding()
+        row = await self._completions.submit((lease, output))
+        if row is None:
+            raise LeaseLostError(lease.job_id)
+        return job_from_row(row)
+
+    async def _complete_many(self, items: Sequence[tuple[Lease, str]]) -> dict[str, Any]:
         now = now_us()
-        return await self._guarded(tx, lease, self._sql.complete_job, (output, now, now))
+        done: dict[str, Any] = {}
+        async with self._db.atomic(None) as conn:
+            for lease, output in items:
+                params = (output, now, now, lease.job_id, lease.owner, lease.attempt)
+                rows = await self._db.run(conn, self._sql.complete_job, params)
+                if rows:
+                    done[lease.job_id] = rows[0]
+        return done
 
     async def continue_job(
         self, *, tx: Connection | None, lease: Lease, next_job: NewJob

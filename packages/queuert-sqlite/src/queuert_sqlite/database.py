@@ -78,16 +78,21 @@ class Database:
 
     # -- connections and turns ---------------------------------------------------
 
-    async def _take_turn(self) -> float:
-        """Wait for this task's turn at the writer; :meth:`_end_turn` ends it. Returns
-        the loop time by which the database write lock must be obtained (the busy
-        timeout covers the whole wait)."""
+    def check_not_holding(self) -> None:
+        """Raise :class:`~queuert.errors.AdapterError` when the current task holds a
+        transaction of this database: a write of its own would wait for itself."""
         task = asyncio.current_task()
         if task is not None and self._gate_holder is task:
             raise AdapterError(
                 "this task already holds a transaction of this SqliteStateAdapter; pass it "
                 "as tx= instead of opening another (SQLite has one writer at a time)"
             )
+
+    async def _take_turn(self) -> float:
+        """Wait for this task's turn at the writer; :meth:`_end_turn` ends it. Returns
+        the loop time by which the database write lock must be obtained (the busy
+        timeout covers the whole wait)."""
+        self.check_not_holding()
         # Statements here run without suspending; let other tasks run at least once per
         # operation, as a round trip to a server would.
         await asyncio.sleep(0)
@@ -110,7 +115,7 @@ class Database:
                 ) from None
             raise
         self._writer_busy = None
-        self._gate_holder = task
+        self._gate_holder = asyncio.current_task()
         return deadline
 
     def _end_turn(self) -> None:

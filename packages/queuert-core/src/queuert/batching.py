@@ -1,10 +1,12 @@
-"""Coalescing of concurrent single-job statements into one.
+"""Coalescing of concurrent single-job writes into one, for state adapters.
 
-Lease-guarded operations called without a transaction each need a
-round trip of their own. When many run at once (a worker completing dozens of
-jobs), those waiting while one batch is in flight are sent together as the
-next batch: one statement, one round trip, one commit. Each job's outcome
-is still its own: a lease that no longer matches only leaves that job out.
+Lease-guarded operations called without a transaction each need a transaction
+(and, on a server, a round trip) of their own. When many run at once (a worker
+completing dozens of jobs), those waiting while one batch is in flight are
+written together as the next batch: one transaction, one commit. Each job's
+outcome is still its own: a lease that no longer matches only leaves that job
+out. A job's completion is durable before its caller returns, as without
+batching.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ class Batcher(Generic[Item, Result]):
         future: asyncio.Future[Result | None] = asyncio.get_running_loop().create_future()
         self._pending.append((item, future))
         if self._flushing is None or self._flushing.done():
-            self._flushing = asyncio.create_task(self._flush(), name="queuert-pg-batch")
+            self._flushing = asyncio.create_task(self._flush(), name="queuert-batch")
         return await future
 
     async def _flush(self) -> None:
