@@ -4,8 +4,9 @@ how a listing page tells whether more may follow."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
-from typing import TypeVar
+from typing import TypeVar, overload
 
 from queuert.records import ChainRecord, JobRecord, JobStatus, NewJob, Page
 
@@ -31,6 +32,58 @@ def created_record(job: NewJob, *, scheduled_at: datetime, created_at: datetime)
         created_at=created_at,
         updated_at=created_at,
     )
+
+
+class CreatedRecords(Sequence[JobRecord]):
+    """What :meth:`~queuert.ports.state.StateAdapter.create_jobs` returns for ``jobs``
+    written at ``created_at``: the record of each as :func:`created_record` makes it,
+    with ``scheduled_at(job)``. The records are built when first read: a client
+    starting chains reads none of them."""
+
+    __slots__ = ("_created_at", "_jobs", "_records", "_scheduled_at")
+
+    def __init__(
+        self,
+        jobs: Sequence[NewJob],
+        *,
+        created_at: datetime,
+        scheduled_at: Callable[[NewJob], datetime],
+    ) -> None:
+        self._jobs = list(jobs)
+        self._created_at = created_at
+        self._scheduled_at = scheduled_at
+        self._records: list[JobRecord] | None = None
+
+    def _built(self) -> list[JobRecord]:
+        if self._records is None:
+            self._records = [
+                created_record(j, scheduled_at=self._scheduled_at(j), created_at=self._created_at)
+                for j in self._jobs
+            ]
+        return self._records
+
+    def __len__(self) -> int:
+        return len(self._jobs)
+
+    @overload
+    def __getitem__(self, index: int) -> JobRecord: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[JobRecord]: ...
+    def __getitem__(self, index: int | slice) -> JobRecord | list[JobRecord]:
+        return self._built()[index]
+
+    def __iter__(self) -> Iterator[JobRecord]:
+        return iter(self._built())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Sequence):
+            return self._built() == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return repr(self._built())
 
 
 def keyset_page(items: list[R], limit: int) -> Page[R]:

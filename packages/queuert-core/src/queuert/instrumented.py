@@ -98,7 +98,7 @@ class InstrumentedState(StateAdapter[Tx]):
     async def close(self) -> None:
         await self.inner.close()
 
-    async def create_jobs(self, *, tx: Tx | None, jobs: Sequence[NewJob]) -> list[JobRecord]:
+    async def create_jobs(self, *, tx: Tx | None, jobs: Sequence[NewJob]) -> Sequence[JobRecord]:
         return await self._call("create_jobs", tx, lambda: self.inner.create_jobs(tx=tx, jobs=jobs))
 
     async def acquire_jobs(

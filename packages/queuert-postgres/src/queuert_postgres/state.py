@@ -10,7 +10,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import asyncpg
 
-from queuert.adapter_support import created_record, keyset_page
+from queuert.adapter_support import CreatedRecords, keyset_page
 from queuert.batching import Batcher
 from queuert.errors import (
     ConfigurationError,
@@ -335,7 +335,7 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
 
     async def create_jobs(
         self, *, tx: PostgresTx | None, jobs: Sequence[NewJob]
-    ) -> list[JobRecord]:
+    ) -> Sequence[JobRecord]:
         if not jobs:
             return []
         if len(jobs) == 1:
@@ -357,19 +357,14 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
             )
         assert row is not None
         now: datetime = row[0]
-        # What the statement stored: COALESCE(scheduled_at, now + delay_ms).
-        return [
-            created_record(
-                j,
-                scheduled_at=(
-                    now + timedelta(milliseconds=j.delay_ms)
-                    if j.scheduled_at is None
-                    else j.scheduled_at.astimezone(now.tzinfo)
-                ),
-                created_at=now,
-            )
-            for j in jobs
-        ]
+
+        def scheduled_at(job: NewJob) -> datetime:
+            # What the statement stored: COALESCE(scheduled_at, now + delay_ms).
+            if job.scheduled_at is None:
+                return now + timedelta(milliseconds=job.delay_ms)
+            return job.scheduled_at.astimezone(now.tzinfo)
+
+        return CreatedRecords(jobs, created_at=now, scheduled_at=scheduled_at)
 
     async def acquire_jobs(
         self,

@@ -12,7 +12,7 @@ from typing import Any
 
 import aiosqlite
 
-from queuert.adapter_support import created_record, keyset_page
+from queuert.adapter_support import CreatedRecords, keyset_page
 from queuert.batching import Batcher
 from queuert.errors import (
     ConfigurationError,
@@ -238,7 +238,7 @@ class SqliteStateAdapter(StateAdapter[aiosqlite.Connection]):
 
     async def create_jobs(
         self, *, tx: Connection | None, jobs: Sequence[NewJob]
-    ) -> list[JobRecord]:
+    ) -> Sequence[JobRecord]:
         if not jobs:
             return []
         now = now_us()
@@ -249,14 +249,13 @@ class SqliteStateAdapter(StateAdapter[aiosqlite.Connection]):
             async with self._db.atomic(tx) as conn:
                 await self._db.run_many(conn, self._sql.insert_job, rows)
         created = from_us(now)
-        return [
-            created_record(
-                job,
-                scheduled_at=created if row[8] == now else from_us(row[8]),
-                created_at=created,
-            )
-            for job, row in zip(jobs, rows, strict=True)
-        ]
+
+        def scheduled_at(job: NewJob) -> datetime:
+            if job.scheduled_at is None and job.delay_ms == 0:
+                return created
+            return from_us(_scheduled(job.scheduled_at, job.delay_ms, now))
+
+        return CreatedRecords(jobs, created_at=created, scheduled_at=scheduled_at)
 
     async def acquire_jobs(
         self,

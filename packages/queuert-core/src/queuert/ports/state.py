@@ -119,7 +119,7 @@ class StateAdapter(ABC, Generic[Tx]):
     # -- writing jobs -------------------------------------------------------
 
     @abstractmethod
-    async def create_jobs(self, *, tx: Tx | None, jobs: Sequence[NewJob]) -> list[JobRecord]:
+    async def create_jobs(self, *, tx: Tx | None, jobs: Sequence[NewJob]) -> Sequence[JobRecord]:
         """Insert the jobs (``pending``) in one batch and return them in order."""
 
     @abstractmethod
