@@ -11,13 +11,15 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import statistics
 import tempfile
 from collections.abc import Awaitable, Callable
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 from benchmarks import pg, pgqueuer_runs, procrastinate_runs, queuert_runs
-from benchmarks.cli import base_parser, csv, measure, run
+from benchmarks.cli import base_parser, csv, measure, median_run, run
 from benchmarks.results import Result, format_value, print_table, source, timestamp, write_json
 
 SYSTEMS = ("memory", "sqlite", "postgres", "pgqueuer", "procrastinate")
@@ -52,7 +54,13 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--n", type=int, default=5_000, help="chains per measurement")
     parser.add_argument("--batch", type=int, default=100, help="chains per batched call")
     parser.add_argument("--concurrency", type=int, default=10, help="worker concurrency")
-    parser.add_argument("--repeat", type=int, default=1, help="runs per figure (median kept)")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="rounds of every figure (median kept); rounds interleave the systems, so "
+        "that a machine whose speed drifts moves ours and the peers' figures alike",
+    )
     parser.add_argument(
         "--systems", type=csv, default=list(SYSTEMS), help=f"subset of {','.join(SYSTEMS)}"
     )
@@ -114,7 +122,6 @@ async def _queuert_figures(
 
 
 async def _pgqueuer_figures(args: argparse.Namespace, url: str) -> list[Result]:
-    await pgqueuer_runs.install(url)
     n, batch = args.n, args.batch
     runs: dict[str, Callable[[], Awaitable[Result]]] = {
         "start single": lambda: pgqueuer_runs.start_single(url, n, app_tx=False),
@@ -145,7 +152,6 @@ async def _pgqueuer_figures(args: argparse.Namespace, url: str) -> list[Result]:
 
 
 async def _procrastinate_figures(args: argparse.Namespace, url: str) -> list[Result]:
-    await procrastinate_runs.install(url)
     n, batch = args.n, args.batch
     runs: dict[str, Callable[[], Awaitable[Result]]] = {
         "start single": lambda: procrastinate_runs.start_single(url, n),
@@ -174,37 +180,53 @@ def _value(results: list[Result], system: str, metric: str) -> float:
     return float("nan")
 
 
+def _ratio(results: list[Result], a: tuple[str, str], b: tuple[str, str]) -> float:
+    """``a / b``: the median of the per-round ratios when both were measured in the
+    same rounds (so a drift of the machine's speed cancels out), else of the medians."""
+    rounds: list[list[float]] = []
+    for system, metric in (a, b):
+        found = [r for r in results if r.system == system and r.metric == metric]
+        rounds.append(list(found[0].details.get("rounds", [])) if found else [])
+    if rounds[0] and len(rounds[0]) == len(rounds[1]):
+        return float(statistics.median(x / y for x, y in zip(rounds[0], rounds[1], strict=True)))
+    return _value(results, *a) / _value(results, *b)
+
+
 def targets(results: list[Result]) -> list[dict[str, Any]]:
     """The issue's targets, each with the measured value and whether it is met."""
 
     def v(system: str, metric: str) -> float:
         return _value(results, system, metric)
 
+    def ratio(a: tuple[str, str], b: tuple[str, str]) -> float:
+        return _ratio(results, a, b)
+
     pg_process = v("postgres", "process one-job chains")
+    pg_one = ("postgres", "process one-job chains")
     checks: list[tuple[str, float, float]] = [
         ("PostgreSQL process one-job chains >= 5,000 jobs/s", pg_process, 5_000),
         (
             "PostgreSQL process >= 1.0x PgQueuer at concurrency 10 (same run)",
-            pg_process / v("pgqueuer", "process one-job chains"),
+            ratio(pg_one, ("pgqueuer", "process one-job chains")),
             1.0,
         ),
         (
             "PostgreSQL process >= 1.0x PgQueuer with its run() defaults (same run)",
-            pg_process / v("pgqueuer", PGQ_DEFAULTS),
+            ratio(pg_one, ("pgqueuer", PGQ_DEFAULTS)),
             1.0,
         ),
         ("PostgreSQL start single >= 1,500 chains/s", v("postgres", "start single"), 1_500),
         ("PostgreSQL start batched >= 30,000 chains/s", v("postgres", "start batched"), 30_000),
         (
             "PostgreSQL full phase path >= 50% of process",
-            v("postgres", "full phase path") / pg_process,
+            ratio(("postgres", "full phase path"), pg_one),
             0.5,
         ),
         ("SQLite process >= 5,000 jobs/s", v("sqlite", "process one-job chains"), 5_000),
         ("SQLite start batched >= 30,000 chains/s", v("sqlite", "start batched"), 30_000),
         (
             "SQLite full phase path >= 50% of process",
-            v("sqlite", "full phase path") / v("sqlite", "process one-job chains"),
+            ratio(("sqlite", "full phase path"), ("sqlite", "process one-job chains")),
             0.5,
         ),
         ("in-memory process >= 20,000 jobs/s", v("memory", "process one-job chains"), 20_000),
@@ -226,26 +248,47 @@ async def main(args: argparse.Namespace) -> None:
     notes: list[str] = []
     server: dict[str, Any] = {}
     print(f"N = {args.n:,} chains per figure, batch {args.batch}, concurrency {args.concurrency}")
+    one_round = argparse.Namespace(**{**vars(args), "repeat": 1})
+    rounds: dict[tuple[str, str], list[Result]] = {}
+
+    def keep(found: list[Result]) -> None:
+        for result in found:
+            rounds.setdefault((result.system, result.metric), []).append(result)
+
     with tempfile.TemporaryDirectory(prefix="queuert-bench-") as tmp:
         workdir = Path(tmp)
-        for adapter in ("memory", "sqlite"):
-            if adapter in args.systems:
-                results += await _queuert_figures(adapter, args, workdir, None)
         pg_systems = [s for s in ("postgres", "pgqueuer", "procrastinate") if s in args.systems]
-        if pg_systems:
-            problem = await pg.reachable(pg.server_url())
-            if problem:
-                notes.append(f"skipped {', '.join(pg_systems)}: {problem}")
-                print(notes[-1])
-            else:
-                server = await pg.server_settings(pg.server_url())
-                async with pg.fresh_database() as url:
-                    if "postgres" in pg_systems:
-                        results += await _queuert_figures("postgres", args, workdir, url)
-                    if "pgqueuer" in pg_systems:
-                        results += await _pgqueuer_figures(args, url)
-                    if "procrastinate" in pg_systems:
-                        results += await _procrastinate_figures(args, url)
+        problem = await pg.reachable(pg.server_url()) if pg_systems else None
+        if problem:
+            notes.append(f"skipped {', '.join(pg_systems)}: {problem}")
+            print(notes[-1])
+            pg_systems = []
+        else:
+            server = await pg.server_settings(pg.server_url()) if pg_systems else {}
+        database = pg.fresh_database() if pg_systems else nullcontext(None)
+        async with database as url:
+            peers = [
+                s for s in ("pgqueuer", "procrastinate") if url is not None and s in pg_systems
+            ]
+            if url is not None and "pgqueuer" in peers:
+                await pgqueuer_runs.install(url)
+            if url is not None and "procrastinate" in peers:
+                await procrastinate_runs.install(url)
+            for number in range(1, args.repeat + 1):
+                if args.repeat > 1:
+                    print(f"round {number} of {args.repeat}", flush=True)
+                for adapter in ("memory", "sqlite"):
+                    if adapter in args.systems:
+                        keep(await _queuert_figures(adapter, one_round, workdir, None))
+                if url is None:
+                    continue
+                if "postgres" in pg_systems:
+                    keep(await _queuert_figures("postgres", one_round, workdir, url))
+                if "pgqueuer" in peers:
+                    keep(await _pgqueuer_figures(one_round, url))
+                if "procrastinate" in peers:
+                    keep(await _procrastinate_figures(one_round, url))
+    results = [median_run(runs) for runs in rounds.values()]
 
     checks = report(results, args)
     path = write_json(
@@ -265,6 +308,7 @@ async def main(args: argparse.Namespace) -> None:
             "source": measured_source,
             "results": [r.to_json() for r in results],
             "targets": checks,
+            "peer_ratios": peer_ratios(results),
         },
         timestamp(),
         Path(args.out_dir) if args.out_dir else None,
@@ -289,7 +333,40 @@ def report(results: list[Result], args: argparse.Namespace) -> list[dict[str, An
     for check in checks:
         mark = {True: "met", False: "MISSED", None: "not measured"}[check["met"]]
         print(f"  [{mark:>12}] {check['target']}: {check['measured']}")
+    ratios = peer_ratios(results)
+    if ratios:
+        listed = ", ".join(f"{name} {value:.2f}x" for name, value in ratios.items())
+        print(f"  queuert on PostgreSQL / peer, same rounds: {listed}")
     return checks
+
+
+PEER_COMPARISONS = {
+    "start single / PgQueuer": ("start single", "pgqueuer", "start single"),
+    "start batched / PgQueuer": ("start batched", "pgqueuer", "start batched"),
+    "process / PgQueuer (cap 10)": (
+        "process one-job chains",
+        "pgqueuer",
+        "process one-job chains",
+    ),
+    "process / PgQueuer (its defaults)": ("process one-job chains", "pgqueuer", PGQ_DEFAULTS),
+    "start single / procrastinate": ("start single", "procrastinate", "start single"),
+    "start batched / procrastinate": ("start batched", "procrastinate", "start batched"),
+    "process / procrastinate": (
+        "process one-job chains",
+        "procrastinate",
+        "process one-job chains",
+    ),
+}
+
+
+def peer_ratios(results: list[Result]) -> dict[str, float]:
+    """queuert on PostgreSQL over each peer doing the same work, where both were measured."""
+    found = {}
+    for name, (ours, peer, theirs) in PEER_COMPARISONS.items():
+        value = _ratio(results, ("postgres", ours), (peer, theirs))
+        if not math.isnan(value):
+            found[name] = round(value, 3)
+    return found
 
 
 def render(path: str, args: argparse.Namespace) -> None:

@@ -95,11 +95,18 @@ async def measure(
         }
         result.details["loadavg_1m_before"] = round(load_before, 2)
         runs.append(result)
-    runs.sort(key=lambda r: r.value)
-    chosen = runs[(len(runs) - 1) // 2]
-    if repeat > 1:
-        chosen.details["runs"] = [round(r.value, 1) for r in runs]
-        chosen.details["median_of"] = repeat
-        chosen.details["stdev"] = round(statistics.pstdev(r.value for r in runs), 1)
+    chosen = median_run(runs)
     print(f"  {system:<14} {metric:<28} {chosen.value:>12,.0f} {unit}", flush=True)
+    return chosen
+
+
+def median_run(runs: list[Result]) -> Result:
+    """The run with the median value (the lower one of an even count), with every
+    value in its details: ``rounds`` in the order measured, ``runs`` sorted."""
+    chosen = sorted(runs, key=lambda r: r.value)[(len(runs) - 1) // 2]
+    if len(runs) > 1:
+        chosen.details["rounds"] = [round(r.value, 1) for r in runs]
+        chosen.details["runs"] = sorted(chosen.details["rounds"])
+        chosen.details["median_of"] = len(runs)
+        chosen.details["stdev"] = round(statistics.pstdev(r.value for r in runs), 1)
     return chosen
