@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
 from typing import Any
 
@@ -189,6 +189,22 @@ class SqliteStateAdapter(StateAdapter[aiosqlite.Connection]):
         transaction of the adapter.
         """
         return self._db.transaction(connection)
+
+    def leased_transaction(
+        self, *, lease: Lease, lock: bool
+    ) -> AbstractAsyncContextManager[Connection]:
+        """As the port says. Every transaction of the adapter holds the database write
+        lock from its start, which locks the job as well: verifying and locking are
+        one check."""
+        return self._leased_transaction(lease)
+
+    @asynccontextmanager
+    async def _leased_transaction(self, lease: Lease) -> AsyncIterator[Connection]:
+        async with self._db.transaction(None) as conn:
+            params = (lease.job_id, lease.owner, lease.attempt)
+            if not await self._db.run(conn, self._sql.lease_held, params):
+                raise LeaseLostError(lease.job_id)
+            yield conn
 
     def savepoint(self, *, tx: Connection) -> AbstractAsyncContextManager[Connection]:
         """``SAVEPOINT`` inside ``tx``: an exception in the block rolls back to it and

@@ -50,6 +50,7 @@ class Database:
         self.memory = path == MEMORY
         self._error_args = error_args
         self._gate = asyncio.Lock()
+        self._gate_waiters = 0  # tasks in the timed wait below
         self._gate_holder: asyncio.Task[Any] | None = None
         # Work still running on the writer's thread when its task was cancelled: the
         # next holder of the gate waits for it first.
@@ -97,7 +98,13 @@ class Database:
         # operation, as a round trip to a server would.
         await asyncio.sleep(0)
         deadline = asyncio.get_running_loop().time() + self.busy_timeout_ms / 1000
+        if not self._gate.locked() and not self._gate_waiters and self._writer_busy is None:
+            # Free and nobody queued: acquire() returns at once, so no timeout is armed.
+            await self._gate.acquire()
+            self._gate_holder = asyncio.current_task()
+            return deadline
         acquired = False
+        self._gate_waiters += 1
         try:
             async with asyncio.timeout_at(deadline):
                 await self._gate.acquire()
@@ -114,6 +121,8 @@ class Database:
                     f"adapter stayed open for more than {self.busy_timeout_ms} ms"
                 ) from None
             raise
+        finally:
+            self._gate_waiters -= 1
         self._writer_busy = None
         self._gate_holder = asyncio.current_task()
         return deadline

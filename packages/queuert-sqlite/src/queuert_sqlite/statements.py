@@ -68,6 +68,8 @@ class Statements:
         self.lock_job = f"UPDATE {jobs} SET status = status WHERE {_GUARD} RETURNING {c}"
         # For a transaction that already holds the write lock (BEGIN IMMEDIATE).
         self.check_lease = f"SELECT {c} FROM {jobs} WHERE {_GUARD}"
+        # The same, reading nothing: for a transaction that only needs the lease to hold.
+        self.lease_held = f"SELECT 1 FROM {jobs} WHERE {_GUARD}"
         self.complete_job = (
             f"UPDATE {jobs} SET status = 'completed', output = ?, leased_by = NULL, "
             f"leased_until = NULL, completed_at = ?, updated_at = ? WHERE {_GUARD} RETURNING {c}"
