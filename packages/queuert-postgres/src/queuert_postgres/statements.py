@@ -99,9 +99,10 @@ class Statements:
                 attempt, max_attempts, priority, scheduled_at, created_at, updated_at)
             VALUES ($1, $2, $3, $4, $5, 'pending', $6::json, 0, $7, $8,
                 COALESCE($9::timestamptz, {NOW} + {_ms("$10")}), {NOW}, {NOW})
-            RETURNING created_at, queue, status, chain_id, next_job_id
+            RETURNING created_at, queue, status
             """,
             result=_CREATED_AT,
+            ends=False,
         )
         # The same, one array per column: a whole batch in one round trip.
         self.create_jobs = write(
@@ -115,9 +116,10 @@ class Statements:
                 $6::text[], $7::integer[], $8::integer[], $9::timestamptz[], $10::bigint[])
                 AS u(id, chain_id, chain_name, queue, position, input, max_attempts, priority,
                      scheduled_at, delay_ms)
-            RETURNING created_at, queue, status, chain_id, next_job_id
+            RETURNING created_at, queue, status
             """,
             result=_CREATED_AT,
+            ends=False,
         )
         # $1 queues (distinct), $2 limit, $3 owner, $4 lease_ms.
         # One index range per queue, each read in acquisition order and cut at the
@@ -163,7 +165,8 @@ class Statements:
                 leased_until = NULL, completed_at = {NOW}, updated_at = {NOW}
             WHERE {lease}
             RETURNING {cols}
-            """
+            """,
+            schedules=False,
         )
         # The same for many jobs: $1 ids, $2 owners, $3 attempts, $4 outputs. Rows are
         # locked in id order so that two such statements cannot deadlock.
@@ -188,6 +191,7 @@ class Statements:
                 FOR UPDATE OF j
             )
             """,
+            schedules=False,
         )
         # $1 id, $2 owner, $3 attempt, then the new job: $4 id, $5 chain_id,
         # $6 chain_name, $7 queue, $8 position, $9 input, $10 max_attempts,
@@ -211,6 +215,7 @@ class Statements:
                 RETURNING id
             )
             """,
+            ends=False,
         )
         # The same for many jobs, one array per parameter above (in that order).
         self.continue_jobs = write(
@@ -245,6 +250,7 @@ class Statements:
                 RETURNING j.id
             )
             """,
+            ends=False,
         )
         # $1 id, $2 owner, $3 attempt, $4 scheduled_at, $5 delay_ms, $6 error,
         # $7 refunded attempts (0 or 1)
@@ -256,7 +262,8 @@ class Statements:
                 attempt = attempt - $7::integer, updated_at = {NOW}
             WHERE {lease}
             RETURNING {cols}
-            """
+            """,
+            ends=False,
         )
         # $1 id, $2 owner, $3 attempt, $4 error
         self.fail_job = write(
@@ -266,7 +273,8 @@ class Statements:
                 completed_at = {NOW}, updated_at = {NOW}
             WHERE {lease}
             RETURNING {cols}
-            """
+            """,
+            schedules=False,
         )
         # $1 limit, $2 error. Jobs locked by a finalizer are skipped: it may still commit.
         self.reap_expired_leases = write(
@@ -307,7 +315,7 @@ class Statements:
                 WHERE j.id = head.id AND head.status IN ('pending', 'blocked')
                 RETURNING j.id, j.status, j.updated_at, j.completed_at, j.chain_id,
                     j.queue, j.next_job_id
-            ){self._signal_cte("cancelled")}
+            ){self._signal_cte("cancelled", schedules=False)}
             SELECT h.chain_id, h.chain_name, COALESCE(c.status, h.status), f.input::text,
                 h.output, h.error, h.id, h.queue, f.created_at,
                 COALESCE(c.updated_at, h.updated_at), COALESCE(c.completed_at, h.completed_at)
@@ -355,38 +363,51 @@ class Statements:
 
     # -- signals ---------------------------------------------------------------------
 
-    def _write(self, dml: str, ctes: str | None = None, *, result: str | None = None) -> str:
+    def _write(
+        self,
+        dml: str,
+        ctes: str | None = None,
+        *,
+        result: str | None = None,
+        schedules: bool = True,
+        ends: bool = True,
+    ) -> str:
         """``dml`` (a write ending in RETURNING job columns, preceded by the CTEs
         ``ctes``) whose result is its rows, or the select list ``result`` over them;
         with signal channels, the statement also NOTIFYs what its rows mean,
-        delivered when its transaction commits."""
+        delivered when its transaction commits (see :meth:`_signal_cte`)."""
         if self.signals is None and result is None:
             return dml if ctes is None else f"WITH {ctes} {dml}"
         head = "" if ctes is None else f"{ctes}, "
         return (
-            f"WITH {head}written AS ({dml}){self._signal_cte('written')} "
+            f"WITH {head}written AS ({dml}){self._signal_cte('written', schedules, ends)} "
             f"SELECT {result or 'written.*'} FROM written{self._signals_sent()}"
         )
 
-    def _signal_cte(self, source: str) -> str:
+    def _signal_cte(self, source: str, schedules: bool = True, ends: bool = True) -> str:
         """A ``signalled`` CTE (after a comma) sending, for the job rows of ``source``,
-        one job-scheduled count per queue of its pending jobs and one chain-completed
-        signal per ended last job of a chain; empty without signal channels. The
+        one job-scheduled count per queue of its pending jobs (if the write
+        ``schedules`` jobs) and one chain-completed signal per ended last job of a chain
+        (if it ``ends`` chains); empty without signal channels. The
         payloads are those of :func:`queuert_postgres.payloads.encode`: queue names
         (at most 120 characters) and chain ids are never long enough to be hashed."""
         if self.signals is None:
             return ""
-        scheduled = _escaped(self.signals.scheduled)
-        completed = _escaped(self.signals.chain_completed)
-        return f""", signalled AS (
-                SELECT pg_notify(s.channel, s.payload) FROM (
-                    SELECT {scheduled} AS channel, count(*)::text || '=' || w.queue AS payload
-                    FROM {source} w WHERE w.status = 'pending' GROUP BY w.queue
-                    UNION ALL
-                    SELECT {completed}, '=' || w.chain_id
-                    FROM {source} w WHERE w.status IN {_ENDED} AND w.next_job_id IS NULL
-                ) s
-            )"""
+        parts = []
+        if schedules:
+            parts.append(
+                f"SELECT {_escaped(self.signals.scheduled)} AS channel, "
+                f"count(*)::text || '=' || w.queue AS payload "
+                f"FROM {source} w WHERE w.status = 'pending' GROUP BY w.queue"
+            )
+        if ends:
+            parts.append(
+                f"SELECT {_escaped(self.signals.chain_completed)} AS channel, "
+                f"'=' || w.chain_id AS payload "
+                f"FROM {source} w WHERE w.status IN {_ENDED} AND w.next_job_id IS NULL"
+            )
+        union = " UNION ALL ".join(parts)
+        return f", signalled AS (SELECT pg_notify(s.channel, s.payload) FROM ({union}) s)"
 
     def _signals_sent(self) -> str:
         # The main query must read the signalling CTE, or PostgreSQL never runs it.
