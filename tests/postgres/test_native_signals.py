@@ -33,6 +33,12 @@ class Done:
 
 signalled = queuert.chain("signalled", input=Item, output=Done)
 other = queuert.chain("signalled-other", input=Item, output=Done)
+flaky = queuert.chain(
+    "signalled-flaky",
+    input=Item,
+    output=Done,
+    retry=queuert.RetryPolicy(max_attempts=2, initial_delay_ms=0, max_delay_ms=0),
+)
 
 
 @dataclass
@@ -54,7 +60,7 @@ async def setup(postgres_url: str) -> AsyncIterator[Setup]:
     app: queuert.Queuert[Any] = queuert.Queuert(
         state=state,
         notify=PostgresNotifyAdapter(postgres_url, channel_prefix=prefix),
-        chains=[signalled, other],
+        chains=[signalled, other, flaky],
     )
     listener = PostgresNotifyAdapter(postgres_url, channel_prefix=prefix)
     scheduled: list[ScheduledSignal] = []
@@ -126,6 +132,25 @@ async def test_completion_by_a_worker_reaches_a_waiter_without_polling(setup: Se
     # Another process's listener hears it too (on its own connection, maybe later).
     await eventually(lambda: setup.completed == [handle_.id], timeout=WAIT_S)
     assert app.metrics.get("notify.chain_completed.published") == 0
+
+
+async def test_a_retry_wakes_the_worker_and_a_failure_reaches_the_waiter(setup: Setup) -> None:
+    app = setup.app
+    worker = app.worker(concurrency=2, poll_interval=60.0)
+    attempts: list[int] = []
+
+    @worker.handler(flaky)
+    async def handle(job: Job[Item], ctx: JobContext[Any, Done]) -> Done:
+        attempts.append(job.attempt)
+        raise RuntimeError(f"attempt {job.attempt} fails")
+
+    async with worker:
+        handle_ = await app.enqueue_job_chain(None, flaky, Item(1))
+        # The retry is announced by the write that reschedules it, the failure by the
+        # write that ends the chain: neither waits for a poll.
+        with pytest.raises(queuert.ChainFailedError):
+            await app.wait_for_chain(handle_, timeout=WAIT_S, poll_interval=60.0)
+    assert attempts == [1, 2]
 
 
 async def test_cancelling_a_chain_signals_its_completion(setup: Setup) -> None:
