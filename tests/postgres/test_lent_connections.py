@@ -2,7 +2,8 @@
 state set inside one of its transactions (SET, LISTEN, advisory locks) does not
 reach the next user of the pool, whether the transaction committed, rolled back
 or failed at COMMIT. A leased transaction checks its lease exactly, on the
-adapter's own pool (where the check travels with BEGIN) and on the application's."""
+adapter's own pool (where the check travels with BEGIN) and on the application's.
+The connection the adapter keeps for its own statements is replaced when it dies."""
 
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ import asyncpg
 import pytest
 import pytest_asyncio
 
-from queuert.errors import LeaseLostError, QueuertError
+from queuert.errors import LeaseLostError, QueuertError, TransientStateError
 from queuert_postgres import PostgresStateAdapter
 from queuert_postgres.connections import PostgresTx
+from tests.postgres.conftest import unique_name
 from tests.postgres.helpers import new_job
 
 LOCK_KEY = 4_242_001
@@ -138,3 +140,36 @@ async def test_a_leased_transaction_checks_owners_with_quotes_and_backslashes(
         await adapter.close()
         if pool is not None:
             await pool.close()
+
+
+async def test_the_adapters_own_connection_is_replaced_when_it_dies(
+    postgres_url: str, schema: str
+) -> None:
+    name = unique_name("own")
+    adapter = await PostgresStateAdapter.connect(
+        postgres_url, schema=schema, max_size=2, server_settings={"application_name": name}
+    )
+    try:
+        await adapter.migrate()
+        assert await adapter.get_job(tx=None, job_id="none") is None
+        killer = await asyncpg.connect(postgres_url)
+        try:
+            killed = await killer.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE application_name = $1",
+                name,
+            )
+        finally:
+            await killer.close()
+        assert killed >= 1
+        failures = 0
+        for _ in range(3):
+            try:
+                assert await adapter.get_job(tx=None, job_id="none") is None
+            except TransientStateError:
+                failures += 1  # the statement that finds the connection dead
+        # Only the statement that found it dead fails; the next ones get a new one.
+        assert failures <= 1
+        assert await adapter.get_job(tx=None, job_id="none") is None
+    finally:
+        await adapter.close()

@@ -9,6 +9,7 @@ from typing import Any, NoReturn
 from urllib.parse import parse_qsl, urlsplit
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from queuert.adapter_support import CreatedRecords, keyset_page
 from queuert.batching import Batcher
@@ -95,6 +96,8 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
         self._pool = pool
         self._dsn: str | None = None
         self._owns_pool = False
+        self._hot: PoolConnectionProxy[asyncpg.Record] | None = None
+        self._hot_busy = False
         self._closed = False
         self._continuations: Batcher[tuple[Lease, NewJob], asyncpg.Record] = Batcher(
             self._continue_many, key=lambda item: item[0].job_id
@@ -191,6 +194,9 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
         self._completions.cancel_pending()
         self._continuations.cancel_pending()
         if self._owns_pool:
+            hot, self._hot = self._hot, None
+            if hot is not None:
+                await self._pool.release(hot)
             await self._pool.close()
 
     def bind_notify(self, notify: NotifyAdapter) -> bool:
@@ -220,7 +226,8 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
     async def _fetch(self, tx: PostgresTx | None, sql: str, *args: Any) -> list[asyncpg.Record]:
         try:
             if tx is None:
-                return await self._pool.fetch(sql, *args)
+                async with self._own_connection() as conn:
+                    return await conn.fetch(sql, *args)
             return await tx.fetch(sql, *args)
         except DRIVER_ERRORS as exc:
             self._raise(exc)
@@ -228,10 +235,39 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
     async def _fetchrow(self, tx: PostgresTx | None, sql: str, *args: Any) -> asyncpg.Record | None:
         try:
             if tx is None:
-                return await self._pool.fetchrow(sql, *args)
+                async with self._own_connection() as conn:
+                    return await conn.fetchrow(sql, *args)
             return await tx.fetchrow(sql, *args)
         except DRIVER_ERRORS as exc:
             self._raise(exc)
+
+    @asynccontextmanager
+    async def _own_connection(self) -> AsyncIterator[PostgresTx]:
+        """A connection for one statement of the adapter's own (its own transaction).
+
+        The adapter keeps one connection of its own pool for these: they mostly run
+        one at a time, and a pool's acquire and release cost about as much as a short
+        statement. A statement that finds it busy, or a pool of the application's,
+        takes a connection from the pool."""
+        hot = self._hot
+        if self._hot_busy or not self._owns_pool or self._closed:
+            async with self._pool.acquire() as conn:
+                yield conn
+            return
+        self._hot_busy = True
+        try:
+            if hot is None:
+                hot = self._hot = await self._pool.acquire()
+            try:
+                yield hot
+            except BaseException:
+                # A failed or cancelled statement may leave the connection in any
+                # state: the pool checks it (and resets or replaces it) on release.
+                self._hot = None
+                await self._pool.release(hot)
+                raise
+        finally:
+            self._hot_busy = False
 
     # -- transactions -----------------------------------------------------------
 
