@@ -340,23 +340,19 @@ def report(results: list[Result], args: argparse.Namespace) -> list[dict[str, An
     return checks
 
 
+_COMPARED = {"start single": "start single", "start batched": "start batched"}
+_COMPARED["process"] = "process one-job chains"
 PEER_COMPARISONS = {
-    "start single / PgQueuer": ("start single", "pgqueuer", "start single"),
-    "start batched / PgQueuer": ("start batched", "pgqueuer", "start batched"),
-    "process / PgQueuer (cap 10)": (
-        "process one-job chains",
-        "pgqueuer",
-        "process one-job chains",
-    ),
-    "process / PgQueuer (its defaults)": ("process one-job chains", "pgqueuer", PGQ_DEFAULTS),
-    "start single / procrastinate": ("start single", "procrastinate", "start single"),
-    "start batched / procrastinate": ("start batched", "procrastinate", "start batched"),
-    "process / procrastinate": (
-        "process one-job chains",
-        "procrastinate",
-        "process one-job chains",
-    ),
+    f"{label} / {name}": (metric, peer, metric)
+    for peer, name in (("pgqueuer", "PgQueuer"), ("procrastinate", "procrastinate"))
+    for label, metric in _COMPARED.items()
 }
+"""Name -> (queuert's metric, peer, the peer's metric)."""
+PEER_COMPARISONS["process / PgQueuer (its defaults)"] = (
+    "process one-job chains",
+    "pgqueuer",
+    PGQ_DEFAULTS,
+)
 
 
 def peer_ratios(results: list[Result]) -> dict[str, float]:
