@@ -58,7 +58,10 @@ def count_statements(counts: Counter[str]) -> Iterator[None]:
 
     async def execute(self: Any, query: str, *args: Any, timeout: float | None = None) -> Any:
         if not args:
-            counts[query.split(None, 1)[0].upper() if query.strip() else "?"] += 1
+            kind = query.split(None, 1)[0].upper() if query.strip() else "?"
+            if kind != "COMMIT;" and "\nCOMMIT;" in query:
+                kind = "write + COMMIT;"  # a job's end travelling with its COMMIT
+            counts[kind] += 1
         return await original_execute(self, query, *args, timeout=timeout)
 
     async def private_execute(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:

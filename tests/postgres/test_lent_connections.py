@@ -2,11 +2,14 @@
 state set inside one of its transactions (SET, LISTEN, advisory locks) does not
 reach the next user of the pool, whether the transaction committed, rolled back
 or failed at COMMIT. A leased transaction checks its lease exactly, on the
-adapter's own pool (where the check travels with BEGIN) and on the application's.
-The connection the adapter keeps for its own statements is replaced when it dies."""
+adapter's own pool (where the check travels with BEGIN, and the job's end with
+COMMIT) and on the application's.
+The connection the adapter keeps for its own statements is replaced when it dies,
+and never keeps a transaction waiting."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
@@ -90,6 +93,37 @@ async def test_state_set_in_a_transaction_whose_commit_fails_does_not_leak(
     assert await single.get_job(tx=None, job_id="nope") is None
 
 
+async def test_a_job_end_that_fails_with_the_commit_undoes_the_whole_transaction(
+    single: PostgresStateAdapter,
+) -> None:
+    loop = asyncio.get_running_loop()
+    complaints: list[dict[str, object]] = []
+    loop.set_exception_handler(lambda _loop, context: complaints.append(context))
+    try:
+        await single.create_jobs(tx=None, jobs=[new_job()])
+        (job,) = await single.acquire_jobs(
+            tx=None, queues=["q"], limit=1, owner="w", lease_ms=60_000
+        )
+        started = new_job("other")
+        with pytest.raises(QueuertError):
+            async with single.leased_transaction(lease=job.lease, lock=True) as tx:
+                await dirty(tx)
+                await single.create_jobs(tx=tx, jobs=[started])
+                # Not JSON: refused by the statement, which runs only with the COMMIT.
+                await single.complete_locked_job(tx=tx, lease=job.lease, output="not json")
+        assert await single.get_job(tx=None, job_id=job.id) == job
+        assert await single.get_job(tx=None, job_id=started.id) is None
+        assert await session_state(single) == ("0", [], False, "queuert")
+        async with single.leased_transaction(lease=job.lease, lock=True) as tx:
+            await single.complete_locked_job(tx=tx, lease=job.lease, output='"ok"')
+        done = await single.get_job(tx=None, job_id=job.id)
+        assert done is not None and done.output == '"ok"'
+        # The aborted transaction was ended, not left for the pool to find.
+        assert complaints == []
+    finally:
+        loop.set_exception_handler(None)
+
+
 async def test_a_pool_of_the_applications_own_is_left_to_its_own_reset(
     postgres_url: str, schema: str
 ) -> None:
@@ -133,7 +167,10 @@ async def test_a_leased_transaction_checks_owners_with_quotes_and_backslashes(
                 async with adapter.leased_transaction(lease=wrong, lock=lock):
                     raise AssertionError("the block ran without the lease")
         async with adapter.leased_transaction(lease=job.lease, lock=lock) as tx:
-            await adapter.complete_job(tx=tx, lease=job.lease, output='"ok"')
+            if lock:  # on the adapter's own pool, the end travels with COMMIT
+                await adapter.complete_locked_job(tx=tx, lease=job.lease, output='"ok"')
+            else:
+                await adapter.complete_job(tx=tx, lease=job.lease, output='"ok"')
         done = await adapter.get_job(tx=None, job_id=job.id)
         assert done is not None and done.output == '"ok"'
     finally:
@@ -171,5 +208,30 @@ async def test_the_adapters_own_connection_is_replaced_when_it_dies(
         # Only the statement that found it dead fails; the next ones get a new one.
         assert failures <= 1
         assert await adapter.get_job(tx=None, job_id="none") is None
+    finally:
+        await adapter.close()
+
+
+@pytest.mark.parametrize("max_size", [1, 2])
+async def test_the_adapters_own_connection_never_starves_a_transaction(
+    postgres_url: str, schema: str, max_size: int
+) -> None:
+    adapter = await PostgresStateAdapter.connect(
+        postgres_url, schema=schema, min_size=1, max_size=max_size
+    )
+    try:
+        await adapter.migrate()
+        # Single statements first, so that the adapter has a connection it keeps.
+        await adapter.create_jobs(tx=None, jobs=[new_job()])
+        assert await adapter.get_job(tx=None, job_id="none") is None
+        async with asyncio.timeout(10):
+            # Every other connection of the pool is taken by the application's work.
+            async with adapter.transaction() as outer:
+                if max_size == 1:
+                    assert await outer.fetchval("SELECT 1") == 1
+                else:
+                    async with adapter.transaction() as inner:
+                        assert await inner.fetchval("SELECT 1") == 1
+            assert await adapter.get_job(tx=None, job_id="none") is None
     finally:
         await adapter.close()

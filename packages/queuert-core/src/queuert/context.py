@@ -233,7 +233,7 @@ class JobContext(Generic[Tx, OutT]):
                 raise ContinuationError(
                     "finalize returned a Continuation that its own enqueue_job did not make"
                 )
-            await state.continue_job(tx=tx, lease=self.lease, next_job=enqueue.next_job)
+            await state.continue_locked_job(tx=tx, lease=self.lease, next_job=enqueue.next_job)
             self.notifications.scheduled[enqueue.next_job.queue] += 1
             return
         if enqueue.next_job is not None:
@@ -242,7 +242,7 @@ class JobContext(Generic[Tx, OutT]):
                 "that enqueue_job gave"
             )
         text = self.chain.output_codec.encode(result)
-        await state.complete_job(tx=tx, lease=self.lease, output=text)
+        await state.complete_locked_job(tx=tx, lease=self.lease, output=text)
         self.notifications.completed_chains.append(self.record.chain_id)
 
     # -- reschedule ------------------------------------------------------------------------

@@ -137,6 +137,20 @@ class InstrumentedState(StateAdapter[Tx]):
             lambda: self.inner.continue_job(tx=tx, lease=lease, next_job=next_job),
         )
 
+    async def complete_locked_job(self, *, tx: Tx, lease: Lease, output: str) -> None:
+        await self._call(
+            "complete_job",
+            tx,
+            lambda: self.inner.complete_locked_job(tx=tx, lease=lease, output=output),
+        )
+
+    async def continue_locked_job(self, *, tx: Tx, lease: Lease, next_job: NewJob) -> None:
+        await self._call(
+            "continue_job",
+            tx,
+            lambda: self.inner.continue_locked_job(tx=tx, lease=lease, next_job=next_job),
+        )
+
     async def reschedule_job(
         self,
         *,

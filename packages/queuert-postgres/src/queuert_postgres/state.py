@@ -39,7 +39,7 @@ from queuert_postgres.driver_errors import DRIVER_ERRORS, MIGRATE_HINT, translat
 from queuert_postgres.names import Names
 from queuert_postgres.notify import PostgresNotifyAdapter
 from queuert_postgres.rows import chain_record, job_record
-from queuert_postgres.statements import SignalChannels, Statements
+from queuert_postgres.statements import SignalChannels, Statements, inline
 from queuert_postgres.urls import int_option, redact, split_url
 
 DEFAULT_SCHEMA = "queuert"
@@ -177,6 +177,9 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
 
     @property
     def pool(self) -> asyncpg.Pool[asyncpg.Record]:
+        """The pool. One the adapter created lends one of its connections to the
+        adapter's own single statements while others are free, and gives it back
+        to the pool when none is."""
         return self._pool
 
     @property
@@ -250,7 +253,7 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
         statement. A statement that finds it busy, or a pool of the application's,
         takes a connection from the pool."""
         hot = self._hot
-        if self._hot_busy or not self._owns_pool or self._closed:
+        if self._hot_busy or not self._owns_pool or self._closed or self._pool.get_max_size() < 2:
             async with self._pool.acquire() as conn:
                 yield conn
             return
@@ -268,6 +271,19 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
                 raise
         finally:
             self._hot_busy = False
+        if self._pool_is_short():
+            await self._give_back_hot()
+
+    def _pool_is_short(self) -> bool:
+        """Whether an acquire from the pool would wait: no idle connection, no room."""
+        pool = self._pool
+        return pool.get_idle_size() == 0 and pool.get_size() >= pool.get_max_size()
+
+    async def _give_back_hot(self) -> None:
+        # The kept connection must never be what a transaction waits for.
+        hot, self._hot = self._hot, None
+        if hot is not None:
+            await self._pool.release(hot)
 
     # -- transactions -----------------------------------------------------------
 
@@ -283,6 +299,8 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
 
     @asynccontextmanager
     async def _transaction(self, leased: tuple[Lease, bool] | None) -> AsyncIterator[PostgresTx]:
+        if self._hot is not None and not self._hot_busy and self._pool_is_short():
+            await self._give_back_hot()
         try:
             conn = await self._pool.acquire()
         except DRIVER_ERRORS as exc:
@@ -312,6 +330,16 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
             await (self.lock_job if lock else self.verify_lease)(tx=conn, lease=lease)
         elif status != "SELECT 1":
             raise LeaseLostError(lease.job_id)
+        elif lock and lending is not None:
+            lending.locked_lease = lease
+
+    def _locked(self, tx: PostgresTx, lease: Lease) -> LendingConnection | None:
+        """The connection of ``tx`` when it is a leased transaction of this adapter that
+        locked ``lease``'s job: its last write can travel with its ``COMMIT``."""
+        lending: LendingConnection | None = getattr(tx, "lending", None)
+        if lending is None or lending.locked_lease != lease:
+            return None
+        return lending
 
     def savepoint(self, *, tx: PostgresTx) -> AbstractAsyncContextManager[PostgresTx]:
         return self._block(tx)
@@ -455,6 +483,17 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
             raise LeaseLostError(lease.job_id)
         return job_record(row)
 
+    async def complete_locked_job(self, *, tx: PostgresTx, lease: Lease, output: str) -> None:
+        """As the port says; in a leased transaction of this adapter's own pool the
+        completion is sent in the message of the ``COMMIT``."""
+        lending = self._locked(tx, lease)
+        if lending is None:
+            await self.complete_job(tx=tx, lease=lease, output=output)
+            return
+        lending.commit_with(
+            inline(self._sql.complete_job, lease.job_id, lease.owner, lease.attempt, output)
+        )
+
     async def _complete_many(
         self, items: Sequence[tuple[Lease, str]]
     ) -> dict[str, asyncpg.Record | Exception]:
@@ -485,6 +524,15 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
         if row is None:
             raise LeaseLostError(lease.job_id)
         return job_record(row)
+
+    async def continue_locked_job(self, *, tx: PostgresTx, lease: Lease, next_job: NewJob) -> None:
+        """As the port says; in a leased transaction of this adapter's own pool the
+        continuation is sent in the message of the ``COMMIT``."""
+        lending = self._locked(tx, lease)
+        if lending is None:
+            await self.continue_job(tx=tx, lease=lease, next_job=next_job)
+            return
+        lending.commit_with(inline(self._sql.continue_job, *_continue_args(lease, next_job)))
 
     async def _continue_one(
         self, tx: PostgresTx | None, lease: Lease, next_job: NewJob

@@ -9,7 +9,9 @@ constant within a statement and usable in index conditions.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from datetime import datetime
 
 from queuert_postgres.names import Names
 
@@ -56,6 +58,32 @@ def _escaped(text: str) -> str:
     if "\x00" in text:
         return "NULL"
     return "E'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+_PARAMETER = re.compile(r"\$(\d+)")
+
+
+def _literal(value: object) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        return _escaped(value)
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return _escaped(value.isoformat())
+    raise TypeError(f"no SQL literal for {value!r}")
+
+
+def inline(sql: str, *values: object) -> str:
+    """``sql`` with its parameters ``$1``, ``$2``... replaced by literals of ``values``
+    (text, integers, booleans, aware datetimes, None), so that it can travel in a
+    simple-query message with other statements. The statements of :class:`Statements`
+    hold no ``$`` but their parameters (names are plain identifiers)."""
+    literals = [_literal(value) for value in values]
+    return _PARAMETER.sub(lambda match: literals[int(match.group(1)) - 1], sql)
 
 
 @dataclass(frozen=True)

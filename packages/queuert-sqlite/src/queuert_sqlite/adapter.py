@@ -336,6 +336,13 @@ class SqliteStateAdapter(StateAdapter[aiosqlite.Connection]):
             raise LeaseLostError(lease.job_id)
         return job_from_row(row)
 
+    async def complete_locked_job(self, *, tx: Connection, lease: Lease, output: str) -> None:
+        # As complete_job, without building a record nobody reads.
+        now = now_us()
+        params = (output, now, now, lease.job_id, lease.owner, lease.attempt)
+        if not await self._db.write(tx, self._sql.complete_job, params):
+            raise LeaseLostError(lease.job_id)
+
     async def _complete_many(self, items: Sequence[tuple[Lease, str]]) -> dict[str, Any]:
         now = now_us()
         done: dict[str, Any] = {}

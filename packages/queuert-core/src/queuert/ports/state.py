@@ -159,6 +159,19 @@ class StateAdapter(ABC, Generic[Tx]):
         same transaction. Returns the new job. A second continuation of the same
         job fails. The error of an earlier failed attempt stays recorded."""
 
+    async def complete_locked_job(self, *, tx: Tx, lease: Lease, output: str) -> None:
+        """:meth:`complete_job` as the last write of ``tx``, a :meth:`leased_transaction`
+        with ``lock`` on ``lease``: nothing else runs in ``tx`` afterwards. The job is
+        locked, so the write may travel with the commit: its errors then surface when
+        the transaction block ends, and a rollback discards it. Defaults to
+        :meth:`complete_job`."""
+        await self.complete_job(tx=tx, lease=lease, output=output)
+
+    async def continue_locked_job(self, *, tx: Tx, lease: Lease, next_job: NewJob) -> None:
+        """:meth:`continue_job` as the last write of ``tx``, under the same terms as
+        :meth:`complete_locked_job`. Defaults to :meth:`continue_job`."""
+        await self.continue_job(tx=tx, lease=lease, next_job=next_job)
+
     @abstractmethod
     async def reschedule_job(
         self,

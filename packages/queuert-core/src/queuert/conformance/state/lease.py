@@ -189,6 +189,62 @@ class LeaseCases:
         assert await state_adapter.get_job(tx=None, job_id=started.id) is None
 
     @pytest.mark.asyncio
+    @pytest.mark.parametrize("end", ["complete", "continue"])
+    async def test_locked_job_ends_when_its_leased_transaction_commits(
+        self, state_adapter: StateAdapterAny, end: str
+    ) -> None:
+        job = await running_job(state_adapter)
+        started = new_job()
+        following = next_job(job, input='{"name": "O\'Brien \\\\ $2"}')
+        # Text that a statement carrying it as a literal must keep exactly.
+        output = '{"text": "it\'s \\\\ a $1 \\"quote\\" \\u2603 \u2603", "n": 1.50}'
+        async with state_adapter.leased_transaction(lease=job.lease, lock=True) as tx:
+            await state_adapter.create_jobs(tx=tx, jobs=[started])
+            if end == "complete":
+                await state_adapter.complete_locked_job(tx=tx, lease=job.lease, output=output)
+            else:
+                await state_adapter.continue_locked_job(tx=tx, lease=job.lease, next_job=following)
+        done = await state_adapter.get_job(tx=None, job_id=job.id)
+        assert done is not None and done.status is JobStatus.COMPLETED
+        assert done.leased_by is None and done.completed_at is not None
+        assert await state_adapter.get_job(tx=None, job_id=started.id) is not None
+        chain = await state_adapter.get_chain(tx=None, chain_id=job.chain_id)
+        assert chain is not None
+        if end == "complete":
+            assert done.output == output and done.next_job_id is None
+            assert chain.status is JobStatus.COMPLETED and chain.output == output
+        else:
+            assert done.next_job_id == following.id
+            added = await state_adapter.get_job(tx=None, job_id=following.id)
+            assert added is not None and added.status is JobStatus.PENDING
+            assert added.position == job.position + 1 and added.input == following.input
+            assert chain.status is JobStatus.PENDING
+
+    @pytest.mark.asyncio
+    @pytest.mark.parametrize("end", ["complete", "continue"])
+    async def test_locked_job_end_is_undone_when_the_block_raises(
+        self, state_adapter: StateAdapterAny, end: str
+    ) -> None:
+        job = await running_job(state_adapter)
+        following = next_job(job)
+        with pytest.raises(RuntimeError):
+            async with state_adapter.leased_transaction(lease=job.lease, lock=True) as tx:
+                if end == "complete":
+                    await state_adapter.complete_locked_job(tx=tx, lease=job.lease, output="1")
+                else:
+                    await state_adapter.continue_locked_job(
+                        tx=tx, lease=job.lease, next_job=following
+                    )
+                raise RuntimeError("the caller gives up")
+        assert await state_adapter.get_job(tx=None, job_id=job.id) == job
+        assert await state_adapter.get_job(tx=None, job_id=following.id) is None
+        # The transaction's connection or lock is free again: the job can still end.
+        async with state_adapter.leased_transaction(lease=job.lease, lock=True) as tx:
+            await state_adapter.complete_locked_job(tx=tx, lease=job.lease, output="2")
+        done = await state_adapter.get_job(tx=None, job_id=job.id)
+        assert done is not None and done.output == "2"
+
+    @pytest.mark.asyncio
     async def test_lapsed_lease_guards_until_reaped(self, state_adapter: StateAdapterAny) -> None:
         # The guard checks owner and attempt only: expiry is the reaper's business.
         job = await running_job(state_adapter, lease_ms=1)
