@@ -404,6 +404,20 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
             return []
         if len(jobs) == 1:
             row = await self._fetchrow(tx, self._sql.create_job, *_new_job_args(jobs[0]))
+        elif _alike_chain_starts(jobs):
+            first = jobs[0]
+            row = await self._fetchrow(
+                tx,
+                self._sql.create_chain_starts,
+                [j.id for j in jobs],
+                [j.input for j in jobs],
+                first.chain_name,
+                first.queue,
+                first.max_attempts,
+                first.priority,
+                first.scheduled_at,
+                first.delay_ms,
+            )
         else:
             row = await self._fetchrow(
                 tx,
@@ -718,6 +732,26 @@ def _new_job_args(job: NewJob) -> tuple[Any, ...]:
         job.priority,
         job.scheduled_at,
         job.delay_ms,
+    )
+
+
+def _alike_chain_starts(jobs: Sequence[NewJob]) -> bool:
+    """Whether ``jobs`` are all first jobs of their chains and differ only in id and
+    input (as the jobs of one ``enqueue_job_chains`` call do)."""
+    first = jobs[0]
+    key = (
+        first.chain_name,
+        first.queue,
+        first.max_attempts,
+        first.priority,
+        first.scheduled_at,
+        first.delay_ms,
+    )
+    return all(
+        j.position == 0
+        and j.chain_id == j.id
+        and (j.chain_name, j.queue, j.max_attempts, j.priority, j.scheduled_at, j.delay_ms) == key
+        for j in jobs
     )
 
 

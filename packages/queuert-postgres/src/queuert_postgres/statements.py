@@ -149,6 +149,22 @@ class Statements:
             result=_CREATED_AT,
             ends=False,
         )
+        # The same for a batch of first jobs of chains (chain_id = id, position 0) that
+        # share everything but id and input: $1 ids, $2 inputs, $3 chain_name,
+        # $4 queue, $5 max_attempts, $6 priority, $7 scheduled_at, $8 delay_ms. Two
+        # arrays to encode and unnest instead of ten.
+        self.create_chain_starts = write(
+            f"""
+            INSERT INTO {jobs} (id, chain_id, chain_name, queue, position, status, input,
+                attempt, max_attempts, priority, scheduled_at, created_at, updated_at)
+            SELECT u.id, u.id, $3, $4, 0, 'pending', u.input::json, 0, $5, $6,
+                COALESCE($7::timestamptz, {NOW} + {_ms("$8")}), {NOW}, {NOW}
+            FROM unnest($1::text[], $2::text[]) AS u(id, input)
+            RETURNING created_at, queue, status
+            """,
+            result=_CREATED_AT,
+            ends=False,
+        )
         # $1 queues (distinct), $2 limit, $3 owner, $4 lease_ms.
         # One index range per queue, each read in acquisition order and cut at the
         # limit, so a backlog on many queues never has to be sorted as a whole.

@@ -124,6 +124,47 @@ class CreateJobsCases:
             assert chain is not None and chain.last_job_id == record.id
 
     @pytest.mark.asyncio
+    @pytest.mark.parametrize("batch", ["alike", "mixed"])
+    async def test_batch_stores_each_jobs_own_fields(
+        self, state_adapter: StateAdapterAny, batch: str
+    ) -> None:
+        # Alike: what one enqueue_job_chains call writes (only id and input differ).
+        if batch == "alike":
+            jobs = [
+                new_job(
+                    "img:resize", input=f'{{"n": {n}}}', max_attempts=5, priority=3, delay_ms=60_000
+                )
+                for n in range(3)
+            ]
+        else:
+            jobs = [
+                new_job(
+                    "img:resize", input='{"n": 0}', max_attempts=5, priority=3, delay_ms=60_000
+                ),
+                new_job("img:crop", input='{"n": 1}', max_attempts=2, priority=1),
+                new_job("img:resize", input='{"n": 2}', scheduled_at=PAST, chain_name="other"),
+            ]
+        created = await state_adapter.create_jobs(tx=None, jobs=jobs)
+        for job, record in zip(jobs, created, strict=True):
+            stored = await state_adapter.get_job(tx=None, job_id=job.id)
+            assert stored is not None and stored == record
+            assert (stored.chain_id, stored.position) == (job.id, 0)
+            assert (stored.chain_name, stored.queue, stored.input) == (
+                job.chain_name,
+                job.queue,
+                job.input,
+            )
+            assert (stored.max_attempts, stored.priority) == (job.max_attempts, job.priority)
+            if job.scheduled_at is not None:
+                assert_near(stored.scheduled_at, job.scheduled_at, tolerance(state_adapter))
+            else:
+                assert_near(
+                    stored.scheduled_at,
+                    stored.created_at + timedelta(milliseconds=job.delay_ms),
+                    slack(state_adapter),
+                )
+
+    @pytest.mark.asyncio
     async def test_duplicate_job_id_is_rejected(self, state_adapter: StateAdapterAny) -> None:
         first = await create_one(state_adapter, new_job("a", input='{"n": 1}'))
         duplicate = new_job("b", input='{"n": 2}', job_id=first.id)
