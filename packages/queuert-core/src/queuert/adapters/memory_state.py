@@ -19,17 +19,16 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import heapq
-import operator
 import time
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 from urllib.parse import urlsplit
 
-from queuert.adapter_support import keyset_page
+from queuert.adapter_support import CreatedRecords, keyset_page
 from queuert.errors import (
     AdapterError,
     ConfigurationError,
@@ -185,16 +184,16 @@ def _record_builder() -> Callable[[_Row], JobRecord]:
     slots = set(getattr(JobRecord, "__slots__", ()))
     if hasattr(JobRecord, "__post_init__") or not set(names) <= slots & set(_Row.__slots__):
         return _construct_record
-    setters = tuple(vars(JobRecord)[name].__set__ for name in names)
-    values = operator.attrgetter(*names)
-    new = object.__new__
-
-    def build(row: _Row) -> JobRecord:
-        record: JobRecord = new(JobRecord)
-        for setter, value in zip(setters, values(row), strict=True):
-            setter(record, value)
-        return record
-
+    # One line per field rather than a loop over them: twice as fast, for the
+    # operation every other one ends with.
+    namespace: dict[str, Any] = {"new": object.__new__, "cls": JobRecord}
+    lines = ["def build(row):", "    record = new(cls)"]
+    for i, name in enumerate(names):
+        namespace[f"set{i}"] = vars(JobRecord)[name].__set__
+        lines.append(f"    set{i}(record, row.{name})")
+    lines.append("    return record")
+    exec("\n".join(lines), namespace)
+    build: Callable[[_Row], JobRecord] = namespace["build"]
     return build
 
 
@@ -418,7 +417,7 @@ class MemoryStateAdapter(StateAdapter[MemoryTransaction]):
 
     async def create_jobs(
         self, *, tx: MemoryTransaction | None, jobs: Sequence[NewJob]
-    ) -> list[JobRecord]:
+    ) -> Sequence[JobRecord]:
         return await self._run(tx, self._create_jobs, jobs)
 
     async def acquire_jobs(
@@ -670,14 +669,16 @@ class MemoryStateAdapter(StateAdapter[MemoryTransaction]):
 
     # -- statements -----------------------------------------------------------
 
-    def _create_jobs(self, tx: MemoryTransaction, jobs: Sequence[NewJob]) -> list[JobRecord]:
+    def _create_jobs(self, tx: MemoryTransaction, jobs: Sequence[NewJob]) -> Sequence[JobRecord]:
         now = self.now()
-        created: list[JobRecord] = []
         for job in jobs:
             row = _Row(job, self._scheduled_at(now, job.scheduled_at, job.delay_ms), now)
             self._insert(tx, row)
-            created.append(row.record())
-        return created
+        return CreatedRecords(
+            jobs,
+            created_at=now,
+            scheduled_at=lambda job: self._scheduled_at(now, job.scheduled_at, job.delay_ms),
+        )
 
     def _scheduled_at(
         self, now: datetime, scheduled_at: datetime | None, delay_ms: int
