@@ -4,31 +4,32 @@ from __future__ import annotations
 
 import asyncpg
 
+from queuert.adapter_support import job_record as positional_job_record
 from queuert.records import ChainRecord, JobError, JobRecord, JobStatus
 
 
 def job_record(row: asyncpg.Record) -> JobRecord:
     """A job from a row selected with :func:`queuert_postgres.statements.job_columns`."""
-    return JobRecord(
-        id=row[0],
-        chain_id=row[1],
-        chain_name=row[2],
-        queue=row[3],
-        position=row[4],
-        status=JobStatus(row[5]),
-        input=row[6],
-        attempt=row[7],
-        max_attempts=row[8],
-        priority=row[9],
-        scheduled_at=row[10],
-        created_at=row[11],
-        updated_at=row[12],
-        leased_by=row[13],
-        leased_until=row[14],
-        output=row[15],
-        error=JobError.from_json(row[16]),
-        next_job_id=row[17],
-        completed_at=row[18],
+    return positional_job_record(
+        row[0],
+        row[1],
+        row[2],
+        row[3],
+        row[4],
+        JobStatus(row[5]),
+        row[6],
+        row[7],
+        row[8],
+        row[9],
+        row[10],
+        row[11],
+        row[12],
+        row[13],
+        row[14],
+        row[15],
+        JobError.from_json(row[16]),
+        row[17],
+        row[18],
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from queuert.adapter_support import job_record
 from queuert.records import ChainRecord, JobError, JobRecord, JobStatus
 from queuert_sqlite.clock import from_us, optional_from_us
 
@@ -17,26 +18,26 @@ def _error(text: str | None) -> JobError | None:
 
 def job_from_row(row: Sequence[Any]) -> JobRecord:
     """A job from a row in :data:`~queuert_sqlite.statements.JOB_COLUMNS` order."""
-    return JobRecord(
-        id=row[0],
-        chain_id=row[1],
-        chain_name=row[2],
-        queue=row[3],
-        position=row[4],
-        status=_STATUSES[row[5]],
-        input=row[6],
-        attempt=row[7],
-        max_attempts=row[8],
-        priority=row[9],
-        scheduled_at=from_us(row[10]),
-        created_at=from_us(row[11]),
-        updated_at=from_us(row[12]),
-        leased_by=row[13],
-        leased_until=optional_from_us(row[14]),
-        output=row[15],
-        error=_error(row[16]),
-        next_job_id=row[17],
-        completed_at=optional_from_us(row[18]),
+    return job_record(
+        row[0],
+        row[1],
+        row[2],
+        row[3],
+        row[4],
+        _STATUSES[row[5]],
+        row[6],
+        row[7],
+        row[8],
+        row[9],
+        from_us(row[10]),
+        from_us(row[11]),
+        from_us(row[12]),
+        row[13],
+        optional_from_us(row[14]),
+        row[15],
+        _error(row[16]),
+        row[17],
+        optional_from_us(row[18]),
     )
 
 

@@ -19,16 +19,17 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import heapq
+import operator
 import time
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Concatenate, ParamSpec, TypeVar
 from urllib.parse import urlsplit
 
-from queuert.adapter_support import CreatedRecords, keyset_page
+from queuert.adapter_support import CreatedRecords, job_record, keyset_page
 from queuert.errors import (
     AdapterError,
     ConfigurationError,
@@ -150,54 +151,11 @@ class _Row:
         return cached
 
 
-def _construct_record(row: _Row) -> JobRecord:
-    return JobRecord(
-        id=row.id,
-        chain_id=row.chain_id,
-        chain_name=row.chain_name,
-        queue=row.queue,
-        position=row.position,
-        status=row.status,
-        input=row.input,
-        attempt=row.attempt,
-        max_attempts=row.max_attempts,
-        priority=row.priority,
-        scheduled_at=row.scheduled_at,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        leased_by=row.leased_by,
-        leased_until=row.leased_until,
-        output=row.output,
-        error=row.error,
-        next_job_id=row.next_job_id,
-        completed_at=row.completed_at,
-    )
+_row_values = operator.attrgetter(*(field.name for field in dataclasses.fields(JobRecord)))
 
 
-def _record_builder() -> Callable[[_Row], JobRecord]:
-    """How rows become records. Every operation returns records, and the frozen
-    dataclass ``__init__`` sets each field through ``object.__setattr__``; filling
-    the slots directly builds an equal record markedly faster.
-    Falls back to the constructor unless ``JobRecord`` is a plain slotted dataclass
-    whose fields all exist on ``_Row``."""
-    names = tuple(field.name for field in dataclasses.fields(JobRecord))
-    slots = set(getattr(JobRecord, "__slots__", ()))
-    if hasattr(JobRecord, "__post_init__") or not set(names) <= slots & set(_Row.__slots__):
-        return _construct_record
-    # One line per field rather than a loop over them: twice as fast, for the
-    # operation every other one ends with.
-    namespace: dict[str, Any] = {"new": object.__new__, "cls": JobRecord}
-    lines = ["def build(row):", "    record = new(cls)"]
-    for i, name in enumerate(names):
-        namespace[f"set{i}"] = vars(JobRecord)[name].__set__
-        lines.append(f"    set{i}(record, row.{name})")
-    lines.append("    return record")
-    exec("\n".join(lines), namespace)
-    build: Callable[[_Row], JobRecord] = namespace["build"]
-    return build
-
-
-_build_record = _record_builder()
+def _build_record(row: _Row) -> JobRecord:
+    return job_record(*_row_values(row))
 
 
 _Snapshot = tuple[
