@@ -4,37 +4,17 @@ how a listing page tells whether more may follow."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
-from typing import Any, TypeVar, overload
+from typing import TypeVar, overload
 
 from queuert.records import ChainRecord, JobRecord, JobStatus, NewJob, Page
+from queuert.slots import positional_builder
 
 R = TypeVar("R", JobRecord, ChainRecord)
 
 
-def _positional_job_record() -> Callable[..., JobRecord]:
-    names = tuple(field.name for field in dataclasses.fields(JobRecord))
-    if hasattr(JobRecord, "__post_init__") or not set(names) <= set(
-        getattr(JobRecord, "__slots__", ())
-    ):
-        return JobRecord
-    # The frozen dataclass __init__ sets each field through object.__setattr__;
-    # filling the slots directly, one line per field, builds an equal record about
-    # twice as fast, for what nearly every operation returns.
-    namespace: dict[str, Any] = {"new": object.__new__, "cls": JobRecord}
-    lines = [f"def job_record({', '.join(names)}):", "    record = new(cls)"]
-    for i, name in enumerate(names):
-        namespace[f"set{i}"] = vars(JobRecord)[name].__set__
-        lines.append(f"    set{i}(record, {name})")
-    lines.append("    return record")
-    exec("\n".join(lines), namespace)
-    build: Callable[..., JobRecord] = namespace["job_record"]
-    return build
-
-
-job_record: Callable[..., JobRecord] = _positional_job_record()
+job_record: Callable[..., JobRecord] = positional_builder(JobRecord)
 """``JobRecord`` from its fields given by position, in declaration order (id,
 chain_id, chain_name, queue, position, status, input, attempt, max_attempts,
 priority, scheduled_at, created_at, updated_at, leased_by, leased_until, output,

@@ -32,6 +32,7 @@ from queuert.records import (
     NewJob,
     Page,
 )
+from queuert.slots import positional_builder
 
 if TYPE_CHECKING:
     from queuert.worker import Worker
@@ -40,6 +41,8 @@ InT = TypeVar("InT")
 OutT = TypeVar("OutT")
 
 log = logging.getLogger("queuert")
+
+_new_job = positional_builder(NewJob)
 
 
 class ChainHandle(Generic[OutT]):
@@ -208,21 +211,28 @@ class Queuert(Generic[Tx]):
         delay_ms, scheduled_at = _check_schedule(delay, start_at)
         if priority is not None and (not isinstance(priority, int) or isinstance(priority, bool)):
             raise ValidationError(f"priority must be an integer, got {priority!r}")
+        name = chain.name
+        encode = chain.input_codec.encode
+        max_attempts = chain.retry.max_attempts
+        if priority is None:
+            priority = chain.priority
         jobs = []
         for value in inputs:
             job_id = new_id()
+            # NewJob(id, chain_id, chain_name, queue, position, input, max_attempts,
+            # priority, scheduled_at, delay_ms): the first job of its own chain.
             jobs.append(
-                NewJob(
-                    id=job_id,
-                    chain_id=job_id,
-                    chain_name=chain.name,
-                    queue=chain.name,
-                    position=0,
-                    input=chain.input_codec.encode(value),
-                    max_attempts=chain.retry.max_attempts,
-                    priority=chain.priority if priority is None else priority,
-                    scheduled_at=scheduled_at,
-                    delay_ms=delay_ms,
+                _new_job(
+                    job_id,
+                    job_id,
+                    name,
+                    name,
+                    0,
+                    encode(value),
+                    max_attempts,
+                    priority,
+                    scheduled_at,
+                    delay_ms,
                 )
             )
         return jobs
