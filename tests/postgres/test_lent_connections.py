@@ -235,3 +235,33 @@ async def test_the_adapters_own_connection_never_starves_a_transaction(
             assert await adapter.get_job(tx=None, job_id="none") is None
     finally:
         await adapter.close()
+
+
+async def test_kept_connections_never_keep_concurrent_transactions_waiting(
+    postgres_url: str, schema: str
+) -> None:
+    adapter = await PostgresStateAdapter.connect(
+        postgres_url, schema=schema, min_size=1, max_size=3
+    )
+    try:
+        await adapter.migrate()
+        # The adapter keeps the pool's one open connection for its own statements; the
+        # transactions below open the others, and each such open lets the next start.
+        assert await adapter.get_job(tx=None, job_id="none") is None
+        inside = 0
+        all_inside = asyncio.Event()
+
+        async def hold() -> None:
+            nonlocal inside
+            async with adapter.transaction() as tx:
+                assert await tx.fetchval("SELECT 1") == 1
+                inside += 1
+                if inside == 3:
+                    all_inside.set()
+                await all_inside.wait()
+
+        # As many transactions at once as the pool has connections.
+        async with asyncio.timeout(10):
+            await asyncio.gather(*(hold() for _ in range(3)))
+    finally:
+        await adapter.close()

@@ -47,6 +47,10 @@ URL_OPTIONS = ("schema", "table_prefix", "min_size", "max_size")
 _LEASE_EXPIRED_JSON = LEASE_EXPIRED_ERROR.to_json()
 
 
+_KEPT = 2
+"""Idle connections the adapter keeps for its own single statements."""
+
+
 class PostgresStateAdapter(StateAdapter[PostgresTx]):
     """State adapter over an asyncpg pool.
 
@@ -96,8 +100,7 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
         self._pool = pool
         self._dsn: str | None = None
         self._owns_pool = False
-        self._hot: PoolConnectionProxy[asyncpg.Record] | None = None
-        self._hot_busy = False
+        self._kept: list[PoolConnectionProxy[asyncpg.Record]] = []
         self._closed = False
         self._continuations: Batcher[tuple[Lease, NewJob], asyncpg.Record] = Batcher(
             self._continue_many, key=lambda item: item[0].job_id
@@ -177,9 +180,9 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
 
     @property
     def pool(self) -> asyncpg.Pool[asyncpg.Record]:
-        """The pool. One the adapter created lends one of its connections to the
-        adapter's own single statements while others are free, and gives it back
-        to the pool when none is."""
+        """The pool. In one the adapter created, the adapter keeps up to two idle
+        connections for its own single statements while the pool has others idle
+        or room to open them, and hands them back when it has neither."""
         return self._pool
 
     @property
@@ -197,9 +200,7 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
         self._completions.cancel_pending()
         self._continuations.cancel_pending()
         if self._owns_pool:
-            hot, self._hot = self._hot, None
-            if hot is not None:
-                await self._pool.release(hot)
+            await self._give_back_kept()
             await self._pool.close()
 
     def bind_notify(self, notify: NotifyAdapter) -> bool:
@@ -248,42 +249,39 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
     async def _own_connection(self) -> AsyncIterator[PostgresTx]:
         """A connection for one statement of the adapter's own (its own transaction).
 
-        The adapter keeps one connection of its own pool for these: they mostly run
-        one at a time, and a pool's acquire and release cost about as much as a short
-        statement. A statement that finds it busy, or a pool of the application's,
-        takes a connection from the pool."""
-        hot = self._hot
-        if self._hot_busy or not self._owns_pool or self._closed or self._pool.get_max_size() < 2:
+        The adapter keeps up to two idle connections of its own pool for
+        these (a worker's acquisitions and its batched completions run side by side):
+        a pool's acquire and release cost about as much as a short statement. One is
+        kept only while the pool has another idle connection or room to open one, and
+        the adapter's transactions take kept ones before waiting for the pool, so that
+        nothing waits for them; a pool of the application's is used as it is."""
+        if not self._owns_pool or self._closed or self._pool.get_max_size() < 2:
             async with self._pool.acquire() as conn:
                 yield conn
             return
-        self._hot_busy = True
+        kept = self._kept
+        conn = kept.pop() if kept else await self._pool.acquire()
         try:
-            if hot is None:
-                hot = self._hot = await self._pool.acquire()
-            try:
-                yield hot
-            except BaseException:
-                # A failed or cancelled statement may leave the connection in any
-                # state: the pool checks it (and resets or replaces it) on release.
-                self._hot = None
-                await self._pool.release(hot)
-                raise
-        finally:
-            self._hot_busy = False
-        if self._pool_is_short():
-            await self._give_back_hot()
+            yield conn
+        except BaseException:
+            # A failed or cancelled statement may leave the connection in any state:
+            # the pool checks it (and resets or replaces it) on release.
+            await self._pool.release(conn)
+            raise
+        if self._closed or len(kept) >= _KEPT or self._pool_is_short():
+            await self._pool.release(conn)
+        else:
+            kept.append(conn)
 
     def _pool_is_short(self) -> bool:
         """Whether an acquire from the pool would wait: no idle connection, no room."""
         pool = self._pool
         return pool.get_idle_size() == 0 and pool.get_size() >= pool.get_max_size()
 
-    async def _give_back_hot(self) -> None:
-        # The kept connection must never be what a transaction waits for.
-        hot, self._hot = self._hot, None
-        if hot is not None:
-            await self._pool.release(hot)
+    async def _give_back_kept(self) -> None:
+        kept, self._kept = self._kept, []
+        for conn in kept:
+            await self._pool.release(conn)
 
     # -- transactions -----------------------------------------------------------
 
@@ -299,12 +297,15 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
 
     @asynccontextmanager
     async def _transaction(self, leased: tuple[Lease, bool] | None) -> AsyncIterator[PostgresTx]:
-        if self._hot is not None and not self._hot_busy and self._pool_is_short():
-            await self._give_back_hot()
-        try:
-            conn = await self._pool.acquire()
-        except DRIVER_ERRORS as exc:
-            self._raise(exc)
+        conn: PostgresTx
+        if self._kept:
+            # Never wait for the pool while a connection sits idle here.
+            conn = self._kept.pop()
+        else:
+            try:
+                conn = await self._pool.acquire()
+            except DRIVER_ERRORS as exc:
+                self._raise(exc)
         # Through the pool's proxy: the LendingConnection itself, if it is one.
         lending: LendingConnection | None = getattr(conn, "lending", None)
         if lending is not None:
