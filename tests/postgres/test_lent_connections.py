@@ -124,6 +124,17 @@ async def test_a_job_end_that_fails_with_the_commit_undoes_the_whole_transaction
         loop.set_exception_handler(None)
 
 
+async def test_a_job_end_holding_a_nul_character_is_refused_as_postgresql_refuses_it(
+    single: PostgresStateAdapter,
+) -> None:
+    await single.create_jobs(tx=None, jobs=[new_job()])
+    (job,) = await single.acquire_jobs(tx=None, queues=["q"], limit=1, owner="w", lease_ms=60_000)
+    with pytest.raises(QueuertError):
+        async with single.leased_transaction(lease=job.lease, lock=True) as tx:
+            await single.complete_locked_job(tx=tx, lease=job.lease, output='"a\x00b"')
+    assert await single.get_job(tx=None, job_id=job.id) == job
+
+
 async def test_a_pool_of_the_applications_own_is_left_to_its_own_reset(
     postgres_url: str, schema: str
 ) -> None:

@@ -502,12 +502,15 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
         """As the port says; in a leased transaction of this adapter's own pool the
         completion is sent in the message of the ``COMMIT``."""
         lending = self._locked(tx, lease)
-        if lending is None:
+        statement = None
+        if lending is not None:
+            statement = inline(
+                self._sql.complete_job, lease.job_id, lease.owner, lease.attempt, output
+            )
+        if lending is None or statement is None:
             await self.complete_job(tx=tx, lease=lease, output=output)
             return
-        lending.commit_with(
-            inline(self._sql.complete_job, lease.job_id, lease.owner, lease.attempt, output)
-        )
+        lending.commit_with(statement)
 
     async def _complete_many(
         self, items: Sequence[tuple[Lease, str]]
@@ -544,10 +547,13 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
         """As the port says; in a leased transaction of this adapter's own pool the
         continuation is sent in the message of the ``COMMIT``."""
         lending = self._locked(tx, lease)
-        if lending is None:
+        statement = None
+        if lending is not None:
+            statement = inline(self._sql.continue_job, *_continue_args(lease, next_job))
+        if lending is None or statement is None:
             await self.continue_job(tx=tx, lease=lease, next_job=next_job)
             return
-        lending.commit_with(inline(self._sql.continue_job, *_continue_args(lease, next_job)))
+        lending.commit_with(statement)
 
     async def _continue_one(
         self, tx: PostgresTx | None, lease: Lease, next_job: NewJob

@@ -63,6 +63,10 @@ def _escaped(text: str) -> str:
 _PARAMETER = re.compile(r"\$(\d+)")
 
 
+class _NoLiteral(Exception):
+    pass
+
+
 def _literal(value: object) -> str:
     if value is None:
         return "NULL"
@@ -70,19 +74,24 @@ def _literal(value: object) -> str:
         return "TRUE" if value else "FALSE"
     if isinstance(value, int):
         return str(value)
-    if isinstance(value, str):
+    if isinstance(value, str) and "\x00" not in value:
         return _escaped(value)
     if isinstance(value, datetime) and value.tzinfo is not None:
         return _escaped(value.isoformat())
-    raise TypeError(f"no SQL literal for {value!r}")
+    raise _NoLiteral
 
 
-def inline(sql: str, *values: object) -> str:
+def inline(sql: str, *values: object) -> str | None:
     """``sql`` with its parameters ``$1``, ``$2``... replaced by literals of ``values``
     (text, integers, booleans, aware datetimes, None), so that it can travel in a
-    simple-query message with other statements. The statements of :class:`Statements`
-    hold no ``$`` but their parameters (names are plain identifiers)."""
-    literals = [_literal(value) for value in values]
+    simple-query message with other statements; ``None`` when a value has no literal
+    (text holding NUL, which PostgreSQL refuses: send the statement with parameters,
+    to have its error). The statements of :class:`Statements` hold no ``$`` but their
+    parameters (names are plain identifiers)."""
+    try:
+        literals = [_literal(value) for value in values]
+    except _NoLiteral:
+        return None
     return _PARAMETER.sub(lambda match: literals[int(match.group(1)) - 1], sql)
 
 
