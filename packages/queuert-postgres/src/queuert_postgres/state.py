@@ -334,13 +334,18 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
         elif lock and lending is not None:
             lending.locked_lease = lease
 
-    def _locked(self, tx: PostgresTx, lease: Lease) -> LendingConnection | None:
-        """The connection of ``tx`` when it is a leased transaction of this adapter that
-        locked ``lease``'s job: its last write can travel with its ``COMMIT``."""
+    def _send_with_commit(self, tx: PostgresTx, lease: Lease, sql: str, *args: Any) -> bool:
+        """Attach ``sql`` with ``args`` to the ``COMMIT`` of ``tx`` when ``tx`` is a
+        leased transaction of this adapter that locked ``lease``'s job and the values
+        have literals; return whether it was attached."""
         lending: LendingConnection | None = getattr(tx, "lending", None)
         if lending is None or lending.locked_lease != lease:
-            return None
-        return lending
+            return False
+        statement = inline(sql, *args)
+        if statement is None:
+            return False
+        lending.commit_with(statement)
+        return True
 
     def savepoint(self, *, tx: PostgresTx) -> AbstractAsyncContextManager[PostgresTx]:
         return self._block(tx)
@@ -406,18 +411,12 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
         if len(jobs) == 1:
             row = await self._fetchrow(tx, self._sql.create_job, *_new_job_args(jobs[0]))
         elif _alike_chain_starts(jobs):
-            first = jobs[0]
             row = await self._fetchrow(
                 tx,
                 self._sql.create_chain_starts,
                 [j.id for j in jobs],
                 [j.input for j in jobs],
-                first.chain_name,
-                first.queue,
-                first.max_attempts,
-                first.priority,
-                first.scheduled_at,
-                first.delay_ms,
+                *_shared_fields(jobs[0]),
             )
         else:
             row = await self._fetchrow(
@@ -501,16 +500,9 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
     async def complete_locked_job(self, *, tx: PostgresTx, lease: Lease, output: str) -> None:
         """As the port says; in a leased transaction of this adapter's own pool the
         completion is sent in the message of the ``COMMIT``."""
-        lending = self._locked(tx, lease)
-        statement = None
-        if lending is not None:
-            statement = inline(
-                self._sql.complete_job, lease.job_id, lease.owner, lease.attempt, output
-            )
-        if lending is None or statement is None:
+        args = (lease.job_id, lease.owner, lease.attempt, output)
+        if not self._send_with_commit(tx, lease, self._sql.complete_job, *args):
             await self.complete_job(tx=tx, lease=lease, output=output)
-            return
-        lending.commit_with(statement)
 
     async def _complete_many(
         self, items: Sequence[tuple[Lease, str]]
@@ -546,14 +538,9 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
     async def continue_locked_job(self, *, tx: PostgresTx, lease: Lease, next_job: NewJob) -> None:
         """As the port says; in a leased transaction of this adapter's own pool the
         continuation is sent in the message of the ``COMMIT``."""
-        lending = self._locked(tx, lease)
-        statement = None
-        if lending is not None:
-            statement = inline(self._sql.continue_job, *_continue_args(lease, next_job))
-        if lending is None or statement is None:
+        args = _continue_args(lease, next_job)
+        if not self._send_with_commit(tx, lease, self._sql.continue_job, *args):
             await self.continue_job(tx=tx, lease=lease, next_job=next_job)
-            return
-        lending.commit_with(statement)
 
     async def _continue_one(
         self, tx: PostgresTx | None, lease: Lease, next_job: NewJob
@@ -742,24 +729,24 @@ def _new_job_args(job: NewJob) -> tuple[Any, ...]:
     )
 
 
+def _shared_fields(job: NewJob) -> tuple[Any, ...]:
+    """What the jobs of one ``enqueue_job_chains`` call share, in the order of the
+    scalar parameters of ``Statements.create_chain_starts``."""
+    return (
+        job.chain_name,
+        job.queue,
+        job.max_attempts,
+        job.priority,
+        job.scheduled_at,
+        job.delay_ms,
+    )
+
+
 def _alike_chain_starts(jobs: Sequence[NewJob]) -> bool:
     """Whether ``jobs`` are all first jobs of their chains and differ only in id and
     input (as the jobs of one ``enqueue_job_chains`` call do)."""
-    first = jobs[0]
-    key = (
-        first.chain_name,
-        first.queue,
-        first.max_attempts,
-        first.priority,
-        first.scheduled_at,
-        first.delay_ms,
-    )
-    return all(
-        j.position == 0
-        and j.chain_id == j.id
-        and (j.chain_name, j.queue, j.max_attempts, j.priority, j.scheduled_at, j.delay_ms) == key
-        for j in jobs
-    )
+    shared = _shared_fields(jobs[0])
+    return all(j.position == 0 and j.chain_id == j.id and _shared_fields(j) == shared for j in jobs)
 
 
 def _continue_args(lease: Lease, job: NewJob) -> tuple[Any, ...]:

@@ -339,9 +339,7 @@ class SqliteStateAdapter(StateAdapter[aiosqlite.Connection]):
     async def complete_locked_job(self, *, tx: Connection, lease: Lease, output: str) -> None:
         # As complete_job, without building a record nobody reads.
         now = now_us()
-        params = (output, now, now, lease.job_id, lease.owner, lease.attempt)
-        if not await self._db.write(tx, self._sql.complete_job, params):
-            raise LeaseLostError(lease.job_id)
+        await self._guarded_write(tx, lease, self._sql.complete_job, (output, now, now))
 
     async def _complete_many(self, items: Sequence[tuple[Lease, str]]) -> dict[str, Any]:
         now = now_us()
@@ -401,10 +399,17 @@ class SqliteStateAdapter(StateAdapter[aiosqlite.Connection]):
     async def _guarded(
         self, tx: Connection | None, lease: Lease, sql: str, params: tuple[Any, ...]
     ) -> JobRecord:
+        return job_from_row(await self._guarded_write(tx, lease, sql, params))
+
+    async def _guarded_write(
+        self, tx: Connection | None, lease: Lease, sql: str, params: tuple[Any, ...]
+    ) -> Any:
+        """The row ``sql`` (guarded by ``lease``, whose values follow ``params``)
+        wrote; raises LeaseLostError when it wrote none."""
         rows = await self._db.write(tx, sql, (*params, lease.job_id, lease.owner, lease.attempt))
         if not rows:
             raise LeaseLostError(lease.job_id)
-        return job_from_row(rows[0])
+        return rows[0]
 
     async def reap_expired_leases(self, *, tx: Connection | None, limit: int) -> list[JobRecord]:
         if limit <= 0:
