@@ -1,10 +1,10 @@
 """A connection the adapter lends to the application's code comes back clean: session
 state set inside one of its transactions (SET, LISTEN, advisory locks) does not
 reach the next user of the pool, whether the transaction committed, rolled back
-or failed at COMMIT. A leased transaction checks its lease exactly, on the
-adapter's own pool (where the check travels with BEGIN, and the job's end with
-COMMIT) and on the application's.
-The connection the adapter keeps for its own statements is replaced when it dies,
+or failed at COMMIT (asyncpg's reset, run by the pool's ``reset`` hook). A leased
+transaction checks its lease exactly, with server-side parameters, on the adapter's
+own pool and on the application's.
+A connection the adapter used for its own statements is replaced when it dies,
 and never keeps a transaction waiting."""
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ async def test_a_job_end_that_fails_with_the_commit_undoes_the_whole_transaction
             async with single.leased_transaction(lease=job.lease, lock=True) as tx:
                 await dirty(tx)
                 await single.create_jobs(tx=tx, jobs=[started])
-                # Not JSON: refused by the statement, which runs only with the COMMIT.
+                # Not JSON: refused by the statement; the whole transaction rolls back.
                 await single.complete_locked_job(tx=tx, lease=job.lease, output="not json")
         assert await single.get_job(tx=None, job_id=job.id) == job
         assert await single.get_job(tx=None, job_id=started.id) is None
@@ -178,7 +178,7 @@ async def test_a_leased_transaction_checks_owners_with_quotes_and_backslashes(
                 async with adapter.leased_transaction(lease=wrong, lock=lock):
                     raise AssertionError("the block ran without the lease")
         async with adapter.leased_transaction(lease=job.lease, lock=lock) as tx:
-            if lock:  # on the adapter's own pool, the end travels with COMMIT
+            if lock:
                 await adapter.complete_locked_job(tx=tx, lease=job.lease, output='"ok"')
             else:
                 await adapter.complete_job(tx=tx, lease=job.lease, output='"ok"')

@@ -5,8 +5,9 @@ Lease-guarded operations called without a transaction each need a transaction
 completing dozens of jobs), those waiting while one batch is in flight are
 written together as the next batch: one transaction, one commit. Each job's
 outcome is still its own: a lease that no longer matches only leaves that job
-out. A job's completion is durable before its caller returns, as without
-batching.
+out, and when the shared write fails, each job is written on its own, so that
+one failing job fails only its own caller. A job's completion is durable before
+its caller returns, as without batching.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
+
+from queuert.errors import TransientStateError
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
@@ -62,12 +65,7 @@ class Batcher(Generic[Item, Result]):
             if not live:
                 continue
             try:
-                results = await self._run([item for item, _ in live])
-            except Exception as exc:
-                for _, future in live:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
+                results = await self._run_batch([item for item, _ in live])
             except BaseException:
                 self.cancel_pending(live)
                 raise
@@ -78,6 +76,26 @@ class Batcher(Generic[Item, Result]):
                         future.set_exception(result)
                     else:
                         future.set_result(result)
+
+    async def _run_batch(self, items: list[Item]) -> dict[str, Result | Exception]:
+        """The results of ``items``; when the shared statement fails, each item is run on
+        its own, so that one bad item fails only its own caller."""
+        try:
+            return await self._run(items)
+        except TransientStateError as exc:
+            # The shared write may have committed unacknowledged: writing each again
+            # would find its lease gone. Each caller gets the transient error to retry.
+            return {self._key(item): exc for item in items}
+        except Exception as exc:
+            if len(items) == 1:
+                return {self._key(items[0]): exc}
+        results: dict[str, Result | Exception] = {}
+        for item in items:
+            try:
+                results.update(await self._run([item]))
+            except Exception as exc:
+                results[self._key(item)] = exc
+        return results
 
     def cancel_pending(
         self, extra: Sequence[tuple[Item, asyncio.Future[Result | None]]] = ()

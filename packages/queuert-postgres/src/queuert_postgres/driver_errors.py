@@ -51,8 +51,19 @@ DRIVER_ERRORS: tuple[type[BaseException], ...] = (
 """Every exception type :func:`translate` knows how to turn into a queuert error."""
 
 
-def translate(exc: BaseException, *, schema: str) -> QueuertError:
-    """The queuert error standing for the driver error ``exc``."""
+def connection_gone(conn: object) -> bool:
+    """Whether ``conn`` (a connection, or a pool's proxy of one) is closed, or was taken
+    back by its pool (asyncpg detaches a pooled connection from its holder when it
+    dies)."""
+    try:
+        return bool(conn.is_closed())  # type: ignore[attr-defined]
+    except asyncpg.InterfaceError:
+        return True
+
+
+def translate(exc: BaseException, *, schema: str, conn: object = None) -> QueuertError:
+    """The queuert error standing for the driver error ``exc``, raised by a statement
+    on ``conn`` when given."""
     if isinstance(exc, QueuertError):
         return exc
     if isinstance(exc, _NOT_MIGRATED):
@@ -62,10 +73,7 @@ def translate(exc: BaseException, *, schema: str) -> QueuertError:
         )
     if isinstance(exc, _TRANSIENT):
         return TransientStateError(f"PostgreSQL operation failed and may be retried: {exc!r}")
-    if isinstance(exc, asyncpg.InterfaceError) and any(
-        sign in str(exc) for sign in ("connection is closed", "released back to the pool")
-    ):
-        # The connection went away under us between two statements (a pooled
-        # connection that dies is detached from its holder at once).
+    if isinstance(exc, asyncpg.InterfaceError) and conn is not None and connection_gone(conn):
+        # The connection went away under us between two statements.
         return TransientStateError(f"PostgreSQL connection unavailable: {exc}")
     return AdapterError(f"PostgreSQL operation failed: {exc!r}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from datetime import datetime, timedelta
@@ -14,10 +16,12 @@ from asyncpg.pool import PoolConnectionProxy
 from queuert.adapter_support import CreatedRecords, keyset_page
 from queuert.batching import Batcher
 from queuert.errors import (
+    AdapterError,
     ConfigurationError,
     LeaseLostError,
     QueuertError,
     SchemaNotMigratedError,
+    TransientStateError,
 )
 from queuert.ports.notify import NotifyAdapter
 from queuert.ports.state import StateAdapter, StateCapabilities
@@ -34,21 +38,26 @@ from queuert.records import (
     Page,
 )
 from queuert_postgres import migrations
-from queuert_postgres.connections import LendingConnection, PostgresTx
+from queuert_postgres.connections import (
+    LendingConnection,
+    PostgresTx,
+    mark_clean,
+    reset_on_release,
+)
 from queuert_postgres.driver_errors import DRIVER_ERRORS, MIGRATE_HINT, translate
 from queuert_postgres.names import Names
 from queuert_postgres.notify import PostgresNotifyAdapter
 from queuert_postgres.rows import chain_record, job_record
-from queuert_postgres.statements import SignalChannels, Statements, inline
+from queuert_postgres.statements import SignalChannels, Statements
 from queuert_postgres.urls import int_option, redact, split_url
+
+logger = logging.getLogger("queuert.postgres")
 
 DEFAULT_SCHEMA = "queuert"
 URL_OPTIONS = ("schema", "table_prefix", "min_size", "max_size")
 _LEASE_EXPIRED_JSON = LEASE_EXPIRED_ERROR.to_json()
-
-
-_KEPT = 2
-"""Idle connections the adapter keeps for its own single statements."""
+DEFAULT_ACQUIRE_TIMEOUT = 30.0
+"""Seconds an operation waits for a free connection of the pool."""
 
 
 class PostgresStateAdapter(StateAdapter[PostgresTx]):
@@ -67,6 +76,20 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
     adapter's pool), every write NOTIFYs its job-scheduled and chain-completed
     signals itself, in its own statement: they leave when its transaction
     commits, without a round trip of their own.
+
+    Connections: every operation waits at most ``acquire_timeout`` seconds for a
+    connection of the pool (then :class:`~queuert.errors.TransientStateError`). A
+    task inside one of the adapter's transactions should pass it as ``tx=``: an
+    operation without ``tx=`` (or a second ``transaction()``) from that task needs a
+    second connection while holding one, and raises
+    :class:`~queuert.errors.AdapterError` at once when the pool has none free,
+    rather than wait (a pool full of such tasks would never free one).
+
+    Sharing the pool: the adapter holds a connection only for the duration of one
+    operation or transaction, never idle. A pool the adapter creates resets every
+    connection on release (asyncpg's reset query) except those that ran only the
+    adapter's own statements, so the application may acquire connections from
+    :attr:`pool` too; a pool of the application's keeps its own reset.
 
     Timestamps come from the server clock (``statement_timestamp()``, the start of
     the current statement) and are returned timezone-aware.
@@ -93,14 +116,21 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
         *,
         schema: str = DEFAULT_SCHEMA,
         table_prefix: str = "",
+        acquire_timeout: float = DEFAULT_ACQUIRE_TIMEOUT,
     ) -> None:
         """Use an existing pool; :meth:`close` leaves it open."""
+        if not (isinstance(acquire_timeout, int | float) and 0 < acquire_timeout < 86_400):
+            raise ConfigurationError(
+                f"acquire_timeout must be a number of seconds in (0, 86400), "
+                f"got {acquire_timeout!r:.100}"
+            )
+        self._acquire_timeout = float(acquire_timeout)
+        self._holders: dict[asyncio.Task[Any], int] = {}
         self._names = Names.create(schema, table_prefix)
         self._sql = Statements(self._names)
         self._pool = pool
         self._dsn: str | None = None
         self._owns_pool = False
-        self._kept: list[PoolConnectionProxy[asyncpg.Record]] = []
         self._closed = False
         self._continuations: Batcher[tuple[Lease, NewJob], asyncpg.Record] = Batcher(
             self._continue_many, key=lambda item: item[0].job_id
@@ -122,7 +152,8 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
     ) -> PostgresStateAdapter:
         """Create an adapter with a pool of its own (closed by :meth:`close`).
 
-        ``pool_options`` go to :func:`asyncpg.create_pool`. Connections are
+        ``pool_options`` go to :func:`asyncpg.create_pool` (and ``acquire_timeout``
+        to the adapter). Connections are
         :class:`~queuert_postgres.connections.LendingConnection` (a
         ``connection_class`` of your own should subclass it; any other gets asyncpg's
         reset on every release). Raises
@@ -135,18 +166,9 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
             settings = dict(pool_options.pop("server_settings", None) or {})
             settings.setdefault("application_name", "queuert")
             pool_options["server_settings"] = settings
-        connection_class = pool_options.setdefault("connection_class", LendingConnection)
-        if (
-            "reset" not in pool_options
-            and isinstance(connection_class, type)
-            and issubclass(connection_class, LendingConnection)
-        ):
-
-            async def reset(conn: asyncpg.Connection[asyncpg.Record]) -> None:
-                assert isinstance(conn, LendingConnection)
-                await conn.reset_if_lent()
-
-            pool_options["reset"] = reset
+        acquire_timeout = pool_options.pop("acquire_timeout", DEFAULT_ACQUIRE_TIMEOUT)
+        pool_options.setdefault("connection_class", LendingConnection)
+        pool_options.setdefault("reset", reset_on_release)
         try:
             pool = await asyncpg.create_pool(
                 dsn, min_size=min_size, max_size=max_size, **pool_options
@@ -157,7 +179,13 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
             ) from exc
         except DRIVER_ERRORS as exc:
             raise translate(exc, schema=schema) from exc
-        adapter = cls(pool, schema=schema, table_prefix=table_prefix)
+        try:
+            adapter = cls(
+                pool, schema=schema, table_prefix=table_prefix, acquire_timeout=acquire_timeout
+            )
+        except BaseException:
+            await pool.close()
+            raise
         adapter._dsn = dsn
         adapter._owns_pool = True
         return adapter
@@ -180,9 +208,8 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
 
     @property
     def pool(self) -> asyncpg.Pool[asyncpg.Record]:
-        """The pool. In one the adapter created, the adapter keeps up to two idle
-        connections for its own single statements while the pool has others idle
-        or room to open them, and hands them back when it has neither."""
+        """The pool. The adapter holds its connections only while an operation or
+        transaction runs; see the class docstring on sharing it."""
         return self._pool
 
     @property
@@ -200,7 +227,6 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
         self._completions.cancel_pending()
         self._continuations.cancel_pending()
         if self._owns_pool:
-            await self._give_back_kept()
             await self._pool.close()
 
     def bind_notify(self, notify: NotifyAdapter) -> bool:
@@ -224,64 +250,89 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
 
     # -- plumbing ---------------------------------------------------------------
 
-    def _raise(self, exc: BaseException) -> NoReturn:
-        raise translate(exc, schema=self._names.schema) from exc
+    def _raise(self, exc: BaseException, conn: object = None) -> NoReturn:
+        raise translate(exc, schema=self._names.schema, conn=conn) from exc
 
     async def _fetch(self, tx: PostgresTx | None, sql: str, *args: Any) -> list[asyncpg.Record]:
-        try:
-            if tx is None:
-                async with self._own_connection() as conn:
+        if tx is None:
+            async with self._own_connection() as conn:
+                try:
                     return await conn.fetch(sql, *args)
+                except DRIVER_ERRORS as exc:
+                    self._raise(exc, conn)
+        try:
             return await tx.fetch(sql, *args)
+        except DRIVER_ERRORS as exc:
+            self._raise(exc, tx)
+
+    async def _fetchrow(self, tx: PostgresTx | None, sql: str, *args: Any) -> asyncpg.Record | None:
+        if tx is None:
+            async with self._own_connection() as conn:
+                try:
+                    return await conn.fetchrow(sql, *args)
+                except DRIVER_ERRORS as exc:
+                    self._raise(exc, conn)
+        try:
+            return await tx.fetchrow(sql, *args)
+        except DRIVER_ERRORS as exc:
+            self._raise(exc, tx)
+
+    def _holds_transaction(self) -> bool:
+        task = asyncio.current_task()
+        return task is not None and task in self._holders
+
+    def _nested_error(self) -> AdapterError:
+        return AdapterError(
+            "this task holds a transaction of this PostgresStateAdapter and asked for a "
+            "second connection (an operation without tx=, or another transaction) while "
+            f"the pool has none free (max_size={self._pool.get_max_size()}): pass the "
+            "transaction as tx= instead"
+        )
+
+    def _check_not_holding(self) -> None:
+        """Refuse at once, when the pool has no free connection, what a task holding
+        one of this adapter's transactions asks for a second one: waiting could last
+        forever (every holder waiting for another's connection)."""
+        if self._holds_transaction() and _pool_is_short(self._pool):
+            raise self._nested_error()
+
+    async def _acquire(self) -> PoolConnectionProxy[asyncpg.Record]:
+        """A connection of the pool, within ``acquire_timeout``; a connection the server
+        closed while idle is replaced by the pool (it checks before handing one out)."""
+        self._check_not_holding()
+        try:
+            return await self._pool.acquire(timeout=self._acquire_timeout)
+        except TimeoutError as exc:
+            if self._holds_transaction():
+                raise self._nested_error() from exc
+            raise TransientStateError(
+                f"no PostgreSQL connection of the pool became free within "
+                f"{self._acquire_timeout:g} s (max_size={self._pool.get_max_size()})"
+            ) from exc
         except DRIVER_ERRORS as exc:
             self._raise(exc)
 
-    async def _fetchrow(self, tx: PostgresTx | None, sql: str, *args: Any) -> asyncpg.Record | None:
+    async def _release(self, conn: PoolConnectionProxy[asyncpg.Record]) -> None:
         try:
-            if tx is None:
-                async with self._own_connection() as conn:
-                    return await conn.fetchrow(sql, *args)
-            return await tx.fetchrow(sql, *args)
+            await self._pool.release(conn, timeout=self._acquire_timeout)
         except DRIVER_ERRORS as exc:
-            self._raise(exc)
+            # The pool terminated the connection; the operation itself is done.
+            logger.debug("releasing a PostgreSQL connection failed: %r", exc)
 
     @asynccontextmanager
     async def _own_connection(self) -> AsyncIterator[PostgresTx]:
-        """A connection for one statement of the adapter's own (its own transaction).
-
-        The adapter keeps up to two idle connections of its own pool for
-        these (a worker's acquisitions and its batched completions run side by side):
-        a pool's acquire and release cost about as much as a short statement. One is
-        kept only while the pool has another idle connection or room to open one, and
-        the adapter's transactions take kept ones before waiting for the pool, so that
-        nothing waits for them; a pool of the application's is used as it is."""
-        if not self._owns_pool or self._closed or self._pool.get_max_size() < 2:
-            async with self._pool.acquire() as conn:
-                yield conn
-            return
-        kept = self._kept
-        conn = kept.pop() if kept else await self._pool.acquire()
+        """A connection for one statement of the adapter's own (its own transaction),
+        released without a reset when the statement succeeded."""
+        conn = await self._acquire()
         try:
             yield conn
         except BaseException:
             # A failed or cancelled statement may leave the connection in any state:
-            # the pool checks it (and resets or replaces it) on release.
-            await self._pool.release(conn)
+            # the pool resets (or replaces) it on release.
+            await self._release(conn)
             raise
-        if self._closed or len(kept) >= _KEPT or self._pool_is_short():
-            await self._pool.release(conn)
-        else:
-            kept.append(conn)
-
-    def _pool_is_short(self) -> bool:
-        """Whether an acquire from the pool would wait: no idle connection, no room."""
-        pool = self._pool
-        return pool.get_idle_size() == 0 and pool.get_size() >= pool.get_max_size()
-
-    async def _give_back_kept(self) -> None:
-        kept, self._kept = self._kept, []
-        for conn in kept:
-            await self._pool.release(conn)
+        mark_clean(conn)
+        await self._release(conn)
 
     # -- transactions -----------------------------------------------------------
 
@@ -291,61 +342,28 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
     def leased_transaction(
         self, *, lease: Lease, lock: bool
     ) -> AbstractAsyncContextManager[PostgresTx]:
-        """As the port says; on this adapter's own pool the lease check is sent in
-        the message of the ``BEGIN``, costing no round trip of its own."""
+        """As the port says: the lease is checked (and the job locked with ``lock``)
+        by the transaction's first statement."""
         return self._transaction((lease, lock))
 
     @asynccontextmanager
     async def _transaction(self, leased: tuple[Lease, bool] | None) -> AsyncIterator[PostgresTx]:
-        conn: PostgresTx
-        if self._kept:
-            # Never wait for the pool while a connection sits idle here.
-            conn = self._kept.pop()
-        else:
-            try:
-                conn = await self._pool.acquire()
-            except DRIVER_ERRORS as exc:
-                self._raise(exc)
-        # Through the pool's proxy: the LendingConnection itself, if it is one.
-        lending: LendingConnection | None = getattr(conn, "lending", None)
-        if lending is not None:
-            lending.lend()
-            if leased is not None:
-                lease, lock = leased
-                lending.begin_with(
-                    self._sql.lease_check(lease.job_id, lease.owner, lease.attempt, lock=lock)
-                )
+        task = asyncio.current_task()
+        conn = await self._acquire()
+        if task is not None:
+            self._holders[task] = self._holders.get(task, 0) + 1
         try:
             async with self._block(conn):
                 if leased is not None:
-                    await self._check_lease(conn, lending, *leased)
+                    lease, lock = leased
+                    await (self.lock_job if lock else self.verify_lease)(tx=conn, lease=lease)
                 yield conn
         finally:
-            await self._pool.release(conn)
-
-    async def _check_lease(
-        self, conn: PostgresTx, lending: LendingConnection | None, lease: Lease, lock: bool
-    ) -> None:
-        status = None if lending is None else lending.begin_status
-        if status is None:  # a pool of the application's: a statement of its own
-            await (self.lock_job if lock else self.verify_lease)(tx=conn, lease=lease)
-        elif status != "SELECT 1":
-            raise LeaseLostError(lease.job_id)
-        elif lock and lending is not None:
-            lending.locked_lease = lease
-
-    def _send_with_commit(self, tx: PostgresTx, lease: Lease, sql: str, *args: Any) -> bool:
-        """Attach ``sql`` with ``args`` to the ``COMMIT`` of ``tx`` when ``tx`` is a
-        leased transaction of this adapter that locked ``lease``'s job and the values
-        have literals; return whether it was attached."""
-        lending: LendingConnection | None = getattr(tx, "lending", None)
-        if lending is None or lending.locked_lease != lease:
-            return False
-        statement = inline(sql, *args)
-        if statement is None:
-            return False
-        lending.commit_with(statement)
-        return True
+            if task is not None:
+                left = self._holders.pop(task) - 1
+                if left:
+                    self._holders[task] = left
+            await self._release(conn)
 
     def savepoint(self, *, tx: PostgresTx) -> AbstractAsyncContextManager[PostgresTx]:
         return self._block(tx)
@@ -354,11 +372,11 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
     async def _block(self, conn: PostgresTx) -> AsyncIterator[PostgresTx]:
         # A transaction, or a savepoint when conn is already in one. Driver errors of
         # BEGIN/COMMIT are translated; errors raised by the block pass unchanged.
-        transaction = conn.transaction()
         try:
+            transaction = conn.transaction()
             await transaction.start()
         except DRIVER_ERRORS as exc:
-            self._raise(exc)
+            self._raise(exc, conn)
         try:
             yield conn
         except BaseException:
@@ -369,7 +387,7 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
         try:
             await transaction.commit()
         except DRIVER_ERRORS as exc:
-            self._raise(exc)
+            self._raise(exc, conn)
 
     # -- schema -------------------------------------------------------------------
 
@@ -377,7 +395,7 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
         """Create the schema and tables or apply the missing steps, in one transaction
         under an advisory lock; concurrent callers wait and then find nothing to do."""
         try:
-            async with self._pool.acquire() as conn:
+            async with self._pool.acquire(timeout=self._acquire_timeout) as conn:
                 await migrations.migrate(conn, self._names)
         except DRIVER_ERRORS as exc:
             self._raise(exc)
@@ -388,7 +406,7 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
             f' (table prefix "{names.table_prefix}")' if names.table_prefix else ""
         )
         try:
-            async with self._pool.acquire() as conn:
+            async with self._pool.acquire(timeout=self._acquire_timeout) as conn:
                 versions = await migrations.applied_versions(conn, names)
         except (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError) as exc:
             raise SchemaNotMigratedError(f"{where} has no queuert tables: {MIGRATE_HINT}") from exc
@@ -488,6 +506,7 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
     async def complete_job(self, *, tx: PostgresTx | None, lease: Lease, output: str) -> JobRecord:
         if tx is None:
             # Completions running at the same time share one statement (see batching).
+            self._check_not_holding()
             row = await self._completions.submit((lease, output))
         else:
             row = await self._fetchrow(
@@ -498,11 +517,7 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
         return job_record(row)
 
     async def complete_locked_job(self, *, tx: PostgresTx, lease: Lease, output: str) -> None:
-        """As the port says; in a leased transaction of this adapter's own pool the
-        completion is sent in the message of the ``COMMIT``."""
-        args = (lease.job_id, lease.owner, lease.attempt, output)
-        if not self._send_with_commit(tx, lease, self._sql.complete_job, *args):
-            await self.complete_job(tx=tx, lease=lease, output=output)
+        await self.complete_job(tx=tx, lease=lease, output=output)
 
     async def _complete_many(
         self, items: Sequence[tuple[Lease, str]]
@@ -528,6 +543,7 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
     ) -> JobRecord:
         if tx is None:
             # Continuations running at the same time share one statement (see batching).
+            self._check_not_holding()
             row = await self._continuations.submit((lease, next_job))
         else:
             row = await self._continue_one(tx, lease, next_job)
@@ -536,11 +552,7 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
         return job_record(row)
 
     async def continue_locked_job(self, *, tx: PostgresTx, lease: Lease, next_job: NewJob) -> None:
-        """As the port says; in a leased transaction of this adapter's own pool the
-        continuation is sent in the message of the ``COMMIT``."""
-        args = _continue_args(lease, next_job)
-        if not self._send_with_commit(tx, lease, self._sql.continue_job, *args):
-            await self.continue_job(tx=tx, lease=lease, next_job=next_job)
+        await self.continue_job(tx=tx, lease=lease, next_job=next_job)
 
     async def _continue_one(
         self, tx: PostgresTx | None, lease: Lease, next_job: NewJob
@@ -712,6 +724,11 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
             return 0
         row = await self._fetchrow(tx, self._sql.delete_chains, list(chain_ids))
         return 0 if row is None else int(row[0])
+
+
+def _pool_is_short(pool: asyncpg.Pool[asyncpg.Record]) -> bool:
+    """Whether an acquire from ``pool`` would wait: no idle connection, no room."""
+    return pool.get_idle_size() == 0 and pool.get_size() >= pool.get_max_size()
 
 
 def _new_job_args(job: NewJob) -> tuple[Any, ...]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
 
 from queuert_postgres.names import Names
 
@@ -51,48 +50,16 @@ def _ms(param: str) -> str:
     return f"({param}::bigint * interval '1 millisecond')"
 
 
-def _escaped(text: str) -> str:
-    """``text`` as an escape-string literal: read the same whatever
-    ``standard_conforming_strings`` says. PostgreSQL text holds no NUL, so a value
-    with one matches nothing; it becomes a literal that matches nothing either."""
-    if "\x00" in text:
-        return "NULL"
-    return "E'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
+def _channel(name: str) -> str:
+    """A NOTIFY channel name as a string constant of the SQL text. Channel names are
+    configuration, not values: :class:`SignalChannels` holds only names validated as
+    lower-case letters, digits and underscores, which need no escaping."""
+    if not _CHANNEL.match(name):
+        raise ValueError(f"invalid channel name {name!r:.100}")
+    return f"'{name}'"
 
 
-_PARAMETER = re.compile(r"\$(\d+)")
-
-
-class _NoLiteral(Exception):
-    pass
-
-
-def _literal(value: object) -> str:
-    if value is None:
-        return "NULL"
-    if isinstance(value, bool):
-        return "TRUE" if value else "FALSE"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, str) and "\x00" not in value:
-        return _escaped(value)
-    if isinstance(value, datetime) and value.tzinfo is not None:
-        return _escaped(value.isoformat())
-    raise _NoLiteral
-
-
-def inline(sql: str, *values: object) -> str | None:
-    """``sql`` with its parameters ``$1``, ``$2``... replaced by literals of ``values``
-    (text, integers, booleans, aware datetimes, None), so that it can travel in a
-    simple-query message with other statements; ``None`` when a value has no literal
-    (text holding NUL, which PostgreSQL refuses: send the statement with parameters,
-    to have its error). The statements of :class:`Statements` hold no ``$`` but their
-    parameters (names are plain identifiers)."""
-    try:
-        literals = [_literal(value) for value in values]
-    except _NoLiteral:
-        return None
-    return _PARAMETER.sub(lambda match: literals[int(match.group(1)) - 1], sql)
+_CHANNEL = re.compile(r"[a-z0-9_]+\Z")
 
 
 @dataclass(frozen=True)
@@ -404,16 +371,6 @@ class Statements:
         self._list_jobs: dict[tuple[bool, bool, bool, bool], str] = {}
         self._list_chains: dict[tuple[bool, bool, bool], str] = {}
 
-    def lease_check(self, job_id: str, owner: str, attempt: int, *, lock: bool) -> str:
-        """A statement whose command tag is ``SELECT 1`` while the lease holds (``SELECT
-        0`` otherwise), locking the job with ``lock``. Its values are inlined as
-        literals, so that it can travel in one simple-query message with ``BEGIN``."""
-        sql = (
-            f"SELECT 1 FROM {self.names.jobs} WHERE id = {_escaped(job_id)} "
-            f"AND status = 'running' AND leased_by = {_escaped(owner)} AND attempt = {int(attempt)}"
-        )
-        return f"{sql} FOR UPDATE" if lock else sql
-
     # -- signals ---------------------------------------------------------------------
 
     def _write(
@@ -449,13 +406,13 @@ class Statements:
         parts = []
         if schedules:
             parts.append(
-                f"SELECT {_escaped(self.signals.scheduled)} AS channel, "
+                f"SELECT {_channel(self.signals.scheduled)} AS channel, "
                 f"count(*)::text || '=' || w.queue AS payload "
                 f"FROM {source} w WHERE w.status = 'pending' GROUP BY w.queue"
             )
         if ends:
             parts.append(
-                f"SELECT {_escaped(self.signals.chain_completed)} AS channel, "
+                f"SELECT {_channel(self.signals.chain_completed)} AS channel, "
                 f"'=' || w.chain_id AS payload "
                 f"FROM {source} w WHERE w.status IN {_ENDED} AND w.next_job_id IS NULL"
             )
