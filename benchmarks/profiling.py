@@ -59,8 +59,6 @@ def count_statements(counts: Counter[str]) -> Iterator[None]:
     async def execute(self: Any, query: str, *args: Any, timeout: float | None = None) -> Any:
         if not args:
             kind = query.split(None, 1)[0].upper() if query.strip() else "?"
-            if kind != "COMMIT;" and "\nCOMMIT;" in query:
-                kind = "write + COMMIT;"  # a job's end travelling with its COMMIT
             counts[kind] += 1
         return await original_execute(self, query, *args, timeout=timeout)
 
