@@ -39,18 +39,22 @@ async def named(postgres_url: str, schema: str) -> AsyncIterator[tuple[PostgresS
 
 
 async def terminate_all(postgres_url: str, name: str) -> None:
-    """Terminate every backend named ``name`` and wait until the server has ended them."""
+    """Terminate every backend named ``name`` and wait until the server has ended them
+    (the pool may open new ones meanwhile: those live)."""
     killer = await asyncpg.connect(postgres_url)
     try:
-        await killer.fetchval(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-            "WHERE application_name = $1",
-            name,
-        )
+        pids = [
+            r[0]
+            for r in await killer.fetch(
+                "SELECT pid FROM pg_stat_activity WHERE application_name = $1", name
+            )
+        ]
+        await killer.execute("SELECT pg_terminate_backend(p) FROM unnest($1::int[]) AS p", pids)
 
         async def gone() -> bool:
             left = await killer.fetchval(
-                "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1", name
+                "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1::int[])",
+                pids,
             )
             return bool(left == 0)
 
