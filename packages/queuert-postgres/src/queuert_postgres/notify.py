@@ -75,8 +75,10 @@ class PostgresNotifyAdapter(NotifyAdapter):
 
     Publishing runs ``pg_notify`` on ``publish_pool`` (by default a small pool of
     the adapter's own); publications made while one is on its way share the next
-    statement. When the server cannot be reached, publishing logs a warning and
-    returns.
+    statement. When the server cannot be reached, or does not answer within
+    ``publish_timeout`` seconds (a connection that silently drops packets),
+    publishing logs a warning and returns; connections of the adapter's own
+    publish pool also get ``publish_timeout`` as asyncpg's ``command_timeout``.
     """
 
     capabilities = NotifyCapabilities(cross_process=True, wake_hints=False)
@@ -89,6 +91,7 @@ class PostgresNotifyAdapter(NotifyAdapter):
         application_name: str = DEFAULT_APPLICATION_NAME,
         publish_pool: asyncpg.Pool[Any] | None = None,
         connect_timeout: float = 5.0,
+        publish_timeout: float = 5.0,
         ping_interval: float = 10.0,
         reconnect_delay: float = 0.05,
         max_reconnect_delay: float = 5.0,
@@ -105,6 +108,7 @@ class PostgresNotifyAdapter(NotifyAdapter):
         self._kinds: dict[str, Kind] = {channel: kind for kind, channel in self._channels.items()}
         self._application_name = application_name
         self._connect_timeout = connect_timeout
+        self._publish_timeout = publish_timeout
         self._ping_interval = ping_interval
         self._reconnect_delay = reconnect_delay
         self._max_reconnect_delay = max_reconnect_delay
@@ -186,12 +190,16 @@ class PostgresNotifyAdapter(NotifyAdapter):
 
     async def _send(self, channels: list[str], texts: list[str]) -> None:
         try:
-            pool = await self._get_publish_pool()
-            await pool.execute(
-                "SELECT pg_notify(c, p) FROM unnest($1::text[], $2::text[]) AS n(c, p)",
-                channels,
-                texts,
-            )
+            # Bounded as a whole (waiting for a connection, the statement, the release):
+            # a server behind a connection that silently drops packets never answers.
+            async with asyncio.timeout(self._publish_timeout):
+                pool = await self._get_publish_pool()
+                await pool.execute(
+                    "SELECT pg_notify(c, p) FROM unnest($1::text[], $2::text[]) AS n(c, p)",
+                    channels,
+                    texts,
+                    timeout=self._publish_timeout,
+                )
         except Exception as exc:  # notifications are hints: publishing never raises
             logger.warning(
                 "%d PostgreSQL notification(s) on %s not sent: %r",
@@ -215,7 +223,7 @@ class PostgresNotifyAdapter(NotifyAdapter):
                     max_size=2,
                     timeout=self._connect_timeout,
                     reset=_no_reset,
-                    **self._connect_options,
+                    **{"command_timeout": self._publish_timeout, **self._connect_options},
                 )
             return self._publish_pool
 

@@ -21,7 +21,9 @@ async def from_url(url: str) -> RedisNotifyAdapter:
 
     ``prefix`` (default ``"queuert:"``) names every channel and key;
     ``hint_ttl`` is the lifetime of wake hints in seconds (default 60). Other
-    query parameters are passed to redis-py (``socket_timeout``, ...).
+    query parameters are passed to redis-py (``socket_timeout``, ...). The client
+    gets socket timeouts (connect 2 s, commands 5 s), TCP keepalive and a health
+    check (PING) on connections idle for 15 s.
 
     Does not connect: an unreachable Redis only delays wake-ups. Raises
     :class:`~queuert.errors.ConfigurationError` naming the URL when it cannot
@@ -56,6 +58,11 @@ async def from_url(url: str) -> RedisNotifyAdapter:
             retry=Retry(NoBackoff(), 1),
             socket_connect_timeout=2.0,
             socket_timeout=5.0,
+            # A peer that vanished without closing (half-open) is found by TCP
+            # keepalive, and by a PING before a command on a connection idle longer
+            # than the interval.
+            socket_keepalive=True,
+            health_check_interval=15,
         )
     except ConfigurationError:
         raise
