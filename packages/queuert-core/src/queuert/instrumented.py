@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import TypeVar
 
 from queuert.errors import TransientStateError
+from queuert.handed_out import HandedOut
 from queuert.metrics import Metrics
 from queuert.ports.notify import (
     IdListener,
@@ -59,12 +60,27 @@ class InstrumentedState(StateAdapter[Tx]):
         self.metrics = metrics
         self._attempts = attempts
         self._base_delay = base_delay
+        self._handed_out = HandedOut()
 
-    async def _call(self, op: str, tx: object, fn: Callable[[], Awaitable[R]]) -> R:
+    async def _call(
+        self,
+        op: str,
+        tx: object,
+        fn: Callable[[], Awaitable[R]],
+        done: Callable[[], Awaitable[R | None]] | None = None,
+    ) -> R:
+        """``fn()``, retried after transient errors when ``tx`` is ``None``. Before a
+        retry, ``done()`` (when given) may find that the failed try took effect
+        after all (its commit's acknowledgement was lost) and return its result."""
         self.metrics.incr(f"state.{op}.calls")
         attempt = 1
         while True:
             try:
+                if attempt > 1 and done is not None:
+                    result = await done()
+                    if result is not None:
+                        self.metrics.incr(f"state.{op}.found_done")
+                        return result
                 return await fn()
             except TransientStateError as exc:
                 self.metrics.incr(f"state.{op}.transient_errors")
@@ -99,18 +115,45 @@ class InstrumentedState(StateAdapter[Tx]):
         await self.inner.close()
 
     async def create_jobs(self, *, tx: Tx | None, jobs: Sequence[NewJob]) -> Sequence[JobRecord]:
-        return await self._call("create_jobs", tx, lambda: self.inner.create_jobs(tx=tx, jobs=jobs))
+        async def created() -> Sequence[JobRecord] | None:
+            # The jobs of one call are written in one transaction: all or none exist.
+            first = await self.inner.get_job(tx=None, job_id=jobs[0].id)
+            if first is None or first.chain_id != jobs[0].chain_id:
+                return None
+            records = [first]
+            for job in jobs[1:]:
+                record = await self.inner.get_job(tx=None, job_id=job.id)
+                if record is None:
+                    return None
+                records.append(record)
+            return records
+
+        return await self._call(
+            "create_jobs",
+            tx,
+            lambda: self.inner.create_jobs(tx=tx, jobs=jobs),
+            created if tx is None and jobs else None,
+        )
 
     async def acquire_jobs(
         self, *, tx: Tx | None, queues: Sequence[str], limit: int, owner: str, lease_ms: int
     ) -> list[JobRecord]:
-        return await self._call(
+        async def acquired() -> list[JobRecord] | None:
+            found = await self._handed_out.orphans(
+                self.inner, queues=queues, owner=owner, limit=limit
+            )
+            return found or None
+
+        records = await self._call(
             "acquire_jobs",
             tx,
             lambda: self.inner.acquire_jobs(
                 tx=tx, queues=queues, limit=limit, owner=owner, lease_ms=lease_ms
             ),
+            acquired if tx is None else None,
         )
+        self._handed_out.add(records)
+        return records
 
     async def renew_lease(self, *, tx: Tx | None, lease: Lease, lease_ms: int) -> datetime:
         return await self._call(
@@ -126,11 +169,13 @@ class InstrumentedState(StateAdapter[Tx]):
         )
 
     async def complete_job(self, *, tx: Tx | None, lease: Lease, output: str) -> JobRecord:
+        self._handed_out.end(lease)
         return await self._call(
             "complete_job", tx, lambda: self.inner.complete_job(tx=tx, lease=lease, output=output)
         )
 
     async def continue_job(self, *, tx: Tx | None, lease: Lease, next_job: NewJob) -> JobRecord:
+        self._handed_out.end(lease)
         return await self._call(
             "continue_job",
             tx,
@@ -138,6 +183,7 @@ class InstrumentedState(StateAdapter[Tx]):
         )
 
     async def complete_locked_job(self, *, tx: Tx, lease: Lease, output: str) -> None:
+        self._handed_out.end(lease)
         await self._call(
             "complete_job",
             tx,
@@ -145,6 +191,7 @@ class InstrumentedState(StateAdapter[Tx]):
         )
 
     async def continue_locked_job(self, *, tx: Tx, lease: Lease, next_job: NewJob) -> None:
+        self._handed_out.end(lease)
         await self._call(
             "continue_job",
             tx,
@@ -161,6 +208,7 @@ class InstrumentedState(StateAdapter[Tx]):
         scheduled_at: datetime | None = None,
         refund_attempt: bool = False,
     ) -> JobRecord:
+        self._handed_out.end(lease)
         return await self._call(
             "reschedule_job",
             tx,
@@ -175,6 +223,7 @@ class InstrumentedState(StateAdapter[Tx]):
         )
 
     async def fail_job(self, *, tx: Tx | None, lease: Lease, error: JobError) -> JobRecord:
+        self._handed_out.end(lease)
         return await self._call(
             "fail_job", tx, lambda: self.inner.fail_job(tx=tx, lease=lease, error=error)
         )

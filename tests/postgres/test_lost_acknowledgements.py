@@ -1,0 +1,99 @@
+"""An operation whose commit succeeded but whose acknowledgement was lost (the
+connection dropped right after COMMIT) is retried by core as a transient failure;
+the retry must report what happened, not an error made by the first try."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+import queuert
+from queuert.errors import TransientStateError
+from queuert.records import JobRecord, NewJob
+from queuert_postgres import PostgresStateAdapter
+
+
+@dataclass
+class Num:
+    n: int
+
+
+chain = queuert.chain("lost-acks", input=Num, output=Num)
+
+
+class AckLostOnce(PostgresStateAdapter):
+    """Commits the first creation, then reports it lost, as a connection dropped
+    between COMMIT and its answer would."""
+
+    lost = 0
+
+    async def create_jobs(self, *, tx: Any, jobs: Sequence[NewJob]) -> Sequence[JobRecord]:
+        records = await super().create_jobs(tx=tx, jobs=jobs)
+        if tx is None and not self.lost:
+            self.lost += 1
+            raise TransientStateError("connection lost before the commit was acknowledged")
+        return records
+
+
+async def test_a_retried_creation_whose_first_try_committed_reports_the_chains(
+    pool: asyncpg.Pool[asyncpg.Record], schema: str
+) -> None:
+    state = AckLostOnce(pool, schema=schema)
+    app = queuert.Queuert(state=state, chains=[chain])
+    await app.migrate()
+    try:
+        handles = await app.enqueue_job_chains(None, chain, [Num(1), Num(2)])
+        assert state.lost == 1
+        chains = await app.list_chains()
+        assert sorted(c.id for c in chains.items) == sorted(h.id for h in handles)
+    finally:
+        await app.close()
+
+
+class AcquireAckLostOnce(PostgresStateAdapter):
+    """Commits the first acquisition that leases jobs, then reports it lost."""
+
+    lost = 0
+
+    async def acquire_jobs(
+        self, *, tx: Any, queues: Sequence[str], limit: int, owner: str, lease_ms: int
+    ) -> list[JobRecord]:
+        records = await super().acquire_jobs(
+            tx=tx, queues=queues, limit=limit, owner=owner, lease_ms=lease_ms
+        )
+        if tx is None and records and not self.lost:
+            self.lost += 1
+            raise TransientStateError("connection lost before the commit was acknowledged")
+        return records
+
+
+async def test_jobs_of_a_retried_acquisition_whose_first_try_committed_are_run(
+    pool: asyncpg.Pool[asyncpg.Record], schema: str
+) -> None:
+    state = AcquireAckLostOnce(pool, schema=schema)
+    app = queuert.Queuert(state=state, chains=[chain])
+    await app.migrate()
+    # Leases far longer than the test: a job leased to nobody would wait for it.
+    worker = app.worker(concurrency=4, poll_interval=0.05, lease_ms=120_000)
+
+    @worker.handler(chain)
+    async def run(job: queuert.Job[Num], ctx: queuert.JobContext[Any, Num]) -> Any:
+        async def commit(tx: Any, enqueue_job: queuert.EnqueueJob[Num]) -> Num:
+            return Num(job.input.n + 1)
+
+        return await ctx.finalize(commit)
+
+    try:
+        handles = await app.enqueue_job_chains(None, chain, [Num(1), Num(2)])
+        async with worker:
+            outputs = [await app.wait_for_chain(h, timeout=15) for h in handles]
+        assert state.lost == 1
+        assert outputs == [Num(2), Num(3)]
+        for h in handles:
+            job = await app.get_job(h.id)
+            assert job is not None and job.attempt == 1
+    finally:
+        await app.close()
