@@ -9,16 +9,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import asyncpg
 import pytest
 import pytest_asyncio
 
+import queuert
 from queuert.errors import AdapterError, QueuertError, TransientStateError
 from queuert_postgres import PostgresStateAdapter
 from tests.postgres.conftest import unique_name
 from tests.postgres.helpers import continuation, new_job
 from tests.waiting import eventually
+
+wide = queuert.chain("pool-growth", input=int, output=int)
 
 
 @pytest_asyncio.fixture
@@ -114,18 +118,27 @@ async def test_a_finalizes_job_end_is_written_inside_its_transaction(
     assert moved is not None and moved.next_job_id == nxt.id
 
 
-async def test_connections_the_server_dropped_while_idle_are_not_used(
+async def test_connections_the_server_dropped_while_idle_cost_at_most_a_transient_error(
     named: tuple[PostgresStateAdapter, str], postgres_url: str
 ) -> None:
     adapter, name = named
+    app = queuert.Queuert(state=adapter, chains=[wide])
     await open_connections(adapter, 3)
-    assert await adapter.get_job(tx=None, job_id="none") is None
     await terminate_all(postgres_url, name)
-    # Every later call gets a live connection: none of them pays for a dead one.
+    # Through the application's API, which retries transient errors: nothing fails.
     for _ in range(4):
-        assert await adapter.get_job(tx=None, job_id="none") is None
-        async with adapter.transaction() as tx:
-            assert await tx.fetchval("SELECT 1") == 1
+        assert await app.get_job("none") is None
+    await terminate_all(postgres_url, name)
+    # Directly: a transaction that meets a dropped connection (which the pool had not
+    # noticed yet) fails as a transient error, once per dropped connection at most.
+    failures = 0
+    for _ in range(6):
+        try:
+            async with adapter.transaction() as tx:
+                assert await tx.fetchval("SELECT 1") == 1
+        except TransientStateError:
+            failures += 1
+    assert failures <= 3
     await open_connections(adapter, 3)
 
 
@@ -254,3 +267,37 @@ async def test_one_failing_completion_does_not_fail_the_others_of_its_batch(
         assert done is not None and done.status == "completed" and done.output == output
     left = await adapter.get_job(tx=None, job_id=jobs[1].id)
     assert left is not None and left.status == "running"
+
+
+async def test_a_pool_of_default_size_grows_with_the_workers_concurrency(
+    postgres_url: str, schema: str
+) -> None:
+    adapter = await PostgresStateAdapter.connect(postgres_url, schema=schema)
+    concurrency = adapter.pool.get_max_size() + 5
+    app = queuert.Queuert(state=adapter, chains=[wide])
+    await app.migrate()
+    worker = app.worker(concurrency=concurrency, poll_interval=0.05)
+    inside = 0
+    all_inside = asyncio.Event()
+
+    @worker.handler(wide)
+    async def run(job: queuert.Job[int], ctx: queuert.JobContext[Any, int]) -> Any:
+        async def commit(tx: Any, enqueue_job: queuert.EnqueueJob[int]) -> int:
+            # Every job holds its finalize transaction until all of them do.
+            nonlocal inside
+            inside += 1
+            if inside == concurrency:
+                all_inside.set()
+            await all_inside.wait()
+            return job.input
+
+        return await ctx.finalize(commit)
+
+    try:
+        handles = await app.enqueue_job_chains(None, wide, list(range(concurrency)))
+        async with worker:
+            outputs = [await app.wait_for_chain(h, timeout=20) for h in handles]
+        assert outputs == list(range(concurrency))
+        assert adapter.pool.get_max_size() >= concurrency
+    finally:
+        await app.close()

@@ -276,6 +276,9 @@ class InstrumentedState(StateAdapter[Tx]):
             "delete_chains", tx, lambda: self.inner.delete_chains(tx=tx, chain_ids=chain_ids)
         )
 
+    async def expect_concurrency(self, *, jobs: int) -> None:
+        await self.inner.expect_concurrency(jobs=jobs)
+
 
 PUBLISH_TIMEOUT_S = 5.0
 """How long one publish may take before it is given up (and logged)."""

@@ -160,6 +160,7 @@ class Worker(Generic[Tx]):
         if not self.queue_names:
             raise ValidationError("worker has no handlers for its queues")
         await self.app.state.check_schema()
+        await self.app.state.expect_concurrency(jobs=self.concurrency)
         notify = self.app.notify
         if notify is not None:
             self._subscriptions.append(

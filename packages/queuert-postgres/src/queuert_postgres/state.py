@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from datetime import datetime, timedelta
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeAlias
 from urllib.parse import parse_qsl, urlsplit
 
 import asyncpg
@@ -56,6 +56,16 @@ logger = logging.getLogger("queuert.postgres")
 DEFAULT_SCHEMA = "queuert"
 URL_OPTIONS = ("schema", "table_prefix", "min_size", "max_size")
 _LEASE_EXPIRED_JSON = LEASE_EXPIRED_ERROR.to_json()
+_Pool: TypeAlias = "asyncpg.Pool[asyncpg.Record]"
+
+DEFAULT_MAX_SIZE = 10
+"""Connections of a pool the adapter creates, unless told otherwise or grown for
+the workers' concurrency (see :meth:`PostgresStateAdapter.expect_concurrency`)."""
+
+WORKER_OWN_CONNECTIONS = 3
+"""Connections a grown pool keeps beyond the workers' jobs: acquisitions, batched
+completions and reaping run besides the jobs' transactions."""
+
 DEFAULT_ACQUIRE_TIMEOUT = 30.0
 """Seconds an operation waits for a free connection of the pool."""
 
@@ -131,6 +141,9 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
         self._pool = pool
         self._dsn: str | None = None
         self._owns_pool = False
+        self._reopen: Callable[[int], Awaitable[_Pool]] | None = None
+        self._expected_jobs = 0
+        self._old_pools: set[asyncio.Task[None]] = set()
         self._closed = False
         self._continuations: Batcher[tuple[Lease, NewJob], asyncpg.Record] = Batcher(
             self._continue_many, key=lambda item: item[0].job_id
@@ -147,13 +160,15 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
         schema: str = DEFAULT_SCHEMA,
         table_prefix: str = "",
         min_size: int = 1,
-        max_size: int = 10,
+        max_size: int | None = None,
         **pool_options: Any,
     ) -> PostgresStateAdapter:
         """Create an adapter with a pool of its own (closed by :meth:`close`).
 
         ``pool_options`` go to :func:`asyncpg.create_pool` (and ``acquire_timeout``
-        to the adapter). Connections are
+        to the adapter). Without ``max_size`` the pool starts with
+        ``DEFAULT_MAX_SIZE`` connections at most and grows with the concurrency of
+        the workers started on it (:meth:`expect_concurrency`). Connections are
         :class:`~queuert_postgres.connections.LendingConnection` (a
         ``connection_class`` of your own should subclass it; any other gets asyncpg's
         reset on every release). Raises
@@ -169,10 +184,13 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
         acquire_timeout = pool_options.pop("acquire_timeout", DEFAULT_ACQUIRE_TIMEOUT)
         pool_options.setdefault("connection_class", LendingConnection)
         pool_options.setdefault("reset", reset_on_release)
+
+        def create_pool(size: int) -> Awaitable[_Pool]:
+            return asyncpg.create_pool(dsn, min_size=min_size, max_size=size, **pool_options)
+
+        size = max(DEFAULT_MAX_SIZE, min_size) if max_size is None else max_size
         try:
-            pool = await asyncpg.create_pool(
-                dsn, min_size=min_size, max_size=max_size, **pool_options
-            )
+            pool = await create_pool(size)
         except (ValueError, TypeError) as exc:
             raise ConfigurationError(
                 f"invalid PostgreSQL connection options for {redact(dsn)!r}: {exc}"
@@ -188,6 +206,8 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
             raise
         adapter._dsn = dsn
         adapter._owns_pool = True
+        if max_size is None:
+            adapter._reopen = create_pool
         return adapter
 
     @classmethod
@@ -203,7 +223,11 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
             schema=options.get("schema", DEFAULT_SCHEMA),
             table_prefix=options.get("table_prefix", ""),
             min_size=int_option(url, options, "min_size", 1, 0),
-            max_size=int_option(url, options, "max_size", 10, 1),
+            max_size=(
+                int_option(url, options, "max_size", DEFAULT_MAX_SIZE, 1)
+                if "max_size" in options
+                else None
+            ),
         )
 
     @property
@@ -228,6 +252,8 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
         self._continuations.cancel_pending()
         if self._owns_pool:
             await self._pool.close()
+        if self._old_pools:
+            await asyncio.gather(*self._old_pools, return_exceptions=True)
 
     def bind_notify(self, notify: NotifyAdapter) -> bool:
         """Accept a :class:`~queuert_postgres.PostgresNotifyAdapter` that connects with
@@ -296,12 +322,15 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
         if self._holds_transaction() and _pool_is_short(self._pool):
             raise self._nested_error()
 
-    async def _acquire(self) -> PoolConnectionProxy[asyncpg.Record]:
-        """A connection of the pool, within ``acquire_timeout``; a connection the server
-        closed while idle is replaced by the pool (it checks before handing one out)."""
+    async def _acquire(self) -> tuple[_Pool, PoolConnectionProxy[asyncpg.Record]]:
+        """The pool and a connection of it, within ``acquire_timeout``; a connection the
+        server closed while idle is replaced by the pool (it checks before handing one
+        out). The connection goes back to that pool (:attr:`pool` may have been
+        replaced meanwhile)."""
         self._check_not_holding()
+        pool = self._pool
         try:
-            return await self._pool.acquire(timeout=self._acquire_timeout)
+            return pool, await pool.acquire(timeout=self._acquire_timeout)
         except TimeoutError as exc:
             if self._holds_transaction():
                 raise self._nested_error() from exc
@@ -312,9 +341,9 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
         except DRIVER_ERRORS as exc:
             self._raise(exc)
 
-    async def _release(self, conn: PoolConnectionProxy[asyncpg.Record]) -> None:
+    async def _release(self, pool: _Pool, conn: PoolConnectionProxy[asyncpg.Record]) -> None:
         try:
-            await self._pool.release(conn, timeout=self._acquire_timeout)
+            await pool.release(conn, timeout=self._acquire_timeout)
         except DRIVER_ERRORS as exc:
             # The pool terminated the connection; the operation itself is done.
             logger.debug("releasing a PostgreSQL connection failed: %r", exc)
@@ -323,16 +352,16 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
     async def _own_connection(self) -> AsyncIterator[PostgresTx]:
         """A connection for one statement of the adapter's own (its own transaction),
         released without a reset when the statement succeeded."""
-        conn = await self._acquire()
+        pool, conn = await self._acquire()
         try:
             yield conn
         except BaseException:
             # A failed or cancelled statement may leave the connection in any state:
             # the pool resets (or replaces) it on release.
-            await self._release(conn)
+            await self._release(pool, conn)
             raise
         mark_clean(conn)
-        await self._release(conn)
+        await self._release(pool, conn)
 
     # -- transactions -----------------------------------------------------------
 
@@ -349,7 +378,7 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
     @asynccontextmanager
     async def _transaction(self, leased: tuple[Lease, bool] | None) -> AsyncIterator[PostgresTx]:
         task = asyncio.current_task()
-        conn = await self._acquire()
+        pool, conn = await self._acquire()
         if task is not None:
             self._holders[task] = self._holders.get(task, 0) + 1
         try:
@@ -363,7 +392,7 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
                 left = self._holders.pop(task) - 1
                 if left:
                     self._holders[task] = left
-            await self._release(conn)
+            await self._release(pool, conn)
 
     def savepoint(self, *, tx: PostgresTx) -> AbstractAsyncContextManager[PostgresTx]:
         return self._block(tx)
@@ -724,6 +753,39 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
             return 0
         row = await self._fetchrow(tx, self._sql.delete_chains, list(chain_ids))
         return 0 if row is None else int(row[0])
+
+    async def expect_concurrency(self, *, jobs: int) -> None:
+        """Grow a pool this adapter created without an explicit ``max_size`` to hold
+        a connection for every job the started workers may run at once (``jobs``
+        summed over workers) plus ``WORKER_OWN_CONNECTIONS``. asyncpg pools have a
+        fixed size, so a larger pool replaces the current one: :attr:`pool` returns
+        the new one, and the old one closes once its connections are released. A
+        pool given to the adapter, or created with ``max_size``, is left as it is;
+        so is the pool when the new one cannot be opened (logged)."""
+        self._expected_jobs += max(0, int(jobs))
+        wanted = self._expected_jobs + WORKER_OWN_CONNECTIONS
+        if self._reopen is None or self._closed or wanted <= self._pool.get_max_size():
+            return
+        try:
+            pool = await self._reopen(wanted)
+        except DRIVER_ERRORS as exc:
+            logger.warning(
+                "could not grow the PostgreSQL pool to %d connections, keeping %d: %r",
+                wanted,
+                self._pool.get_max_size(),
+                exc,
+            )
+            return
+        if self._is_closed():  # closed while the new pool opened
+            await pool.close()
+            return
+        old, self._pool = self._pool, pool
+        closing = asyncio.create_task(old.close(), name="queuert-pg-old-pool")
+        self._old_pools.add(closing)
+        closing.add_done_callback(self._old_pools.discard)
+
+    def _is_closed(self) -> bool:
+        return self._closed
 
 
 def _pool_is_short(pool: asyncpg.Pool[asyncpg.Record]) -> bool:

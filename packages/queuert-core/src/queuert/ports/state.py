@@ -234,6 +234,14 @@ class StateAdapter(ABC, Generic[Tx]):
     async def delete_chains(self, *, tx: Tx | None, chain_ids: Sequence[str]) -> int:
         """Delete the chains and all their jobs; returns how many chains existed."""
 
+    async def expect_concurrency(self, *, jobs: int) -> None:
+        """Told by each worker as it starts: up to ``jobs`` more jobs of this process
+        may hold a transaction of this adapter at once (claim, finalize), besides
+        the workers' own single operations. An adapter that sizes a connection pool
+        of its own may grow it to match (summing over workers); the default does
+        nothing. Does not raise: an adapter that cannot grow keeps what it has."""
+        return None
+
 
 @asynccontextmanager
 async def _leased_transaction(
