@@ -7,7 +7,7 @@ import os
 import re
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import aiosqlite
@@ -18,6 +18,7 @@ from queuert.errors import (
     ConfigurationError,
     LeaseLostError,
     SchemaNotMigratedError,
+    TransientStateError,
 )
 from queuert.ports.state import StateAdapter, StateCapabilities
 from queuert.records import (
@@ -27,13 +28,14 @@ from queuert.records import (
     JobError,
     JobFilter,
     JobRecord,
+    JobStatus,
     Lease,
     NewJob,
     Page,
 )
 from queuert_sqlite.clock import from_us, now_us, to_us
 from queuert_sqlite.connections import MEMORY, ConnectContext
-from queuert_sqlite.database import Database
+from queuert_sqlite.database import Database, Transaction
 from queuert_sqlite.errors import schema_missing
 from queuert_sqlite.migrations import MIGRATIONS, SCHEMA_VERSION
 from queuert_sqlite.rows import acquisition_order, chain_from_row, job_from_row
@@ -195,16 +197,45 @@ class SqliteStateAdapter(StateAdapter[aiosqlite.Connection]):
     ) -> AbstractAsyncContextManager[Connection]:
         """As the port says. Every transaction of the adapter holds the database write
         lock from its start, which locks the job as well: verifying and locking are
-        one check."""
+        one check. Waiting for the write lock goes on past the busy timeout while the
+        lease is held and unexpired (nothing of the attempt has run yet); it raises
+        :class:`~queuert.errors.LeaseLostError` once the lease is gone, and
+        :class:`~queuert.errors.TransientStateError` once it expired."""
         return self._leased_transaction(lease)
 
     @asynccontextmanager
     async def _leased_transaction(self, lease: Lease) -> AsyncIterator[Connection]:
-        async with self._db.transaction(None) as conn:
+        transaction, conn = await self._begin_leased(lease)
+        try:
             params = (lease.job_id, lease.owner, lease.attempt)
             if not await self._db.run(conn, self._sql.lease_held, params):
                 raise LeaseLostError(lease.job_id)
             yield conn
+        except BaseException as exc:
+            await transaction.__aexit__(type(exc), exc, exc.__traceback__)
+            raise
+        await transaction.__aexit__(None, None, None)
+
+    async def _begin_leased(self, lease: Lease) -> tuple[Transaction, Connection]:
+        """Begin a transaction for ``lease``'s job. While another connection keeps the
+        write lock past the busy timeout, wait again as long as the lease is still
+        held and unexpired (read without the lock): nothing of the attempt has run
+        yet, so giving up would cost an attempt for nothing."""
+        while True:
+            transaction = self._db.transaction(None)
+            try:
+                return transaction, await transaction.__aenter__()
+            except TransientStateError:
+                job = await self.get_job(tx=None, job_id=lease.job_id)
+                if (
+                    job is None
+                    or job.status is not JobStatus.RUNNING
+                    or job.leased_by != lease.owner
+                    or job.attempt != lease.attempt
+                ):
+                    raise LeaseLostError(lease.job_id) from None
+                if job.leased_until is None or job.leased_until <= datetime.now(UTC):
+                    raise
 
     def savepoint(self, *, tx: Connection) -> AbstractAsyncContextManager[Connection]:
         """``SAVEPOINT`` inside ``tx``: an exception in the block rolls back to it and
