@@ -17,6 +17,7 @@ import aiosqlite
 from queuert.errors import AdapterError, QueuertError, TransientStateError
 from queuert_sqlite.connections import MEMORY, Link, open_raw, retry_busy
 from queuert_sqlite.errors import translate
+from queuert_sqlite.reader import ReaderThread
 
 T = TypeVar("T")
 
@@ -39,9 +40,11 @@ class Database:
       last commit and never waits for the writer. In memory there is only the
       writer, and reads take their turn at it too.
 
-    Statements on these connections run on the event loop's thread (see
-    :mod:`queuert_sqlite.connections`); statements on any other connection, and
-    those sent through the writer by the application, run on aiosqlite's thread.
+    The writer's own statements run on the event loop's thread (see
+    :mod:`queuert_sqlite.connections`); the reader's run on a thread of their own
+    (:mod:`queuert_sqlite.reader`), so that a long read never holds up the loop;
+    statements on any other connection, and those sent through the writer by the
+    application, run on aiosqlite's thread.
     """
 
     def __init__(self, path: str, *, busy_timeout_ms: int, error_args: str) -> None:
@@ -57,6 +60,7 @@ class Database:
         self._writer_busy: asyncio.Future[Any] | None = None
         self._writer: Link | None = None
         self._reader: sqlite3.Connection | None = None
+        self._reads: ReaderThread | None = None
         self._immediate = False  # the writer is inside a BEGIN IMMEDIATE of transaction()
         self._checkpoint_task: asyncio.Task[None] | None = None
         self._commits_since_checkpoint = 0
@@ -66,7 +70,10 @@ class Database:
         """Close the connections; later use opens new ones. Idempotent."""
         writer, self._writer = self._writer, None
         reader, self._reader = self._reader, None
-        if reader is not None:
+        reads, self._reads = self._reads, None
+        if reads is not None:
+            await asyncio.shield(reads.close(reader))
+        elif reader is not None:
             reader.close()
         checkpoint, self._checkpoint_task = self._checkpoint_task, None
         if checkpoint is not None:
@@ -237,9 +244,17 @@ class Database:
                 except sqlite3.Error as error:
                     raise self.error(error) from error
         reader = await self._reader_raw()
-        await asyncio.sleep(0)  # as in _turn
+        reads = self._reads
+        if reads is None:
+            reads = self._reads = ReaderThread()
         deadline = asyncio.get_running_loop().time() + self.busy_timeout_ms / 1000
-        return await self._retrying(lambda: reader.execute(sql, params).fetchall(), deadline)
+        try:
+            # On a thread of its own: a long read must not hold up the event loop.
+            return await reads.run_retrying_busy(
+                lambda: reader.execute(sql, params).fetchall(), deadline=deadline, path=self.path
+            )
+        except sqlite3.Error as error:
+            raise self.error(error) from error
 
     async def _retrying(self, attempt: Callable[[], T], deadline: float) -> T:
         try:
