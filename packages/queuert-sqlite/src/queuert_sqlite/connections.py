@@ -103,11 +103,28 @@ async def open_raw(path: str, *, busy_timeout_ms: int) -> sqlite3.Connection:
     _check_version()
     deadline = asyncio.get_running_loop().time() + busy_timeout_ms / 1000
     try:
-        raw = sqlite3.connect(
-            path, isolation_level=None, check_same_thread=False, timeout=0, cached_statements=512
-        )
+        raw: sqlite3.Connection = sqlite3.connect(path, **_RAW_OPTIONS)
     except sqlite3.Error as error:
         raise _cannot_open(path, error) from error
+    try:
+        await _configure_raw(raw, path, deadline)
+    except BaseException:
+        raw.close()
+        raise
+    return raw
+
+
+_RAW_OPTIONS: dict[str, Any] = {
+    "isolation_level": None,
+    "check_same_thread": False,
+    "timeout": 0,
+    "cached_statements": 512,
+}
+
+
+async def _configure_raw(raw: sqlite3.Connection, path: str, deadline: float) -> None:
+    """The settings of :func:`open_raw`; raises
+    :class:`~queuert.errors.TransientStateError` when they cannot be applied."""
     try:
         if path != MEMORY:
             rows = await retry_busy(
@@ -122,14 +139,21 @@ async def open_raw(path: str, *, busy_timeout_ms: int) -> sqlite3.Connection:
         for pragma in _SETTINGS:
             raw.execute(pragma)
     except sqlite3.Error as error:
-        raw.close()
         raise TransientStateError(
             f"SQLite database {path!r} could not be configured: {error}"
         ) from error
-    except BaseException:
-        raw.close()
-        raise
-    return raw
+
+
+def _capturing(opened: list[sqlite3.Connection]) -> type[sqlite3.Connection]:
+    """A ``sqlite3.connect`` factory (its documented ``factory`` argument) that
+    appends each connection it builds to ``opened``."""
+
+    class Captured(sqlite3.Connection):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            opened.append(self)
+
+    return Captured
 
 
 class Link:
@@ -143,13 +167,22 @@ class Link:
 
     @classmethod
     async def open(cls, path: str, *, busy_timeout_ms: int) -> Link:
-        """Open and configure a connection (see :func:`open_raw`)."""
-        raw = await open_raw(path, busy_timeout_ms=busy_timeout_ms)
-        conn = aiosqlite.Connection(lambda: raw, iter_chunk_size=64)
+        """Open and configure a connection (see :func:`open_raw`) with
+        :func:`aiosqlite.connect`, which passes its keyword arguments to
+        :func:`sqlite3.connect`; a ``factory`` of ours hands back the
+        :class:`sqlite3.Connection` it opens (on aiosqlite's thread)."""
+        _check_version()
+        deadline = asyncio.get_running_loop().time() + busy_timeout_ms / 1000
+        opened: list[sqlite3.Connection] = []
         try:
-            await conn  # starts the thread that runs statements sent through aiosqlite
+            conn = await aiosqlite.connect(path, factory=_capturing(opened), **_RAW_OPTIONS)
+        except sqlite3.Error as error:
+            raise _cannot_open(path, error) from error
+        try:
+            (raw,) = opened
+            await _configure_raw(raw, path, deadline)
         except BaseException:
-            raw.close()
+            await asyncio.shield(conn.close())
             raise
         return cls(raw, conn)
 
