@@ -211,13 +211,14 @@ async def test_the_adapters_own_connection_is_replaced_when_it_dies(
             await killer.close()
         assert killed >= 1
         failures = 0
-        for _ in range(3):
+        for _ in range(killed + 2):
             try:
                 assert await adapter.get_job(tx=None, job_id="none") is None
             except TransientStateError:
-                failures += 1  # the statement that finds the connection dead
-        # Only the statement that found it dead fails; the next ones get a new one.
-        assert failures <= 1
+                failures += 1  # the statement that finds a connection dead
+        # A dead connection costs at most the statement that found it dead (when the
+        # pool had not noticed yet); the next ones get a new one.
+        assert failures <= killed
         assert await adapter.get_job(tx=None, job_id="none") is None
     finally:
         await adapter.close()

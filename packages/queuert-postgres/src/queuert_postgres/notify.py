@@ -190,16 +190,29 @@ class PostgresNotifyAdapter(NotifyAdapter):
 
     async def _send(self, channels: list[str], texts: list[str]) -> None:
         try:
-            # Bounded as a whole (waiting for a connection, the statement, the release):
-            # a server behind a connection that silently drops packets never answers.
             async with asyncio.timeout(self._publish_timeout):
                 pool = await self._get_publish_pool()
-                await pool.execute(
+            # Bounded as a whole (waiting for a connection, the statement, the release):
+            # a server behind a connection that silently drops packets never answers,
+            # and cancelling the statement may wait on it too; so the statement runs
+            # in a task of its own, and on timeout the connections of the adapter's
+            # own publish pool are dropped (which ends that task).
+            work = asyncio.ensure_future(
+                pool.execute(
                     "SELECT pg_notify(c, p) FROM unnest($1::text[], $2::text[]) AS n(c, p)",
                     channels,
                     texts,
                     timeout=self._publish_timeout,
                 )
+            )
+            try:
+                await asyncio.wait_for(asyncio.shield(work), self._publish_timeout)
+            except BaseException:
+                work.add_done_callback(_ignore_outcome)
+                if self._owns_publish_pool and pool is self._publish_pool:
+                    self._publish_pool = None
+                    pool.terminate()
+                raise
         except Exception as exc:  # notifications are hints: publishing never raises
             logger.warning(
                 "%d PostgreSQL notification(s) on %s not sent: %r",
@@ -444,6 +457,11 @@ class PostgresNotifyAdapter(NotifyAdapter):
             pool, self._publish_pool = self._publish_pool, None
             with contextlib.suppress(*DRIVER_ERRORS):
                 await asyncio.wait_for(pool.close(), timeout=self._connect_timeout)
+
+
+def _ignore_outcome(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()  # retrieved: a publish that was given up is not reported twice
 
 
 async def _no_reset(_conn: asyncpg.Connection[Any]) -> None:
