@@ -162,9 +162,10 @@ class StateAdapter(ABC, Generic[Tx]):
     async def complete_locked_job(self, *, tx: Tx, lease: Lease, output: str) -> None:
         """:meth:`complete_job` as the last write of ``tx``, a :meth:`leased_transaction`
         with ``lock`` on ``lease``: nothing else runs in ``tx`` afterwards. The job is
-        locked, so the write may travel with the commit: its errors then surface when
-        the transaction block ends, and a rollback discards it. Defaults to
-        :meth:`complete_job`."""
+        locked, so the write may be sent together with the commit, but only through
+        a documented mechanism of the driver (never by recognising how the driver
+        words its ``COMMIT``); its errors then surface when the transaction block
+        ends, and a rollback discards it. Defaults to :meth:`complete_job`."""
         await self.complete_job(tx=tx, lease=lease, output=output)
 
     async def continue_locked_job(self, *, tx: Tx, lease: Lease, next_job: NewJob) -> None:
