@@ -143,7 +143,7 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
         self._owns_pool = False
         self._reopen: Callable[[int], Awaitable[_Pool]] | None = None
         self._expected_jobs = 0
-        self._old_pools: set[asyncio.Task[None]] = set()
+        self._old_pools: list[_Pool] = []
         self._closed = False
         self._continuations: Batcher[tuple[Lease, NewJob], asyncpg.Record] = Batcher(
             self._continue_many, key=lambda item: item[0].job_id
@@ -252,8 +252,9 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
         self._continuations.cancel_pending()
         if self._owns_pool:
             await self._pool.close()
-        if self._old_pools:
-            await asyncio.gather(*self._old_pools, return_exceptions=True)
+        old_pools, self._old_pools = self._old_pools, []
+        for old in old_pools:
+            await old.close()
 
     def bind_notify(self, notify: NotifyAdapter) -> bool:
         """Accept a :class:`~queuert_postgres.PostgresNotifyAdapter` that connects with
@@ -263,7 +264,8 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
         if not isinstance(notify, PostgresNotifyAdapter):
             return False
         same_database = (self._dsn is not None and notify.dsn == self._dsn) or (
-            notify.publish_pool is self._pool
+            notify.publish_pool is not None
+            and any(notify.publish_pool is pool for pool in (self._pool, *self._old_pools))
         )
         if not same_database:
             return False
@@ -759,7 +761,8 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
         a connection for every job the started workers may run at once (``jobs``
         summed over workers) plus ``WORKER_OWN_CONNECTIONS``. asyncpg pools have a
         fixed size, so a larger pool replaces the current one: :attr:`pool` returns
-        the new one, and the old one closes once its connections are released. A
+        the new one; the old one stays open for whoever holds it (a notifier
+        publishing through it), its idle connections expiring, until :meth:`close`. A
         pool given to the adapter, or created with ``max_size``, is left as it is;
         so is the pool when the new one cannot be opened (logged)."""
         self._expected_jobs += max(0, int(jobs))
@@ -779,10 +782,11 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
         if self._is_closed():  # closed while the new pool opened
             await pool.close()
             return
-        old, self._pool = self._pool, pool
-        closing = asyncio.create_task(old.close(), name="queuert-pg-old-pool")
-        self._old_pools.add(closing)
-        closing.add_done_callback(self._old_pools.discard)
+        # The old pool stays open for whoever holds it (a notifier publishing through
+        # it, the application); its idle connections expire, and it closes with the
+        # adapter.
+        self._old_pools.append(self._pool)
+        self._pool = pool
 
     def _is_closed(self) -> bool:
         return self._closed
