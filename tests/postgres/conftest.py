@@ -3,6 +3,7 @@ dropped afterwards, so tests can run in parallel against one server."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from uuid import uuid4
 
@@ -44,7 +45,12 @@ async def schema(postgres_url: str) -> AsyncIterator[str]:
 async def pool(postgres_url: str) -> AsyncIterator[asyncpg.Pool[asyncpg.Record]]:
     pool = await asyncpg.create_pool(postgres_url, min_size=1, max_size=4)
     yield pool
-    await pool.close()
+    try:
+        # asyncpg before 0.32 may wait forever to close a pool one of whose
+        # connections the server ended in the middle of a statement.
+        await asyncio.wait_for(pool.close(), 10)
+    except TimeoutError:
+        pool.terminate()
 
 
 @pytest_asyncio.fixture

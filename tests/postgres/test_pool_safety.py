@@ -301,3 +301,20 @@ async def test_a_pool_of_default_size_grows_with_the_workers_concurrency(
         assert adapter.pool.get_max_size() >= concurrency
     finally:
         await app.close()
+
+
+async def test_closing_after_a_connection_ended_mid_statement_returns(
+    postgres_url: str, schema: str
+) -> None:
+    adapter = await PostgresStateAdapter.connect(postgres_url, schema=schema, max_size=2)
+    try:
+        await adapter.migrate()
+        with pytest.raises(TransientStateError):
+            async with adapter.transaction() as tx:
+                pid = await tx.fetchval("SELECT pg_backend_pid()")
+                await adapter.pool.execute("SELECT pg_terminate_backend($1)", pid)
+                await adapter.get_job(tx=tx, job_id="none")
+    finally:
+        # Some asyncpg versions wait forever to close such a pool gracefully.
+        async with asyncio.timeout(30):
+            await adapter.close()

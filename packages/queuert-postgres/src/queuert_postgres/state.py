@@ -66,6 +66,12 @@ WORKER_OWN_CONNECTIONS = 3
 """Connections a grown pool keeps beyond the workers' jobs: acquisitions, batched
 completions and reaping run besides the jobs' transactions."""
 
+CLOSE_TIMEOUT = 5.0
+"""Seconds :meth:`PostgresStateAdapter.close` waits for a pool of its own to close
+gracefully before dropping its connections."""
+
+_CLOSE_ERRORS: tuple[type[BaseException], ...] = (TimeoutError, *DRIVER_ERRORS)
+
 DEFAULT_ACQUIRE_TIMEOUT = 30.0
 """Seconds an operation waits for a free connection of the pool."""
 
@@ -250,11 +256,21 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
         self._closed = True
         self._completions.cancel_pending()
         self._continuations.cancel_pending()
-        if self._owns_pool:
-            await self._pool.close()
-        old_pools, self._old_pools = self._old_pools, []
-        for old in old_pools:
-            await old.close()
+        pools = [self._pool] if self._owns_pool else []
+        pools += self._old_pools
+        self._old_pools = []
+        for pool in pools:
+            await self._close_pool(pool)
+
+    async def _close_pool(self, pool: _Pool) -> None:
+        """Close ``pool`` gracefully within ``CLOSE_TIMEOUT`` seconds, else drop its
+        connections (a connection the server ended mid-statement can keep asyncpg's
+        graceful close waiting)."""
+        try:
+            await asyncio.wait_for(pool.close(), CLOSE_TIMEOUT)
+        except _CLOSE_ERRORS as exc:
+            logger.warning("closing the PostgreSQL pool gracefully failed (%r): terminating", exc)
+            pool.terminate()
 
     def bind_notify(self, notify: NotifyAdapter) -> bool:
         """Accept a :class:`~queuert_postgres.PostgresNotifyAdapter` that connects with
