@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from queuert.definitions import ChainDef, QueueDef
 from queuert.errors import (
     ChainFailedError,
+    InputValidationError,
     JobNotFoundError,
     UnknownChainError,
     UnknownQueueError,
@@ -33,6 +34,17 @@ from queuert.records import (
     Page,
 )
 from queuert.slots import positional_builder
+from queuert.validation import (
+    MIN_POLL_INTERVAL,
+    check_ids,
+    check_int32,
+    check_many,
+    check_seconds,
+    check_text,
+    check_time,
+    delay_ms,
+    show,
+)
 
 if TYPE_CHECKING:
     from queuert.worker import Worker
@@ -64,17 +76,19 @@ def _check_schedule(
     if delay is not None and start_at is not None:
         raise ValidationError("give either delay or start_at, not both")
     if delay is not None:
-        if not isinstance(delay, timedelta) or delay < timedelta(0):
-            raise ValidationError(f"delay must be a non-negative timedelta, got {delay!r}")
-        return int(delay.total_seconds() * 1000), None
-    if start_at is not None and (not isinstance(start_at, datetime) or start_at.tzinfo is None):
-        raise ValidationError(f"start_at must be a timezone-aware datetime, got {start_at!r}")
-    return 0, start_at
+        return delay_ms("delay", delay), None
+    if start_at is not None:
+        return 0, check_time("start_at", start_at)
+    return 0, None
+
+
+def _optional_id(name: str, value: str | None) -> str | None:
+    return None if value is None else check_text(name, value)
 
 
 def _check_limit(limit: object) -> int:
     if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 10_000:
-        raise ValidationError(f"limit must be an integer within 1..10000, got {limit!r}")
+        raise ValidationError(f"limit must be an integer within 1..10000, got {show(limit)}")
     return limit
 
 
@@ -87,7 +101,7 @@ def _statuses(
     try:
         return tuple(JobStatus(s) for s in items)
     except ValueError as exc:
-        raise ValidationError(f"unknown job status in {status!r}") from exc
+        raise ValidationError(f"unknown job status in {show(status)}") from exc
 
 
 class Queuert(Generic[Tx]):
@@ -153,14 +167,18 @@ class Queuert(Generic[Tx]):
     def chain_def(self, chain: ChainDef[InT, OutT]) -> ChainDef[InT, OutT]:
         """``chain`` if it is registered; raises UnknownChainError otherwise."""
         if not isinstance(chain, ChainDef) or self.chains.get(chain.name) is not chain:
-            raise UnknownChainError(f"chain {getattr(chain, 'name', chain)!r} is not registered")
+            raise UnknownChainError(
+                f"chain {show(getattr(chain, 'name', chain))} is not registered"
+            )
         return chain
 
     def queue_def(self, name: str) -> QueueDef[Any, Any]:
         try:
             return self.queues[name]
         except KeyError:
-            raise UnknownQueueError(f"queue {name!r} is not part of any registered chain") from None
+            raise UnknownQueueError(
+                f"queue {show(name)} is not part of any registered chain"
+            ) from None
 
     # -- notifications --------------------------------------------------------
 
@@ -209,8 +227,9 @@ class Queuert(Generic[Tx]):
     ) -> list[NewJob]:
         chain = self.chain_def(chain)
         delay_ms, scheduled_at = _check_schedule(delay, start_at)
-        if priority is not None and (not isinstance(priority, int) or isinstance(priority, bool)):
-            raise ValidationError(f"priority must be an integer, got {priority!r}")
+        if priority is not None:
+            check_int32("priority", priority)
+        inputs = check_many("inputs", inputs)
         name = chain.name
         encode = chain.input_codec.encode
         max_attempts = chain.retry.max_attempts
@@ -289,7 +308,7 @@ class Queuert(Generic[Tx]):
 
     async def get_job(self, job_id: str, *, tx: Tx | None = None) -> JobRecord | None:
         """The job with this id, or ``None``."""
-        return await self.state.get_job(tx=tx, job_id=job_id)
+        return await self.state.get_job(tx=tx, job_id=check_text("job_id", job_id))
 
     async def list_jobs(
         self,
@@ -304,14 +323,18 @@ class Queuert(Generic[Tx]):
         """One page of jobs in creation order; pass ``page.next_cursor`` as
         ``after`` for the next one."""
         queues = None if queue is None else ((queue,) if isinstance(queue, str) else tuple(queue))
-        job_filter = JobFilter(statuses=_statuses(status), chain_id=chain_id, queues=queues)
+        if queues is not None:
+            queues = tuple(check_text("queue", name) for name in queues)
+        job_filter = JobFilter(
+            statuses=_statuses(status), chain_id=_optional_id("chain_id", chain_id), queues=queues
+        )
         return await self.state.list_jobs(
-            tx=tx, filter=job_filter, after=after, limit=_check_limit(limit)
+            tx=tx, filter=job_filter, after=_optional_id("after", after), limit=_check_limit(limit)
         )
 
     async def get_chain(self, chain_id: str, *, tx: Tx | None = None) -> ChainRecord | None:
         """The chain with this id, or ``None``."""
-        return await self.state.get_chain(tx=tx, chain_id=chain_id)
+        return await self.state.get_chain(tx=tx, chain_id=check_text("chain_id", chain_id))
 
     async def list_chains(
         self,
@@ -325,15 +348,20 @@ class Queuert(Generic[Tx]):
         """One page of chains in creation order; pass ``page.next_cursor`` as
         ``after`` for the next one."""
         names = None if chain is None else ((chain if isinstance(chain, str) else chain.name),)
+        if names is not None:
+            names = (check_text("chain", names[0]),)
         chain_filter = ChainFilter(statuses=_statuses(status), chain_names=names)
         return await self.state.list_chains(
-            tx=tx, filter=chain_filter, after=after, limit=_check_limit(limit)
+            tx=tx,
+            filter=chain_filter,
+            after=_optional_id("after", after),
+            limit=_check_limit(limit),
         )
 
     async def cancel_chain(self, chain_id: str, *, tx: Tx | None = None) -> ChainRecord:
         """Cancel a chain whose current job has not started. Raises
         :class:`~queuert.errors.JobNotFoundError` for an unknown id."""
-        record = await self.state.cancel_chain(tx=tx, chain_id=chain_id)
+        record = await self.state.cancel_chain(tx=tx, chain_id=check_text("chain_id", chain_id))
         if record is None:
             raise JobNotFoundError(f"no chain has id {chain_id!r}")
         if record.status is JobStatus.CANCELLED:
@@ -343,14 +371,21 @@ class Queuert(Generic[Tx]):
 
     async def delete_chains(self, chain_ids: Sequence[str], *, tx: Tx | None = None) -> int:
         """Delete chains with all their jobs; returns how many existed."""
-        return await self.state.delete_chains(tx=tx, chain_ids=list(chain_ids))
+        return await self.state.delete_chains(tx=tx, chain_ids=check_ids("chain_ids", chain_ids))
 
     async def wait_for_chain(
         self, handle: ChainHandle[OutT], *, timeout: float = 60.0, poll_interval: float = 0.5
     ) -> OutT:
         """Wait until the chain ends and return its output, decoded to the chain's
         output type. Raises :class:`~queuert.errors.ChainFailedError` when it ends
-        failed or cancelled, :class:`TimeoutError` after ``timeout`` seconds."""
+        failed or cancelled, :class:`TimeoutError` after ``timeout`` seconds.
+        ``timeout`` must be finite and positive, ``poll_interval`` finite and at
+        least :data:`~queuert.validation.MIN_POLL_INTERVAL` (ValidationError
+        otherwise)."""
+        timeout = check_seconds("timeout", timeout)
+        poll_interval = check_seconds("poll_interval", poll_interval, minimum=MIN_POLL_INTERVAL)
+        if not isinstance(handle, ChainHandle):
+            raise ValidationError(f"handle must be a ChainHandle, got {show(handle)}")
         chain = self.chain_def(handle.chain)
         done = asyncio.Event()
 
@@ -370,7 +405,13 @@ class Queuert(Generic[Tx]):
                         raise JobNotFoundError(f"no chain has id {handle.id!r}")
                     if record.status is JobStatus.COMPLETED:
                         assert record.output is not None
-                        return chain.output_codec.decode(record.output)
+                        try:
+                            return chain.output_codec.decode(record.output)
+                        except Exception as exc:
+                            raise InputValidationError(
+                                f"the stored output of chain {handle.id!r} does not read back "
+                                f"as the output of chain {chain.name!r}: {show(exc)}"
+                            ) from exc
                     if record.status.is_terminal:
                         raise ChainFailedError(handle.id, record.status.value, record.error)
                     done.clear()

@@ -22,6 +22,8 @@ from queuert.job import Continuation
 from queuert.notifications import PendingNotifications
 from queuert.ports.state import Tx
 from queuert.records import JobRecord, Lease, NewJob
+from queuert.validation import check_duration_ms, check_time
+from queuert.validation import delay_ms as checked_delay_ms
 
 if TYPE_CHECKING:
     from queuert.client import Queuert
@@ -46,9 +48,9 @@ class EnqueueJob(Protocol[OutT]):
 
 
 def check_lease_ms(value: object, name: str = "lease_ms") -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise LeaseError(f"{name} must be a positive integer of milliseconds, got {value!r}")
-    return value
+    """``value`` if it is an integer of milliseconds within ``1..MAX_DURATION_MS``;
+    raises LeaseError otherwise."""
+    return check_duration_ms(name, value, error=LeaseError)
 
 
 class _Enqueuer(Generic[OutT]):
@@ -255,12 +257,9 @@ class JobContext(Generic[Tx, OutT]):
         expects; do not catch it)."""
         if (after is None) == (at is None):
             raise ValidationError("reschedule takes exactly one of after= or at=")
-        if after is not None and (not isinstance(after, timedelta) or after < timedelta(0)):
-            raise ValidationError(f"after must be a non-negative timedelta, got {after!r}")
-        if at is not None and (not isinstance(at, datetime) or at.tzinfo is None):
-            raise ValidationError(f"at must be a timezone-aware datetime, got {at!r}")
+        delay_ms = 0 if after is None else checked_delay_ms("after", after)
+        at = None if at is None else check_time("at", at)
         self._ensure_open()
-        delay_ms = 0 if after is None else int(after.total_seconds() * 1000)
         try:
             await self._app.state.reschedule_job(
                 tx=None,

@@ -8,19 +8,21 @@ from typing import Any, Generic, TypeVar, overload
 from queuert.codec import Codec
 from queuert.errors import ValidationError
 from queuert.retry import RetryPolicy
+from queuert.validation import check_int32, show
 
 InT = TypeVar("InT")
 OutT = TypeVar("OutT")
 StepInT = TypeVar("StepInT")
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,119}$")
+# fullmatch: "$" would also match before a trailing newline.
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,119}")
 
 
 def _check_name(kind: str, name: object) -> str:
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise ValidationError(
             f"{kind} name must be 1-120 letters, digits, '_', '.' or '-' "
-            f"(starting with a letter or digit), got {name!r}"
+            f"(starting with a letter or digit), got {show(name)}"
         )
     return name
 
@@ -45,9 +47,8 @@ class QueueDef(Generic[InT, OutT]):
         priority: int,
     ) -> None:
         if not isinstance(retry, RetryPolicy):
-            raise ValidationError(f"retry must be a RetryPolicy, got {retry!r}")
-        if not isinstance(priority, int):
-            raise ValidationError(f"priority must be an integer, got {priority!r}")
+            raise ValidationError(f"retry must be a RetryPolicy, got {show(retry)}")
+        check_int32("priority", priority)
         self.name = name
         self.chain_name = chain_name
         self.input_codec: Codec[InT] = Codec(input, f"input of queue {name!r}")

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from queuert.context import JobContext, JobRescheduled, check_lease_ms
+from queuert.validation import MAX_WORKER_ID, check_seconds, check_text
 from queuert.definitions import QueueDef
 from queuert.errors import (
     InputValidationError,
@@ -85,14 +86,11 @@ class Worker(Generic[Tx]):
     ) -> None:
         if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
             raise ValidationError(f"concurrency must be a positive integer, got {concurrency!r}")
-        if not isinstance(poll_interval, int | float) or poll_interval <= 0:
-            raise ValidationError(f"poll_interval must be positive seconds, got {poll_interval!r}")
-        if reaper_interval is not None and (
-            not isinstance(reaper_interval, int | float) or reaper_interval <= 0
-        ):
-            raise ValidationError(
-                f"reaper_interval must be positive seconds, got {reaper_interval!r}"
-            )
+        check_seconds("poll_interval", poll_interval)
+        if reaper_interval is not None:
+            check_seconds("reaper_interval", reaper_interval)
+        if worker_id is not None:
+            check_text("worker_id", worker_id, max_length=MAX_WORKER_ID)
         self.app = app
         self.concurrency = concurrency
         self.lease_ms = check_lease_ms(lease_ms)
