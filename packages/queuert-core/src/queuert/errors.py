@@ -85,3 +85,13 @@ class TransientStateError(QueuertError):
 
 class AdapterError(QueuertError):
     """A state or notify adapter failed in a way that retrying will not fix."""
+
+
+class SchemaTooNewError(SchemaNotMigratedError):
+    """The schema is recorded at a newer version than this adapter knows: upgrade the
+    adapter (``migrate()`` cannot help)."""
+
+
+class SchemaDamagedError(SchemaNotMigratedError):
+    """The schema records its migrations but tables they created are missing
+    (dropped or renamed by hand); ``migrate()`` will not recreate them."""

@@ -218,7 +218,8 @@ def check_ids(name: str, values: object) -> list[str]:
 
 def check_payload(value: object, what: str, *, string_keys: bool) -> None:
     """Refuse a payload that would not read back exactly: nesting deeper than
-    ``MAX_PAYLOAD_DEPTH``, NaN or infinite numbers, text with unpaired surrogates, and (when ``string_keys``) mapping keys that are not strings.
+    ``MAX_PAYLOAD_DEPTH``, NaN or infinite numbers, text with unpaired surrogates,
+    and (when ``string_keys``) mapping keys that are not strings.
 
     ``value`` is the payload as builtins (dicts, lists, tuples, strings, numbers).
     Raises :class:`~queuert.errors.InputValidationError` naming ``what``.

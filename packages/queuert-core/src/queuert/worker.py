@@ -12,7 +12,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from queuert.context import JobContext, JobRescheduled, check_lease_ms
-from queuert.validation import MAX_WORKER_ID, check_seconds, check_text
 from queuert.definitions import QueueDef
 from queuert.errors import (
     InputValidationError,
@@ -27,6 +26,7 @@ from queuert.notifications import PendingNotifications
 from queuert.ports.notify import ScheduledSignal, Subscription
 from queuert.ports.state import Tx
 from queuert.records import JobError, JobRecord, JobStatus
+from queuert.validation import MAX_WORKER_ID, check_seconds, check_text
 
 if TYPE_CHECKING:
     from queuert.client import Queuert

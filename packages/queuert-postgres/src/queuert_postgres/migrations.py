@@ -93,6 +93,16 @@ async def applied_versions(conn: PostgresTx, names: Names) -> set[int]:
     return {int(row[0]) for row in rows}
 
 
+async def missing_tables(conn: PostgresTx, names: Names) -> list[str]:
+    """The tables the migrations create that do not exist (as qualified names)."""
+    tables = [names.jobs]
+    found = await conn.fetch(
+        "SELECT t.name FROM unnest($1::text[]) AS t(name) WHERE to_regclass(t.name) IS NULL",
+        tables,
+    )
+    return [row[0] for row in found]
+
+
 async def migrate(conn: PostgresTx, names: Names) -> list[int]:
     """Apply the pending steps in one transaction on ``conn`` and return their versions.
 

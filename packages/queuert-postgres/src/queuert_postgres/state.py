@@ -17,7 +17,9 @@ from queuert.errors import (
     ConfigurationError,
     LeaseLostError,
     QueuertError,
+    SchemaDamagedError,
     SchemaNotMigratedError,
+    SchemaTooNewError,
 )
 from queuert.ports.notify import NotifyAdapter
 from queuert.ports.state import StateAdapter, StateCapabilities
@@ -33,6 +35,7 @@ from queuert.records import (
     NewJob,
     Page,
 )
+from queuert.urls import redact_message
 from queuert_postgres import migrations
 from queuert_postgres.connections import LendingConnection, PostgresTx
 from queuert_postgres.driver_errors import DRIVER_ERRORS, MIGRATE_HINT, translate
@@ -152,9 +155,11 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
                 dsn, min_size=min_size, max_size=max_size, **pool_options
             )
         except (ValueError, TypeError) as exc:
+            # The driver's message may quote the DSN: redact it, and do not chain it.
             raise ConfigurationError(
-                f"invalid PostgreSQL connection options for {redact(dsn)!r}: {exc}"
-            ) from exc
+                f"invalid PostgreSQL connection options for {redact(dsn)!r}: "
+                f"{redact_message(str(exc), dsn)}"
+            ) from None
         except DRIVER_ERRORS as exc:
             raise translate(exc, schema=schema) from exc
         adapter = cls(pool, schema=schema, table_prefix=table_prefix)
@@ -390,15 +395,28 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
         try:
             async with self._pool.acquire() as conn:
                 versions = await migrations.applied_versions(conn, names)
+                absent = await migrations.missing_tables(conn, names)
         except (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError) as exc:
             raise SchemaNotMigratedError(f"{where} has no queuert tables: {MIGRATE_HINT}") from exc
         except DRIVER_ERRORS as exc:
             self._raise(exc)
+        newer = [v for v in versions if v > migrations.LATEST_VERSION]
+        if newer:
+            raise SchemaTooNewError(
+                f"{where} is at version {max(newer)}, newer than the version "
+                f"{migrations.LATEST_VERSION} this queuert-postgres knows: upgrade queuert-postgres"
+            )
         missing = [m.version for m in migrations.MIGRATIONS if m.version not in versions]
         if missing:
             raise SchemaNotMigratedError(
                 f"{where} is at version {max(versions, default=0)} but this queuert-postgres "
                 f"needs version {migrations.LATEST_VERSION}: {MIGRATE_HINT}"
+            )
+        if absent:
+            raise SchemaDamagedError(
+                f"{where} records version {max(versions)} but its table(s) "
+                f"{', '.join(absent)} are missing; migrate() does not recreate tables of "
+                "recorded versions: restore them or migrate into a new schema"
             )
 
     # -- writing jobs -------------------------------------------------------------

@@ -17,7 +17,9 @@ from queuert.batching import Batcher
 from queuert.errors import (
     ConfigurationError,
     LeaseLostError,
+    SchemaDamagedError,
     SchemaNotMigratedError,
+    SchemaTooNewError,
 )
 from queuert.ports.state import StateAdapter, StateCapabilities
 from queuert.records import (
@@ -245,9 +247,20 @@ class SqliteStateAdapter(StateAdapter[aiosqlite.Connection]):
                 self._error_args(),
             )
         if version > SCHEMA_VERSION:
-            raise SchemaNotMigratedError(
+            raise SchemaTooNewError(
                 f"SQLite database {self.path!r} has queuert schema version {version}, newer "
                 f"than the {SCHEMA_VERSION} this queuert-sqlite knows; upgrade queuert-sqlite"
+            )
+        tables = await self._db.read(
+            None,
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name = ?",
+            (self._sql.jobs_table,),
+        )
+        if not tables:
+            raise SchemaDamagedError(
+                f"SQLite database {self.path!r} records queuert schema version {version} but "
+                f"its table {self._sql.jobs_table!r} is missing; migrate() does not recreate "
+                "tables of recorded versions: restore it or use a new database"
             )
 
     # -- writing jobs --------------------------------------------------------------------
