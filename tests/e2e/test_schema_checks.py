@@ -1,0 +1,75 @@
+"""``check_schema`` (run when a worker starts) refuses a schema it cannot use beyond
+one never migrated: one recorded at a newer version than the adapter knows, and
+one whose tables are gone although its migrations are recorded."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+import pytest
+
+import queuert
+from queuert import Job, JobContext, SchemaDamagedError, SchemaNotMigratedError, SchemaTooNewError
+from tests.e2e.backends import Backend
+from tests.e2e.fixtures_inprocess import make_worker
+
+jobs = queuert.chain("schema-checks", input=int, output=int)
+
+
+async def run_sql(backend: Backend, statement: str) -> None:
+    """Run ``statement`` on the backend's store, in its queuert schema, with
+    ``{prefix}`` replaced by the adapter's table prefix."""
+    statement = statement.format(prefix=getattr(backend.state, "table_prefix", ""))
+    if backend.name == "sqlite":
+        from queuert_sqlite import SqliteStateAdapter
+
+        assert isinstance(backend.state, SqliteStateAdapter)
+        async with backend.state.connect() as conn:
+            await conn.execute(statement)
+            await conn.commit()
+        return
+    conn = await asyncpg.connect(backend._pg_url)
+    try:
+        await conn.execute(f'SET search_path TO "{backend._schema}"')
+        await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+async def assert_refused(backend: Backend, error: type[SchemaNotMigratedError], *shown: str) -> str:
+    state = await backend.open_another()
+    try:
+        with pytest.raises(error) as raised:
+            await state.check_schema()
+        app: queuert.Queuert[Any] = queuert.Queuert(state=state, chains=[jobs])
+        worker = make_worker(app)
+
+        @worker.handler(jobs)
+        async def handle(job: Job[int], ctx: JobContext[Any, int]) -> int:
+            return job.input
+
+        with pytest.raises(error):
+            await worker.start()
+        assert worker.active_jobs == 0
+    finally:
+        await state.close()
+    message = str(raised.value)
+    for text in shown:
+        assert text in message
+    return message
+
+
+async def test_a_newer_schema_is_refused(shared_backend: Backend) -> None:
+    await run_sql(
+        shared_backend,
+        "INSERT INTO {prefix}migrations (version, name, applied_at) VALUES (99, 'from the future', "
+        + ("0)" if shared_backend.name == "sqlite" else "now())"),
+    )
+    message = await assert_refused(shared_backend, SchemaTooNewError, "99", "upgrade")
+    assert "migrate()" not in message  # migrating cannot help
+
+
+async def test_a_schema_whose_tables_are_missing_is_refused(shared_backend: Backend) -> None:
+    await run_sql(shared_backend, "DROP TABLE {prefix}jobs")
+    await assert_refused(shared_backend, SchemaDamagedError, "jobs", "missing")
