@@ -64,8 +64,8 @@ samples = queuert.chain("bad-values-samples", input=Sample, output=Sample)
 points = queuert.chain("bad-values-points", input=Point, output=Point)
 measures = queuert.chain("bad-values-measures", input=Measure, output=Measure)
 loose = queuert.chain("bad-values-loose", input=dict[str, Any], output=dict[str, Any])
-untyped = queuert.chain("bad-values-untyped", input=Any, output=Any)
-wide = queuert.chain(
+untyped: ChainDef[Any, Any] = queuert.chain("bad-values-untyped", input=Any, output=Any)
+wide: ChainDef[Any, Any] = queuert.chain(
     "bad-values-wide",
     input=Any,
     output=Any,
@@ -73,7 +73,9 @@ wide = queuert.chain(
     priority=INT32_MIN,
 )
 
-once = queuert.chain("bad-values-once", input=Any, output=Any, retry=RetryPolicy(max_attempts=1))
+once: ChainDef[Any, Any] = queuert.chain(
+    "bad-values-once", input=Any, output=Any, retry=RetryPolicy(max_attempts=1)
+)
 
 CHAINS: list[ChainDef[Any, Any]] = [
     readings,
@@ -317,12 +319,13 @@ async def test_output_that_would_not_read_back_fails_the_job(backend: Backend) -
 async def test_messages_quote_a_bounded_prefix(backend: Backend) -> None:
     huge = "x" * 20_000_000
     async with open_app(backend, CHAINS) as app:
-        for call in (
+        calls: list[Coroutine[Any, Any, object]] = [
             app.enqueue_job_chain(None, readings, cast(Reading, {"value": huge})),
             app.enqueue_job_chain(None, readings, Reading(cast(float, huge))),
             app.enqueue_job_chain(None, untyped, {"big": huge, "bad": math.nan}),
             app.enqueue_job_chain(None, untyped, {"big": huge, 2: "two"}),
-        ):
+        ]
+        for call in calls:
             message = await refused(InputValidationError, call, "xxxx")
             assert len(message) < 2_000
         for call in (app.get_job(huge), app.delete_chains([huge])):
@@ -401,3 +404,59 @@ async def test_wait_for_chain_validates_timing(backend: Backend, options: dict[s
                 await app.wait_for_chain(handle_, **options)
         [name] = [key for key in options if key in str(raised.value)][:1] or ["?"]
         assert name in options
+
+
+async def test_reads_refuse_filters_of_the_wrong_type(backend: Backend) -> None:
+    async with open_app(backend, CHAINS) as app:
+        for call in (
+            app.list_jobs(queue=cast(Any, 5)),
+            app.list_jobs(status=cast(Any, 5)),
+            app.list_jobs(status=cast(Any, [[]])),
+            app.list_jobs(queue=["bad-values-untyped\x00"]),
+            app.list_chains(chain=cast(Any, 5)),
+        ):
+            await refused(ValidationError, call)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"poll_interval": math.nan},
+        {"poll_interval": math.inf},
+        {"reaper_interval": math.nan},
+        {"reaper_interval": -1.0},
+    ],
+)
+async def test_worker_intervals_must_be_finite(backend: Backend, options: dict[str, Any]) -> None:
+    async with open_app(backend, CHAINS) as app:
+        with pytest.raises(ValidationError) as raised:
+            app.worker(**options)
+        [name] = options
+        assert name in str(raised.value)
+
+
+async def test_reschedule_beyond_storage_is_refused(backend: Backend) -> None:
+    async with open_app(backend, CHAINS) as app:
+        worker = make_worker(app)
+        refusals: list[str] = []
+
+        @worker.handler(untyped)
+        async def handle(job: Job[Any], ctx: JobContext[Any, Any]) -> Any:
+            for options in (
+                {"after": timedelta(days=365 * 101)},
+                {"after": timedelta.max},
+                {"at": datetime(9999, 6, 1, tzinfo=UTC)},
+                {"at": datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=5)))},
+            ):
+                try:
+                    await ctx.reschedule(**options)
+                except ValidationError as exc:
+                    refusals.append(str(exc))
+            return await ctx.complete("kept")
+
+        async with worker:
+            handle_ = await app.enqueue_job_chain(None, untyped, 1)
+            assert await app.wait_for_chain(handle_, timeout=5.0) == "kept"
+        assert len(refusals) == 4
+        job = await _read(app, handle_.id)
+        assert job.attempt == 1

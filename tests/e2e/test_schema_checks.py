@@ -29,12 +29,12 @@ async def run_sql(backend: Backend, statement: str) -> None:
             await conn.execute(statement)
             await conn.commit()
         return
-    conn = await asyncpg.connect(backend._pg_url)
+    pg = await asyncpg.connect(backend._pg_url)
     try:
-        await conn.execute(f'SET search_path TO "{backend._schema}"')
-        await conn.execute(statement)
+        await pg.execute(f'SET search_path TO "{backend._schema}"')
+        await pg.execute(statement)
     finally:
-        await conn.close()
+        await pg.close()
 
 
 async def assert_refused(backend: Backend, error: type[SchemaNotMigratedError], *shown: str) -> str:

@@ -97,10 +97,10 @@ def _statuses(
 ) -> tuple[JobStatus, ...] | None:
     if status is None:
         return None
-    items = [status] if isinstance(status, str) else list(status)
+    items = [status] if isinstance(status, str) else check_many("status", status)
     try:
         return tuple(JobStatus(s) for s in items)
-    except ValueError as exc:
+    except (ValueError, TypeError) as exc:
         raise ValidationError(f"unknown job status in {show(status)}") from exc
 
 
@@ -322,9 +322,10 @@ class Queuert(Generic[Tx]):
     ) -> Page[JobRecord]:
         """One page of jobs in creation order; pass ``page.next_cursor`` as
         ``after`` for the next one."""
-        queues = None if queue is None else ((queue,) if isinstance(queue, str) else tuple(queue))
-        if queues is not None:
-            queues = tuple(check_text("queue", name) for name in queues)
+        queues = None
+        if queue is not None:
+            names = [queue] if isinstance(queue, str) else check_many("queue", queue)
+            queues = tuple(check_text("queue", name) for name in names)
         job_filter = JobFilter(
             statuses=_statuses(status), chain_id=_optional_id("chain_id", chain_id), queues=queues
         )
@@ -347,9 +348,10 @@ class Queuert(Generic[Tx]):
     ) -> Page[ChainRecord]:
         """One page of chains in creation order; pass ``page.next_cursor`` as
         ``after`` for the next one."""
-        names = None if chain is None else ((chain if isinstance(chain, str) else chain.name),)
-        if names is not None:
-            names = (check_text("chain", names[0]),)
+        names = None
+        if chain is not None:
+            name = chain.name if isinstance(chain, ChainDef) else chain
+            names = (check_text("chain", name),)
         chain_filter = ChainFilter(statuses=_statuses(status), chain_names=names)
         return await self.state.list_chains(
             tx=tx,

@@ -96,7 +96,7 @@ class Codec(Generic[T]):
                 )
         except InputValidationError:
             raise
-        except (pydantic_core.PydanticSerializationError, *_ENCODE_ERRORS) as exc:
+        except _PYDANTIC_ENCODE_ERRORS as exc:
             raise InputValidationError(
                 f"{self.what} is not JSON-serialisable as {_type_name(self.tp)}: "
                 f"{show(value)} ({clip(str(exc))})"
@@ -107,6 +107,7 @@ class Codec(Generic[T]):
     def _encode_msgspec(self, value: object) -> str:
         import msgspec
 
+        errors: tuple[type[Exception], ...] = (msgspec.EncodeError, *_ENCODE_ERRORS)
         try:
             text = msgspec.json.encode(value).decode()
             if "null" in text:
@@ -114,7 +115,7 @@ class Codec(Generic[T]):
                 check_payload(msgspec.to_builtins(value), self.what, string_keys=False)
         except InputValidationError:
             raise
-        except (msgspec.EncodeError, *_ENCODE_ERRORS) as exc:
+        except errors as exc:
             raise InputValidationError(
                 f"{self.what} is invalid: {show(value)} ({clip(str(exc))})"
             ) from exc
@@ -165,7 +166,7 @@ def encode_plain(value: object, what: str) -> str:
         ) from exc
     try:
         _ANY.validate_json(text)
-    except (pydantic.ValidationError, *_ENCODE_ERRORS) as exc:
+    except _PYDANTIC_ENCODE_ERRORS as exc:
         raise InputValidationError(
             f"{what} does not read back: {show(value)} ({_first_error(exc)})"
         ) from exc
@@ -178,6 +179,12 @@ _ENCODE_ERRORS: tuple[type[Exception], ...] = (
     OverflowError,
     RecursionError,
     UnicodeError,
+)
+
+_PYDANTIC_ENCODE_ERRORS: tuple[type[Exception], ...] = (
+    pydantic_core.PydanticSerializationError,
+    pydantic.ValidationError,
+    *_ENCODE_ERRORS,
 )
 
 _ANY: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(Any)

@@ -157,7 +157,7 @@ _SCHEME_AUTHORITY = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://")
 _MAX_URL_SHOWN = 300
 
 
-def redact_url(url: str) -> str:
+def redact_url(url: object) -> str:
     """``url`` fit for messages and logs: the password of its user information
     (``user:***@``) and the values of query parameters that hold secrets
     (``?password=***``) are replaced, also in a URL that is malformed or lacks
@@ -171,7 +171,7 @@ def redact_url(url: str) -> str:
     return clip(text, _MAX_URL_SHOWN)
 
 
-def url_secrets(url: str) -> list[str]:
+def url_secrets(url: object) -> list[str]:
     """The secrets :func:`redact_url` hides in ``url``, as written and
     percent-decoded, longest first."""
     if not isinstance(url, str):
