@@ -1,9 +1,11 @@
 """``check_schema`` (run when a worker starts) refuses a schema it cannot use beyond
 one never migrated: one recorded at a newer version than the adapter knows, and
-one whose tables are gone although its migrations are recorded."""
+one whose tables are gone although its migrations are recorded. A stored value
+that cannot be read back is a named error."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -11,7 +13,7 @@ import pytest
 
 import queuert
 from queuert import Job, JobContext, SchemaDamagedError, SchemaNotMigratedError, SchemaTooNewError
-from tests.e2e.backends import Backend
+from tests.e2e.backends import Backend, open_backend
 from tests.e2e.fixtures_inprocess import make_worker
 
 jobs = queuert.chain("schema-checks", input=int, output=int)
@@ -73,3 +75,16 @@ async def test_a_newer_schema_is_refused(shared_backend: Backend) -> None:
 async def test_a_schema_whose_tables_are_missing_is_refused(shared_backend: Backend) -> None:
     await run_sql(shared_backend, "DROP TABLE {prefix}jobs")
     await assert_refused(shared_backend, SchemaDamagedError, "jobs", "missing")
+
+
+async def test_a_stored_time_beyond_datetime_is_a_named_error(tmp_path: Path) -> None:
+    """On SQLite (integers; PostgreSQL's timestamptz cannot hold such a time at all),
+    a lease written before leases had an upper bound, or by hand, reads back as an
+    AdapterError, not a raw OverflowError."""
+    async with open_backend("sqlite", tmp_path) as backend:
+        app: queuert.Queuert[Any] = queuert.Queuert(state=backend.state, chains=[jobs])
+        handle = await app.enqueue_job_chain(None, jobs, 1)
+        await run_sql(backend, f"UPDATE {{prefix}}jobs SET leased_until = {2**62}")
+        with pytest.raises(queuert.AdapterError) as raised:
+            await app.get_job(handle.id)
+        assert str(2**62) in str(raised.value)

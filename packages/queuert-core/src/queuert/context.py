@@ -22,7 +22,7 @@ from queuert.job import Continuation
 from queuert.notifications import PendingNotifications
 from queuert.ports.state import Tx
 from queuert.records import JobRecord, Lease, NewJob
-from queuert.validation import check_duration_ms, check_time
+from queuert.validation import check_duration_ms, check_time, show
 from queuert.validation import delay_ms as checked_delay_ms
 
 if TYPE_CHECKING:
@@ -66,7 +66,7 @@ class _Enqueuer(Generic[OutT]):
         if self.next_job is not None:
             raise ContinuationError(
                 f"enqueue_job was already called in this finalize (for job {self.next_job.id}); "
-                f"a job continues its chain at most once, not again with {queue!r}"
+                f"a job continues its chain at most once, not again with {show(queue)}"
             )
         self.next_job = self._ctx.build_next_job(queue, input)
         self.continuation = Continuation(job_id=self.next_job.id, queue=self.next_job.queue)
@@ -100,7 +100,7 @@ class JobContext(Generic[Tx, OutT]):
 
     def build_next_job(self, queue: QueueDef[StepInT, OutT], input: StepInT) -> NewJob:
         if not isinstance(queue, QueueDef) or self._app.queues.get(queue.name) is not queue:
-            raise ValidationError(f"queue {queue!r} is not part of any registered chain")
+            raise ValidationError(f"queue {show(queue)} is not part of any registered chain")
         if queue.chain_name != self.chain.name:
             raise ForeignQueueError(
                 f"job {self.record.id} of chain {self.chain.name!r} cannot continue with "
@@ -240,7 +240,7 @@ class JobContext(Generic[Tx, OutT]):
             return
         if enqueue.next_job is not None:
             raise ContinuationError(
-                f"finalize called enqueue_job but returned {result!r}; return the continuation "
+                f"finalize called enqueue_job but returned {show(result)}; return the continuation "
                 "that enqueue_job gave"
             )
         text = self.chain.output_codec.encode(result)

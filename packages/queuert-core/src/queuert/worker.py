@@ -26,7 +26,7 @@ from queuert.notifications import PendingNotifications
 from queuert.ports.notify import ScheduledSignal, Subscription
 from queuert.ports.state import Tx
 from queuert.records import JobError, JobRecord, JobStatus
-from queuert.validation import MAX_WORKER_ID, check_seconds, check_text
+from queuert.validation import MAX_WORKER_ID, check_seconds, check_text, show
 
 if TYPE_CHECKING:
     from queuert.client import Queuert
@@ -85,7 +85,9 @@ class Worker(Generic[Tx]):
         shutdown_timeout: float = 30.0,
     ) -> None:
         if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
-            raise ValidationError(f"concurrency must be a positive integer, got {concurrency!r}")
+            raise ValidationError(
+                f"concurrency must be a positive integer, got {show(concurrency)}"
+            )
         check_seconds("poll_interval", poll_interval)
         if reaper_interval is not None:
             check_seconds("reaper_interval", reaper_interval)
@@ -128,7 +130,7 @@ class Worker(Generic[Tx]):
         entry queue). Raises UnknownQueueError when the queue is not registered
         with the application."""
         if not isinstance(queue, QueueDef) or self.app.queues.get(queue.name) is not queue:
-            raise UnknownQueueError(f"queue {queue!r} is not part of any registered chain")
+            raise UnknownQueueError(f"queue {show(queue)} is not part of any registered chain")
 
         def register(fn: Handler[InT, Tx, OutT]) -> Handler[InT, Tx, OutT]:
             if queue.name in self._handlers:
