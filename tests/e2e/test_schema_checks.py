@@ -88,3 +88,20 @@ async def test_a_stored_time_beyond_datetime_is_a_named_error(tmp_path: Path) ->
         with pytest.raises(queuert.AdapterError) as raised:
             await app.get_job(handle.id)
         assert str(2**62) in str(raised.value)
+
+
+async def test_a_postgres_time_beyond_datetime_is_a_named_error(tmp_path: Path) -> None:
+    """PostgreSQL's timestamptz reaches year 294276: a lease written there before
+    leases had an upper bound reads back as an AdapterError, not a raw
+    OverflowError from the driver."""
+    async with open_backend("postgres", tmp_path) as backend:
+        app: queuert.Queuert[Any] = queuert.Queuert(state=backend.state, chains=[jobs])
+        handle = await app.enqueue_job_chain(None, jobs, 1)
+        await run_sql(backend, "UPDATE {prefix}jobs SET leased_until = '287453-01-01T00:00Z'")
+        with pytest.raises(queuert.AdapterError):
+            await app.get_job(handle.id)
+        # The adapter's connections are still usable.
+        other = await app.enqueue_job_chain(None, jobs, 2)
+        for _ in range(3):
+            record = await app.get_job(other.id)
+            assert record is not None and record.input == "2"
