@@ -460,3 +460,51 @@ async def test_reschedule_beyond_storage_is_refused(backend: Backend) -> None:
         assert len(refusals) == 4
         job = await _read(app, handle_.id)
         assert job.attempt == 1
+
+
+HUGE_INT = 10**5000  # too large for a float, and for repr() with Python's default limit
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: queuert.RetryPolicy(multiplier=HUGE_INT),
+        lambda: queuert.RetryPolicy(max_attempts=HUGE_INT),
+        lambda: queuert.chain("bad-values-p", input=Any, output=Any, priority=HUGE_INT),
+        lambda: queuert.chain("bad-values-t", input=cast(Any, {"a": 1}), output=Any),
+        lambda: queuert.chain("bad-values-t", input=cast(Any, "\ud800"), output=Any),
+        lambda: queuert.chain("bad-values-t", input=cast(Any, "\x00"), output=Any),
+        lambda: Queuert(state=queuert.MemoryStateAdapter(), chains=cast(Any, 5)),
+        lambda: Queuert(state=queuert.MemoryStateAdapter(), chains=cast(Any, None)),
+    ],
+)
+def test_definitions_raise_named_errors_only(make: Callable[[], object]) -> None:
+    with pytest.raises(ValidationError) as raised:
+        make()
+    assert len(str(raised.value)) < 2_000
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"poll_interval": HUGE_INT},
+        {"concurrency": HUGE_INT * -1},
+        {"queues": 5},
+        {"queues": "bad-values-untyped"},
+        {"queues": [1]},
+    ],
+)
+async def test_worker_options_raise_named_errors_only(
+    backend: Backend, options: dict[str, Any]
+) -> None:
+    async with open_app(backend, CHAINS) as app:
+        with pytest.raises(ValidationError) as raised:
+            app.worker(**options)
+        assert len(str(raised.value)) < 2_000
+
+
+async def test_wait_for_chain_refuses_a_timeout_too_large_for_a_float(backend: Backend) -> None:
+    async with open_app(backend, CHAINS) as app:
+        handle_ = await app.enqueue_job_chain(None, untyped, 1)
+        with pytest.raises(ValidationError, match="timeout"):
+            await app.wait_for_chain(handle_, timeout=HUGE_INT)

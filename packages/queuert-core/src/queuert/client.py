@@ -135,7 +135,7 @@ class Queuert(Generic[Tx]):
         )
         self.chains: dict[str, ChainDef[Any, Any]] = {}
         self.queues: dict[str, QueueDef[Any, Any]] = {}
-        for chain in chains:
+        for chain in check_many("chains", chains):
             if not isinstance(chain, ChainDef):
                 raise ValidationError(f"chains must hold ChainDef objects, got {chain!r}")
             if chain.name in self.chains and self.chains[chain.name] is not chain:

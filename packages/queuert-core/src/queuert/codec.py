@@ -57,9 +57,10 @@ class Codec(Generic[T]):
             return
         try:
             self._adapter = pydantic.TypeAdapter(tp)
-        except pydantic.PydanticUserError as exc:
+        except Exception as exc:
             # typing.TypedDict before Python 3.12 is opaque to pydantic: check its keys only.
-            if not _is_typeddict(tp):
+            # Anything else pydantic cannot build a schema for (or fails on) is refused.
+            if not (isinstance(exc, pydantic.PydanticUserError) and _is_typeddict(tp)):
                 raise InputValidationError(
                     f"{what} has a type that cannot be stored as JSON: {show(tp)} "
                     f"({clip(str(exc))})"

@@ -145,33 +145,35 @@ def check_seconds(
 ) -> float:
     """``value`` as a float if it is a finite number of seconds, more than zero and
     within ``minimum..maximum``."""
-    if (
-        not isinstance(value, int | float)
-        or isinstance(value, bool)
-        or not math.isfinite(value)
-        or value <= 0
-        or not minimum <= value <= maximum
-    ):
+    number = _finite(value)
+    if number is None or number <= 0 or not minimum <= number <= maximum:
         low = f"at least {minimum}" if minimum > 0 else "more than 0"
         raise ValidationError(
             f"{name} must be a finite number of seconds, {low} and at most {maximum:g}, "
             f"got {show(value)}"
         )
-    return float(value)
+    return number
 
 
 def check_finite(name: str, value: object, *, minimum: float, maximum: float) -> float:
     """``value`` if it is a finite number within ``minimum..maximum``."""
-    if (
-        not isinstance(value, int | float)
-        or isinstance(value, bool)
-        or not math.isfinite(value)
-        or not minimum <= value <= maximum
-    ):
+    number = _finite(value)
+    if number is None or not minimum <= number <= maximum:
         raise ValidationError(
             f"{name} must be a finite number within {minimum:g}..{maximum:g}, got {show(value)}"
         )
-    return value
+    return number
+
+
+def _finite(value: object) -> float | None:
+    """``value`` as a float if it is a finite int or float (not a bool)."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:  # an int too large for a float
+        return None
+    return number if math.isfinite(number) else None
 
 
 def storable_text_error(text: str) -> str | None:

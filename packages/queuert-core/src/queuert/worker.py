@@ -26,7 +26,7 @@ from queuert.notifications import PendingNotifications
 from queuert.ports.notify import ScheduledSignal, Subscription
 from queuert.ports.state import Tx
 from queuert.records import JobError, JobRecord, JobStatus
-from queuert.validation import MAX_WORKER_ID, check_seconds, check_text, show
+from queuert.validation import MAX_WORKER_ID, check_many, check_seconds, check_text, show
 
 if TYPE_CHECKING:
     from queuert.client import Queuert
@@ -104,6 +104,11 @@ class Worker(Generic[Tx]):
         )
         self.shutdown_timeout = shutdown_timeout
         self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{new_id()[-8:]}"
+        if queues is not None:
+            queues = check_many("queues", queues)
+            for queue in queues:
+                if not isinstance(queue, QueueDef):
+                    raise ValidationError(f"queues must hold QueueDef objects, got {show(queue)}")
         self._queue_filter = None if queues is None else [q.name for q in queues]
         for name in self._queue_filter or ():
             app.queue_def(name)
