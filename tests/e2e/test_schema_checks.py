@@ -105,3 +105,24 @@ async def test_a_postgres_time_beyond_datetime_is_a_named_error(tmp_path: Path) 
         for _ in range(3):
             record = await app.get_job(other.id)
             assert record is not None and record.input == "2"
+
+
+async def test_a_stored_output_that_does_not_read_back_is_a_named_error(
+    shared_backend: Backend,
+) -> None:
+    """An output changed in the store (or written under another output type) makes
+    ``wait_for_chain`` raise InputValidationError, not pydantic's own error."""
+    app: queuert.Queuert[Any] = queuert.Queuert(state=shared_backend.state, chains=[jobs])
+    worker = make_worker(app)
+
+    @worker.handler(jobs)
+    async def handle(job: Job[int], ctx: JobContext[Any, int]) -> int:
+        return await ctx.complete(job.input)
+
+    async with worker:
+        handle_ = await app.enqueue_job_chain(None, jobs, 7)
+        assert await app.wait_for_chain(handle_, timeout=5.0) == 7
+    await run_sql(shared_backend, """UPDATE {prefix}jobs SET output = '"seven"'""")
+    with pytest.raises(queuert.InputValidationError) as raised:
+        await app.wait_for_chain(handle_, timeout=5.0)
+    assert handle_.id in str(raised.value)
