@@ -26,6 +26,13 @@ from queuert.ports.notify import (
 )
 from queuert_mongodb.errors import DRIVER_ERRORS, translate
 from queuert_mongodb.names import DEFAULT_DATABASE, DEFAULT_PREFIX, Collections, validate_database
+from queuert_mongodb.sessions import (
+    DEFAULT_TIMEOUT_S,
+    check_deployment,
+    open_client,
+    validate_client,
+    validate_timeout,
+)
 from queuert_mongodb.signals import (
     CHAIN_COMPLETED,
     LEASE_LOST,
@@ -36,13 +43,6 @@ from queuert_mongodb.signals import (
     Signal,
     signal_from_change,
     signal_update,
-)
-from queuert_mongodb.sessions import (
-    DEFAULT_TIMEOUT_S,
-    check_deployment,
-    open_client,
-    validate_client,
-    validate_timeout,
 )
 
 logger = logging.getLogger("queuert.notify")
