@@ -27,10 +27,10 @@ from queuert.ports.notify import (
 from queuert_mongodb.errors import DRIVER_ERRORS, translate
 from queuert_mongodb.names import DEFAULT_DATABASE, DEFAULT_PREFIX, Collections, validate_database
 from queuert_mongodb.sessions import (
-    DEFAULT_TIMEOUT_S,
     check_deployment,
     open_client,
     validate_client,
+    operation_timeout,
     validate_timeout,
 )
 from queuert_mongodb.signals import (
@@ -96,12 +96,12 @@ class MongoNotifyAdapter(NotifyAdapter):
         *,
         database: str = DEFAULT_DATABASE,
         collection_prefix: str = DEFAULT_PREFIX,
-        operation_timeout_s: float = DEFAULT_TIMEOUT_S,
+        operation_timeout_s: float | None = None,
     ) -> None:
         """Raises :class:`~queuert.errors.ConfigurationError` for an invalid database
         name, prefix or timeout. Opens nothing until first used."""
         self._client = validate_client(client)
-        self.operation_timeout_s = validate_timeout(operation_timeout_s)
+        self.operation_timeout_s = operation_timeout(self._client, operation_timeout_s)
         self.database = validate_database(database)
         self.collection_prefix = collection_prefix
         self.collections = Collections.for_prefix(collection_prefix)
@@ -123,14 +123,15 @@ class MongoNotifyAdapter(NotifyAdapter):
         *,
         database: str | None = None,
         collection_prefix: str | None = None,
-        operation_timeout_s: float = DEFAULT_TIMEOUT_S,
+        operation_timeout_s: float | None = None,
         **client_options: Any,
     ) -> MongoNotifyAdapter:
         """An adapter with a client of its own, as
         :meth:`~queuert_mongodb.MongoStateAdapter.connect` makes one; checks that the
         server is a replica set (change streams need one)."""
-        timeout_s = validate_timeout(operation_timeout_s)
-        client, parsed = open_client(url, timeout_s, client_options)
+        if operation_timeout_s is not None:
+            validate_timeout(operation_timeout_s)
+        client, parsed = open_client(url, client_options)
         try:
             adapter = cls(
                 client,
@@ -138,10 +139,10 @@ class MongoNotifyAdapter(NotifyAdapter):
                 collection_prefix=(
                     collection_prefix if collection_prefix is not None else parsed.collection_prefix
                 ),
-                operation_timeout_s=timeout_s,
+                operation_timeout_s=operation_timeout_s,
             )
             adapter._owns_client = True
-            await check_deployment(client, timeout_s, "carry queuert signals")
+            await check_deployment(client, adapter.operation_timeout_s, "carry queuert signals")
         except BaseException:
             await client.close()
             raise

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
@@ -29,6 +30,15 @@ T = TypeVar("T")
 DEFAULT_TIMEOUT_S = 10.0
 
 
+def operation_timeout(client: AsyncMongoClient[Any], value: object) -> float:
+    """``value`` when given, else the client's own ``timeoutMS``, else
+    :data:`DEFAULT_TIMEOUT_S`; raises :class:`~queuert.errors.ConfigurationError` unless
+    it is a positive number of seconds."""
+    if value is None:
+        value = client.options.timeout or DEFAULT_TIMEOUT_S
+    return validate_timeout(value)
+
+
 def validate_timeout(value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
         raise ConfigurationError(f"operation_timeout_s must be a positive number: {value!r}")
@@ -43,17 +53,17 @@ def validate_client(client: object) -> AsyncMongoClient[Any]:
     return client
 
 
-def open_client(
-    url: str, timeout_s: float, options: dict[str, Any]
-) -> tuple[AsyncMongoClient[Any], MongoUrl]:
+def open_client(url: str, options: dict[str, Any]) -> tuple[AsyncMongoClient[Any], MongoUrl]:
     """A client for ``url`` (which it does not contact yet) and the parsed URL. Raises
-    :class:`~queuert.errors.ConfigurationError` for an invalid URL or options."""
+    :class:`~queuert.errors.ConfigurationError` for an invalid URL or options, including
+    those PyMongo would only warn about and ignore."""
     parsed = parse_url(url)
-    options.setdefault("serverSelectionTimeoutMS", int(timeout_s * 1000))
     options.setdefault("appname", "queuert")
     try:
-        client: AsyncMongoClient[Any] = AsyncMongoClient(parsed.client_url, **options)
-    except (DriverConfigurationError, InvalidURI, ValueError, TypeError) as exc:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", UserWarning)
+            client: AsyncMongoClient[Any] = AsyncMongoClient(parsed.client_url, **options)
+    except (DriverConfigurationError, InvalidURI, ValueError, TypeError, UserWarning) as exc:
         raise ConfigurationError(
             f"invalid MongoDB URL or options {redact_url(url)!r}: {str(exc)[:200]}"
         ) from None

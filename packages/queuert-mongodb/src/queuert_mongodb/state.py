@@ -44,11 +44,11 @@ from queuert_mongodb.names import (
 )
 from queuert_mongodb.schema import Schema
 from queuert_mongodb.sessions import (
-    DEFAULT_TIMEOUT_S,
     Sessions,
     check_deployment,
     open_client,
     validate_client,
+    operation_timeout,
     validate_timeout,
 )
 
@@ -104,7 +104,8 @@ class MongoStateAdapter(StateAdapter[AsyncClientSession]):
     missing or older.
 
     **Timeouts.** Each operation runs under ``pymongo.timeout(operation_timeout_s)``
-    (capped by any timeout the caller set around it).
+    (capped by any timeout the caller set around it); ``operation_timeout_s`` defaults to
+    the client's ``timeoutMS``, else 10 seconds.
     """
 
     capabilities = StateCapabilities(
@@ -122,14 +123,14 @@ class MongoStateAdapter(StateAdapter[AsyncClientSession]):
         *,
         database: str = DEFAULT_DATABASE,
         collection_prefix: str = DEFAULT_PREFIX,
-        operation_timeout_s: float = DEFAULT_TIMEOUT_S,
+        operation_timeout_s: float | None = None,
     ) -> None:
         """Use ``client`` (which :meth:`close` leaves open); opens nothing. Raises
         :class:`~queuert.errors.ConfigurationError` for an invalid database name,
         prefix or timeout. :meth:`migrate` (or :meth:`check_deployment`) verifies that
         the server is a replica set."""
         self._client = validate_client(client)
-        self.operation_timeout_s = validate_timeout(operation_timeout_s)
+        self.operation_timeout_s = operation_timeout(self._client, operation_timeout_s)
         self.database = validate_database(database)
         self.collections = Collections.for_prefix(collection_prefix)
         self.collection_prefix = collection_prefix
@@ -148,7 +149,7 @@ class MongoStateAdapter(StateAdapter[AsyncClientSession]):
         *,
         database: str | None = None,
         collection_prefix: str | None = None,
-        operation_timeout_s: float = DEFAULT_TIMEOUT_S,
+        operation_timeout_s: float | None = None,
         **client_options: Any,
     ) -> MongoStateAdapter:
         """Create an adapter with a client of its own (closed by :meth:`close`) and
@@ -164,8 +165,9 @@ class MongoStateAdapter(StateAdapter[AsyncClientSession]):
         older than 4.4; :class:`~queuert.errors.TransientStateError` when the server
         cannot be reached within ``operation_timeout_s``.
         """
-        timeout_s = validate_timeout(operation_timeout_s)
-        client, parsed = open_client(url, timeout_s, client_options)
+        if operation_timeout_s is not None:
+            validate_timeout(operation_timeout_s)
+        client, parsed = open_client(url, client_options)
         try:
             adapter = cls(
                 client,
@@ -173,7 +175,7 @@ class MongoStateAdapter(StateAdapter[AsyncClientSession]):
                 collection_prefix=(
                     parsed.collection_prefix if collection_prefix is None else collection_prefix
                 ),
-                operation_timeout_s=timeout_s,
+                operation_timeout_s=operation_timeout_s,
             )
             adapter._owns_client = True
             await adapter.check_deployment()
