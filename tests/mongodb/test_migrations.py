@@ -14,7 +14,7 @@ from queuert_mongodb.migrations import (
 
 def test_versions_count_up_from_one() -> None:
     assert [m.version for m in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1))
-    assert SCHEMA_VERSION == MIGRATIONS[-1].version
+    assert MIGRATIONS[-1].version == SCHEMA_VERSION
 
 
 def test_plan_holds_what_the_store_lacks_in_order() -> None:

@@ -29,8 +29,8 @@ from queuert_mongodb.names import DEFAULT_DATABASE, DEFAULT_PREFIX, Collections,
 from queuert_mongodb.sessions import (
     check_deployment,
     open_client,
-    validate_client,
     operation_timeout,
+    validate_client,
     validate_timeout,
 )
 from queuert_mongodb.signals import (

@@ -47,8 +47,8 @@ from queuert_mongodb.sessions import (
     Sessions,
     check_deployment,
     open_client,
-    validate_client,
     operation_timeout,
+    validate_client,
     validate_timeout,
 )
 
