@@ -232,6 +232,7 @@ class MongoNotifyAdapter(NotifyAdapter):
                 return
             try:
                 with pymongo.timeout(self.operation_timeout_s):
+                    await self._ensure_ttl_index()  # which creates the collection
                     self._stream = await self._signals.watch(
                         WATCH_PIPELINE, max_await_time_ms=MAX_AWAIT_MS
                     )
@@ -303,8 +304,10 @@ class MongoNotifyAdapter(NotifyAdapter):
         reader, self._reader = self._reader, None
         if reader is not None:
             reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader
+            # A listener may close the adapter from inside the reader task.
+            if reader is not asyncio.current_task():
+                with contextlib.suppress(asyncio.CancelledError):
+                    await reader
         stream, self._stream = self._stream, None
         if stream is not None:
             with contextlib.suppress(*DRIVER_ERRORS), pymongo.timeout(self.operation_timeout_s):

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import pymongo
+from pymongo import ReadPreference
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, OperationFailure
@@ -38,7 +39,9 @@ class Schema:
         self._db = db
         self._collections = collections
         self._jobs: Collection = db.get_collection(collections.jobs)
-        self._meta: Collection = db.get_collection(collections.meta)
+        self._meta: Collection = db.get_collection(
+            collections.meta, read_preference=ReadPreference.PRIMARY
+        )
         self._timeout_s = timeout_s
 
     async def migrate(self) -> None:

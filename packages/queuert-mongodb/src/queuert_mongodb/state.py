@@ -10,7 +10,7 @@ from uuid import uuid4
 
 import pymongo
 from bson.codec_options import CodecOptions
-from pymongo import AsyncMongoClient, ReturnDocument, UpdateOne
+from pymongo import AsyncMongoClient, ReadPreference, ReturnDocument, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 
@@ -58,10 +58,6 @@ MongoTx = AsyncClientSession
 """The transaction type: a PyMongo session with a transaction in progress."""
 
 CODEC_OPTIONS: CodecOptions[dict[str, Any]] = CodecOptions(tz_aware=True, tzinfo=UTC)
-
-_ROUNDS = 3
-"""Attempts of a batch acquisition or reap to fill its limit after losing candidates to
-a concurrent call."""
 
 
 class MongoStateAdapter(StateAdapter[AsyncClientSession]):
@@ -135,7 +131,10 @@ class MongoStateAdapter(StateAdapter[AsyncClientSession]):
         self.collections = Collections.for_prefix(collection_prefix)
         self.collection_prefix = collection_prefix
         db = client.get_database(database, codec_options=CODEC_OPTIONS)
-        self._jobs: AsyncCollection[dict[str, Any]] = db.get_collection(self.collections.jobs)
+        # Reading back what a write just did must not go to a lagging secondary.
+        self._jobs: AsyncCollection[dict[str, Any]] = db.get_collection(
+            self.collections.jobs, read_preference=ReadPreference.PRIMARY
+        )
         self._sessions = Sessions(client, self.operation_timeout_s)
         self._schema = Schema(db, self.collections, self.operation_timeout_s)
         self._owns_client = False
@@ -377,29 +376,39 @@ class MongoStateAdapter(StateAdapter[AsyncClientSession]):
         still: Callable[[Sequence[str]], dict[str, Any]],
         update: list[dict[str, Any]],
     ) -> list[JobRecord]:
-        """Pick up to ``limit`` candidates of ``query``, claim those ``still`` matching
-        with ``update`` (which writes ``token``), and return what this call won. A
-        concurrent call may win some candidates first; then more are picked, a few
-        rounds at most."""
+        """Claim up to ``limit`` jobs of ``query`` in ``sort`` order with ``update`` (which
+        writes ``token``) and return what this call won.
+
+        Uncontended, that is three round trips whatever ``limit``: pick candidate ids,
+        claim those ``still`` matching with one ``update_many``, read back the jobs
+        carrying ``token``. When a concurrent call won some candidates first, the rest
+        is claimed one job at a time with ``find_one_and_update``, which the server
+        re-evaluates on a conflict, so each step takes a job nobody else has while one
+        is left and a busy queue never leaves this call empty-handed."""
+        candidates = [
+            document["_id"]
+            for document in await self._jobs.find(
+                query, {"_id": 1}, sort=sort, limit=limit, session=session
+            ).to_list(None)
+        ]
+        if not candidates:
+            return []
         won: list[JobRecord] = []
-        for _ in range(_ROUNDS):
-            wanted = limit - len(won)
-            candidates = [
-                document["_id"]
-                for document in await self._jobs.find(
-                    query, {"_id": 1}, sort=sort, limit=wanted, session=session
-                ).to_list(None)
-            ]
-            if not candidates:
+        result = await self._jobs.update_many(still(candidates), update, session=session)
+        if result.modified_count:
+            claimed = await self._jobs.find(
+                queries.claimed_query(candidates, token), session=session
+            ).to_list(None)
+            won.extend(job_from_document(document) for document in claimed)
+        if len(won) == len(candidates):
+            return won
+        while len(won) < limit:
+            document = await self._jobs.find_one_and_update(
+                query, update, sort=sort, return_document=ReturnDocument.AFTER, session=session
+            )
+            if document is None:
                 break
-            result = await self._jobs.update_many(still(candidates), update, session=session)
-            if result.modified_count:
-                claimed = await self._jobs.find(
-                    queries.claimed_query(candidates, token), session=session
-                ).to_list(None)
-                won.extend(job_from_document(document) for document in claimed)
-            if result.modified_count == len(candidates) or len(candidates) < wanted:
-                break
+            won.append(job_from_document(document))
         return won
 
     async def renew_lease(
