@@ -301,9 +301,10 @@ class MongoStateAdapter(StateAdapter[AsyncClientSession]):
     ) -> Sequence[JobRecord]:
         if not jobs:
             return []
-        if tx is None and len(jobs) == 1:
+        if len(jobs) == 1:
+            # One document: one atomic write, no transaction of the adapter's own needed.
             (job,) = jobs
-            document = await self._run(None, lambda s: self._insert(s, job))
+            document = await self._run(tx, lambda session: self._insert(session, job))
             return [job_from_document(document)]
 
         async def work(session: AsyncClientSession) -> list[JobRecord]:
@@ -612,7 +613,10 @@ class MongoStateAdapter(StateAdapter[AsyncClientSession]):
                 for head in heads
                 if head["chain_id"] in by_id
             ]
-            return keyset_page(items, limit)
+            # The cursor follows the heads read, so a chain whose first job is missing
+            # cannot end the listing early.
+            full = len(heads) == limit
+            return Page(items=items, next_cursor=heads[-1]["chain_id"] if full else None)
 
         return await self._run(tx, work)
 
