@@ -26,7 +26,12 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 import queuert
 from queuert import StateAdapter, urls
 from queuert.adapters.memory_state import MemoryTransaction
-from tests.mongodb.server import require_mongodb, unique_database, with_database
+from tests.mongodb.server import (
+    drop_database,
+    require_mongodb,
+    unique_database,
+    with_database,
+)
 from tests.servers import require_postgres
 
 BACKENDS = ["memory", "sqlite", "postgres", "mongodb"]
@@ -175,11 +180,7 @@ async def _mongodb_app_writes(base: str | None, database: str | None) -> Counter
 
 async def _drop_mongodb_database(base: str | None, database: str | None) -> None:
     assert base is not None and database is not None
-    client: AsyncMongoClient[Any] = AsyncMongoClient(base)
-    try:
-        await client.drop_database(database)
-    finally:
-        await client.close()
+    await drop_database(base, database)
 
 
 @asynccontextmanager

@@ -127,7 +127,7 @@ async def unmigrated_state(
             yield state, database
         finally:
             await state.close()
-            drop_database(base, database)  # the test may migrate it
+            await drop_database(base, database)  # the test may migrate it
         return
     base = require_postgres()
     schema = f"e2e_unmigrated_{uuid4().hex[:12]}"

@@ -22,7 +22,7 @@ async def database(mongodb_url: str) -> AsyncIterator[str]:
     """A database name that does not exist yet; dropped after the test."""
     name = unique_database()
     yield name
-    drop_database(mongodb_url, name)
+    await drop_database(mongodb_url, name)
 
 
 @pytest_asyncio.fixture

@@ -14,8 +14,8 @@ from urllib.parse import urlsplit, urlunsplit
 from uuid import uuid4
 
 import pytest
-from pymongo import MongoClient
-from pymongo.errors import PyMongoError
+from pymongo import AsyncMongoClient, MongoClient
+from pymongo.errors import OperationFailure, PyMongoError
 
 from queuert.urls import redact_url
 from queuert_mongodb.deployment import deployment_problem
@@ -29,7 +29,10 @@ def _problem(url: str) -> str | None:
     per process."""
     client: MongoClient[dict[str, object]] = MongoClient(url, serverSelectionTimeoutMS=5000)
     try:
-        hello = client.admin.command("hello")
+        try:
+            hello = client.admin.command("hello")
+        except OperationFailure:
+            hello = client.admin.command("isMaster")  # servers before 4.4.2
     except PyMongoError as exc:
         return f"MongoDB is unreachable at {redact_url(url)}: {exc}"
     finally:
@@ -60,9 +63,11 @@ def with_database(url: str, database: str) -> str:
     return urlunsplit(parts._replace(path=f"/{database}"))
 
 
-def drop_database(url: str, database: str) -> None:
-    client: MongoClient[dict[str, object]] = MongoClient(url, serverSelectionTimeoutMS=5000)
+async def drop_database(url: str, database: str) -> None:
+    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(
+        url, serverSelectionTimeoutMS=5000
+    )
     try:
-        client.drop_database(database)
+        await client.drop_database(database)
     finally:
-        client.close()
+        await client.close()

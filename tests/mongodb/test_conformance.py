@@ -26,7 +26,7 @@ class TestMongoStateAdapter(StateAdapterConformance):
             yield adapter
         finally:
             await adapter.close()
-            drop_database(url, database)
+            await drop_database(url, database)
 
     @pytest_asyncio.fixture
     async def second_state_adapter(
@@ -52,7 +52,7 @@ class TestMongoNotifyAdapter(NotifyAdapterConformance):
             yield adapter
         finally:
             await adapter.close()
-            drop_database(url, database)
+            await drop_database(url, database)
 
     @pytest_asyncio.fixture
     async def second_notify_adapter(
