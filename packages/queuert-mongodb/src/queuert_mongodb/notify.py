@@ -226,9 +226,10 @@ class MongoNotifyAdapter(NotifyAdapter):
             self._listeners.remove(listener)
 
     async def _open_stream(self) -> None:
-        """Open the change stream (once): signals inserted after this returns are read."""
+        """Open the change stream and start its reader (once): signals inserted after
+        this returns are read. Later the reader alone reopens the stream."""
         async with self._opening:
-            if self._stream is not None:
+            if self._reader is not None:
                 return
             try:
                 with pymongo.timeout(self.operation_timeout_s):
