@@ -28,6 +28,7 @@ from queuert.records import (
     Page,
 )
 from queuert_mongodb import queries, updates
+from queuert_mongodb.claims import claim_batch
 from queuert_mongodb.documents import (
     Document,
     chain_from_documents,
@@ -353,7 +354,8 @@ class MongoStateAdapter(StateAdapter[AsyncClientSession]):
         update = updates.acquire_update(owner=owner, lease_ms=lease_ms, token=token)
 
         async def work(session: AsyncClientSession | None) -> list[JobRecord]:
-            won = await self._claim_batch(
+            won = await claim_batch(
+                self._jobs,
                 session,
                 queries.eligible_query(names),
                 queries.ACQUIRE_SORT,
@@ -366,51 +368,6 @@ class MongoStateAdapter(StateAdapter[AsyncClientSession]):
             return won
 
         return await self._run(tx, work)
-
-    async def _claim_batch(
-        self,
-        session: AsyncClientSession | None,
-        query: dict[str, Any],
-        sort: list[tuple[str, int]],
-        limit: int,
-        token: str,
-        still: Callable[[Sequence[str]], dict[str, Any]],
-        update: list[dict[str, Any]],
-    ) -> list[JobRecord]:
-        """Claim up to ``limit`` jobs of ``query`` in ``sort`` order with ``update`` (which
-        writes ``token``) and return what this call won.
-
-        Uncontended, that is three round trips whatever ``limit``: pick candidate ids,
-        claim those ``still`` matching with one ``update_many``, read back the jobs
-        carrying ``token``. When a concurrent call won some candidates first, the rest
-        is claimed one job at a time with ``find_one_and_update``, which the server
-        re-evaluates on a conflict, so each step takes a job nobody else has while one
-        is left and a busy queue never leaves this call empty-handed."""
-        candidates = [
-            document["_id"]
-            for document in await self._jobs.find(
-                query, {"_id": 1}, sort=sort, limit=limit, session=session
-            ).to_list(None)
-        ]
-        if not candidates:
-            return []
-        won: list[JobRecord] = []
-        result = await self._jobs.update_many(still(candidates), update, session=session)
-        if result.modified_count:
-            claimed = await self._jobs.find(
-                queries.claimed_query(candidates, token), session=session
-            ).to_list(None)
-            won.extend(job_from_document(document) for document in claimed)
-        if len(won) == len(candidates):
-            return won
-        while len(won) < limit:
-            document = await self._jobs.find_one_and_update(
-                query, update, sort=sort, return_document=ReturnDocument.AFTER, session=session
-            )
-            if document is None:
-                break
-            won.append(job_from_document(document))
-        return won
 
     async def renew_lease(
         self, *, tx: AsyncClientSession | None, lease: Lease, lease_ms: int
@@ -508,7 +465,8 @@ class MongoStateAdapter(StateAdapter[AsyncClientSession]):
         token = uuid4().hex
 
         async def work(session: AsyncClientSession | None) -> list[JobRecord]:
-            reaped = await self._claim_batch(
+            reaped = await claim_batch(
+                self._jobs,
                 session,
                 queries.expired_query(),
                 queries.REAP_SORT,
