@@ -27,12 +27,14 @@ async def claim_batch(
     """Claim up to ``limit`` jobs of ``query`` in ``sort`` order with ``update`` (which
     writes ``token``) and return what this call won.
 
-    Uncontended, that is three round trips whatever ``limit``: pick candidate ids,
-    claim those ``still`` matching with one ``update_many``, read back the jobs
-    carrying ``token``. When a concurrent call won some candidates first, the rest
+    One job takes one round trip (``find_one_and_update``). More, uncontended, take
+    three whatever ``limit``: pick candidate ids, claim those ``still`` matching with
+    one ``update_many``, read back the jobs carrying ``token``. When a concurrent call won some candidates first, the rest
     is claimed one job at a time with ``find_one_and_update``, which the server
     re-evaluates on a conflict, so each step takes a job nobody else has while one
     is left and a busy queue never leaves this call empty-handed."""
+    if limit == 1:
+        return await _claim_one_by_one(jobs, session, query, sort, 1, update, [])
     candidates = [
         document["_id"]
         for document in await jobs.find(
@@ -50,6 +52,20 @@ async def claim_batch(
         won.extend(job_from_document(document) for document in claimed)
     if len(won) == len(candidates):
         return won
+    return await _claim_one_by_one(jobs, session, query, sort, limit, update, won)
+
+
+async def _claim_one_by_one(
+    jobs: AsyncCollection[dict[str, Any]],
+    session: AsyncClientSession | None,
+    query: dict[str, Any],
+    sort: list[tuple[str, int]],
+    limit: int,
+    update: list[dict[str, Any]],
+    won: list[JobRecord],
+) -> list[JobRecord]:
+    """Add to ``won`` the first job of ``query`` after ``update``, until there are
+    ``limit`` or none is left."""
     while len(won) < limit:
         document = await jobs.find_one_and_update(
             query, update, sort=sort, return_document=ReturnDocument.AFTER, session=session
