@@ -29,10 +29,11 @@ async def claim_batch(
 
     One job takes one round trip (``find_one_and_update``). More, uncontended, take
     three whatever ``limit``: pick candidate ids, claim those ``still`` matching with
-    one ``update_many``, read back the jobs carrying ``token``. When a concurrent call won some candidates first, the rest
-    is claimed one job at a time with ``find_one_and_update``, which the server
-    re-evaluates on a conflict, so each step takes a job nobody else has while one
-    is left and a busy queue never leaves this call empty-handed."""
+    one ``update_many``, read back the jobs carrying ``token``. When a concurrent call
+    won some candidates first, the rest is claimed one job at a time with
+    ``find_one_and_update``, which the server re-evaluates on a conflict, so each step
+    takes a job nobody else has while one is left and a busy queue never leaves this
+    call empty-handed."""
     if limit == 1:
         return await _claim_one_by_one(jobs, session, query, sort, 1, update, [])
     candidates = [
