@@ -85,3 +85,9 @@ class TransientStateError(QueuertError):
 
 class AdapterError(QueuertError):
     """A state or notify adapter failed in a way that retrying will not fix."""
+
+
+class ForeignTransactionError(ValidationError):
+    """The caller's ``tx`` cannot be used by this state adapter: an object of another
+    driver (an SQLAlchemy session on another dialect), or a connection to another
+    database than the adapter's. Nothing was written."""
