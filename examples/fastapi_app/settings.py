@@ -28,6 +28,7 @@ def queuert_url(url: str, **options: str) -> str:
     return f"{dialect.split('+', 1)[0]}:{rest}"
 
 
+# --8<-- [start:connect]
 async def connect(
     url: str, *, schema: str | None = None
 ) -> tuple[AsyncEngine, queuert.Queuert[object]]:
@@ -46,3 +47,6 @@ async def connect(
     notify = state if state.startswith("postgresql") else "none"
     app = await queuert.Queuert.from_url(state=state, notify=notify, chains=CHAINS)
     return engine, app
+
+
+# --8<-- [end:connect]

@@ -23,6 +23,7 @@ from examples.fastapi_app.chains import (
 from examples.fastapi_app.models import Image
 
 
+# --8<-- [start:worker]
 def build_worker(engine: AsyncEngine, jobs: queuert.Queuert[Any]) -> queuert.Worker[Any]:
     """A worker of ``jobs`` with the image chain's handlers."""
     sessions = async_sessionmaker(engine)
@@ -57,6 +58,9 @@ def build_worker(engine: AsyncEngine, jobs: queuert.Queuert[Any]) -> queuert.Wor
         return await ctx.finalize(commit)
 
     return worker
+
+
+# --8<-- [end:worker]
 
 
 async def main() -> None:

@@ -85,6 +85,7 @@ async def test_a_chain_started_first_in_a_session_is_still_in_its_transaction(
 
 async def test_an_async_connection_is_a_transaction_too(stack: Stack) -> None:
     app = app_for(stack)
+    # --8<-- [start:connection]
     async with stack.engine.connect() as conn:
         async with conn.begin():
             handle = await app.enqueue_job_chain(conn, item_chain, Item(1))
@@ -93,6 +94,7 @@ async def test_an_async_connection_is_a_transaction_too(stack: Stack) -> None:
         async with conn.begin() as transaction:
             dropped = await app.enqueue_job_chain(conn, item_chain, Item(2))
             await transaction.rollback()
+    # --8<-- [end:connection]
     assert await app.get_chain(handle.id) is not None
     assert await app.get_chain(dropped.id) is None
 
