@@ -49,7 +49,14 @@ _new_job = positional_builder(NewJob)
 
 
 class ChainHandle(Generic[OutT]):
-    """A started chain: its id and definition, to read or await it."""
+    """A started chain, as :meth:`Queuert.enqueue_job_chain` returns it.
+
+    - ``id``: the chain's id, which is also the id of its first job. Store it (next
+      to the application's row, in a response) to read the chain later with
+      :meth:`Queuert.get_chain` or its jobs with ``list_jobs(chain_id=...)``.
+    - ``chain``: the chain's definition, so that :meth:`Queuert.wait_for_chain`
+      returns the output decoded to the chain's output type ``OutT``.
+    """
 
     __slots__ = ("chain", "id")
 
