@@ -1,11 +1,14 @@
-"""The caller's transaction object, turned into the asyncpg connection the PostgreSQL
-adapter runs in: an asyncpg connection as it is, or the asyncpg connection behind an
-SQLAlchemy ``AsyncSession`` / ``AsyncConnection`` (``postgresql+asyncpg``) of the
-adapter's database, inside the session's transaction."""
+"""The caller's transaction object, turned into what the PostgreSQL adapter runs its
+statements on: an asyncpg connection as it is; a psycopg 3 ``AsyncConnection`` (the
+``psycopg`` extra) through :class:`~queuert_postgres.psycopg_executor.PsycopgExecutor`;
+or the driver connection behind an SQLAlchemy ``AsyncSession`` / ``AsyncConnection``
+(``postgresql+asyncpg`` or ``postgresql+psycopg``) of the adapter's database, inside
+the session's transaction. Objects of another database are refused."""
 
 from __future__ import annotations
 
 import asyncio
+import sys
 import weakref
 from typing import TYPE_CHECKING, Any
 
@@ -34,24 +37,37 @@ _connections: weakref.WeakKeyDictionary[Any, tuple[Any, ...]] = weakref.WeakKeyD
 
 
 async def caller_connection(adapter: PostgresStateAdapter, tx: object) -> PostgresTx:
-    """``tx`` when it is not an SQLAlchemy object; otherwise its asyncpg connection,
-    in the SQLAlchemy transaction (begun now when none is). Raises
-    :class:`~queuert.errors.ForeignTransactionError` for another dialect or another
-    database than the adapter's."""
-    if not sqlalchemy_tx.is_sqlalchemy(tx):
+    """``tx`` when it is an asyncpg connection (or anything else this module does not
+    know); a psycopg ``AsyncConnection`` as an executor over it; for an SQLAlchemy
+    object, its driver connection in the SQLAlchemy transaction (begun now when
+    none is). Raises :class:`~queuert.errors.ForeignTransactionError` for another
+    dialect or another database than the adapter's."""
+    psycopg_tx = _is_psycopg(tx)
+    if not psycopg_tx and not sqlalchemy_tx.is_sqlalchemy(tx):
         return tx  # type: ignore[return-value]
     name = type(adapter).__name__
     try:
         async with asyncio.timeout(_TIMEOUT):
-            conn = await sqlalchemy_tx.async_connection(tx)  # type: ignore[arg-type]
-            driver = await sqlalchemy_tx.driver_connection(conn)
-            if not isinstance(driver, asyncpg.Connection):
-                raise sqlalchemy_tx.refuse(
-                    tx,
-                    name,
-                    f"its dialect is {sqlalchemy_tx.dialect_name(conn)}, not postgresql+asyncpg",
-                )
-            theirs = await _connection_identity(conn, driver)
+            driver: Any
+            if psycopg_tx:
+                driver = _psycopg_executor(adapter, tx)
+                theirs = await _psycopg_identity(tx, driver)
+            else:
+                conn = await sqlalchemy_tx.async_connection(tx)  # type: ignore[arg-type]
+                raw = await sqlalchemy_tx.driver_connection(conn)
+                if _is_psycopg(raw):
+                    driver = _psycopg_executor(adapter, raw)
+                    theirs = await _psycopg_identity(raw, driver)
+                elif isinstance(raw, asyncpg.Connection):
+                    driver = raw
+                    theirs = await _connection_identity(conn, raw)
+                else:
+                    raise sqlalchemy_tx.refuse(
+                        tx,
+                        name,
+                        f"its dialect is {sqlalchemy_tx.dialect_name(conn)}, "
+                        "not postgresql+asyncpg or postgresql+psycopg",
+                    )
             ours = await _adapter_identity(adapter)
     except QueuertError:
         raise
@@ -70,7 +86,31 @@ async def caller_connection(adapter: PostgresStateAdapter, tx: object) -> Postgr
             f"it is bound to database {theirs[0]!r}, another database than the "
             f"adapter's ({ours[0]!r})",
         )
-    return driver
+    return driver  # type: ignore[no-any-return]
+
+
+def _is_psycopg(tx: object) -> bool:
+    # psycopg is optional: an object can only be one of its connections once the
+    # application imported it.
+    if "psycopg" not in sys.modules:
+        return False
+    from queuert_postgres.psycopg_executor import is_psycopg
+
+    return is_psycopg(tx)
+
+
+def _psycopg_executor(adapter: PostgresStateAdapter, conn: Any) -> Any:
+    from queuert_postgres.psycopg_executor import PsycopgExecutor
+
+    return PsycopgExecutor(conn, schema=adapter.schema)
+
+
+async def _psycopg_identity(conn: Any, executor: Any) -> tuple[Any, ...]:
+    known = _connections.get(conn)
+    if known is None:
+        row = await executor.fetchrow(_IDENTITY)
+        known = _connections[conn] = tuple(row)
+    return known
 
 
 async def _connection_identity(conn: AsyncConnection, driver: Any) -> tuple[Any, ...]:
