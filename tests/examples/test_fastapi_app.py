@@ -20,7 +20,7 @@ from examples.fastapi_app.web import MAX_IMAGES_PER_NAME, create_app
 from examples.fastapi_app.worker import build_worker
 from tests.postgres.conftest import drop_schema, unique_name
 from tests.servers import require_postgres
-from tests.sqlalchemy.conftest import sqlalchemy_url
+from tests.sessions.conftest import sqlalchemy_url
 from tests.waiting import eventually
 
 Stack = tuple[AsyncEngine, queuert.Queuert[Any]]

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 import queuert
 from queuert_postgres import PostgresStateAdapter
 from tests.servers import require_postgres
-from tests.sqlalchemy.conftest import Stack, sqlalchemy_url
+from tests.sessions.conftest import Stack, sqlalchemy_url
 from tests.waiting import eventually
 
 
