@@ -77,3 +77,11 @@ class UnlimitedWakeNotifyAdapter(InProcessNotifyAdapter):
 
     async def claim_wake(self, *, signal: ScheduledSignal) -> bool:
         return True
+
+
+class DetachedCallerStateAdapter(MemoryStateAdapter):
+    """Bug: the caller's transaction is dropped, so its writes run in transactions of
+    their own and commit at once."""
+
+    async def caller_transaction(self, tx: object) -> MemoryTransaction:
+        return None  # type: ignore[return-value]

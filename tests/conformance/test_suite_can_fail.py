@@ -19,6 +19,7 @@ SUITES = """
 import pytest_asyncio
 
 from broken_adapters import (
+    DetachedCallerStateAdapter,
     DoubleHandingStateAdapter,
     LeakyRollbackStateAdapter,
     UnfilteredLeaseLostNotifyAdapter,
@@ -54,6 +55,7 @@ def notify_suite(adapter_class):
 TestReferenceState = state_suite(MemoryStateAdapter)
 TestDoubleHanding = state_suite(DoubleHandingStateAdapter)
 TestLeakyRollback = state_suite(LeakyRollbackStateAdapter)
+TestDetachedCaller = state_suite(DetachedCallerStateAdapter)
 TestReferenceNotify = notify_suite(InProcessNotifyAdapter)
 TestUnfilteredLeaseLost = notify_suite(UnfilteredLeaseLostNotifyAdapter)
 TestUnlimitedWake = notify_suite(UnlimitedWakeNotifyAdapter)
@@ -107,6 +109,11 @@ BUGS = {
             "test_rolled_back_delete_restores_the_chain",
             "test_rollback_discards_savepoint_writes",
         ),
+    ),
+    "detached-caller-transaction-fails-the-caller-transaction-case": Bug(
+        "TestDetachedCaller",
+        "TestReferenceState",
+        ("test_caller_transaction_writes_roll_back_with_the_callers",),
     ),
     "unfiltered-subscription-fails-the-filter-case": Bug(
         "TestUnfilteredLeaseLost",

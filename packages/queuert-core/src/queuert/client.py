@@ -45,8 +45,11 @@ from queuert.validation import (
     delay_ms,
     show,
 )
+from queuert.sqlalchemy_tx import is_session, on_commit
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
     from queuert.worker import Worker
 
 InT = TypeVar("InT")
@@ -58,7 +61,14 @@ _new_job = positional_builder(NewJob)
 
 
 class ChainHandle(Generic[OutT]):
-    """A started chain: its id and definition, to read or await it."""
+    """A started chain, as :meth:`Queuert.enqueue_job_chain` returns it.
+
+    - ``id``: the chain's id, which is also the id of its first job. Store it (next
+      to the application's row, in a response) to read the chain later with
+      :meth:`Queuert.get_chain` or its jobs with ``list_jobs(chain_id=...)``.
+    - ``chain``: the chain's definition, so that :meth:`Queuert.wait_for_chain`
+      returns the output decoded to the chain's output type ``OutT``.
+    """
 
     __slots__ = ("chain", "id")
 
@@ -258,7 +268,7 @@ class Queuert(Generic[Tx]):
 
     async def enqueue_job_chain(
         self,
-        tx: Tx | None,
+        tx: Tx | AsyncSession | AsyncConnection | None,
         chain: ChainDef[InT, OutT],
         input: InT,
         *,
@@ -282,7 +292,7 @@ class Queuert(Generic[Tx]):
 
     async def enqueue_job_chains(
         self,
-        tx: Tx | None,
+        tx: Tx | AsyncSession | AsyncConnection | None,
         chain: ChainDef[InT, OutT],
         inputs: Sequence[InT],
         *,
@@ -296,19 +306,23 @@ class Queuert(Generic[Tx]):
         jobs = self._new_chain_jobs(chain, inputs, delay, start_at, priority)
         if not jobs:
             return []
-        await self.state.create_jobs(tx=tx, jobs=jobs)
+        await self.state.create_jobs(tx=await self._caller_tx(tx), jobs=jobs)
         # Delayed jobs are announced too: a woken worker finds nothing due yet and
         # sleeps until the earliest one is, instead of until its next poll.
         batch = PendingNotifications()
         batch.scheduled[chain.name] += len(jobs)
-        await self.publish(batch)
+        await self._publish_after(tx, batch)
         return [ChainHandle(job.id, chain) for job in jobs]
 
     # -- reading back ---------------------------------------------------------------
 
-    async def get_job(self, job_id: str, *, tx: Tx | None = None) -> JobRecord | None:
+    async def get_job(
+        self, job_id: str, *, tx: Tx | AsyncSession | AsyncConnection | None = None
+    ) -> JobRecord | None:
         """The job with this id, or ``None``."""
-        return await self.state.get_job(tx=tx, job_id=check_text("job_id", job_id))
+        return await self.state.get_job(
+            tx=await self._caller_tx(tx), job_id=check_text("job_id", job_id)
+        )
 
     async def list_jobs(
         self,
@@ -318,7 +332,7 @@ class Queuert(Generic[Tx]):
         queue: str | Iterable[str] | None = None,
         after: str | None = None,
         limit: int = 100,
-        tx: Tx | None = None,
+        tx: Tx | AsyncSession | AsyncConnection | None = None,
     ) -> Page[JobRecord]:
         """One page of jobs in creation order; pass ``page.next_cursor`` as
         ``after`` for the next one."""
@@ -330,12 +344,19 @@ class Queuert(Generic[Tx]):
             statuses=_statuses(status), chain_id=_optional_id("chain_id", chain_id), queues=queues
         )
         return await self.state.list_jobs(
-            tx=tx, filter=job_filter, after=_optional_id("after", after), limit=_check_limit(limit)
+            tx=await self._caller_tx(tx),
+            filter=job_filter,
+            after=_optional_id("after", after),
+            limit=_check_limit(limit),
         )
 
-    async def get_chain(self, chain_id: str, *, tx: Tx | None = None) -> ChainRecord | None:
+    async def get_chain(
+        self, chain_id: str, *, tx: Tx | AsyncSession | AsyncConnection | None = None
+    ) -> ChainRecord | None:
         """The chain with this id, or ``None``."""
-        return await self.state.get_chain(tx=tx, chain_id=check_text("chain_id", chain_id))
+        return await self.state.get_chain(
+            tx=await self._caller_tx(tx), chain_id=check_text("chain_id", chain_id)
+        )
 
     async def list_chains(
         self,
@@ -344,7 +365,7 @@ class Queuert(Generic[Tx]):
         chain: ChainDef[Any, Any] | str | None = None,
         after: str | None = None,
         limit: int = 100,
-        tx: Tx | None = None,
+        tx: Tx | AsyncSession | AsyncConnection | None = None,
     ) -> Page[ChainRecord]:
         """One page of chains in creation order; pass ``page.next_cursor`` as
         ``after`` for the next one."""
@@ -354,26 +375,34 @@ class Queuert(Generic[Tx]):
             names = (check_text("chain", name),)
         chain_filter = ChainFilter(statuses=_statuses(status), chain_names=names)
         return await self.state.list_chains(
-            tx=tx,
+            tx=await self._caller_tx(tx),
             filter=chain_filter,
             after=_optional_id("after", after),
             limit=_check_limit(limit),
         )
 
-    async def cancel_chain(self, chain_id: str, *, tx: Tx | None = None) -> ChainRecord:
+    async def cancel_chain(
+        self, chain_id: str, *, tx: Tx | AsyncSession | AsyncConnection | None = None
+    ) -> ChainRecord:
         """Cancel a chain whose current job has not started. Raises
         :class:`~queuert.errors.JobNotFoundError` for an unknown id."""
-        record = await self.state.cancel_chain(tx=tx, chain_id=check_text("chain_id", chain_id))
+        record = await self.state.cancel_chain(
+            tx=await self._caller_tx(tx), chain_id=check_text("chain_id", chain_id)
+        )
         if record is None:
             raise JobNotFoundError(f"no chain has id {chain_id!r}")
         if record.status is JobStatus.CANCELLED:
             batch = PendingNotifications(completed_chains=[chain_id])
-            await self.publish(batch)
+            await self._publish_after(tx, batch)
         return record
 
-    async def delete_chains(self, chain_ids: Sequence[str], *, tx: Tx | None = None) -> int:
+    async def delete_chains(
+        self, chain_ids: Sequence[str], *, tx: Tx | AsyncSession | AsyncConnection | None = None
+    ) -> int:
         """Delete chains with all their jobs; returns how many existed."""
-        return await self.state.delete_chains(tx=tx, chain_ids=check_ids("chain_ids", chain_ids))
+        return await self.state.delete_chains(
+            tx=await self._caller_tx(tx), chain_ids=check_ids("chain_ids", chain_ids)
+        )
 
     async def wait_for_chain(
         self, handle: ChainHandle[OutT], *, timeout: float = 60.0, poll_interval: float = 0.5
@@ -463,3 +492,18 @@ class Queuert(Generic[Tx]):
         if self.notify is not None:
             await self.notify.close()
         await self.state.close()
+
+    # -- the caller's transaction ----------------------------------------------
+
+    async def _caller_tx(self, tx: object) -> Tx | None:
+        """The state adapter's transaction object for the caller's ``tx``."""
+        return None if tx is None else await self.state.caller_transaction(tx)
+
+    async def _publish_after(self, tx: object, batch: PendingNotifications) -> None:
+        """:meth:`publish` ``batch``, or, for writes made in an SQLAlchemy session
+        outside ``with_notify``, send it when the session's transaction commits
+        (dropped when it rolls back)."""
+        if self.notify is not None and pending_notifications.get() is None and is_session(tx):
+            on_commit(tx, lambda: self._send(batch))  # type: ignore[arg-type]
+            return
+        await self.publish(batch)

@@ -183,15 +183,17 @@ class JobContext(Generic[Tx, OutT]):
 
     # -- finalize ------------------------------------------------------------------------
 
-    async def finalize(
-        self, commit: Callable[[Tx, EnqueueJob[OutT]], Awaitable[OutT | Continuation]]
-    ) -> OutT | Continuation:
+    async def finalize(self, commit: Callable[[Tx, EnqueueJob[OutT]], Awaitable[R]]) -> R:
         """Run ``commit(tx, enqueue_job)`` in one transaction with the job's end:
         the lease is verified and locked first; when ``commit`` returns an output
         the job and chain complete with it, when it returns the continuation made
         by ``enqueue_job`` the next job is created. All of it commits together or
-        none of it does. Raises LeaseLostError (nothing committed) when the lease
-        is gone, ContinuationError when ``enqueue_job`` is misused."""
+        none of it does. Returns what ``commit`` returned, typed as it is: a handler
+        that only completes is annotated with the chain's output type alone, and the
+        handler's return type (``OutT | Continuation`` at most) is what a type checker
+        holds the output to. Raises LeaseLostError (nothing committed) when the lease
+        is gone, ContinuationError when ``enqueue_job`` is misused, InputValidationError
+        when the output does not match the chain's output type."""
         self._ensure_open()
         enqueue = _Enqueuer(self)
         state = self._app.state

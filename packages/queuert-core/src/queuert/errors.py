@@ -95,3 +95,9 @@ class SchemaTooNewError(SchemaNotMigratedError):
 class SchemaDamagedError(SchemaNotMigratedError):
     """The schema records its migrations but tables they created are missing
     (dropped or renamed by hand); ``migrate()`` will not recreate them."""
+
+
+class ForeignTransactionError(ValidationError):
+    """The caller's ``tx`` cannot be used by this state adapter: an object of another
+    driver (an SQLAlchemy session on another dialect), or a connection to another
+    database than the adapter's. Nothing was written."""

@@ -227,6 +227,9 @@ class InstrumentedState(StateAdapter[Tx]):
             "delete_chains", tx, lambda: self.inner.delete_chains(tx=tx, chain_ids=chain_ids)
         )
 
+    async def caller_transaction(self, tx: object) -> Tx:
+        return await self.inner.caller_transaction(tx)
+
 
 class InstrumentedNotify(NotifyAdapter):
     """Wraps a notify adapter: publishing never raises (notifications are hints, a

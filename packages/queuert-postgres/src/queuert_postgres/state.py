@@ -37,6 +37,7 @@ from queuert.records import (
 )
 from queuert.urls import redact_message
 from queuert_postgres import migrations
+from queuert_postgres.caller_tx import caller_connection
 from queuert_postgres.connections import LendingConnection, PostgresTx
 from queuert_postgres.driver_errors import DRIVER_ERRORS, MIGRATE_HINT, translate
 from queuert_postgres.names import Names
@@ -730,6 +731,12 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
             return 0
         row = await self._fetchrow(tx, self._sql.delete_chains, list(chain_ids))
         return 0 if row is None else int(row[0])
+
+    async def caller_transaction(self, tx: object) -> PostgresTx:
+        """An asyncpg connection as it is; an SQLAlchemy ``AsyncSession`` or
+        ``AsyncConnection`` (``postgresql+asyncpg``) of this database as its asyncpg
+        connection, in its transaction (see :mod:`queuert_postgres.caller_tx`)."""
+        return await caller_connection(self, tx)
 
 
 def _new_job_args(job: NewJob) -> tuple[Any, ...]:

@@ -33,6 +33,7 @@ from queuert.records import (
     NewJob,
     Page,
 )
+from queuert_sqlite.caller_tx import caller_connection
 from queuert_sqlite.clock import from_us, now_us, to_us
 from queuert_sqlite.connections import MEMORY, ConnectContext
 from queuert_sqlite.database import Database
@@ -517,6 +518,13 @@ class SqliteStateAdapter(StateAdapter[aiosqlite.Connection]):
             return 0
         rows = await self._db.write(tx, self._sql.delete_chains, (json.dumps(list(chain_ids)),))
         return len({row[0] for row in rows})
+
+    async def caller_transaction(self, tx: object) -> Connection:
+        """An aiosqlite connection as it is; an SQLAlchemy ``AsyncSession`` or
+        ``AsyncConnection`` (``sqlite+aiosqlite``) of this database file as its
+        aiosqlite connection, in its transaction (see
+        :mod:`queuert_sqlite.caller_tx`)."""
+        return await caller_connection(self, tx)
 
 
 def _job_row(job: NewJob, now: int) -> tuple[Any, ...]:

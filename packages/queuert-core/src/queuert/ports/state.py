@@ -234,6 +234,24 @@ class StateAdapter(ABC, Generic[Tx]):
     async def delete_chains(self, *, tx: Tx | None, chain_ids: Sequence[str]) -> int:
         """Delete the chains and all their jobs; returns how many chains existed."""
 
+    # -- the caller's transaction ---------------------------------------------
+
+    async def caller_transaction(self, tx: object) -> Tx:
+        """The transaction object to run in for the ``tx`` a caller passed to a public
+        entry point: ``tx`` itself when it is already this adapter's ``Tx``, or the
+        driver connection behind an SQLAlchemy ``AsyncSession`` / ``AsyncConnection``
+        of the same database, inside that object's current transaction (begun now
+        when none is). Raises :class:`~queuert.errors.ForeignTransactionError` for an
+        SQLAlchemy object this adapter cannot use. The default refuses every
+        SQLAlchemy object and returns anything else unchanged."""
+        from queuert import sqlalchemy_tx
+
+        if sqlalchemy_tx.is_sqlalchemy(tx):
+            raise sqlalchemy_tx.refuse(
+                tx, type(self).__name__, "this adapter does not take SQLAlchemy objects"
+            )
+        return tx  # type: ignore[return-value]
+
 
 @asynccontextmanager
 async def _leased_transaction(
