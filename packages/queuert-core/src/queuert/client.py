@@ -34,6 +34,7 @@ from queuert.records import (
     Page,
 )
 from queuert.slots import positional_builder
+from queuert.sqlalchemy_tx import is_session, on_commit
 from queuert.validation import (
     MIN_POLL_INTERVAL,
     check_ids,
@@ -45,7 +46,6 @@ from queuert.validation import (
     delay_ms,
     show,
 )
-from queuert.sqlalchemy_tx import is_session, on_commit
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
