@@ -81,8 +81,6 @@ def test_redacted_urls_are_bounded() -> None:
 
 def test_redact_message_hides_every_spelling_of_the_secret() -> None:
     url = "postgresql://u:s%40cret@h/db?password=an+other"
-    assert url_secrets(url) == sorted(
-        {"s%40cret", "s@cret", "an+other", "an other"}, key=len, reverse=True
-    )
+    assert url_secrets(url) == ["an other", "an+other", "s%40cret", "s@cret"]
     message = redact_message("failed for s@cret (an other) at s%40cret", url)
     assert "cret" not in message and "other" not in message

@@ -178,7 +178,9 @@ def url_secrets(url: object) -> list[str]:
         return []
     found = {url[start:end] for start, end in _secret_spans(url)}
     found |= {unquote_plus(secret) for secret in found} | {unquote(secret) for secret in found}
-    return sorted((secret for secret in found if secret), key=len, reverse=True)
+    # Ties in length are ordered by text so that the result does not depend on
+    # string hashing.
+    return sorted((secret for secret in found if secret), key=lambda s: (-len(s), s))
 
 
 def _secret_spans(url: str) -> list[tuple[int, int]]:
