@@ -85,3 +85,17 @@ class TransientStateError(QueuertError):
 
 class AdapterError(QueuertError):
     """A state or notify adapter failed in a way that retrying will not fix."""
+
+
+class JobStateError(ValidationError):
+    """The job or chain is not in a state that allows the operation (retrying a
+    running chain, completing a job that already ended). Nothing was written."""
+
+
+class ChainEndedError(JobStateError):
+    """The chain or job already ended (completed, failed or cancelled): it cannot be
+    cancelled or completed again."""
+
+
+class UnsupportedOperationError(AdapterError):
+    """The state adapter does not implement this operation."""

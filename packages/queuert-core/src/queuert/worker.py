@@ -9,6 +9,7 @@ import signal
 import socket
 import traceback
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from queuert.context import JobContext, JobRescheduled, check_lease_ms
@@ -26,6 +27,7 @@ from queuert.notifications import PendingNotifications
 from queuert.ports.notify import ScheduledSignal, Subscription
 from queuert.ports.state import Tx
 from queuert.records import JobError, JobRecord, JobStatus
+from queuert.upkeep import Upkeep, check_retention
 
 if TYPE_CHECKING:
     from queuert.client import Queuert
@@ -82,6 +84,7 @@ class Worker(Generic[Tx]):
         reaper_interval: float | None = None,
         worker_id: str | None = None,
         shutdown_timeout: float = 30.0,
+        retention: timedelta | None = None,
     ) -> None:
         if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
             raise ValidationError(f"concurrency must be a positive integer, got {concurrency!r}")
@@ -120,6 +123,8 @@ class Worker(Generic[Tx]):
         self._stop_task: asyncio.Future[None] | None = None
         self._subscriptions: list[Subscription] = []
         self._log = logging.LoggerAdapter(log, {"worker_id": self.id})
+        # Worker record and, with retention, the purge of old chains (off by default).
+        self._upkeep = Upkeep(self, check_retention(retention))
 
     # -- registration ------------------------------------------------------------------
 
@@ -131,6 +136,11 @@ class Worker(Generic[Tx]):
         with the application."""
         if not isinstance(queue, QueueDef) or self.app.queues.get(queue.name) is not queue:
             raise UnknownQueueError(f"queue {queue!r} is not part of any registered chain")
+        if queue.external:
+            raise ValidationError(
+                f"queue {queue.name!r} is external: the application completes its jobs "
+                "with complete_job, no worker runs them"
+            )
 
         def register(fn: Handler[InT, Tx, OutT]) -> Handler[InT, Tx, OutT]:
             if queue.name in self._handlers:
@@ -170,6 +180,7 @@ class Worker(Generic[Tx]):
             self._subscriptions.append(
                 await notify.subscribe_lease_lost(job_id=None, listener=self._on_lease_lost)
             )
+        await self._upkeep.tick()
         self._main = asyncio.create_task(self._run_loops(), name=f"queuert-worker-{self.id}")
         self._log.info("worker %s started on queues %s", self.id, self.queue_names)
 
@@ -224,6 +235,7 @@ class Worker(Generic[Tx]):
         for sub in self._subscriptions:
             await sub.unsubscribe()
         self._subscriptions.clear()
+        await self._upkeep.stop()
         self._stopped.set()
         self._log.info("worker %s stopped", self.id)
 
@@ -328,6 +340,7 @@ class Worker(Generic[Tx]):
                 await self.reap_once()
             except Exception as exc:
                 self._log.warning("reaping expired leases failed: %s", exc)
+            await self._upkeep.tick()
             try:
                 async with asyncio.timeout(self.reaper_interval):
                     await self._stopping.wait()
