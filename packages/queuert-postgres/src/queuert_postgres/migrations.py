@@ -80,7 +80,32 @@ def _create_jobs(n: Names) -> list[str]:
     ]
 
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "create jobs", _create_jobs),)
+def _workers_and_ended_index(n: Names) -> list[str]:
+    return [
+        f"""
+        CREATE TABLE {n.table("workers")} (
+            id text COLLATE "C" PRIMARY KEY,
+            host text NOT NULL,
+            pid integer NOT NULL,
+            queues text[] NOT NULL,
+            concurrency integer NOT NULL,
+            purges boolean NOT NULL DEFAULT false,
+            started_at timestamptz NOT NULL,
+            last_seen_at timestamptz NOT NULL
+        )
+        """,
+        # Purging: chains' last jobs by the time they ended.
+        f"""
+        CREATE INDEX {n.name("jobs_ended_idx")} ON {n.jobs}
+            (completed_at) WHERE next_job_id IS NULL AND completed_at IS NOT NULL
+        """,
+    ]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "create jobs", _create_jobs),
+    Migration(2, "worker records and ended-chain index", _workers_and_ended_index),
+)
 """Every step, in version order."""
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -12,6 +12,7 @@ from queuert.conformance.support import (
     StateAdapterAny,
     assert_utc,
     create_one,
+    eventually,
     ids,
     new_job,
     running_job,
@@ -43,7 +44,7 @@ class ObserveCases:
         await state_adapter.record_worker(
             tx=None, worker=_worker("w-b", "q1", purges=True), forget_ms=60_000
         )
-        refreshed = [w for w in await state_adapter.list_workers(tx=None) if w.id == "w-b"][0]
+        refreshed = next(w for w in await state_adapter.list_workers(tx=None) if w.id == "w-b")
         assert refreshed.started_at == b.started_at
         assert refreshed.last_seen_at >= b.last_seen_at and refreshed.queues == ("q1",)
         await state_adapter.remove_worker(tx=None, worker_id="w-b")
@@ -59,8 +60,6 @@ class ObserveCases:
         async def forgotten() -> bool:
             await state_adapter.record_worker(tx=None, worker=_worker("w-new", "q"), forget_ms=1)
             return [w.id for w in await state_adapter.list_workers(tx=None)] == ["w-new"]
-
-        from queuert.conformance.support import eventually
 
         await eventually(forgotten, what="the old worker's record to be dropped")
 
