@@ -8,15 +8,26 @@ from queuert.adapters.memory_notify import InProcessNotifyAdapter
 from queuert.adapters.memory_state import MemoryStateAdapter, MemoryTransaction
 from queuert.client import ChainHandle, Queuert
 from queuert.context import EnqueueJob, JobContext
+from queuert.control_records import (
+    QueueCount,
+    QueueCounts,
+    QueuePosition,
+    RevokedChain,
+    SettledJob,
+    WorkerInfo,
+    WorkerRecord,
+)
 from queuert.definitions import ChainDef, QueueDef, chain
 from queuert.errors import (
     AdapterError,
+    ChainEndedError,
     ChainFailedError,
     ConfigurationError,
     ContinuationError,
     ForeignQueueError,
     InputValidationError,
     JobNotFoundError,
+    JobStateError,
     LeaseError,
     LeaseLostError,
     NonRetryableError,
@@ -25,10 +36,13 @@ from queuert.errors import (
     TransientStateError,
     UnknownChainError,
     UnknownQueueError,
+    UnsupportedOperationError,
     ValidationError,
 )
+from queuert.explain import Explanation
 from queuert.job import Continuation, Job
 from queuert.metrics import Metrics
+from queuert.operations import QueueStats, Stats
 from queuert.ports import (
     NotifyAdapter,
     NotifyCapabilities,
@@ -54,6 +68,7 @@ from queuert.worker import Worker
 __all__ = [
     "AdapterError",
     "ChainDef",
+    "ChainEndedError",
     "ChainFailedError",
     "ChainFilter",
     "ChainHandle",
@@ -62,6 +77,7 @@ __all__ = [
     "Continuation",
     "ContinuationError",
     "EnqueueJob",
+    "Explanation",
     "ForeignQueueError",
     "InProcessNotifyAdapter",
     "InputValidationError",
@@ -71,6 +87,7 @@ __all__ = [
     "JobFilter",
     "JobNotFoundError",
     "JobRecord",
+    "JobStateError",
     "JobStatus",
     "Lease",
     "LeaseError",
@@ -83,19 +100,29 @@ __all__ = [
     "NotifyAdapter",
     "NotifyCapabilities",
     "Page",
+    "QueueCount",
+    "QueueCounts",
     "QueueDef",
+    "QueuePosition",
+    "QueueStats",
     "Queuert",
     "QueuertError",
     "RetryPolicy",
+    "RevokedChain",
     "ScheduledSignal",
     "SchemaNotMigratedError",
+    "SettledJob",
     "StateAdapter",
     "StateCapabilities",
+    "Stats",
     "Subscription",
     "TransientStateError",
     "UnknownChainError",
     "UnknownQueueError",
+    "UnsupportedOperationError",
     "ValidationError",
     "Worker",
+    "WorkerInfo",
+    "WorkerRecord",
     "chain",
 ]
