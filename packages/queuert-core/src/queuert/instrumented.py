@@ -289,6 +289,9 @@ class InstrumentedState(StateAdapter[Tx]):
             "queue_position", tx, lambda: self.inner.queue_position(tx=tx, job_id=job_id)
         )
 
+    async def schema_sql(self) -> list[str]:
+        return await self.inner.schema_sql()
+
 
 class InstrumentedNotify(NotifyAdapter):
     """Wraps a notify adapter: publishing never raises (notifications are hints, a

@@ -467,8 +467,9 @@ class Worker(Generic[Tx]):
                 await self._handle_failure(ctx, exc, extra)
         else:
             metrics.incr("jobs.finalized")
-            if log.isEnabledFor(logging.DEBUG):
-                log.debug("job %s finalized", record.id, extra=extra)
+            # One INFO line per job end: what `queuert worker` shows.
+            if log.isEnabledFor(logging.INFO):
+                log.info("job %s finalized", record.id, extra=extra)
         await self.app.publish(ctx.notifications)
 
     async def _release(self, ctx: JobContext[Tx, Any], extra: dict[str, Any]) -> None:
@@ -526,6 +527,12 @@ class Worker(Generic[Tx]):
             log.error(
                 "recording the failure of job %s failed: %s", record.id, write_exc, extra=extra
             )
+
+
+def handlers_of(worker: Worker[Any]) -> dict[str, Callable[..., Awaitable[Any]]]:
+    """The handlers registered on ``worker`` by queue name (a copy), for tools that
+    run the same handlers in a worker configured otherwise (``queuert worker``)."""
+    return dict(worker._handlers)
 
 
 def _job_extra(record: JobRecord, worker_id: str | None = None) -> dict[str, Any]:

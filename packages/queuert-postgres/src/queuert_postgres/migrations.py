@@ -7,6 +7,7 @@ step is never edited.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -156,3 +157,20 @@ async def migrate(conn: PostgresTx, names: Names) -> list[int]:
             )
             applied.append(step.version)
         return applied
+
+
+def script(names: Names) -> list[str]:
+    """The statements :func:`migrate` runs on an empty database, with the records of
+    the versions, for teams that apply schema changes with their own tools."""
+    statements = [
+        f'CREATE SCHEMA IF NOT EXISTS "{names.schema}"',
+        f"CREATE TABLE IF NOT EXISTS {names.migrations} (version integer PRIMARY KEY, "
+        "name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT statement_timestamp())",
+    ]
+    for step in MIGRATIONS:
+        statements += [textwrap.dedent(text).strip() for text in step.statements(names)]
+        statements.append(
+            f"INSERT INTO {names.migrations} (version, name) "
+            f"VALUES ({int(step.version)}, '{step.name}')"
+        )
+    return statements

@@ -811,6 +811,9 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
             return None
         return QueuePosition(job=job_record(row), now=row[19], ahead=int(row[20]))
 
+    async def schema_sql(self) -> list[str]:
+        return migrations.script(self._names)
+
 
 def _new_job_args(job: NewJob) -> tuple[Any, ...]:
     return (

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import textwrap
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
@@ -571,6 +572,19 @@ class SqliteStateAdapter(StateAdapter[aiosqlite.Connection]):
 
     async def queue_position(self, *, tx: Connection | None, job_id: str) -> QueuePosition | None:
         return await control.queue_position(self._db, self._sql, self._ctl, tx, job_id)
+
+    async def schema_sql(self) -> list[str]:
+        statements = [self._sql.create_migrations]
+        for migration in MIGRATIONS:
+            statements += [
+                textwrap.dedent(text).strip() for text in migration.render(self.table_prefix)
+            ]
+            statements.append(
+                f"INSERT INTO {self._sql.migrations_table} (version, name, applied_at) VALUES "
+                f"({int(migration.version)}, '{migration.name}', "
+                "CAST((julianday('now') - 2440587.5) * 86400000000 AS INTEGER))"
+            )
+        return statements
 
 
 def _job_row(job: NewJob, now: int) -> tuple[Any, ...]:

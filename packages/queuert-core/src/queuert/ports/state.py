@@ -318,6 +318,12 @@ class StateAdapter(ABC, Generic[Tx]):
         for an unknown job."""
         raise self._unsupported("queue_position")
 
+    async def schema_sql(self) -> list[str]:
+        """The statements :meth:`migrate` runs on an empty database, in order, with the
+        records of the applied versions: for teams that apply schema changes with
+        their own tools. Reads nothing from the database."""
+        raise self._unsupported("schema_sql")
+
 
 @asynccontextmanager
 async def _leased_transaction(
