@@ -7,6 +7,7 @@ once when it ran in a transaction of its own."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -59,9 +60,15 @@ async def retry_chain(app: Queuert[Any], chain_id: str, tx: Any) -> ChainRecord:
         )
     job = await app.state.resume_job(tx=tx, job_id=chain.last_job_id)
     await _announce(app, scheduled=[job.queue])
-    resumed = await app.state.get_chain(tx=tx, chain_id=chain_id)
-    assert resumed is not None
-    return resumed
+    # The chain as the resume left it (a worker may take it at once).
+    return dataclasses.replace(
+        chain,
+        status=job.status,
+        output=None,
+        error=job.error,
+        updated_at=job.updated_at,
+        completed_at=None,
+    )
 
 
 async def retry_job(app: Queuert[Any], job_id: str, tx: Any) -> JobRecord:

@@ -90,8 +90,8 @@ class Upkeep:
             log.info("purged %d chains that ended more than %s ago", deleted, retention)
 
     async def stop(self) -> None:
-        if not self._records:
-            return
+        if not self._records or self._recorded_at == float("-inf"):
+            return  # never recorded (never started), nothing to remove
         try:
             await self._worker.app.state.remove_worker(tx=None, worker_id=self._worker.id)
         except Exception as exc:
