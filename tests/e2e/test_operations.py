@@ -308,3 +308,36 @@ async def test_workers_explain_stats_and_listing(backend: Backend) -> None:
         assert window.items == []
         with pytest.raises(ValidationError):
             await app.list_jobs(order="sideways")
+
+
+async def test_explain_running_waiting_and_expired_leases(backend: Backend) -> None:
+    async with open_app(backend, [ops, idle]) as app:
+        head = await app.enqueue_job_chain(None, ops, Step("head"))
+        behind = await app.enqueue_job_chain(None, ops, Step("behind"))
+        info = queuert.WorkerInfo(id="w-1", host="h", pid=1, queues=("e2e-ops",), concurrency=1)
+        await app.state.record_worker(tx=None, worker=info, forget_ms=60_000)
+        why = await app.explain(behind.id)
+        assert why.reason == "waiting" and why.details["ahead"] == 1
+        (taken,) = await app.state.acquire_jobs(
+            tx=None, queues=["e2e-ops"], limit=1, owner="w-1", lease_ms=50
+        )
+        assert taken.id == head.id
+        why = await app.explain(head.id)
+        assert why.reason in ("running", "lease_expired") and why.details["leased_by"] == "w-1"
+
+        async def expired() -> bool:
+            return (await app.explain(head.id)).reason == "lease_expired"
+
+        await wait_until(expired, what="the lease to expire")
+        assert (await app.explain(behind.id)).details["ahead"] == 0
+
+
+async def test_operations_validate_ids(backend: Backend) -> None:
+    async with open_app(backend, [ops, idle]) as app:
+        for call in (app.cancel_chain, app.retry_chain, app.retry_job, app.explain):
+            with pytest.raises(ValidationError):
+                await call(123)  # type: ignore[arg-type]
+            with pytest.raises(ValidationError):
+                await call("")
+        with pytest.raises(ValidationError):
+            await app.complete_job(None, "x" * 1000, output=Out("x"))
