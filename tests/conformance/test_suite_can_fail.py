@@ -22,6 +22,21 @@ from broken_adapters import (
     DetachedCallerStateAdapter,
     DoubleHandingStateAdapter,
     LeakyRollbackStateAdapter,
+    OnlyPendingRevokeStateAdapter,
+    UnwrittenRevokeStateAdapter,
+    BudgetKeepingResumeStateAdapter,
+    UncheckedResumeStateAdapter,
+    UncheckedSettleStateAdapter,
+    ValueDroppingSettleStateAdapter,
+    LeaseHidingSettleStateAdapter,
+    TimelessPurgeStateAdapter,
+    UnlimitedPurgeStateAdapter,
+    UnorderedWorkersStateAdapter,
+    UnforgettingWorkersStateAdapter,
+    OldestlessCountsStateAdapter,
+    FrontOfQueueStateAdapter,
+    OldestFirstListingStateAdapter,
+    WindowlessListingStateAdapter,
     UnfilteredLeaseLostNotifyAdapter,
     UnlimitedWakeNotifyAdapter,
 )
@@ -56,6 +71,21 @@ TestReferenceState = state_suite(MemoryStateAdapter)
 TestDoubleHanding = state_suite(DoubleHandingStateAdapter)
 TestLeakyRollback = state_suite(LeakyRollbackStateAdapter)
 TestDetachedCaller = state_suite(DetachedCallerStateAdapter)
+TestOnlyPendingRevoke = state_suite(OnlyPendingRevokeStateAdapter)
+TestUnwrittenRevoke = state_suite(UnwrittenRevokeStateAdapter)
+TestBudgetKeepingResume = state_suite(BudgetKeepingResumeStateAdapter)
+TestUncheckedResume = state_suite(UncheckedResumeStateAdapter)
+TestUncheckedSettle = state_suite(UncheckedSettleStateAdapter)
+TestValueDroppingSettle = state_suite(ValueDroppingSettleStateAdapter)
+TestLeaseHidingSettle = state_suite(LeaseHidingSettleStateAdapter)
+TestTimelessPurge = state_suite(TimelessPurgeStateAdapter)
+TestUnlimitedPurge = state_suite(UnlimitedPurgeStateAdapter)
+TestUnorderedWorkers = state_suite(UnorderedWorkersStateAdapter)
+TestUnforgettingWorkers = state_suite(UnforgettingWorkersStateAdapter)
+TestOldestlessCounts = state_suite(OldestlessCountsStateAdapter)
+TestFrontOfQueue = state_suite(FrontOfQueueStateAdapter)
+TestOldestFirstListing = state_suite(OldestFirstListingStateAdapter)
+TestWindowlessListing = state_suite(WindowlessListingStateAdapter)
 TestReferenceNotify = notify_suite(InProcessNotifyAdapter)
 TestUnfilteredLeaseLost = notify_suite(UnfilteredLeaseLostNotifyAdapter)
 TestUnlimitedWake = notify_suite(UnlimitedWakeNotifyAdapter)
@@ -108,12 +138,102 @@ BUGS = {
             "test_rolled_back_acquire_leaves_the_job_eligible",
             "test_rolled_back_delete_restores_the_chain",
             "test_rollback_discards_savepoint_writes",
+            "test_rolled_back_revoke_keeps_the_lease",
+            "test_rolled_back_settle_leaves_the_job_open",
         ),
     ),
     "detached-caller-transaction-fails-the-caller-transaction-case": Bug(
         "TestDetachedCaller",
         "TestReferenceState",
         ("test_caller_transaction_writes_roll_back_with_the_callers",),
+    ),
+    "revoke-of-pending-only-fails-the-revoke-cases": Bug(
+        "TestOnlyPendingRevoke",
+        "TestReferenceState",
+        (
+            "test_revoke_running_chain_takes_the_lease",
+            "test_revoke_ended_chain_raises_and_changes_nothing",
+            "test_revoke_unknown_chain_raises",
+        ),
+    ),
+    "unwritten-revoke-fails-the-revoke-cases": Bug(
+        "TestUnwrittenRevoke",
+        "TestReferenceState",
+        (
+            "test_revoke_running_chain_takes_the_lease",
+            "test_revoke_pending_chain_has_no_lease",
+        ),
+    ),
+    "kept-attempts-fail-the-resume-case": Bug(
+        "TestBudgetKeepingResume",
+        "TestReferenceState",
+        ("test_resume_failed_job_gives_a_fresh_budget",),
+    ),
+    "unchecked-resume-fails-the-resume-state-cases": Bug(
+        "TestUncheckedResume",
+        "TestReferenceState",
+        (
+            "test_resume_continues_at_the_job_the_chain_ended_on",
+            "test_resume_refuses_jobs_that_have_not_failed",
+        ),
+    ),
+    "unchecked-settle-fails-the-exactly-once-case": Bug(
+        "TestUncheckedSettle",
+        "TestReferenceState",
+        ("test_settle_twice_raises",),
+    ),
+    "value-dropping-settle-fails-the-settle-cases": Bug(
+        "TestValueDroppingSettle",
+        "TestReferenceState",
+        (
+            "test_settle_pending_job_with_output",
+            "test_settle_with_continuation_creates_the_next_job",
+        ),
+    ),
+    "hidden-lease-fails-the-running-settle-case": Bug(
+        "TestLeaseHidingSettle",
+        "TestReferenceState",
+        ("test_settle_running_job_revokes_its_lease",),
+    ),
+    "timeless-purge-fails-the-purge-case": Bug(
+        "TestTimelessPurge",
+        "TestReferenceState",
+        ("test_purge_deletes_only_chains_ended_before_with_the_statuses",),
+    ),
+    "unlimited-purge-fails-the-batch-case": Bug(
+        "TestUnlimitedPurge",
+        "TestReferenceState",
+        ("test_purge_deletes_whole_chains_in_batches",),
+    ),
+    "unordered-workers-fail-the-worker-record-case": Bug(
+        "TestUnorderedWorkers",
+        "TestReferenceState",
+        ("test_workers_are_recorded_refreshed_and_removed",),
+    ),
+    "unforgetting-workers-fail-the-forget-case": Bug(
+        "TestUnforgettingWorkers",
+        "TestReferenceState",
+        ("test_workers_not_seen_for_a_while_are_forgotten",),
+    ),
+    "counts-without-oldest-fail-the-count-case": Bug(
+        "TestOldestlessCounts",
+        "TestReferenceState",
+        ("test_counts_by_queue_and_status",),
+    ),
+    "front-of-queue-fails-the-position-case": Bug(
+        "TestFrontOfQueue",
+        "TestReferenceState",
+        ("test_queue_position_counts_due_jobs_taken_first",),
+    ),
+    "oldest-first-listing-fails-the-newest-case": Bug(
+        "TestOldestFirstListing",
+        "TestReferenceState",
+        ("test_list_newest_first_pages_backwards",),
+    ),
+    "windowless-listing-fails-the-window-case": Bug(
+        "TestWindowlessListing",
+        "TestReferenceState",
+        ("test_list_within_a_creation_window",),
     ),
     "unfiltered-subscription-fails-the-filter-case": Bug(
         "TestUnfilteredLeaseLost",

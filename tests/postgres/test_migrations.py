@@ -23,7 +23,7 @@ async def test_migrate_creates_the_schema_from_nothing(
     adapter = PostgresStateAdapter(pool, schema=schema)
     await adapter.migrate()
 
-    assert await tables(pool, schema) == {"jobs", "migrations"}
+    assert await tables(pool, schema) == {"jobs", "migrations", "workers"}
     versions = await pool.fetch(f'SELECT version FROM "{schema}".migrations ORDER BY version')
     assert [row[0] for row in versions] == list(range(1, SCHEMA_VERSION + 1))
     await adapter.check_schema()
@@ -103,6 +103,8 @@ async def test_table_prefixes_keep_deployments_apart(
     assert await tables(pool, schema) == {
         "blue_jobs",
         "blue_migrations",
+        "blue_workers",
         "green_jobs",
         "green_migrations",
+        "green_workers",
     }

@@ -8,9 +8,19 @@ from queuert.adapters.memory_notify import InProcessNotifyAdapter
 from queuert.adapters.memory_state import MemoryStateAdapter, MemoryTransaction
 from queuert.client import ChainHandle, Queuert
 from queuert.context import EnqueueJob, JobContext
+from queuert.control_records import (
+    QueueCount,
+    QueueCounts,
+    QueuePosition,
+    RevokedChain,
+    SettledJob,
+    WorkerInfo,
+    WorkerRecord,
+)
 from queuert.definitions import ChainDef, QueueDef, chain
 from queuert.errors import (
     AdapterError,
+    ChainEndedError,
     ChainFailedError,
     ConfigurationError,
     ContinuationError,
@@ -18,6 +28,7 @@ from queuert.errors import (
     ForeignTransactionError,
     InputValidationError,
     JobNotFoundError,
+    JobStateError,
     LeaseError,
     LeaseLostError,
     NonRetryableError,
@@ -28,10 +39,13 @@ from queuert.errors import (
     TransientStateError,
     UnknownChainError,
     UnknownQueueError,
+    UnsupportedOperationError,
     ValidationError,
 )
+from queuert.explain import Explanation
 from queuert.job import Continuation, Job
 from queuert.metrics import Metrics
+from queuert.operations import QueueStats, Stats
 from queuert.ports import (
     NotifyAdapter,
     NotifyCapabilities,
@@ -57,6 +71,7 @@ from queuert.worker import Worker
 __all__ = [
     "AdapterError",
     "ChainDef",
+    "ChainEndedError",
     "ChainFailedError",
     "ChainFilter",
     "ChainHandle",
@@ -65,6 +80,7 @@ __all__ = [
     "Continuation",
     "ContinuationError",
     "EnqueueJob",
+    "Explanation",
     "ForeignQueueError",
     "ForeignTransactionError",
     "InProcessNotifyAdapter",
@@ -75,6 +91,7 @@ __all__ = [
     "JobFilter",
     "JobNotFoundError",
     "JobRecord",
+    "JobStateError",
     "JobStatus",
     "Lease",
     "LeaseError",
@@ -87,21 +104,31 @@ __all__ = [
     "NotifyAdapter",
     "NotifyCapabilities",
     "Page",
+    "QueueCount",
+    "QueueCounts",
     "QueueDef",
+    "QueuePosition",
+    "QueueStats",
     "Queuert",
     "QueuertError",
     "RetryPolicy",
+    "RevokedChain",
     "ScheduledSignal",
     "SchemaDamagedError",
     "SchemaNotMigratedError",
     "SchemaTooNewError",
+    "SettledJob",
     "StateAdapter",
     "StateCapabilities",
+    "Stats",
     "Subscription",
     "TransientStateError",
     "UnknownChainError",
     "UnknownQueueError",
+    "UnsupportedOperationError",
     "ValidationError",
     "Worker",
+    "WorkerInfo",
+    "WorkerRecord",
     "chain",
 ]

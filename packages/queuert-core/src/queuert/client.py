@@ -9,6 +9,8 @@ from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from queuert import operations
+from queuert.control_records import WorkerRecord
 from queuert.definitions import ChainDef, QueueDef
 from queuert.errors import (
     ChainFailedError,
@@ -50,6 +52,7 @@ from queuert.validation import (
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+    from queuert.explain import Explanation
     from queuert.worker import Worker
 
 InT = TypeVar("InT")
@@ -112,6 +115,25 @@ def _statuses(
         return tuple(JobStatus(s) for s in items)
     except (ValueError, TypeError) as exc:
         raise ValidationError(f"unknown job status in {show(status)}") from exc
+
+
+def _window(
+    order: str, created_after: datetime | None, created_before: datetime | None
+) -> dict[str, Any]:
+    if order not in ("oldest", "newest"):
+        raise ValidationError(f'order must be "oldest" or "newest", got {str(order)[:40]!r}')
+    if created_after is not None:
+        operations.check_time(created_after, "created_after")
+    if created_before is not None:
+        operations.check_time(created_before, "created_before")
+    return {
+        "created_after": created_after,
+        "created_before": created_before,
+        "newest_first": order == "newest",
+    }
+
+
+_NO_OUTPUT: Any = object()
 
 
 class Queuert(Generic[Tx]):
@@ -207,7 +229,12 @@ class Queuert(Generic[Tx]):
         await self.publish(mine)
 
     async def _send(self, batch: PendingNotifications) -> None:
-        if self.notify is None or self._signals_in_writes:
+        if self.notify is None:
+            return
+        # State writes never carry lease-lost signals, so these are always sent here.
+        for job_id in batch.lease_lost:
+            await self.notify.publish_lease_lost(job_id=job_id)
+        if self._signals_in_writes:
             return
         for queue, count in batch.scheduled.items():
             await self.notify.publish_job_scheduled(queue=queue, count=count)
@@ -333,15 +360,22 @@ class Queuert(Generic[Tx]):
         after: str | None = None,
         limit: int = 100,
         tx: Tx | AsyncSession | AsyncConnection | None = None,
+        order: str = "oldest",
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
     ) -> Page[JobRecord]:
-        """One page of jobs in creation order; pass ``page.next_cursor`` as
-        ``after`` for the next one."""
+        """One page of jobs in creation order (``order="newest"`` for the newest
+        first), created strictly between ``created_after`` and ``created_before`` when
+        given; pass ``page.next_cursor`` as ``after`` for the next one."""
         queues = None
         if queue is not None:
             names = [queue] if isinstance(queue, str) else check_many("queue", queue)
             queues = tuple(check_text("queue", name) for name in names)
         job_filter = JobFilter(
-            statuses=_statuses(status), chain_id=_optional_id("chain_id", chain_id), queues=queues
+            statuses=_statuses(status),
+            chain_id=_optional_id("chain_id", chain_id),
+            queues=queues,
+            **_window(order, created_after, created_before),
         )
         return await self.state.list_jobs(
             tx=await self._caller_tx(tx),
@@ -366,14 +400,22 @@ class Queuert(Generic[Tx]):
         after: str | None = None,
         limit: int = 100,
         tx: Tx | AsyncSession | AsyncConnection | None = None,
+        order: str = "oldest",
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
     ) -> Page[ChainRecord]:
-        """One page of chains in creation order; pass ``page.next_cursor`` as
-        ``after`` for the next one."""
+        """One page of chains in creation order (``order="newest"`` for the newest
+        first), created strictly between ``created_after`` and ``created_before`` when
+        given; pass ``page.next_cursor`` as ``after`` for the next one."""
         names = None
         if chain is not None:
             name = chain.name if isinstance(chain, ChainDef) else chain
             names = (check_text("chain", name),)
-        chain_filter = ChainFilter(statuses=_statuses(status), chain_names=names)
+        chain_filter = ChainFilter(
+            statuses=_statuses(status),
+            chain_names=names,
+            **_window(order, created_after, created_before),
+        )
         return await self.state.list_chains(
             tx=await self._caller_tx(tx),
             filter=chain_filter,
@@ -384,17 +426,14 @@ class Queuert(Generic[Tx]):
     async def cancel_chain(
         self, chain_id: str, *, tx: Tx | AsyncSession | AsyncConnection | None = None
     ) -> ChainRecord:
-        """Cancel a chain whose current job has not started. Raises
-        :class:`~queuert.errors.JobNotFoundError` for an unknown id."""
-        record = await self.state.cancel_chain(
-            tx=await self._caller_tx(tx), chain_id=check_text("chain_id", chain_id)
-        )
-        if record is None:
-            raise JobNotFoundError(f"no chain has id {chain_id!r}")
-        if record.status is JobStatus.CANCELLED:
-            batch = PendingNotifications(completed_chains=[chain_id])
-            await self._publish_after(tx, batch)
-        return record
+        """Cancel a chain at any point: its current job becomes ``cancelled``. When a
+        worker is running it, its lease is revoked in the same transaction, the
+        worker is told through the lease-lost signal after commit (and finds out at
+        its next heartbeat or finalize at the latest), its handler is cancelled and
+        its finalize commits nothing. Raises :class:`~queuert.errors.JobNotFoundError`
+        for an unknown id and :class:`~queuert.errors.ChainEndedError` for a chain
+        that already ended."""
+        return await operations.cancel_chain(self, chain_id, tx)
 
     async def delete_chains(
         self, chain_ids: Sequence[str], *, tx: Tx | AsyncSession | AsyncConnection | None = None
@@ -471,6 +510,7 @@ class Queuert(Generic[Tx]):
         reaper_interval: float | None = None,
         worker_id: str | None = None,
         shutdown_timeout: float = 30.0,
+        retention: timedelta | None = None,
     ) -> Worker[Tx]:
         """A worker for this application; register handlers with
         :meth:`Worker.handler`, then ``await worker.run()`` or ``async with worker``."""
@@ -485,6 +525,7 @@ class Queuert(Generic[Tx]):
             reaper_interval=reaper_interval,
             worker_id=worker_id,
             shutdown_timeout=shutdown_timeout,
+            retention=retention,
         )
 
     async def close(self) -> None:
@@ -507,3 +548,93 @@ class Queuert(Generic[Tx]):
             on_commit(tx, lambda: self._send(batch))  # type: ignore[arg-type]
             return
         await self.publish(batch)
+
+    # -- operating chains (queuert.operations) --------------------------------------
+
+    async def retry_chain(
+        self, chain_id: str, *, tx: Tx | AsyncSession | AsyncConnection | None = None
+    ) -> ChainRecord:
+        """Resume a ``failed`` or ``cancelled`` chain at the job it ended on (not from
+        its first step), with a fresh attempt budget; its last error stays readable
+        until the next attempt ends. Raises :class:`~queuert.errors.JobNotFoundError`
+        for an unknown id and :class:`~queuert.errors.JobStateError` for a chain that
+        is running, waiting or completed."""
+        return await operations.retry_chain(self, chain_id, tx)
+
+    async def retry_job(
+        self, job_id: str, *, tx: Tx | AsyncSession | AsyncConnection | None = None
+    ) -> JobRecord:
+        """Resume a ``failed`` or ``cancelled`` job that ended its chain, as
+        :meth:`retry_chain` does. Raises JobNotFoundError or JobStateError."""
+        return await operations.retry_job(self, job_id, tx)
+
+    async def complete_job(
+        self,
+        tx: Tx | AsyncSession | AsyncConnection | None,
+        job_id: str,
+        *,
+        output: Any = _NO_OUTPUT,
+        continue_with: tuple[QueueDef[Any, Any], Any] | None = None,
+    ) -> JobRecord:
+        """End a job that has not ended from application code, in the caller's
+        transaction ``tx``: with ``output`` (of the chain's output type) it completes
+        the chain, with ``continue_with=(queue, input)`` it continues it. Meant for
+        jobs of ``external`` queues (webhooks, approvals); it also works on a pending
+        job of any queue and on a running one (whose worker's lease is revoked as
+        for :meth:`cancel_chain`). Exactly once: a second completion raises
+        :class:`~queuert.errors.ChainEndedError`. Raises JobNotFoundError for an
+        unknown id and ValidationError subclasses for a bad output or continuation,
+        before anything is written. Returns the job as it is now."""
+        return await operations.complete_job(
+            self,
+            tx,
+            job_id,
+            output=None if output is _NO_OUTPUT else output,
+            has_output=output is not _NO_OUTPUT,
+            continue_with=continue_with,
+        )
+
+    async def purge(
+        self,
+        *,
+        ended_before: datetime,
+        statuses: Iterable[JobStatus | str] | str = ("completed",),
+        batch_size: int = 1000,
+        tx: Tx | AsyncSession | AsyncConnection | None = None,
+    ) -> int:
+        """Delete chains that ended (with one of ``statuses``) before
+        ``ended_before``, with all their jobs, ``batch_size`` chains per transaction
+        so that no lock is held long; returns how many were deleted."""
+        return await operations.purge(
+            self,
+            ended_before=ended_before,
+            statuses=statuses,
+            batch_size=batch_size,
+            tx=await self._caller_tx(tx),
+        )
+
+    async def list_workers(
+        self, *, tx: Tx | AsyncSession | AsyncConnection | None = None
+    ) -> list[WorkerRecord]:
+        """The workers that recorded themselves recently (id, host, pid, queues,
+        concurrency, started, last seen); stopped workers remove their record and
+        records of workers not seen for a while are dropped."""
+        return await self.state.list_workers(tx=await self._caller_tx(tx))
+
+    async def stats(
+        self, *, tx: Tx | AsyncSession | AsyncConnection | None = None
+    ) -> operations.Stats:
+        """Job counts by queue and status, and the age of each queue's oldest pending
+        job."""
+        return await operations.stats(self, await self._caller_tx(tx))
+
+    async def explain(
+        self, job_or_chain_id: str, *, tx: Tx | AsyncSession | AsyncConnection | None = None
+    ) -> Explanation:
+        """Why the job (or the chain's current job) is not running, or how it ended:
+        scheduled for later, waiting behind N jobs, no worker serving its queue,
+        leased by a worker (and whether that lease expired), external, failed with
+        its error, cancelled, completed. Raises JobNotFoundError for an unknown id."""
+        from queuert.explain import explain
+
+        return await explain(self, job_or_chain_id, await self._caller_tx(tx))

@@ -35,7 +35,7 @@ class QueueDef(Generic[InT, OutT]):
     steps come from :meth:`ChainDef.queue` and are named ``<chain>:<step>``.
     """
 
-    __slots__ = ("chain_name", "input_codec", "name", "priority", "retry")
+    __slots__ = ("chain_name", "external", "input_codec", "name", "priority", "retry")
 
     def __init__(
         self,
@@ -45,6 +45,7 @@ class QueueDef(Generic[InT, OutT]):
         input: type[InT] | Any,
         retry: RetryPolicy,
         priority: int,
+        external: bool = False,
     ) -> None:
         if not isinstance(retry, RetryPolicy):
             raise ValidationError(f"retry must be a RetryPolicy, got {show(retry)}")
@@ -54,6 +55,11 @@ class QueueDef(Generic[InT, OutT]):
         self.input_codec: Codec[InT] = Codec(input, f"input of queue {name!r}")
         self.retry = retry
         self.priority = priority
+        if not isinstance(external, bool):
+            raise ValidationError(f"external must be a bool, got {external!r}")
+        # Jobs of an external queue are completed by the application
+        # (Queuert.complete_job), never acquired by a worker.
+        self.external = external
 
     def __repr__(self) -> str:
         return f"<queue {self.name!r}>"
@@ -92,6 +98,7 @@ class ChainDef(QueueDef[InT, OutT]):
         input: type[StepInT],
         retry: RetryPolicy | None = None,
         priority: int | None = None,
+        external: bool = False,
     ) -> QueueDef[StepInT, OutT]: ...
     @overload
     def queue(
@@ -101,6 +108,7 @@ class ChainDef(QueueDef[InT, OutT]):
         input: Any,
         retry: RetryPolicy | None = None,
         priority: int | None = None,
+        external: bool = False,
     ) -> QueueDef[Any, OutT]: ...
     def queue(
         self,
@@ -109,8 +117,11 @@ class ChainDef(QueueDef[InT, OutT]):
         input: Any,
         retry: RetryPolicy | None = None,
         priority: int | None = None,
+        external: bool = False,
     ) -> QueueDef[Any, OutT]:
-        """Declare a further step ``<chain>:<step>`` with its own input type.
+        """Declare a further step ``<chain>:<step>`` with its own input type. An
+        ``external`` step is never run by a worker: the application ends its jobs with
+        :meth:`~queuert.Queuert.complete_job` (webhooks, approvals).
         Raises :class:`~queuert.errors.ValidationError` for a bad or duplicate name."""
         _check_name("step", step)
         name = f"{self.name}:{step}"
@@ -122,6 +133,7 @@ class ChainDef(QueueDef[InT, OutT]):
             input=input,
             retry=retry or self.retry,
             priority=self.priority if priority is None else priority,
+            external=external,
         )
         self.queues[name] = q
         return q

@@ -101,3 +101,17 @@ class ForeignTransactionError(ValidationError):
     """The caller's ``tx`` cannot be used by this state adapter: an object of another
     driver (an SQLAlchemy session on another dialect), or a connection to another
     database than the adapter's. Nothing was written."""
+
+
+class JobStateError(ValidationError):
+    """The job or chain is not in a state that allows the operation (retrying a
+    running chain, completing a job that already ended). Nothing was written."""
+
+
+class ChainEndedError(JobStateError):
+    """The chain or job already ended (completed, failed or cancelled): it cannot be
+    cancelled or completed again."""
+
+
+class UnsupportedOperationError(AdapterError):
+    """The state adapter does not implement this operation."""

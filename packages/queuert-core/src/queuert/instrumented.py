@@ -13,6 +13,14 @@ from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import TypeVar
 
+from queuert.control_records import (
+    QueueCounts,
+    QueuePosition,
+    RevokedChain,
+    SettledJob,
+    WorkerInfo,
+    WorkerRecord,
+)
 from queuert.errors import TransientStateError
 from queuert.metrics import Metrics
 from queuert.ports.notify import (
@@ -29,6 +37,7 @@ from queuert.records import (
     JobError,
     JobFilter,
     JobRecord,
+    JobStatus,
     Lease,
     NewJob,
     Page,
@@ -229,6 +238,62 @@ class InstrumentedState(StateAdapter[Tx]):
 
     async def caller_transaction(self, tx: object) -> Tx:
         return await self.inner.caller_transaction(tx)
+
+    async def revoke_chain(self, *, tx: Tx | None, chain_id: str) -> RevokedChain:
+        return await self._call(
+            "revoke_chain", tx, lambda: self.inner.revoke_chain(tx=tx, chain_id=chain_id)
+        )
+
+    async def resume_job(self, *, tx: Tx | None, job_id: str) -> JobRecord:
+        return await self._call(
+            "resume_job", tx, lambda: self.inner.resume_job(tx=tx, job_id=job_id)
+        )
+
+    async def settle_job(
+        self, *, tx: Tx | None, job_id: str, output: str | None, next_job: NewJob | None
+    ) -> SettledJob:
+        return await self._call(
+            "settle_job",
+            tx,
+            lambda: self.inner.settle_job(tx=tx, job_id=job_id, output=output, next_job=next_job),
+        )
+
+    async def purge_chains(
+        self, *, tx: Tx | None, ended_before: datetime, statuses: Sequence[JobStatus], limit: int
+    ) -> int:
+        return await self._call(
+            "purge_chains",
+            tx,
+            lambda: self.inner.purge_chains(
+                tx=tx, ended_before=ended_before, statuses=statuses, limit=limit
+            ),
+        )
+
+    async def record_worker(self, *, tx: Tx | None, worker: WorkerInfo, forget_ms: int) -> None:
+        await self._call(
+            "record_worker",
+            tx,
+            lambda: self.inner.record_worker(tx=tx, worker=worker, forget_ms=forget_ms),
+        )
+
+    async def remove_worker(self, *, tx: Tx | None, worker_id: str) -> None:
+        await self._call(
+            "remove_worker", tx, lambda: self.inner.remove_worker(tx=tx, worker_id=worker_id)
+        )
+
+    async def list_workers(self, *, tx: Tx | None) -> list[WorkerRecord]:
+        return await self._call("list_workers", tx, lambda: self.inner.list_workers(tx=tx))
+
+    async def count_jobs(self, *, tx: Tx | None) -> QueueCounts:
+        return await self._call("count_jobs", tx, lambda: self.inner.count_jobs(tx=tx))
+
+    async def queue_position(self, *, tx: Tx | None, job_id: str) -> QueuePosition | None:
+        return await self._call(
+            "queue_position", tx, lambda: self.inner.queue_position(tx=tx, job_id=job_id)
+        )
+
+    async def schema_sql(self) -> list[str]:
+        return await self.inner.schema_sql()
 
 
 class InstrumentedNotify(NotifyAdapter):

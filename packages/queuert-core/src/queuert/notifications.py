@@ -13,10 +13,12 @@ class PendingNotifications:
 
     scheduled: Counter[str] = field(default_factory=Counter)
     completed_chains: list[str] = field(default_factory=list)
+    lease_lost: list[str] = field(default_factory=list)
 
     def merge(self, other: PendingNotifications) -> None:
         self.scheduled.update(other.scheduled)
         self.completed_chains.extend(other.completed_chains)
+        self.lease_lost.extend(other.lease_lost)
 
 
 pending_notifications: contextvars.ContextVar[PendingNotifications | None] = contextvars.ContextVar(

@@ -155,19 +155,29 @@ class ChainRecord:
 
 @dataclass(frozen=True, slots=True)
 class JobFilter:
-    """Filters for listing jobs; ``None`` means any."""
+    """Filters for listing jobs; ``None`` means any. ``created_after`` and
+    ``created_before`` bound ``created_at`` (exclusive). ``newest_first`` lists in
+    descending id order: the page after cursor ``after`` then holds smaller ids."""
 
     statuses: tuple[JobStatus, ...] | None = None
     chain_id: str | None = None
     queues: tuple[str, ...] | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    newest_first: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class ChainFilter:
-    """Filters for listing chains; ``None`` means any."""
+    """Filters for listing chains; ``None`` means any. The time bounds and
+    ``newest_first`` work as in :class:`JobFilter`, on the chain's ``created_at``
+    (its first job's)."""
 
     statuses: tuple[JobStatus, ...] | None = None
     chain_names: tuple[str, ...] | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    newest_first: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ import signal
 import socket
 import traceback
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from queuert.context import JobContext, JobRescheduled, check_lease_ms
@@ -26,6 +27,7 @@ from queuert.notifications import PendingNotifications
 from queuert.ports.notify import ScheduledSignal, Subscription
 from queuert.ports.state import Tx
 from queuert.records import JobError, JobRecord, JobStatus
+from queuert.upkeep import Upkeep, check_retention
 from queuert.validation import MAX_WORKER_ID, check_many, check_seconds, check_text, show
 
 if TYPE_CHECKING:
@@ -83,6 +85,7 @@ class Worker(Generic[Tx]):
         reaper_interval: float | None = None,
         worker_id: str | None = None,
         shutdown_timeout: float = 30.0,
+        retention: timedelta | None = None,
     ) -> None:
         if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
             raise ValidationError(
@@ -125,6 +128,8 @@ class Worker(Generic[Tx]):
         self._stop_task: asyncio.Future[None] | None = None
         self._subscriptions: list[Subscription] = []
         self._log = logging.LoggerAdapter(log, {"worker_id": self.id})
+        # Worker record and, with retention, the purge of old chains (off by default).
+        self._upkeep = Upkeep(self, check_retention(retention))
 
     # -- registration ------------------------------------------------------------------
 
@@ -136,6 +141,11 @@ class Worker(Generic[Tx]):
         with the application."""
         if not isinstance(queue, QueueDef) or self.app.queues.get(queue.name) is not queue:
             raise UnknownQueueError(f"queue {show(queue)} is not part of any registered chain")
+        if queue.external:
+            raise ValidationError(
+                f"queue {queue.name!r} is external: the application completes its jobs "
+                "with complete_job, no worker runs them"
+            )
 
         def register(fn: Handler[InT, Tx, OutT]) -> Handler[InT, Tx, OutT]:
             if queue.name in self._handlers:
@@ -175,6 +185,7 @@ class Worker(Generic[Tx]):
             self._subscriptions.append(
                 await notify.subscribe_lease_lost(job_id=None, listener=self._on_lease_lost)
             )
+        await self._upkeep.tick()
         self._main = asyncio.create_task(self._run_loops(), name=f"queuert-worker-{self.id}")
         self._log.info("worker %s started on queues %s", self.id, self.queue_names)
 
@@ -229,6 +240,7 @@ class Worker(Generic[Tx]):
         for sub in self._subscriptions:
             await sub.unsubscribe()
         self._subscriptions.clear()
+        await self._upkeep.stop()
         self._stopped.set()
         self._log.info("worker %s stopped", self.id)
 
@@ -333,6 +345,7 @@ class Worker(Generic[Tx]):
                 await self.reap_once()
             except Exception as exc:
                 self._log.warning("reaping expired leases failed: %s", exc)
+            await self._upkeep.tick()
             try:
                 async with asyncio.timeout(self.reaper_interval):
                     await self._stopping.wait()
@@ -459,8 +472,9 @@ class Worker(Generic[Tx]):
                 await self._handle_failure(ctx, exc, extra)
         else:
             metrics.incr("jobs.finalized")
-            if log.isEnabledFor(logging.DEBUG):
-                log.debug("job %s finalized", record.id, extra=extra)
+            # One INFO line per job end: what `queuert worker` shows.
+            if log.isEnabledFor(logging.INFO):
+                log.info("job %s finalized", record.id, extra=extra)
         await self.app.publish(ctx.notifications)
 
     async def _release(self, ctx: JobContext[Tx, Any], extra: dict[str, Any]) -> None:
@@ -518,6 +532,12 @@ class Worker(Generic[Tx]):
             log.error(
                 "recording the failure of job %s failed: %s", record.id, write_exc, extra=extra
             )
+
+
+def handlers_of(worker: Worker[Any]) -> dict[str, Callable[..., Awaitable[Any]]]:
+    """The handlers registered on ``worker`` by queue name (a copy), for tools that
+    run the same handlers in a worker configured otherwise (``queuert worker``)."""
+    return dict(worker._handlers)
 
 
 def _job_extra(record: JobRecord, worker_id: str | None = None) -> dict[str, Any]:

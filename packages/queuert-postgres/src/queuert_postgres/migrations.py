@@ -7,6 +7,7 @@ step is never edited.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -80,7 +81,32 @@ def _create_jobs(n: Names) -> list[str]:
     ]
 
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "create jobs", _create_jobs),)
+def _workers_and_ended_index(n: Names) -> list[str]:
+    return [
+        f"""
+        CREATE TABLE {n.table("workers")} (
+            id text COLLATE "C" PRIMARY KEY,
+            host text NOT NULL,
+            pid integer NOT NULL,
+            queues text[] NOT NULL,
+            concurrency integer NOT NULL,
+            purges boolean NOT NULL DEFAULT false,
+            started_at timestamptz NOT NULL,
+            last_seen_at timestamptz NOT NULL
+        )
+        """,
+        # Purging: chains' last jobs by the time they ended.
+        f"""
+        CREATE INDEX {n.name("jobs_ended_idx")} ON {n.jobs}
+            (completed_at) WHERE next_job_id IS NULL AND completed_at IS NOT NULL
+        """,
+    ]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "create jobs", _create_jobs),
+    Migration(2, "worker records and ended-chain index", _workers_and_ended_index),
+)
 """Every step, in version order."""
 
 LATEST_VERSION = MIGRATIONS[-1].version
@@ -141,3 +167,20 @@ async def migrate(conn: PostgresTx, names: Names) -> list[int]:
             )
             applied.append(step.version)
         return applied
+
+
+def script(names: Names) -> list[str]:
+    """The statements :func:`migrate` runs on an empty database, with the records of
+    the versions, for teams that apply schema changes with their own tools."""
+    statements = [
+        f'CREATE SCHEMA IF NOT EXISTS "{names.schema}"',
+        f"CREATE TABLE IF NOT EXISTS {names.migrations} (version integer PRIMARY KEY, "
+        "name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT statement_timestamp())",
+    ]
+    for step in MIGRATIONS:
+        statements += [textwrap.dedent(text).strip() for text in step.statements(names)]
+        statements.append(
+            f"INSERT INTO {names.migrations} (version, name) "
+            f"VALUES ({int(step.version)}, '{step.name}')"
+        )
+    return statements

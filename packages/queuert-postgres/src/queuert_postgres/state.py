@@ -13,6 +13,14 @@ from asyncpg.pool import PoolConnectionProxy
 
 from queuert.adapter_support import CreatedRecords, keyset_page
 from queuert.batching import Batcher
+from queuert.control_records import (
+    QueueCounts,
+    QueuePosition,
+    RevokedChain,
+    SettledJob,
+    WorkerInfo,
+    WorkerRecord,
+)
 from queuert.errors import (
     ConfigurationError,
     LeaseLostError,
@@ -36,9 +44,11 @@ from queuert.records import (
     Page,
 )
 from queuert.urls import redact_message
+from queuert_postgres import control_ops as postgres_control
 from queuert_postgres import migrations
 from queuert_postgres.caller_tx import caller_connection
 from queuert_postgres.connections import LendingConnection, PostgresTx
+from queuert_postgres.control import ControlStatements
 from queuert_postgres.driver_errors import DRIVER_ERRORS, MIGRATE_HINT, translate
 from queuert_postgres.names import Names
 from queuert_postgres.notify import PostgresNotifyAdapter
@@ -101,6 +111,7 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
         """Use an existing pool; :meth:`close` leaves it open."""
         self._names = Names.create(schema, table_prefix)
         self._sql = Statements(self._names)
+        self._ctl: ControlStatements | None = None
         self._pool = pool
         self._dsn: str | None = None
         self._owns_pool = False
@@ -691,11 +702,15 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
             args.append(filter.chain_id)
         if filter.queues is not None:
             args.append(list(filter.queues))
+        args += [t for t in (filter.created_after, filter.created_before) if t is not None]
         sql = self._sql.list_jobs(
             after=after is not None,
             statuses=filter.statuses is not None,
             chain_id=filter.chain_id is not None,
             queues=filter.queues is not None,
+            created_after=filter.created_after is not None,
+            created_before=filter.created_before is not None,
+            newest=filter.newest_first,
         )
         rows = await self._fetch(tx, sql, *args, limit)
         items = [job_record(row) for row in rows]
@@ -717,10 +732,14 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
             args.append([JobStatus(s).value for s in filter.statuses])
         if filter.chain_names is not None:
             args.append(list(filter.chain_names))
+        args += [t for t in (filter.created_after, filter.created_before) if t is not None]
         sql = self._sql.list_chains(
             after=after is not None,
             statuses=filter.statuses is not None,
             chain_names=filter.chain_names is not None,
+            created_after=filter.created_after is not None,
+            created_before=filter.created_before is not None,
+            newest=filter.newest_first,
         )
         rows = await self._fetch(tx, sql, *args, limit)
         items = [chain_record(row) for row in rows]
@@ -737,6 +756,88 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
         ``AsyncConnection`` (``postgresql+asyncpg``) of this database as its asyncpg
         connection, in its transaction (see :mod:`queuert_postgres.caller_tx`)."""
         return await caller_connection(self, tx)
+
+    # -- control from outside a worker (SQL in queuert_postgres.control) -----------------
+
+    def _control(self) -> ControlStatements:
+        # Rebuilt when bind_notify replaced the statements (their signal channels).
+        if self._ctl is None or self._ctl.sql is not self._sql:
+            self._ctl = ControlStatements(self._sql)
+        return self._ctl
+
+    @asynccontextmanager
+    async def _unit(self, tx: PostgresTx | None) -> AsyncIterator[PostgresTx]:
+        """Several statements as one unit: a transaction of the adapter's own, or a
+        savepoint inside ``tx``; driver errors of the statements are translated."""
+        try:
+            if tx is None:
+                async with self.transaction() as conn:
+                    yield conn
+            else:
+                async with self._block(tx) as conn:
+                    yield conn
+        except DRIVER_ERRORS as exc:
+            self._raise(exc)
+
+    async def revoke_chain(self, *, tx: PostgresTx | None, chain_id: str) -> RevokedChain:
+        return await postgres_control.revoke_chain(self, self._control(), tx, chain_id)
+
+    async def resume_job(self, *, tx: PostgresTx | None, job_id: str) -> JobRecord:
+        return await postgres_control.resume_job(self, self._control(), tx, job_id)
+
+    async def settle_job(
+        self, *, tx: PostgresTx | None, job_id: str, output: str | None, next_job: NewJob | None
+    ) -> SettledJob:
+        return await postgres_control.settle_job(
+            self, self._control(), tx, job_id, output, next_job, _new_job_args
+        )
+
+    async def purge_chains(
+        self,
+        *,
+        tx: PostgresTx | None,
+        ended_before: datetime,
+        statuses: Sequence[JobStatus],
+        limit: int,
+    ) -> int:
+        names = [JobStatus(s).value for s in statuses]
+        row = await self._fetchrow(tx, self._control().purge, names, ended_before, limit)
+        return 0 if row is None else int(row[0])
+
+    async def record_worker(
+        self, *, tx: PostgresTx | None, worker: WorkerInfo, forget_ms: int
+    ) -> None:
+        await self._fetchrow(
+            tx,
+            self._control().record_worker,
+            worker.id,
+            worker.host,
+            worker.pid,
+            list(worker.queues),
+            worker.concurrency,
+            worker.purges,
+            forget_ms,
+        )
+
+    async def remove_worker(self, *, tx: PostgresTx | None, worker_id: str) -> None:
+        await self._fetch(tx, self._control().remove_worker, worker_id)
+
+    async def list_workers(self, *, tx: PostgresTx | None) -> list[WorkerRecord]:
+        rows = await self._fetch(tx, self._control().list_workers)
+        return [postgres_control.worker_record(row) for row in rows]
+
+    async def count_jobs(self, *, tx: PostgresTx | None) -> QueueCounts:
+        rows = await self._fetch(tx, self._control().count_jobs)
+        return postgres_control.queue_counts(rows)
+
+    async def queue_position(self, *, tx: PostgresTx | None, job_id: str) -> QueuePosition | None:
+        row = await self._fetchrow(tx, self._control().queue_position, job_id)
+        if row is None:
+            return None
+        return QueuePosition(job=job_record(row), now=row[19], ahead=int(row[20]))
+
+    async def schema_sql(self) -> list[str]:
+        return migrations.script(self._names)
 
 
 def _new_job_args(job: NewJob) -> tuple[Any, ...]:

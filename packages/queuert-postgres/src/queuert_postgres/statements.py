@@ -401,8 +401,8 @@ class Statements:
             )
             SELECT count(DISTINCT chain_id) FROM deleted
         """
-        self._list_jobs: dict[tuple[bool, bool, bool, bool], str] = {}
-        self._list_chains: dict[tuple[bool, bool, bool], str] = {}
+        self._list_jobs: dict[tuple[bool, ...], str] = {}
+        self._list_chains: dict[tuple[bool, ...], str] = {}
 
     def lease_check(self, job_id: str, owner: str, attempt: int, *, lock: bool) -> str:
         """A statement whose command tag is ``SELECT 1`` while the lease holds (``SELECT
@@ -470,49 +470,76 @@ class Statements:
 
     # -- listings ---------------------------------------------------------------------
 
-    def list_jobs(self, *, after: bool, statuses: bool, chain_id: bool, queues: bool) -> str:
+    def list_jobs(
+        self,
+        *,
+        after: bool,
+        statuses: bool,
+        chain_id: bool,
+        queues: bool,
+        created_after: bool = False,
+        created_before: bool = False,
+        newest: bool = False,
+    ) -> str:
         """Listing SQL for one combination of filters (one statement per combination, so
         that each gets a plan using the right index). Parameters in order: after,
-        statuses, chain_id, queues (those present), then limit."""
-        key = (after, statuses, chain_id, queues)
+        statuses, chain_id, queues, created_after, created_before (those present), then
+        limit; ``newest`` lists in descending id order."""
+        key = (after, statuses, chain_id, queues, created_after, created_before, newest)
         sql = self._list_jobs.get(key)
         if sql is None:
             conditions: list[str] = []
             n = 0
             for present, template in (
-                (after, "id > ${}"),
+                (after, "id < ${}" if newest else "id > ${}"),
                 (statuses, "status = ANY(${}::text[])"),
                 (chain_id, "chain_id = ${}"),
                 (queues, "queue = ANY(${}::text[])"),
+                (created_after, "created_at > ${}"),
+                (created_before, "created_at < ${}"),
             ):
                 if present:
                     n += 1
                     conditions.append(template.format(n))
             where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
             sql = (
-                f"SELECT {job_columns()} FROM {self.names.jobs} {where} ORDER BY id LIMIT ${n + 1}"
+                f"SELECT {job_columns()} FROM {self.names.jobs} {where} "
+                f"ORDER BY id{' DESC' if newest else ''} LIMIT ${n + 1}"
             )
             self._list_jobs[key] = sql
         return sql
 
-    def list_chains(self, *, after: bool, statuses: bool, chain_names: bool) -> str:
-        """Like :meth:`list_jobs`; parameters: after, statuses, chain_names, then limit."""
-        key = (after, statuses, chain_names)
+    def list_chains(
+        self,
+        *,
+        after: bool,
+        statuses: bool,
+        chain_names: bool,
+        created_after: bool = False,
+        created_before: bool = False,
+        newest: bool = False,
+    ) -> str:
+        """Like :meth:`list_jobs`; parameters: after, statuses, chain_names,
+        created_after, created_before, then limit."""
+        key = (after, statuses, chain_names, created_after, created_before, newest)
         sql = self._list_chains.get(key)
         if sql is None:
             conditions = ["h.next_job_id IS NULL"]
             n = 0
             for present, template in (
-                (after, "h.chain_id > ${}"),
+                (after, "h.chain_id < ${}" if newest else "h.chain_id > ${}"),
                 (statuses, "h.status = ANY(${}::text[])"),
                 (chain_names, "h.chain_name = ANY(${}::text[])"),
+                (created_after, "f.created_at > ${}"),
+                (created_before, "f.created_at < ${}"),
             ):
                 if present:
                     n += 1
                     conditions.append(template.format(n))
             sql = (
                 f"SELECT {self._chain_cols} FROM {self._chain_from} "
-                f"WHERE {' AND '.join(conditions)} ORDER BY h.chain_id LIMIT ${n + 1}"
+                f"WHERE {' AND '.join(conditions)} "
+                f"ORDER BY h.chain_id{' DESC' if newest else ''} LIMIT ${n + 1}"
             )
             self._list_chains[key] = sql
         return sql

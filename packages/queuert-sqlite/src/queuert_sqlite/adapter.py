@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import textwrap
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
@@ -14,6 +15,14 @@ import aiosqlite
 
 from queuert.adapter_support import CreatedRecords, keyset_page
 from queuert.batching import Batcher
+from queuert.control_records import (
+    QueueCounts,
+    QueuePosition,
+    RevokedChain,
+    SettledJob,
+    WorkerInfo,
+    WorkerRecord,
+)
 from queuert.errors import (
     ConfigurationError,
     LeaseLostError,
@@ -29,10 +38,12 @@ from queuert.records import (
     JobError,
     JobFilter,
     JobRecord,
+    JobStatus,
     Lease,
     NewJob,
     Page,
 )
+from queuert_sqlite import control
 from queuert_sqlite.caller_tx import caller_connection
 from queuert_sqlite.clock import from_us, now_us, to_us
 from queuert_sqlite.connections import MEMORY, ConnectContext
@@ -128,6 +139,7 @@ class SqliteStateAdapter(StateAdapter[aiosqlite.Connection]):
             multi_process=not self._memory,
         )
         self._sql = Statements(table_prefix)
+        self._ctl = control.ControlStatements(table_prefix)
         self._db = Database(
             path_text, busy_timeout_ms=busy_timeout_ms, error_args=self._error_args()
         )
@@ -466,8 +478,14 @@ class SqliteStateAdapter(StateAdapter[aiosqlite.Connection]):
         clauses: list[str] = []
         params: list[Any] = []
         if after is not None:
-            clauses.append("id > ?")
+            clauses.append("id < ?" if filter.newest_first else "id > ?")
             params.append(after)
+        if filter.created_after is not None:
+            clauses.append("created_at > ?")
+            params.append(to_us(filter.created_after, "created_after"))
+        if filter.created_before is not None:
+            clauses.append("created_at < ?")
+            params.append(to_us(filter.created_before, "created_before"))
         if filter.statuses is not None:
             clauses.append("status IN (SELECT value FROM json_each(?))")
             params.append(json.dumps([str(status) for status in filter.statuses]))
@@ -481,7 +499,8 @@ class SqliteStateAdapter(StateAdapter[aiosqlite.Connection]):
         params.append(limit)
         rows = await self._db.read(
             tx,
-            f"SELECT {JOB_COLUMNS} FROM {self._sql.jobs_table}{where} ORDER BY id LIMIT ?",
+            f"SELECT {JOB_COLUMNS} FROM {self._sql.jobs_table}{where} "
+            f"ORDER BY id{' DESC' if filter.newest_first else ''} LIMIT ?",
             params,
         )
         items = [job_from_row(row) for row in rows]
@@ -499,15 +518,21 @@ class SqliteStateAdapter(StateAdapter[aiosqlite.Connection]):
         sql = self._sql.chain_select
         params: list[Any] = []
         if after is not None:
-            sql += " AND l.chain_id > ?"
+            sql += " AND l.chain_id < ?" if filter.newest_first else " AND l.chain_id > ?"
             params.append(after)
+        if filter.created_after is not None:
+            sql += " AND f.created_at > ?"
+            params.append(to_us(filter.created_after, "created_after"))
+        if filter.created_before is not None:
+            sql += " AND f.created_at < ?"
+            params.append(to_us(filter.created_before, "created_before"))
         if filter.statuses is not None:
             sql += " AND l.status IN (SELECT value FROM json_each(?))"
             params.append(json.dumps([str(status) for status in filter.statuses]))
         if filter.chain_names is not None:
             sql += " AND l.chain_name IN (SELECT value FROM json_each(?))"
             params.append(json.dumps(list(filter.chain_names)))
-        sql += " ORDER BY l.chain_id LIMIT ?"
+        sql += f" ORDER BY l.chain_id{' DESC' if filter.newest_first else ''} LIMIT ?"
         params.append(limit)
         rows = await self._db.read(tx, sql, params)
         items = [chain_from_row(row) for row in rows]
@@ -525,6 +550,62 @@ class SqliteStateAdapter(StateAdapter[aiosqlite.Connection]):
         aiosqlite connection, in its transaction (see
         :mod:`queuert_sqlite.caller_tx`)."""
         return await caller_connection(self, tx)
+
+    # -- control from outside a worker (statements in queuert_sqlite.control) -----------
+
+    async def revoke_chain(self, *, tx: Connection | None, chain_id: str) -> RevokedChain:
+        return await control.revoke_chain(self._db, self._sql, self._ctl, tx, chain_id)
+
+    async def resume_job(self, *, tx: Connection | None, job_id: str) -> JobRecord:
+        return await control.resume_job(self._db, self._sql, self._ctl, tx, job_id)
+
+    async def settle_job(
+        self, *, tx: Connection | None, job_id: str, output: str | None, next_job: NewJob | None
+    ) -> SettledJob:
+        return await control.settle_job(
+            self._db, self._sql, self._ctl, tx, job_id, output, next_job, _job_row
+        )
+
+    async def purge_chains(
+        self,
+        *,
+        tx: Connection | None,
+        ended_before: datetime,
+        statuses: Sequence[JobStatus],
+        limit: int,
+    ) -> int:
+        before = to_us(ended_before, "ended_before")
+        return await control.purge_chains(self._db, self._ctl, tx, statuses, before, limit)
+
+    async def record_worker(
+        self, *, tx: Connection | None, worker: WorkerInfo, forget_ms: int
+    ) -> None:
+        await control.record_worker(self._db, self._ctl, tx, worker, forget_ms)
+
+    async def remove_worker(self, *, tx: Connection | None, worker_id: str) -> None:
+        await self._db.write(tx, self._ctl.remove_worker, (worker_id,))
+
+    async def list_workers(self, *, tx: Connection | None) -> list[WorkerRecord]:
+        return await control.list_workers(self._db, self._ctl, tx)
+
+    async def count_jobs(self, *, tx: Connection | None) -> QueueCounts:
+        return await control.count_jobs(self._db, self._ctl, tx)
+
+    async def queue_position(self, *, tx: Connection | None, job_id: str) -> QueuePosition | None:
+        return await control.queue_position(self._db, self._sql, self._ctl, tx, job_id)
+
+    async def schema_sql(self) -> list[str]:
+        statements = [self._sql.create_migrations]
+        for migration in MIGRATIONS:
+            statements += [
+                textwrap.dedent(text).strip() for text in migration.render(self.table_prefix)
+            ]
+            statements.append(
+                f"INSERT INTO {self._sql.migrations_table} (version, name, applied_at) VALUES "
+                f"({int(migration.version)}, '{migration.name}', "
+                "CAST((julianday('now') - 2440587.5) * 86400000000 AS INTEGER))"
+            )
+        return statements
 
 
 def _job_row(job: NewJob, now: int) -> tuple[Any, ...]:

@@ -73,6 +73,30 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        version=2,
+        name="worker records and ended-chain index",
+        statements=(
+            """
+            CREATE TABLE {prefix}workers (
+                id TEXT PRIMARY KEY NOT NULL,
+                host TEXT NOT NULL,
+                pid INTEGER NOT NULL,
+                queues TEXT NOT NULL,
+                concurrency INTEGER NOT NULL,
+                purges INTEGER NOT NULL DEFAULT 0,
+                started_at INTEGER NOT NULL,
+                last_seen_at INTEGER NOT NULL
+            )
+            """,
+            # Purging: chains' last jobs by the time they ended.
+            """
+            CREATE INDEX {prefix}jobs_ended
+            ON {prefix}jobs (completed_at)
+            WHERE next_job_id IS NULL AND completed_at IS NOT NULL
+            """,
+        ),
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

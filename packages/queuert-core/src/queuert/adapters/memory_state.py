@@ -30,6 +30,15 @@ from typing import Concatenate, ParamSpec, TypeVar
 from urllib.parse import urlsplit
 
 from queuert.adapter_support import CreatedRecords, job_record, keyset_page
+from queuert.adapters import memory_control
+from queuert.control_records import (
+    QueueCounts,
+    QueuePosition,
+    RevokedChain,
+    SettledJob,
+    WorkerInfo,
+    WorkerRecord,
+)
 from queuert.errors import (
     AdapterError,
     ConfigurationError,
@@ -339,6 +348,7 @@ class MemoryStateAdapter(StateAdapter[MemoryTransaction]):
         self._pending: dict[str, list[tuple[datetime, int, str]]] = {}
         self._leases: list[tuple[datetime, str]] = []
         self._stale_pushes = 0
+        self._workers: dict[str, WorkerRecord] = {}
 
     def now(self) -> datetime:
         """The store's clock: the time every timestamp and eligibility check uses."""
@@ -799,6 +809,8 @@ class MemoryStateAdapter(StateAdapter[MemoryTransaction]):
     def _list_jobs(
         self, tx: MemoryTransaction, filter: JobFilter, after: str | None, limit: int
     ) -> Page[JobRecord]:
+        if filter.newest_first or filter.created_after or filter.created_before:
+            return memory_control.list_jobs(self, filter, after, limit)
         ids: Iterable[str]
         if filter.chain_id is not None:
             chain = self._chains.get(filter.chain_id)
@@ -828,6 +840,8 @@ class MemoryStateAdapter(StateAdapter[MemoryTransaction]):
     def _list_chains(
         self, tx: MemoryTransaction, filter: ChainFilter, after: str | None, limit: int
     ) -> Page[ChainRecord]:
+        if filter.newest_first or filter.created_after or filter.created_before:
+            return memory_control.list_chains(self, filter, after, limit)
         statuses = None if filter.statuses is None else frozenset(filter.statuses)
         names = None if filter.chain_names is None else frozenset(filter.chain_names)
         items: list[ChainRecord] = []
@@ -854,6 +868,58 @@ class MemoryStateAdapter(StateAdapter[MemoryTransaction]):
                 self._unlink(row)
                 tx._undo.append((_DELETED, row, None))
         return deleted
+
+    # -- control from outside a worker (statements in memory_control) -------------------
+
+    async def revoke_chain(self, *, tx: MemoryTransaction | None, chain_id: str) -> RevokedChain:
+        return await self._run(tx, lambda t: memory_control.revoke_chain(self, t, chain_id))
+
+    async def resume_job(self, *, tx: MemoryTransaction | None, job_id: str) -> JobRecord:
+        return await self._run(tx, lambda t: memory_control.resume_job(self, t, job_id))
+
+    async def settle_job(
+        self,
+        *,
+        tx: MemoryTransaction | None,
+        job_id: str,
+        output: str | None,
+        next_job: NewJob | None,
+    ) -> SettledJob:
+        return await self._run(
+            tx, lambda t: memory_control.settle_job(self, t, job_id, output, next_job)
+        )
+
+    async def purge_chains(
+        self,
+        *,
+        tx: MemoryTransaction | None,
+        ended_before: datetime,
+        statuses: Sequence[JobStatus],
+        limit: int,
+    ) -> int:
+        when = _aware(ended_before, "ended_before")
+        return await self._run(
+            tx, lambda t: memory_control.purge_chains(self, t, when, statuses, limit)
+        )
+
+    async def record_worker(
+        self, *, tx: MemoryTransaction | None, worker: WorkerInfo, forget_ms: int
+    ) -> None:
+        await self._run(tx, lambda t: memory_control.record_worker(self, t, worker, forget_ms))
+
+    async def remove_worker(self, *, tx: MemoryTransaction | None, worker_id: str) -> None:
+        await self._run(tx, lambda t: memory_control.remove_worker(self, t, worker_id))
+
+    async def list_workers(self, *, tx: MemoryTransaction | None) -> list[WorkerRecord]:
+        return await self._run(tx, lambda t: memory_control.list_workers(self, t))
+
+    async def count_jobs(self, *, tx: MemoryTransaction | None) -> QueueCounts:
+        return await self._run(tx, lambda t: memory_control.count_jobs(self, t))
+
+    async def queue_position(
+        self, *, tx: MemoryTransaction | None, job_id: str
+    ) -> QueuePosition | None:
+        return await self._run(tx, lambda t: memory_control.queue_position(self, t, job_id))
 
 
 def _chain_record(chain_id: str, chain: _Chain) -> ChainRecord:

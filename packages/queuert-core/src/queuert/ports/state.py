@@ -24,6 +24,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, TypeVar
 
+from queuert.control_records import (
+    QueueCounts,
+    QueuePosition,
+    RevokedChain,
+    SettledJob,
+    WorkerInfo,
+    WorkerRecord,
+)
+from queuert.errors import UnsupportedOperationError
 from queuert.ports.notify import NotifyAdapter
 from queuert.records import (
     ChainFilter,
@@ -31,6 +40,7 @@ from queuert.records import (
     JobError,
     JobFilter,
     JobRecord,
+    JobStatus,
     Lease,
     NewJob,
     Page,
@@ -251,6 +261,86 @@ class StateAdapter(ABC, Generic[Tx]):
                 tx, type(self).__name__, "this adapter does not take SQLAlchemy objects"
             )
         return tx  # type: ignore[return-value]
+
+    # -- control from outside a worker (optional: the defaults raise) ------------------
+
+    def _unsupported(self, operation: str) -> UnsupportedOperationError:
+        return UnsupportedOperationError(f"{type(self).__name__} does not implement {operation}")
+
+    async def revoke_chain(self, *, tx: Tx | None, chain_id: str) -> RevokedChain:
+        """Cancel the chain at any point: its last job, ``pending``, ``blocked`` or
+        ``running``, becomes ``cancelled``; a running job's lease is cleared in the
+        same write, so that its holder's heartbeat and finalize raise
+        :class:`~queuert.errors.LeaseLostError` and commit nothing. Raises
+        :class:`~queuert.errors.JobNotFoundError` for an unknown chain and
+        :class:`~queuert.errors.ChainEndedError` (nothing written) for one that ended."""
+        raise self._unsupported("revoke_chain")
+
+    async def resume_job(self, *, tx: Tx | None, job_id: str) -> JobRecord:
+        """Return a ``failed`` or ``cancelled`` job that is the last of its chain to
+        ``pending``, due now, with a fresh attempt budget (``attempt`` 0, no
+        ``completed_at``); its last error stays recorded until the next attempt ends.
+        Raises :class:`~queuert.errors.JobNotFoundError` for an unknown job and
+        :class:`~queuert.errors.JobStateError` (nothing written) for a job in any
+        other state or one that continued its chain."""
+        raise self._unsupported("resume_job")
+
+    async def settle_job(
+        self, *, tx: Tx | None, job_id: str, output: str | None, next_job: NewJob | None
+    ) -> SettledJob:
+        """Complete a job that has not ended (``pending``, ``blocked`` or ``running``)
+        without a lease: with ``output`` it ends its chain, with ``next_job`` (at the
+        next chain position) it continues it, exactly one of the two. A running job's
+        lease is cleared in the same write. Raises
+        :class:`~queuert.errors.JobNotFoundError` for an unknown job and
+        :class:`~queuert.errors.ChainEndedError` (nothing written) for one that ended,
+        so a second completion of the same job fails."""
+        raise self._unsupported("settle_job")
+
+    async def purge_chains(
+        self,
+        *,
+        tx: Tx | None,
+        ended_before: datetime,
+        statuses: Sequence[JobStatus],
+        limit: int,
+    ) -> int:
+        """Delete up to ``limit`` chains whose last job ended (``completed_at``) before
+        ``ended_before`` with one of ``statuses`` (terminal), with all their jobs;
+        returns how many were deleted."""
+        raise self._unsupported("purge_chains")
+
+    async def record_worker(self, *, tx: Tx | None, worker: WorkerInfo, forget_ms: int) -> None:
+        """Insert or refresh the worker's record (``last_seen_at`` = now; ``started_at``
+        kept from its first record), and delete the records of workers not seen for
+        ``forget_ms``."""
+        raise self._unsupported("record_worker")
+
+    async def remove_worker(self, *, tx: Tx | None, worker_id: str) -> None:
+        """Delete the worker's record (a worker that stops). No error when absent."""
+        raise self._unsupported("remove_worker")
+
+    async def list_workers(self, *, tx: Tx | None) -> list[WorkerRecord]:
+        """Every recorded worker, by id."""
+        raise self._unsupported("list_workers")
+
+    async def count_jobs(self, *, tx: Tx | None) -> QueueCounts:
+        """Job counts by queue and status, with the earliest ``scheduled_at`` of each
+        queue's ``pending`` jobs, read with the database's now."""
+        raise self._unsupported("count_jobs")
+
+    async def queue_position(self, *, tx: Tx | None, job_id: str) -> QueuePosition | None:
+        """The job, the database's now, and for a ``pending`` job the number of
+        ``pending`` jobs of its queue due now that acquisition takes before it
+        (earlier ``scheduled_at``, then higher priority, then smaller id). ``None``
+        for an unknown job."""
+        raise self._unsupported("queue_position")
+
+    async def schema_sql(self) -> list[str]:
+        """The statements :meth:`migrate` runs on an empty database, in order, with the
+        records of the applied versions: for teams that apply schema changes with
+        their own tools. Reads nothing from the database."""
+        raise self._unsupported("schema_sql")
 
 
 @asynccontextmanager

@@ -10,6 +10,8 @@ from queuert.conformance.state.finalize import FinalizeCases
 from queuert.conformance.state.fixtures import PoisonTransaction, StateAdapterFixtures
 from queuert.conformance.state.lease import LeaseCases
 from queuert.conformance.state.next_job import NextJobCases
+from queuert.conformance.state.operations_control import ControlCases
+from queuert.conformance.state.operations_observe import ObserveCases
 from queuert.conformance.state.read import ReadCases
 from queuert.conformance.state.reap import ReapCases
 from queuert.conformance.state.reschedule import RescheduleCases
@@ -32,6 +34,8 @@ class StateAdapterConformance(
     DeleteCases,
     TransactionCases,
     CallerTransactionCases,
+    ControlCases,
+    ObserveCases,
 ):
     """Every state adapter case. Subclass it as ``Test...`` and override the
     ``state_adapter`` fixture (and optionally ``second_state_adapter`` and
@@ -43,11 +47,13 @@ __all__ = [
     "AcquireJobsCases",
     "CallerTransactionCases",
     "ChainCases",
+    "ControlCases",
     "CreateJobsCases",
     "DeleteCases",
     "FinalizeCases",
     "LeaseCases",
     "NextJobCases",
+    "ObserveCases",
     "PoisonTransaction",
     "ReadCases",
     "ReapCases",
