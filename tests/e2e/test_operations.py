@@ -340,4 +340,4 @@ async def test_operations_validate_ids(backend: Backend) -> None:
             with pytest.raises(ValidationError):
                 await call("")
         with pytest.raises(ValidationError):
-            await app.complete_job(None, "x" * 1000, output=Out("x"))
+            await app.complete_job(None, "x" * 1001, output=Out("x"))

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from queuert import validation
 from queuert.control_records import QueueCount
 from queuert.definitions import QueueDef
 from queuert.errors import (
@@ -29,23 +30,16 @@ from queuert.records import ChainRecord, JobRecord, JobStatus, NewJob
 if TYPE_CHECKING:
     from queuert.client import Queuert
 
-_ID_LIMIT = 200
 PURGE_BATCH_LIMIT = 10_000
 
 
 def check_id(value: object, what: str = "id") -> str:
-    """A job or chain id as given: a non-empty string of bounded length."""
-    if not isinstance(value, str) or not value or len(value) > _ID_LIMIT or "\x00" in value:
-        raise ValidationError(f"{what} must be a non-empty string id, got {str(value)[:80]!r}")
-    return value
+    """A job or chain id as given: a non-empty string that can be stored."""
+    return validation.check_text(what, value)
 
 
 def check_time(value: object, name: str) -> datetime:
-    if not isinstance(value, datetime) or value.tzinfo is None or value.utcoffset() is None:
-        raise ValidationError(f"{name} must be a timezone-aware datetime, got {value!r}")
-    if value.year < 1971 or value.year > 9998:
-        raise ValidationError(f"{name} is outside what every adapter can store: {value!r}")
-    return value
+    return validation.check_time(name, value)
 
 
 async def retry_chain(app: Queuert[Any], chain_id: str, tx: Any) -> ChainRecord:
@@ -53,7 +47,7 @@ async def retry_chain(app: Queuert[Any], chain_id: str, tx: Any) -> ChainRecord:
     caller, tx = tx, await app._caller_tx(tx)
     chain = await app.state.get_chain(tx=tx, chain_id=chain_id)
     if chain is None:
-        raise JobNotFoundError(f"no chain has id {chain_id!r}")
+        raise JobNotFoundError(f"no chain has id {validation.show(chain_id)}")
     if chain.status not in (JobStatus.FAILED, JobStatus.CANCELLED):
         raise JobStateError(
             f"chain {chain_id!r} is {chain.status.value}; only a failed or cancelled chain "
@@ -105,7 +99,7 @@ async def complete_job(
         raise ValidationError("complete_job takes exactly one of output= and continue_with=")
     job = await app.state.get_job(tx=tx, job_id=job_id)
     if job is None:
-        raise JobNotFoundError(f"no job has id {job_id!r}")
+        raise JobNotFoundError(f"no job has id {validation.show(job_id)}")
     chain = app.chains.get(job.chain_name)
     if chain is None or job.queue not in app.queues:
         raise UnknownQueueError(

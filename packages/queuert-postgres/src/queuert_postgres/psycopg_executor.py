@@ -61,6 +61,12 @@ class PsycopgExecutor:
     async def fetchrow(self, sql: str, *args: Any) -> tuple[Any, ...] | None:
         return await self._run(sql, args, one=True)  # type: ignore[return-value]
 
+    def transaction(self) -> PsycopgSavepoint:
+        """A savepoint inside the caller's transaction, with the ``start`` /
+        ``commit`` / ``rollback`` of asyncpg's transaction object, for the adapter's
+        multi-statement operations."""
+        return PsycopgSavepoint(self)
+
     async def _run(
         self, sql: str, args: Sequence[Any], *, one: bool
     ) -> list[tuple[Any, ...]] | tuple[Any, ...] | None:
@@ -78,6 +84,28 @@ class PsycopgExecutor:
             raise
         except (psycopg.Error, TimeoutError, OSError) as exc:
             raise translate(exc, schema=self._schema) from exc
+
+
+class PsycopgSavepoint:
+    """A savepoint of the caller's transaction. Plain SAVEPOINT statements rather
+    than psycopg's ``transaction()`` block: on an idle connection that block would
+    begin, and then commit, a transaction of its own, committing the caller's
+    writes early. On an autocommit connection the SAVEPOINT fails, as it must."""
+
+    __slots__ = ("_executor",)
+
+    def __init__(self, executor: PsycopgExecutor) -> None:
+        self._executor = executor
+
+    async def start(self) -> None:
+        await self._executor.fetch("SAVEPOINT queuert_operation")
+
+    async def commit(self) -> None:
+        await self._executor.fetch("RELEASE SAVEPOINT queuert_operation")
+
+    async def rollback(self) -> None:
+        await self._executor.fetch("ROLLBACK TO SAVEPOINT queuert_operation")
+        await self._executor.fetch("RELEASE SAVEPOINT queuert_operation")
 
 
 def translate(exc: BaseException, *, schema: str) -> QueuertError:
