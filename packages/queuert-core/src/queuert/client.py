@@ -20,7 +20,7 @@ from queuert.errors import (
 from queuert.ids import new_id
 from queuert.instrumented import InstrumentedNotify, InstrumentedState
 from queuert.metrics import Metrics
-from queuert.notifications import PendingNotifications, pending_notifications
+from queuert.notifications import PendingNotifications, collector, pending_notifications
 from queuert.ports.notify import NotifyAdapter
 from queuert.ports.state import StateAdapter, Tx
 from queuert.records import (
@@ -166,11 +166,20 @@ class Queuert(Generic[Tx]):
 
     @asynccontextmanager
     async def with_notify(self) -> AsyncIterator[None]:
-        """Hold back the notifications of everything started inside the block and
-        send them when it exits normally, after the application's transaction
+        """Hold back the notifications of everything this task starts inside the block
+        and send them when it exits normally, after the application's transaction
         committed. When the block raises (the transaction rolled back), nothing is
-        sent."""
-        mine = PendingNotifications()
+        sent. Only the task that opened the block collects: tasks started inside it
+        (a worker, say) publish as they would outside it.
+
+        Outside ``with_notify`` a call given the caller's ``tx`` publishes at once,
+        before that transaction commits (and even if it rolls back), unless the
+        state adapter carries signals in its own writes (PostgreSQL with its
+        notifier on the same database: they leave with the commit). A worker woken
+        by a signal whose job it cannot see yet looks again shortly after, so such
+        a signal costs milliseconds, and one for a rolled-back transaction only an
+        empty look."""
+        mine = PendingNotifications(owner=asyncio.current_task())
         token = pending_notifications.set(mine)
         try:
             yield
@@ -191,7 +200,7 @@ class Queuert(Generic[Tx]):
         send when it exits (after the application's transaction committed)."""
         if self.notify is None:
             return
-        outer = pending_notifications.get()
+        outer = collector()
         if outer is not None:
             outer.merge(batch)
         else:
@@ -254,7 +263,9 @@ class Queuert(Generic[Tx]):
 
         Raises :class:`~queuert.errors.ValidationError` subclasses (unknown chain,
         input that does not match the chain's input type or is not
-        JSON-serialisable, bad schedule) before anything is written.
+        JSON-serialisable, bad schedule, a ``tx`` of the wrong type or no longer in
+        an open transaction: :class:`~queuert.errors.InvalidTransactionError`)
+        before anything is written.
         """
         handles = await self.enqueue_job_chains(
             tx, chain, [input], delay=delay, start_at=start_at, priority=priority
@@ -277,6 +288,7 @@ class Queuert(Generic[Tx]):
         jobs = self._new_chain_jobs(chain, inputs, delay, start_at, priority)
         if not jobs:
             return []
+        tx = await self._caller_tx(tx)
         await self.state.create_jobs(tx=tx, jobs=jobs)
         # Delayed jobs are announced too: a woken worker finds nothing due yet and
         # sleeps until the earliest one is, instead of until its next poll.
@@ -289,7 +301,7 @@ class Queuert(Generic[Tx]):
 
     async def get_job(self, job_id: str, *, tx: Tx | None = None) -> JobRecord | None:
         """The job with this id, or ``None``."""
-        return await self.state.get_job(tx=tx, job_id=job_id)
+        return await self.state.get_job(tx=await self._caller_tx(tx), job_id=job_id)
 
     async def list_jobs(
         self,
@@ -305,13 +317,14 @@ class Queuert(Generic[Tx]):
         ``after`` for the next one."""
         queues = None if queue is None else ((queue,) if isinstance(queue, str) else tuple(queue))
         job_filter = JobFilter(statuses=_statuses(status), chain_id=chain_id, queues=queues)
+        tx = await self._caller_tx(tx)
         return await self.state.list_jobs(
             tx=tx, filter=job_filter, after=after, limit=_check_limit(limit)
         )
 
     async def get_chain(self, chain_id: str, *, tx: Tx | None = None) -> ChainRecord | None:
         """The chain with this id, or ``None``."""
-        return await self.state.get_chain(tx=tx, chain_id=chain_id)
+        return await self.state.get_chain(tx=await self._caller_tx(tx), chain_id=chain_id)
 
     async def list_chains(
         self,
@@ -326,6 +339,7 @@ class Queuert(Generic[Tx]):
         ``after`` for the next one."""
         names = None if chain is None else ((chain if isinstance(chain, str) else chain.name),)
         chain_filter = ChainFilter(statuses=_statuses(status), chain_names=names)
+        tx = await self._caller_tx(tx)
         return await self.state.list_chains(
             tx=tx, filter=chain_filter, after=after, limit=_check_limit(limit)
         )
@@ -333,7 +347,7 @@ class Queuert(Generic[Tx]):
     async def cancel_chain(self, chain_id: str, *, tx: Tx | None = None) -> ChainRecord:
         """Cancel a chain whose current job has not started. Raises
         :class:`~queuert.errors.JobNotFoundError` for an unknown id."""
-        record = await self.state.cancel_chain(tx=tx, chain_id=chain_id)
+        record = await self.state.cancel_chain(tx=await self._caller_tx(tx), chain_id=chain_id)
         if record is None:
             raise JobNotFoundError(f"no chain has id {chain_id!r}")
         if record.status is JobStatus.CANCELLED:
@@ -343,7 +357,9 @@ class Queuert(Generic[Tx]):
 
     async def delete_chains(self, chain_ids: Sequence[str], *, tx: Tx | None = None) -> int:
         """Delete chains with all their jobs; returns how many existed."""
-        return await self.state.delete_chains(tx=tx, chain_ids=list(chain_ids))
+        return await self.state.delete_chains(
+            tx=await self._caller_tx(tx), chain_ids=list(chain_ids)
+        )
 
     async def wait_for_chain(
         self, handle: ChainHandle[OutT], *, timeout: float = 60.0, poll_interval: float = 0.5
@@ -420,3 +436,12 @@ class Queuert(Generic[Tx]):
         if self.notify is not None:
             await self.notify.close()
         await self.state.close()
+
+    async def _caller_tx(self, tx: Tx | None) -> Tx | None:
+        """The caller's ``tx`` checked by the state adapter (None stays None): a
+        transaction that ended, a closed connection or an object of the wrong type
+        raises a :class:`~queuert.errors.InvalidTransactionError` before anything is
+        written."""
+        if tx is None:
+            return None
+        return await self.state.check_transaction(tx=tx)

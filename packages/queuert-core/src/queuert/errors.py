@@ -85,3 +85,14 @@ class TransientStateError(QueuertError):
 
 class AdapterError(QueuertError):
     """A state or notify adapter failed in a way that retrying will not fix."""
+
+
+class InvalidTransactionError(ValidationError):
+    """The object passed as ``tx`` is not a transaction of the state adapter's driver.
+    Nothing was written."""
+
+
+class TransactionClosedError(InvalidTransactionError):
+    """The transaction passed as ``tx`` (or handed to a finalize callback) is no longer
+    open: it was committed or rolled back, or its connection is closed. Nothing was
+    written through it."""

@@ -227,6 +227,12 @@ class InstrumentedState(StateAdapter[Tx]):
             "delete_chains", tx, lambda: self.inner.delete_chains(tx=tx, chain_ids=chain_ids)
         )
 
+    async def is_transaction_open(self, *, tx: Tx) -> bool:
+        return await self.inner.is_transaction_open(tx=tx)
+
+    async def check_transaction(self, *, tx: object) -> Tx:
+        return await self.inner.check_transaction(tx=tx)
+
 
 class InstrumentedNotify(NotifyAdapter):
     """Wraps a notify adapter: publishing never raises (notifications are hints, a

@@ -33,7 +33,7 @@ from queuert.records import (
     NewJob,
     Page,
 )
-from queuert_postgres import migrations
+from queuert_postgres import caller_tx, migrations
 from queuert_postgres.connections import LendingConnection, PostgresTx
 from queuert_postgres.driver_errors import DRIVER_ERRORS, MIGRATE_HINT, translate
 from queuert_postgres.names import Names
@@ -712,6 +712,20 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
             return 0
         row = await self._fetchrow(tx, self._sql.delete_chains, list(chain_ids))
         return 0 if row is None else int(row[0])
+
+    # -- the caller's transaction --------------------------------------------------
+
+    async def is_transaction_open(self, *, tx: PostgresTx) -> bool:
+        """asyncpg's ``is_in_transaction()`` on an open connection; ``False`` for a
+        closed one or a pool proxy already released."""
+        return caller_tx.is_open(tx)
+
+    async def check_transaction(self, *, tx: object) -> PostgresTx:
+        """Accept an asyncpg connection (or pool proxy) inside an open transaction;
+        raise :class:`~queuert.errors.InvalidTransactionError` for another type and
+        :class:`~queuert.errors.TransactionClosedError` for one that is closed,
+        released or not in a transaction."""
+        return caller_tx.checked(tx)
 
 
 def _new_job_args(job: NewJob) -> tuple[Any, ...]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
@@ -16,10 +17,12 @@ from queuert.adapter_support import CreatedRecords, keyset_page
 from queuert.batching import Batcher
 from queuert.errors import (
     ConfigurationError,
+    InvalidTransactionError,
     LeaseLostError,
     SchemaNotMigratedError,
+    TransactionClosedError,
 )
-from queuert.ports.state import StateAdapter, StateCapabilities
+from queuert.ports.state import StateAdapter, StateCapabilities, describe_transaction
 from queuert.records import (
     LEASE_EXPIRED_ERROR,
     ChainFilter,
@@ -504,6 +507,36 @@ class SqliteStateAdapter(StateAdapter[aiosqlite.Connection]):
             return 0
         rows = await self._db.write(tx, self._sql.delete_chains, (json.dumps(list(chain_ids)),))
         return len({row[0] for row in rows})
+
+    # -- the caller's transaction ------------------------------------------------------
+
+    async def is_transaction_open(self, *, tx: Connection) -> bool:
+        """Whether ``tx`` is an open connection inside a transaction (sqlite3's
+        ``in_transaction``): ``False`` after a ``COMMIT`` or ``ROLLBACK`` sent through
+        it, in autocommit mode, and once it is closed."""
+        given: object = tx  # a caller may hand anything over
+        if not isinstance(given, aiosqlite.Connection):
+            return False
+        try:
+            return self._db.in_transaction(given)
+        except (ValueError, sqlite3.Error):  # aiosqlite's and sqlite3's "closed"
+            return False
+
+    async def check_transaction(self, *, tx: object) -> Connection:
+        """Accept an :class:`aiosqlite.Connection` inside a transaction; an object of
+        another type raises :class:`~queuert.errors.InvalidTransactionError`, a closed
+        connection or one in autocommit mode (its transaction committed or rolled
+        back, or never begun) :class:`~queuert.errors.TransactionClosedError`."""
+        if not isinstance(tx, aiosqlite.Connection):
+            raise InvalidTransactionError(
+                f"{describe_transaction(tx)} is not an aiosqlite.Connection inside a transaction"
+            )
+        if not await self.is_transaction_open(tx=tx):
+            raise TransactionClosedError(
+                f"{describe_transaction(tx)} is closed or not inside a transaction (it was "
+                "committed or rolled back, or never begun)"
+            )
+        return tx
 
 
 def _job_row(job: NewJob, now: int) -> tuple[Any, ...]:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, TypeVar
 
+from queuert.errors import TransactionClosedError
 from queuert.ports.notify import NotifyAdapter
 from queuert.records import (
     ChainFilter,
@@ -233,6 +234,39 @@ class StateAdapter(ABC, Generic[Tx]):
     @abstractmethod
     async def delete_chains(self, *, tx: Tx | None, chain_ids: Sequence[str]) -> int:
         """Delete the chains and all their jobs; returns how many chains existed."""
+
+    # -- the caller's transaction ------------------------------------------------------
+
+    async def is_transaction_open(self, *, tx: Tx) -> bool:
+        """Whether ``tx`` is still inside an open transaction: ``False`` once it was
+        committed or rolled back (by its block, or by statements sent through it) or
+        its connection closed. Never raises, sends nothing to the database. Core asks
+        before writing a finalize's job end, so that a callback that ended the
+        transaction itself fails instead of having the end written in autocommit.
+        The default answers ``True`` (it cannot tell)."""
+        return True
+
+    async def check_transaction(self, *, tx: object) -> Tx:
+        """The caller's ``tx`` as this adapter's operations take it, after checking it:
+        raises :class:`~queuert.errors.InvalidTransactionError` when it is not a
+        transaction object of this adapter's driver and
+        :class:`~queuert.errors.TransactionClosedError` when it is no longer inside an
+        open transaction. Sends nothing to the database. Core calls it once per
+        public call given a ``tx``, before anything is written; the one place where
+        an adapter accepts (and unwraps) other kinds of transaction objects. The
+        default checks :meth:`is_transaction_open` only."""
+        if not await self.is_transaction_open(tx=tx):  # type: ignore[arg-type]
+            raise TransactionClosedError(
+                f"{describe_transaction(tx)} is not inside an open transaction"
+            )
+        return tx  # type: ignore[return-value]
+
+
+def describe_transaction(tx: object) -> str:
+    """How error messages name a caller's transaction object: by its type only (its
+    repr may be long, raise, or show connection details)."""
+    cls = type(tx)
+    return f"tx (a {cls.__module__}.{cls.__qualname__})"
 
 
 @asynccontextmanager

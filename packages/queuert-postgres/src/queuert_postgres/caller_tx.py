@@ -1,0 +1,37 @@
+"""Checks of the caller's transaction object, through asyncpg's public API only."""
+
+from __future__ import annotations
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+from queuert.errors import InvalidTransactionError, TransactionClosedError
+from queuert.ports.state import describe_transaction
+from queuert_postgres.connections import PostgresTx
+
+
+def is_open(tx: object) -> bool:
+    """Whether ``tx`` is an asyncpg connection (or pool proxy) that is open and inside
+    a transaction. A proxy released back to its pool answers ``False``."""
+    if not isinstance(tx, asyncpg.Connection | PoolConnectionProxy):
+        return False
+    try:
+        return not tx.is_closed() and tx.is_in_transaction()
+    except asyncpg.InterfaceError:  # a proxy whose connection went back to the pool
+        return False
+
+
+def checked(tx: object) -> PostgresTx:
+    """``tx`` when it is an asyncpg connection inside an open transaction; otherwise
+    :class:`~queuert.errors.InvalidTransactionError` (another type) or
+    :class:`~queuert.errors.TransactionClosedError`."""
+    if not isinstance(tx, asyncpg.Connection | PoolConnectionProxy):
+        raise InvalidTransactionError(
+            f"{describe_transaction(tx)} is not an asyncpg connection inside a transaction"
+        )
+    if not is_open(tx):
+        raise TransactionClosedError(
+            f"{describe_transaction(tx)} is closed, released to its pool, or not inside a "
+            "transaction (it was committed or rolled back, or never begun)"
+        )
+    return tx
