@@ -77,3 +77,10 @@ class UnlimitedWakeNotifyAdapter(InProcessNotifyAdapter):
 
     async def claim_wake(self, *, signal: ScheduledSignal) -> bool:
         return True
+
+
+class NeverClosedStateAdapter(MemoryStateAdapter):
+    """Bug: reports every transaction as open, even after it ended."""
+
+    async def is_transaction_open(self, *, tx: MemoryTransaction) -> bool:
+        return True

@@ -21,6 +21,7 @@ import pytest_asyncio
 from broken_adapters import (
     DoubleHandingStateAdapter,
     LeakyRollbackStateAdapter,
+    NeverClosedStateAdapter,
     UnfilteredLeaseLostNotifyAdapter,
     UnlimitedWakeNotifyAdapter,
 )
@@ -54,6 +55,7 @@ def notify_suite(adapter_class):
 TestReferenceState = state_suite(MemoryStateAdapter)
 TestDoubleHanding = state_suite(DoubleHandingStateAdapter)
 TestLeakyRollback = state_suite(LeakyRollbackStateAdapter)
+TestNeverClosed = state_suite(NeverClosedStateAdapter)
 TestReferenceNotify = notify_suite(InProcessNotifyAdapter)
 TestUnfilteredLeaseLost = notify_suite(UnfilteredLeaseLostNotifyAdapter)
 TestUnlimitedWake = notify_suite(UnlimitedWakeNotifyAdapter)
@@ -107,6 +109,11 @@ BUGS = {
             "test_rolled_back_delete_restores_the_chain",
             "test_rollback_discards_savepoint_writes",
         ),
+    ),
+    "open-forever-transactions-fail-the-caller-transaction-case": Bug(
+        "TestNeverClosed",
+        "TestReferenceState",
+        ("test_is_transaction_open_is_true_only_inside_the_transaction",),
     ),
     "unfiltered-subscription-fails-the-filter-case": Bug(
         "TestUnfilteredLeaseLost",

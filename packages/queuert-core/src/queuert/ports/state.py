@@ -243,7 +243,8 @@ class StateAdapter(ABC, Generic[Tx]):
         its connection closed. Never raises, sends nothing to the database. Core asks
         before writing a finalize's job end, so that a callback that ended the
         transaction itself fails instead of having the end written in autocommit.
-        The default answers ``True`` (it cannot tell)."""
+        The default answers ``True`` (it cannot tell), which the conformance suite's
+        case of this operation fails: adapters override it."""
         return True
 
     async def check_transaction(self, *, tx: object) -> Tx:

@@ -2,6 +2,7 @@
 :class:`StateAdapterConformance`."""
 
 from queuert.conformance.state.acquire import AcquireJobsCases
+from queuert.conformance.state.caller_tx import CallerTransactionCases
 from queuert.conformance.state.chains import ChainCases
 from queuert.conformance.state.create import CreateJobsCases
 from queuert.conformance.state.delete import DeleteCases
@@ -30,6 +31,7 @@ class StateAdapterConformance(
     ReadCases,
     DeleteCases,
     TransactionCases,
+    CallerTransactionCases,
 ):
     """Every state adapter case. Subclass it as ``Test...`` and override the
     ``state_adapter`` fixture (and optionally ``second_state_adapter`` and
@@ -39,6 +41,7 @@ class StateAdapterConformance(
 
 __all__ = [
     "AcquireJobsCases",
+    "CallerTransactionCases",
     "ChainCases",
     "CreateJobsCases",
     "DeleteCases",
