@@ -59,7 +59,9 @@ class SqliteStateAdapter(StateAdapter[aiosqlite.Connection]):
     ``transaction(connection=...)`` runs a transaction on it. Operations given a
     ``tx`` run inside it and neither commit nor roll it back (a ``tx`` in autocommit
     mode gets a savepoint around operations of several statements); with
-    ``tx=None`` they commit before returning.
+    ``tx=None`` they commit before returning. The public calls of
+    :class:`~queuert.Queuert` accept only a ``tx`` inside a transaction
+    (:meth:`check_transaction`).
 
     **Concurrency.** SQLite has one writer at a time. Write transactions this
     adapter begins use ``BEGIN IMMEDIATE`` and so hold the database write lock from
