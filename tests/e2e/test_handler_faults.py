@@ -8,7 +8,11 @@ lease's expiry."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
+import signal
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -314,3 +318,37 @@ async def test_a_retry_delay_that_overflows_falls_back_to_the_longest_delay(
 
     (rescheduled,) = spy.rescheduled
     assert rescheduled.error is not None and rescheduled.error.message == "first attempt fails"
+
+
+async def test_sigterm_returns_when_a_handler_ignores_cancellation(backend: Backend) -> None:
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signal handlers are installed only in the main thread")
+    started = asyncio.Event()
+    let_go = asyncio.Event()
+    ended = asyncio.Event()
+    async with open_app(backend, [faulty]) as app:
+        worker = make_worker(app, shutdown_timeout=0.05)
+
+        @worker.handler(faulty)
+        async def handle(job: Job[Task], ctx: JobContext[Any, Done]) -> Done:
+            started.set()
+            try:
+                while not let_go.is_set():
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await asyncio.sleep(0.01)
+                raise NonRetryableError("let go")
+            finally:
+                ended.set()
+
+        running = asyncio.create_task(worker.run())
+        try:
+            await app.enqueue_job_chain(None, faulty, Task("stuck"))
+            await wait_for_event(started, what="the handler to start")
+            os.kill(os.getpid(), signal.SIGTERM)
+            async with asyncio.timeout(5):
+                await running
+        finally:
+            let_go.set()
+            await wait_for_event(ended, what="the stuck handler to end")
+            if not running.done():
+                await worker.stop(timeout=0.05)

@@ -79,7 +79,8 @@ async def test_renewals_failing_until_the_lease_runs_out_cancel_the_work(
     spy = FlakyRenewals(backend)
     spy.fail_next = 1_000_000
     app: queuert.Queuert[Any] = queuert.Queuert(state=spy, chains=[renewed])
-    worker = make_worker(app, lease_ms=1_000)
+    # No reaper: the lease's expiry must be met by with_heartbeat itself.
+    worker = make_worker(app, lease_ms=1_000, reaper_interval=3600)
     work_cancelled = asyncio.Event()
     raised: list[BaseException] = []
 
