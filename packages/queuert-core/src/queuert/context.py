@@ -213,8 +213,9 @@ class JobContext(Generic[Tx, OutT]):
                     f"{failures} failed renewals",
                 )
             try:
-                async with asyncio.timeout(remaining):
-                    await self.heartbeat(lease_ms=ms)
+                # Not cut short at the known expiry: a renewal that arrives late still
+                # holds the job unless it was reaped meanwhile (then it raises lost).
+                await self.heartbeat(lease_ms=ms)
             except (LeaseLostError, ValidationError):
                 raise
             except Exception as exc:
