@@ -84,3 +84,10 @@ class NeverClosedStateAdapter(MemoryStateAdapter):
 
     async def is_transaction_open(self, *, tx: MemoryTransaction) -> bool:
         return True
+
+
+class AcceptsAnyTxStateAdapter(MemoryStateAdapter):
+    """Bug: takes whatever it is given as the caller's transaction."""
+
+    async def check_transaction(self, *, tx: object) -> MemoryTransaction:
+        return tx  # type: ignore[return-value]

@@ -19,6 +19,7 @@ SUITES = """
 import pytest_asyncio
 
 from broken_adapters import (
+    AcceptsAnyTxStateAdapter,
     DoubleHandingStateAdapter,
     LeakyRollbackStateAdapter,
     NeverClosedStateAdapter,
@@ -56,6 +57,7 @@ TestReferenceState = state_suite(MemoryStateAdapter)
 TestDoubleHanding = state_suite(DoubleHandingStateAdapter)
 TestLeakyRollback = state_suite(LeakyRollbackStateAdapter)
 TestNeverClosed = state_suite(NeverClosedStateAdapter)
+TestAcceptsAnyTx = state_suite(AcceptsAnyTxStateAdapter)
 TestReferenceNotify = notify_suite(InProcessNotifyAdapter)
 TestUnfilteredLeaseLost = notify_suite(UnfilteredLeaseLostNotifyAdapter)
 TestUnlimitedWake = notify_suite(UnlimitedWakeNotifyAdapter)
@@ -114,6 +116,14 @@ BUGS = {
         "TestNeverClosed",
         "TestReferenceState",
         ("test_is_transaction_open_is_true_only_inside_the_transaction",),
+    ),
+    "accepting-any-tx-fails-the-check-transaction-cases": Bug(
+        "TestAcceptsAnyTx",
+        "TestReferenceState",
+        (
+            "test_check_transaction_refuses_a_transaction_that_ended",
+            "test_check_transaction_refuses_an_object_of_another_type",
+        ),
     ),
     "unfiltered-subscription-fails-the-filter-case": Bug(
         "TestUnfilteredLeaseLost",
