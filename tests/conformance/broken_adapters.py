@@ -300,3 +300,17 @@ class WindowlessListingStateAdapter(MemoryStateAdapter):
     ) -> Page[ChainRecord]:
         plain = dataclasses.replace(filter, created_after=None, created_before=None)
         return await super().list_chains(tx=tx, filter=plain, after=after, limit=limit)
+
+
+class NeverClosedStateAdapter(MemoryStateAdapter):
+    """Bug: reports every transaction as open, even after it ended."""
+
+    async def is_transaction_open(self, *, tx: MemoryTransaction) -> bool:
+        return True
+
+
+class AcceptsAnyTxStateAdapter(MemoryStateAdapter):
+    """Bug: takes whatever it is given as the caller's transaction."""
+
+    async def check_transaction(self, *, tx: object) -> MemoryTransaction:
+        return tx  # type: ignore[return-value]

@@ -37,6 +37,8 @@ from broken_adapters import (
     FrontOfQueueStateAdapter,
     OldestFirstListingStateAdapter,
     WindowlessListingStateAdapter,
+    AcceptsAnyTxStateAdapter,
+    NeverClosedStateAdapter,
     UnfilteredLeaseLostNotifyAdapter,
     UnlimitedWakeNotifyAdapter,
 )
@@ -86,6 +88,8 @@ TestOldestlessCounts = state_suite(OldestlessCountsStateAdapter)
 TestFrontOfQueue = state_suite(FrontOfQueueStateAdapter)
 TestOldestFirstListing = state_suite(OldestFirstListingStateAdapter)
 TestWindowlessListing = state_suite(WindowlessListingStateAdapter)
+TestNeverClosed = state_suite(NeverClosedStateAdapter)
+TestAcceptsAnyTx = state_suite(AcceptsAnyTxStateAdapter)
 TestReferenceNotify = notify_suite(InProcessNotifyAdapter)
 TestUnfilteredLeaseLost = notify_suite(UnfilteredLeaseLostNotifyAdapter)
 TestUnlimitedWake = notify_suite(UnlimitedWakeNotifyAdapter)
@@ -234,6 +238,19 @@ BUGS = {
         "TestWindowlessListing",
         "TestReferenceState",
         ("test_list_within_a_creation_window",),
+    ),
+    "open-forever-transactions-fail-the-caller-transaction-case": Bug(
+        "TestNeverClosed",
+        "TestReferenceState",
+        ("test_is_transaction_open_is_true_only_inside_the_transaction",),
+    ),
+    "accepting-any-tx-fails-the-check-transaction-cases": Bug(
+        "TestAcceptsAnyTx",
+        "TestReferenceState",
+        (
+            "test_check_transaction_refuses_a_transaction_that_ended",
+            "test_check_transaction_refuses_an_object_of_another_type",
+        ),
     ),
     "unfiltered-subscription-fails-the-filter-case": Bug(
         "TestUnfilteredLeaseLost",

@@ -23,7 +23,7 @@ from queuert.errors import (
 from queuert.ids import new_id
 from queuert.instrumented import InstrumentedNotify, InstrumentedState
 from queuert.metrics import Metrics
-from queuert.notifications import PendingNotifications, pending_notifications
+from queuert.notifications import PendingNotifications, collector, pending_notifications
 from queuert.ports.notify import NotifyAdapter
 from queuert.ports.state import StateAdapter, Tx
 from queuert.records import (
@@ -216,11 +216,20 @@ class Queuert(Generic[Tx]):
 
     @asynccontextmanager
     async def with_notify(self) -> AsyncIterator[None]:
-        """Hold back the notifications of everything started inside the block and
-        send them when it exits normally, after the application's transaction
+        """Hold back the notifications of everything this task starts inside the block
+        and send them when it exits normally, after the application's transaction
         committed. When the block raises (the transaction rolled back), nothing is
-        sent."""
-        mine = PendingNotifications()
+        sent. Only the task that opened the block collects: tasks started inside it
+        (a worker, say) publish as they would outside it.
+
+        Outside ``with_notify`` a call given the caller's ``tx`` publishes at once,
+        before that transaction commits (and even if it rolls back), unless the
+        state adapter carries signals in its own writes (PostgreSQL with its
+        notifier on the same database: they leave with the commit). A worker woken
+        by a signal whose job it cannot see yet looks again shortly after, so such
+        a signal costs milliseconds, and one for a rolled-back transaction only an
+        empty look."""
+        mine = PendingNotifications(owner=asyncio.current_task())
         token = pending_notifications.set(mine)
         try:
             yield
@@ -246,7 +255,7 @@ class Queuert(Generic[Tx]):
         send when it exits (after the application's transaction committed)."""
         if self.notify is None:
             return
-        outer = pending_notifications.get()
+        outer = collector()
         if outer is not None:
             outer.merge(batch)
         else:
@@ -310,7 +319,9 @@ class Queuert(Generic[Tx]):
 
         Raises :class:`~queuert.errors.ValidationError` subclasses (unknown chain,
         input that does not match the chain's input type or is not
-        JSON-serialisable, bad schedule) before anything is written.
+        JSON-serialisable, bad schedule, a ``tx`` of the wrong type or no longer in
+        an open transaction: :class:`~queuert.errors.InvalidTransactionError`)
+        before anything is written.
         """
         handles = await self.enqueue_job_chains(
             tx, chain, [input], delay=delay, start_at=start_at, priority=priority
@@ -537,8 +548,14 @@ class Queuert(Generic[Tx]):
     # -- the caller's transaction ----------------------------------------------
 
     async def _caller_tx(self, tx: object) -> Tx | None:
-        """The state adapter's transaction object for the caller's ``tx``."""
-        return None if tx is None else await self.state.caller_transaction(tx)
+        """The state adapter's transaction object for the caller's ``tx`` (the driver
+        connection behind an SQLAlchemy session), checked by the state adapter (None
+        stays None): a transaction that ended, a closed connection or an object of the
+        wrong type raises a :class:`~queuert.errors.InvalidTransactionError` before
+        anything is written."""
+        if tx is None:
+            return None
+        return await self.state.check_transaction(tx=await self.state.caller_transaction(tx))
 
     async def _publish_after(self, tx: object, batch: PendingNotifications) -> None:
         """:meth:`publish` ``batch``, or, for writes made in an SQLAlchemy session

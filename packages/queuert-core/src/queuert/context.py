@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
+import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, Protocol, TypeVar
@@ -15,6 +17,7 @@ from queuert.errors import (
     LeaseError,
     LeaseLostError,
     QueuertError,
+    TransactionClosedError,
     ValidationError,
 )
 from queuert.ids import new_id
@@ -31,6 +34,8 @@ if TYPE_CHECKING:
 OutT = TypeVar("OutT")
 StepInT = TypeVar("StepInT")
 R = TypeVar("R")
+
+log = logging.getLogger("queuert.worker")
 
 
 class JobRescheduled(QueuertError):
@@ -95,6 +100,9 @@ class JobContext(Generic[Tx, OutT]):
         self.finalized = False
         self.lease_lost = False
         self.notifications = PendingNotifications()
+        # When the lease surely expires (monotonic clock), counted from before the
+        # request that set it was sent: the context is made after the acquire.
+        self.lease_deadline = time.monotonic() + lease_ms / 1000
 
     # -- helpers -----------------------------------------------------------------
 
@@ -130,12 +138,15 @@ class JobContext(Generic[Tx, OutT]):
     # -- claim -----------------------------------------------------------------------
 
     async def claim(self, read: Callable[[Tx], Awaitable[R]]) -> R:
-        """Run ``read(tx)`` in a transaction that first verifies the lease; returns
-        what it returns. Raises LeaseLostError when the lease is
-        gone. Whatever ``read`` writes commits with the transaction."""
+        """Run ``read(tx)`` in a transaction that first verifies the lease and locks
+        the job, as finalize does; returns what ``read`` returns. Raises
+        LeaseLostError when the lease is gone. The job cannot be reaped or taken over
+        while the transaction is open, so whatever ``read`` writes commits only
+        while this attempt still holds the job (the lease may run out meanwhile;
+        the reaper waits for the commit)."""
         self._ensure_open()
         try:
-            async with self._app.state.leased_transaction(lease=self.lease, lock=False) as tx:
+            async with self._app.state.leased_transaction(lease=self.lease, lock=True) as tx:
                 return await read(tx)
         except LeaseLostError:
             raise self._lost() from None
@@ -148,16 +159,24 @@ class JobContext(Generic[Tx, OutT]):
         LeaseError for a zero or negative ``lease_ms``."""
         ms = self.lease_ms if lease_ms is None else check_lease_ms(lease_ms)
         self._ensure_open()
+        sent = time.monotonic()
         try:
-            return await self._app.state.renew_lease(tx=None, lease=self.lease, lease_ms=ms)
+            expiry = await self._app.state.renew_lease(tx=None, lease=self.lease, lease_ms=ms)
         except LeaseLostError:
             raise self._lost() from None
+        self.lease_deadline = sent + ms / 1000
+        return expiry
 
     async def with_heartbeat(
         self, work: Awaitable[R], *, interval_ms: int, lease_ms: int | None = None
     ) -> R:
         """Await ``work`` while renewing the lease every ``interval_ms``. When the lease
-        is lost, ``work`` is cancelled and LeaseLostError raised."""
+        is lost, ``work`` is cancelled and LeaseLostError raised.
+
+        A renewal that fails otherwise (the database briefly unreachable or busy) is
+        retried, ``work`` going on, until shortly before the lease's known expiry
+        (a tenth of ``lease_ms`` before it, at most 2 s); reaching that point cancels
+        ``work`` and raises LeaseLostError too, the job being left to the reaper."""
         try:
             interval = check_lease_ms(interval_ms, "interval_ms")
             ms = self.lease_ms if lease_ms is None else check_lease_ms(lease_ms)
@@ -170,16 +189,53 @@ class JobContext(Generic[Tx, OutT]):
             raise
         task = asyncio.ensure_future(work)
         try:
-            await self.heartbeat(lease_ms=ms)
             while True:
+                if await self._renew_during(task, ms, interval / 1000):
+                    return task.result()
                 done, _ = await asyncio.wait({task}, timeout=interval / 1000)
                 if done:
                     return task.result()
-                await self.heartbeat(lease_ms=ms)
         finally:
             if not task.done():
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
+
+    async def _renew_during(self, task: asyncio.Future[Any], ms: int, interval: float) -> bool:
+        """Renew the lease for ``ms``, retrying failures other than a lost lease until
+        shortly before its known expiry while ``task`` runs. Returns whether ``task``
+        finished first; raises LeaseLostError when the lease is lost or runs out."""
+        margin = min(ms / 10_000, 2.0)
+        failures = 0
+        while True:
+            remaining = self.lease_deadline - margin - time.monotonic()
+            if remaining <= 0:
+                raise LeaseLostError(
+                    self.record.id,
+                    f"the lease of job {self.record.id!r} is about to expire after "
+                    f"{failures} failed renewals",
+                )
+            try:
+                # Not cut short at the known expiry: a renewal that arrives late still
+                # holds the job unless it was reaped meanwhile (then it raises lost).
+                await self.heartbeat(lease_ms=ms)
+            except (LeaseLostError, ValidationError):
+                raise
+            except Exception as exc:
+                failures += 1
+                log.warning(
+                    "renewing the lease of job %s failed (%s: %s); retrying for %.1f s more",
+                    self.record.id,
+                    type(exc).__name__,
+                    exc,
+                    remaining,
+                )
+                done, _ = await asyncio.wait({task}, timeout=min(interval, 1.0, remaining))
+                if done:
+                    return True
+                continue
+            if failures:
+                log.info("renewing the lease of job %s works again", self.record.id)
+            return False
 
     # -- finalize ------------------------------------------------------------------------
 
@@ -232,6 +288,12 @@ class JobContext(Generic[Tx, OutT]):
 
     async def _write_end(self, tx: Tx, result: object, enqueue: _Enqueuer[OutT]) -> None:
         state = self._app.state
+        if not await state.is_transaction_open(tx=tx):
+            raise TransactionClosedError(
+                f"the finalize callback of job {self.record.id!r} ended its transaction "
+                "(a COMMIT or ROLLBACK sent through tx, or its connection closed); the "
+                "job's end was not written. Let finalize commit the transaction."
+            )
         if isinstance(result, Continuation):
             if enqueue.next_job is None or result != enqueue.continuation:
                 raise ContinuationError(

@@ -115,3 +115,14 @@ class ChainEndedError(JobStateError):
 
 class UnsupportedOperationError(AdapterError):
     """The state adapter does not implement this operation."""
+
+
+class InvalidTransactionError(ValidationError):
+    """The object passed as ``tx`` is not a transaction of the state adapter's driver.
+    Nothing was written."""
+
+
+class TransactionClosedError(InvalidTransactionError):
+    """The transaction passed as ``tx`` (or handed to a finalize callback) is no longer
+    open: it was committed or rolled back, or its connection is closed. Nothing was
+    written through it."""

@@ -295,6 +295,12 @@ class InstrumentedState(StateAdapter[Tx]):
     async def schema_sql(self) -> list[str]:
         return await self.inner.schema_sql()
 
+    async def is_transaction_open(self, *, tx: Tx) -> bool:
+        return await self.inner.is_transaction_open(tx=tx)
+
+    async def check_transaction(self, *, tx: object) -> Tx:
+        return await self.inner.check_transaction(tx=tx)
+
 
 class InstrumentedNotify(NotifyAdapter):
     """Wraps a notify adapter: publishing never raises (notifications are hints, a

@@ -7,7 +7,6 @@ import logging
 import os
 import signal
 import socket
-import traceback
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -23,7 +22,9 @@ from queuert.errors import (
 )
 from queuert.ids import new_id
 from queuert.job import Continuation, Job
+from queuert.job_errors import job_error, retry_delay_ms, unrecordable_error
 from queuert.notifications import PendingNotifications
+from queuert.outage import Outage
 from queuert.ports.notify import ScheduledSignal, Subscription
 from queuert.ports.state import Tx
 from queuert.records import JobError, JobRecord, JobStatus
@@ -40,18 +41,16 @@ Handler = Callable[[Job[InT], JobContext[Tx, OutT]], Awaitable[OutT | Continuati
 
 log = logging.getLogger("queuert.worker")
 
-_MESSAGE_LIMIT = 2_000
-_TRACEBACK_LIMIT = 8_000
+__all__ = ["Handler", "Worker", "job_error"]
 
-
-def job_error(exc: BaseException) -> JobError:
-    """The recorded form of an exception, truncated to keep rows small."""
-    tb = "".join(traceback.format_exception(exc))
-    return JobError(
-        type=f"{type(exc).__module__}.{type(exc).__qualname__}",
-        message=str(exc)[:_MESSAGE_LIMIT],
-        traceback=tb[-_TRACEBACK_LIMIT:],
-    )
+_RELOOKS = (0.01, 0.05, 0.25, 1.0)
+"""Seconds after which a worker woken by a signal, that found nothing, looks again:
+the signal may have left before the transaction that scheduled the job committed."""
+_MAX_BACKOFF = 30.0
+"""Longest wait between tries of a failing acquire or reap (seconds)."""
+_FALLBACK_DELAY_MS = 3_600_000
+"""Longest retry delay used when recording an attempt's failure had to fall back to
+a minimal error (the computed delay may be what could not be stored)."""
 
 
 class _Slot:
@@ -130,6 +129,9 @@ class Worker(Generic[Tx]):
         self._log = logging.LoggerAdapter(log, {"worker_id": self.id})
         # Worker record and, with retention, the purge of old chains (off by default).
         self._upkeep = Upkeep(self, check_retention(retention))
+
+        # Woken by a signal whose job may not be visible yet (see _RELOOKS).
+        self._signalled = False
 
     # -- registration ------------------------------------------------------------------
 
@@ -222,7 +224,9 @@ class Worker(Generic[Tx]):
     async def stop(self, *, timeout: float = 30.0) -> None:
         """Stop acquiring, let in-flight jobs finish within ``timeout`` seconds, then
         cancel the rest and release their leases so another worker can take them at
-        once. Idempotent."""
+        once. A handler that ignores its cancellation is given up on after as long
+        again (between 1 and 5 s): its job is logged and its lease left to expire,
+        and stop returns. Idempotent."""
         if self._stopping.is_set():
             await self._stopped.wait()
             return
@@ -236,7 +240,7 @@ class Worker(Generic[Tx]):
             for task in pending:
                 task.cancel()
             if pending:
-                await asyncio.wait(pending)
+                await self._abandon_stuck(pending, grace=min(max(timeout, 1.0), 5.0))
         for sub in self._subscriptions:
             await sub.unsubscribe()
         self._subscriptions.clear()
@@ -256,6 +260,7 @@ class Worker(Generic[Tx]):
             return
         notify = self.app.notify
         if notify is not None and await notify.claim_wake(signal=signal):
+            self._signalled = not self.app._signals_in_writes
             self._wake.set()
 
     async def _on_lease_lost(self, job_id: str) -> None:
@@ -299,26 +304,38 @@ class Worker(Generic[Tx]):
     async def _acquire_loop(self) -> None:
         state = self.app.state
         queues = self.queue_names
+        outage = self._outage("acquiring jobs")
+        relooks = len(_RELOOKS)
         while not self._stopping.is_set():
             free = self.concurrency - self._running
             timeout = self.poll_interval
             if free > 0:
                 self._wake.clear()
+                if self._signalled:
+                    self._signalled = False
+                    relooks = 0
                 try:
                     records = await state.acquire_jobs(
                         tx=None, queues=queues, limit=free, owner=self.id, lease_ms=self.lease_ms
                     )
                 except Exception as exc:
-                    self._log.error("acquiring jobs failed: %s", exc)
-                    records = []
+                    self.app.metrics.incr("worker.acquire_attempts")
+                    await self._pause(outage.failed(exc))
+                    continue
+                outage.succeeded()
                 self.app.metrics.incr("worker.acquire_attempts")
                 for record in records:
                     self._spawn(record)
                 self._maybe_more = len(records) == free
                 if self._maybe_more:
                     continue
-                if not records:
+                if records:
+                    relooks = len(_RELOOKS)
+                else:
                     timeout = await self._idle_timeout(queues)
+                    if relooks < len(_RELOOKS):
+                        timeout = min(timeout, _RELOOKS[relooks])
+                        relooks += 1
             else:
                 self._wake.clear()
             if self._stopping.is_set():
@@ -340,17 +357,17 @@ class Worker(Generic[Tx]):
         return max(0.0, min(self.poll_interval, until))
 
     async def _reap_loop(self) -> None:
+        outage = self._outage("reaping expired leases")
         while not self._stopping.is_set():
+            delay = self.reaper_interval
             try:
                 await self.reap_once()
             except Exception as exc:
-                self._log.warning("reaping expired leases failed: %s", exc)
+                delay = max(delay, outage.failed(exc))
+            else:
+                outage.succeeded()
             await self._upkeep.tick()
-            try:
-                async with asyncio.timeout(self.reaper_interval):
-                    await self._stopping.wait()
-            except TimeoutError:
-                pass
+            await self._pause(delay)
 
     async def reap_once(self, limit: int = 100) -> list[JobRecord]:
         """Return jobs whose lease expired to ``pending`` (or ``failed`` when out of
@@ -457,25 +474,42 @@ class Worker(Generic[Tx]):
         except LeaseLostError:
             metrics.incr("jobs.lease_lost")
             log.warning("job %s lost its lease; its attempt is abandoned", record.id, extra=extra)
-        except asyncio.CancelledError:
+        except asyncio.CancelledError as exc:
             if ctx.lease_lost:
                 metrics.incr("jobs.lease_lost")
                 log.warning("job %s lost its lease and was cancelled", record.id, extra=extra)
                 return
-            if not ctx.finalized:
-                await self._release(ctx, extra)
-            raise
-        except Exception as exc:
-            if ctx.finalized:
-                log.error("job %s raised after it was finalized: %s", record.id, exc, extra=extra)
+            if not _cancelled_by_worker():
+                # Something the handler awaited was cancelled by someone else: the
+                # handler's own failure, not a stop.
+                await self._handler_raised(ctx, exc, extra)
             else:
-                await self._handle_failure(ctx, exc, extra)
+                if not ctx.finalized:
+                    await self._release(ctx, extra)
+                raise
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:
+            await self._handler_raised(ctx, exc, extra)
         else:
             metrics.incr("jobs.finalized")
             # One INFO line per job end: what `queuert worker` shows.
             if log.isEnabledFor(logging.INFO):
                 log.info("job %s finalized", record.id, extra=extra)
         await self.app.publish(ctx.notifications)
+
+    async def _handler_raised(
+        self, ctx: JobContext[Tx, Any], exc: BaseException, extra: dict[str, Any]
+    ) -> None:
+        if ctx.finalized:
+            log.error(
+                "job %s raised after it was finalized: %s",
+                ctx.record.id,
+                job_error(exc).message,
+                extra=extra,
+            )
+        else:
+            await self._handle_failure(ctx, exc, extra)
 
     async def _release(self, ctx: JobContext[Tx, Any], extra: dict[str, Any]) -> None:
         error = JobError(
@@ -494,44 +528,112 @@ class Worker(Generic[Tx]):
         await self.app.publish(ctx.notifications)
 
     async def _handle_failure(
-        self, ctx: JobContext[Tx, Any], exc: Exception, extra: dict[str, Any]
+        self, ctx: JobContext[Tx, Any], exc: BaseException, extra: dict[str, Any]
     ) -> None:
         record = ctx.record
-        error = job_error(exc)
-        state = self.app.state
         final = isinstance(exc, NonRetryableError) or record.attempt >= record.max_attempts
+        delay = 0 if final else retry_delay_ms(ctx.queue.retry, record.attempt)
         try:
-            if final:
-                await state.fail_job(tx=None, lease=ctx.lease, error=error)
-                self.app.metrics.incr("jobs.failed")
-                ctx.notifications.completed_chains.append(record.chain_id)
-                log.error(
-                    "job %s failed for good after attempt %d: %s",
-                    record.id,
-                    record.attempt,
-                    error.message,
-                    extra=extra,
-                )
-            else:
-                delay = ctx.queue.retry.delay_ms(record.attempt)
-                await state.reschedule_job(tx=None, lease=ctx.lease, error=error, delay_ms=delay)
-                self.app.metrics.incr("jobs.retried")
-                log.warning(
-                    "job %s attempt %d failed (%s: %s); retry in %d ms",
-                    record.id,
-                    record.attempt,
-                    error.type,
-                    error.message,
-                    delay,
-                    extra=extra,
-                )
+            await self._record_failure(ctx, job_error(exc), final, delay, extra)
+            return
+        except LeaseLostError:
+            log.warning("job %s failed after losing its lease", record.id, extra=extra)
+            return
+        except Exception as write_exc:
+            log.error(
+                "recording the failure of job %s failed (%s); recording a minimal error instead",
+                record.id,
+                job_error(write_exc).message,
+                extra=extra,
+            )
+            minimal = unrecordable_error(exc, write_exc)
+        try:
+            await self._record_failure(ctx, minimal, final, min(delay, _FALLBACK_DELAY_MS), extra)
         except LeaseLostError:
             log.warning("job %s failed after losing its lease", record.id, extra=extra)
         except Exception as write_exc:
             # The lease will expire and the reaper will retry the job.
             log.error(
-                "recording the failure of job %s failed: %s", record.id, write_exc, extra=extra
+                "recording the failure of job %s failed again: %s",
+                record.id,
+                job_error(write_exc).message,
+                extra=extra,
             )
+
+    async def _record_failure(
+        self,
+        ctx: JobContext[Tx, Any],
+        error: JobError,
+        final: bool,
+        delay: int,
+        extra: dict[str, Any],
+    ) -> None:
+        record = ctx.record
+        state = self.app.state
+        if final:
+            await state.fail_job(tx=None, lease=ctx.lease, error=error)
+            self.app.metrics.incr("jobs.failed")
+            ctx.notifications.completed_chains.append(record.chain_id)
+            log.error(
+                "job %s failed for good after attempt %d: %s",
+                record.id,
+                record.attempt,
+                error.message,
+                extra=extra,
+            )
+        else:
+            await state.reschedule_job(tx=None, lease=ctx.lease, error=error, delay_ms=delay)
+            self.app.metrics.incr("jobs.retried")
+            log.warning(
+                "job %s attempt %d failed (%s: %s); retry in %d ms",
+                record.id,
+                record.attempt,
+                error.type,
+                error.message,
+                delay,
+                extra=extra,
+            )
+
+    # -- stopping and backing off ---------------------------------------------------------
+
+    async def _abandon_stuck(self, cancelled: set[asyncio.Task[None]], *, grace: float) -> None:
+        """Wait up to ``grace`` seconds for cancelled job tasks to end; log those that
+        ignore their cancellation and leave them (their leases expire)."""
+        _, stuck = await asyncio.wait(cancelled, timeout=grace)
+        if not stuck:
+            return
+        jobs = sorted(
+            f"{job_id} (attempt {attempt})"
+            for (job_id, attempt), slot in self._active.items()
+            if slot.task in stuck
+        )
+        self.app.metrics.incr("jobs.abandoned", len(stuck))
+        self._log.error(
+            "worker %s gave up on %d job(s) whose handlers ignore cancellation: %s; "
+            "their leases are left to expire",
+            self.id,
+            len(stuck),
+            ", ".join(jobs),
+        )
+
+    def _outage(self, what: str) -> Outage:
+        cap = max(self.poll_interval, min(_MAX_BACKOFF, self.poll_interval * 32))
+        return Outage(self._log, what, base=self.poll_interval, cap=cap)
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep ``seconds`` unless the worker stops meanwhile (wake-ups are ignored)."""
+        try:
+            async with asyncio.timeout(seconds):
+                await self._stopping.wait()
+        except TimeoutError:
+            pass
+
+
+def _cancelled_by_worker() -> bool:
+    """Whether the current task was asked to stop by a ``cancel()`` (the worker's own
+    stop or lost lease) rather than re-raising a CancelledError of something it awaited."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 def handlers_of(worker: Worker[Any]) -> dict[str, Callable[..., Awaitable[Any]]]:

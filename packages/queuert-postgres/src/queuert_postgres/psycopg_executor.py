@@ -61,6 +61,12 @@ class PsycopgExecutor:
     async def fetchrow(self, sql: str, *args: Any) -> tuple[Any, ...] | None:
         return await self._run(sql, args, one=True)  # type: ignore[return-value]
 
+    def is_open(self) -> bool:
+        """Whether statements run in a transaction of an open connection: psycopg
+        begins one at the first statement unless the connection is in autocommit
+        mode, where every statement would commit on its own."""
+        return not self._conn.closed and not self._conn.autocommit
+
     def transaction(self) -> PsycopgSavepoint:
         """A savepoint inside the caller's transaction, with the ``start`` /
         ``commit`` / ``rollback`` of asyncpg's transaction object, for the adapter's

@@ -45,7 +45,7 @@ from queuert.records import (
 )
 from queuert.urls import redact_message
 from queuert_postgres import control_ops as postgres_control
-from queuert_postgres import migrations
+from queuert_postgres import migrations, tx_checks
 from queuert_postgres.caller_tx import caller_connection
 from queuert_postgres.connections import LendingConnection, PostgresTx
 from queuert_postgres.control import ControlStatements
@@ -838,6 +838,20 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
 
     async def schema_sql(self) -> list[str]:
         return migrations.script(self._names)
+
+    # -- the caller's transaction --------------------------------------------------
+
+    async def is_transaction_open(self, *, tx: PostgresTx) -> bool:
+        """asyncpg's ``is_in_transaction()`` on an open connection; ``False`` for a
+        closed one or a pool proxy already released."""
+        return tx_checks.is_open(tx)
+
+    async def check_transaction(self, *, tx: object) -> PostgresTx:
+        """Accept an asyncpg connection (or pool proxy) inside an open transaction;
+        raise :class:`~queuert.errors.InvalidTransactionError` for another type and
+        :class:`~queuert.errors.TransactionClosedError` for one that is closed,
+        released or not in a transaction."""
+        return tx_checks.checked(tx)
 
 
 def _new_job_args(job: NewJob) -> tuple[Any, ...]:

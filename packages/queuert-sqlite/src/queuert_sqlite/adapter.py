@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sqlite3
 import textwrap
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -25,12 +26,14 @@ from queuert.control_records import (
 )
 from queuert.errors import (
     ConfigurationError,
+    InvalidTransactionError,
     LeaseLostError,
     SchemaDamagedError,
     SchemaNotMigratedError,
     SchemaTooNewError,
+    TransactionClosedError,
 )
-from queuert.ports.state import StateAdapter, StateCapabilities
+from queuert.ports.state import StateAdapter, StateCapabilities, describe_transaction
 from queuert.records import (
     LEASE_EXPIRED_ERROR,
     ChainFilter,
@@ -70,7 +73,9 @@ class SqliteStateAdapter(StateAdapter[aiosqlite.Connection]):
     ``transaction(connection=...)`` runs a transaction on it. Operations given a
     ``tx`` run inside it and neither commit nor roll it back (a ``tx`` in autocommit
     mode gets a savepoint around operations of several statements); with
-    ``tx=None`` they commit before returning.
+    ``tx=None`` they commit before returning. The public calls of
+    :class:`~queuert.Queuert` accept only a ``tx`` inside a transaction
+    (:meth:`check_transaction`).
 
     **Concurrency.** SQLite has one writer at a time. Write transactions this
     adapter begins use ``BEGIN IMMEDIATE`` and so hold the database write lock from
@@ -606,6 +611,36 @@ class SqliteStateAdapter(StateAdapter[aiosqlite.Connection]):
                 "CAST((julianday('now') - 2440587.5) * 86400000000 AS INTEGER))"
             )
         return statements
+
+    # -- the caller's transaction ------------------------------------------------------
+
+    async def is_transaction_open(self, *, tx: Connection) -> bool:
+        """Whether ``tx`` is an open connection inside a transaction (sqlite3's
+        ``in_transaction``): ``False`` after a ``COMMIT`` or ``ROLLBACK`` sent through
+        it, in autocommit mode, and once it is closed."""
+        given: object = tx  # a caller may hand anything over
+        if not isinstance(given, aiosqlite.Connection):
+            return False
+        try:
+            return self._db.in_transaction(given)
+        except (ValueError, sqlite3.Error):  # aiosqlite's and sqlite3's "closed"
+            return False
+
+    async def check_transaction(self, *, tx: object) -> Connection:
+        """Accept an :class:`aiosqlite.Connection` inside a transaction; an object of
+        another type raises :class:`~queuert.errors.InvalidTransactionError`, a closed
+        connection or one in autocommit mode (its transaction committed or rolled
+        back, or never begun) :class:`~queuert.errors.TransactionClosedError`."""
+        if not isinstance(tx, aiosqlite.Connection):
+            raise InvalidTransactionError(
+                f"{describe_transaction(tx)} is not an aiosqlite.Connection inside a transaction"
+            )
+        if not await self.is_transaction_open(tx=tx):
+            raise TransactionClosedError(
+                f"{describe_transaction(tx)} is closed or not inside a transaction (it was "
+                "committed or rolled back, or never begun)"
+            )
+        return tx
 
 
 def _job_row(job: NewJob, now: int) -> tuple[Any, ...]:

@@ -42,11 +42,13 @@ from queuert.control_records import (
 from queuert.errors import (
     AdapterError,
     ConfigurationError,
+    InvalidTransactionError,
     LeaseLostError,
     SchemaNotMigratedError,
+    TransactionClosedError,
     ValidationError,
 )
-from queuert.ports.state import StateAdapter, StateCapabilities
+from queuert.ports.state import StateAdapter, StateCapabilities, describe_transaction
 from queuert.records import (
     LEASE_EXPIRED_ERROR,
     ChainFilter,
@@ -920,6 +922,20 @@ class MemoryStateAdapter(StateAdapter[MemoryTransaction]):
         self, *, tx: MemoryTransaction | None, job_id: str
     ) -> QueuePosition | None:
         return await self._run(tx, lambda t: memory_control.queue_position(self, t, job_id))
+
+    # -- the caller's transaction ------------------------------------------------
+
+    async def is_transaction_open(self, *, tx: MemoryTransaction) -> bool:
+        return isinstance(tx, MemoryTransaction) and tx._open
+
+    async def check_transaction(self, *, tx: object) -> MemoryTransaction:
+        if not isinstance(tx, MemoryTransaction) or tx._adapter is not self:
+            raise InvalidTransactionError(
+                f"{describe_transaction(tx)} is not a transaction of this in-memory store"
+            )
+        if not tx._open:
+            raise TransactionClosedError(f"{describe_transaction(tx)} has already ended")
+        return tx
 
 
 def _chain_record(chain_id: str, chain: _Chain) -> ChainRecord:

@@ -32,7 +32,7 @@ from queuert.control_records import (
     WorkerInfo,
     WorkerRecord,
 )
-from queuert.errors import UnsupportedOperationError
+from queuert.errors import TransactionClosedError, UnsupportedOperationError
 from queuert.ports.notify import NotifyAdapter
 from queuert.records import (
     ChainFilter,
@@ -341,6 +341,40 @@ class StateAdapter(ABC, Generic[Tx]):
         records of the applied versions: for teams that apply schema changes with
         their own tools. Reads nothing from the database."""
         raise self._unsupported("schema_sql")
+
+    # -- the caller's transaction ------------------------------------------------------
+
+    async def is_transaction_open(self, *, tx: Tx) -> bool:
+        """Whether ``tx`` is still inside an open transaction: ``False`` once it was
+        committed or rolled back (by its block, or by statements sent through it) or
+        its connection closed. Never raises, sends nothing to the database. Core asks
+        before writing a finalize's job end, so that a callback that ended the
+        transaction itself fails instead of having the end written in autocommit.
+        The default answers ``True`` (it cannot tell), which the conformance suite's
+        case of this operation fails: adapters override it."""
+        return True
+
+    async def check_transaction(self, *, tx: object) -> Tx:
+        """The caller's ``tx`` as this adapter's operations take it, after checking it:
+        raises :class:`~queuert.errors.InvalidTransactionError` when it is not a
+        transaction object of this adapter's driver and
+        :class:`~queuert.errors.TransactionClosedError` when it is no longer inside an
+        open transaction. Sends nothing to the database. Core calls it once per
+        public call given a ``tx``, before anything is written; the one place where
+        an adapter accepts (and unwraps) other kinds of transaction objects. The
+        default checks :meth:`is_transaction_open` only."""
+        if not await self.is_transaction_open(tx=tx):  # type: ignore[arg-type]
+            raise TransactionClosedError(
+                f"{describe_transaction(tx)} is not inside an open transaction"
+            )
+        return tx  # type: ignore[return-value]
+
+
+def describe_transaction(tx: object) -> str:
+    """How error messages name a caller's transaction object: by its type only (its
+    repr may be long, raise, or show connection details)."""
+    cls = type(tx)
+    return f"tx (a {cls.__module__}.{cls.__qualname__})"
 
 
 @asynccontextmanager

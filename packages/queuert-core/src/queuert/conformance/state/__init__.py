@@ -17,6 +17,7 @@ from queuert.conformance.state.reap import ReapCases
 from queuert.conformance.state.reschedule import RescheduleCases
 from queuert.conformance.state.schema import SchemaCases
 from queuert.conformance.state.transactions import TransactionCases
+from queuert.conformance.state.tx_checks import TransactionCheckCases
 
 
 class StateAdapterConformance(
@@ -36,6 +37,7 @@ class StateAdapterConformance(
     CallerTransactionCases,
     ControlCases,
     ObserveCases,
+    TransactionCheckCases,
 ):
     """Every state adapter case. Subclass it as ``Test...`` and override the
     ``state_adapter`` fixture (and optionally ``second_state_adapter`` and
@@ -62,4 +64,5 @@ __all__ = [
     "StateAdapterConformance",
     "StateAdapterFixtures",
     "TransactionCases",
+    "TransactionCheckCases",
 ]
