@@ -49,7 +49,9 @@ def find_bindir() -> Path | None:
         except ValueError:
             return 0.0
 
-    candidates += [Path(p) for p in sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=version)[::-1]]
+    candidates += [
+        Path(p) for p in sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=version)[::-1]
+    ]
     on_path = shutil.which("pg_ctl")
     if on_path is not None:
         candidates.append(Path(on_path).resolve().parent)
@@ -109,7 +111,9 @@ class PostgresCluster:
     def _run(self, command: list[str], timeout: float) -> None:
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
         if done.returncode != 0:
-            raise RuntimeError(f"{command} failed ({done.returncode}):\n{done.stderr}{self.log_tail()}")
+            raise RuntimeError(
+                f"{command} failed ({done.returncode}):\n{done.stderr}{self.log_tail()}"
+            )
 
     async def _arun(self, command: list[str], timeout: float) -> None:
         process = await asyncio.create_subprocess_exec(
@@ -168,7 +172,9 @@ class PostgresCluster:
             self.start()
 
     async def astart(self) -> None:
-        await self._arun(self._pg_ctl("-w", "-t", str(_START_TIMEOUT_S), "start"), _START_TIMEOUT_S + 10)
+        await self._arun(
+            self._pg_ctl("-w", "-t", str(_START_TIMEOUT_S), "start"), _START_TIMEOUT_S + 10
+        )
 
     async def astop(self, *, mode: str = "fast") -> None:
         """Stop the server: ``fast`` ends every session and shuts down cleanly,

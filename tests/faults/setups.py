@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
@@ -86,7 +87,9 @@ async def open_setup(
     else:
         backend_name = "sqlite"
     async with (
-        open_backend(backend_name, tmp_path, postgres_url=cluster and cluster.url) as backend,
+        open_backend(
+            backend_name, tmp_path, postgres_url=cluster.url if cluster is not None else None
+        ) as backend,
         AsyncExitStack() as stack,
     ):
         assert backend.url is not None
@@ -163,8 +166,25 @@ class Observed:
 
     def assert_no_raw_errors(self) -> None:
         assert not self.raw, "raw exceptions reached application code: " + "; ".join(
-            f"{type(e).__module__}.{type(e).__qualname__}: {e}" for e in self.raw[:5]
+            f"{type(e).__module__}.{type(e).__qualname__}: {e} (raised through {_library_frame(e)})"
+            for e in self.raw[:5]
         )
+
+
+def _library_frame(exc: BaseException) -> str:
+    """The innermost frame of the library an exception passed through, to tell
+    where a raw driver error escaped."""
+    found = "?"
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if "/queuert" in frame.filename and "/tests/" not in frame.filename:
+            found = f"{Path(frame.filename).name}:{frame.lineno} {frame.name}"
+    return found
+
+
+def measured(what: str, seconds: float) -> None:
+    """Log a figure a test's docstring states as a bound (``-o log_cli=true`` shows
+    them)."""
+    log.info("measured: %s %.2fs", what, seconds)
 
 
 def start_worker(

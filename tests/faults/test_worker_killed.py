@@ -5,17 +5,21 @@ application write commits exactly once."""
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from queuert import JobStatus
-from tests.e2e.processes import TWO_STEP, Mode, Step, WorkerGroup, job_key
+import queuert
+from queuert import ChainHandle, JobStatus
+from tests.e2e.processes import TWO_STEP, Done, Mode, Step, WorkerGroup, job_key
 from tests.faults.setups import (
     SETUPS,
     Observed,
     Setup,
     assert_every_chain_completed_once,
+    measured,
     start_worker,
 )
 
@@ -85,13 +89,16 @@ async def test_chains_complete_once_after_a_worker_is_killed(
     rescuer = start_worker(rescuer_app, setup, observed, name="rescuer", poll_interval=0.1)
     async with rescuer:
         for handle in handles:
-            await observed.call(
-                lambda h=handle: producer.wait_for_chain(h, timeout=30, poll_interval=0.05),
-                timeout=40,
-            )
-        print(f"\n{setup.name} {mode}: all chains done {time.monotonic() - killed_at:.2f}s after the kill")
+            await observed.call(_waiter(producer, handle), timeout=40)
+        measured(
+            f"{setup.name} {mode}: all chains done after the kill", time.monotonic() - killed_at
+        )
 
     await assert_every_chain_completed_once(setup, observed, [h.id for h in handles])
     job = await producer.get_job(victim_job_id)
     assert job is not None and job.status is JobStatus.COMPLETED
     assert job.attempt == (1 if mode == "hang-after-finalize" else 2)
+
+
+def _waiter(app: queuert.Queuert[Any], handle: ChainHandle[Done]) -> Callable[[], Awaitable[Done]]:
+    return lambda: app.wait_for_chain(handle, timeout=30, poll_interval=0.05)
