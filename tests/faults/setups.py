@@ -147,16 +147,16 @@ class Observed:
     async def call(self, call: Callable[[], Awaitable[T]], *, timeout: float = 60) -> T | None:
         """``await call()`` as application code would: a queuert error is noted and
         ``None`` returned, anything else noted and raised. Fails after ``timeout``
-        seconds (a call hung on a broken network)."""
-        deadline = asyncio.timeout(timeout)
+        seconds (a call hung on a broken network), naming where it hung."""
+        task = asyncio.ensure_future(call())
+        done, _ = await asyncio.wait({task}, timeout=timeout)
+        if not done:
+            where = _where_tasks_wait()
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            raise AssertionError(f"a library call did not return within {timeout}s: {where}")
         try:
-            async with deadline:
-                return await call()
-        except TimeoutError as exc:
-            if deadline.expired():
-                raise AssertionError(f"a library call did not return within {timeout}s") from None
-            self.note(exc)
-            raise
+            return task.result()
         except QueuertError as exc:
             self.note(exc)
             return None
@@ -169,6 +169,25 @@ class Observed:
             f"{type(e).__module__}.{type(e).__qualname__}: {e} (raised through {_library_frame(e)})"
             for e in self.raw[:5]
         )
+
+
+def _where_tasks_wait() -> str:
+    """Where the event loop's tasks wait inside the library (the coroutine chains'
+    library frames, innermost last), for a call that hung."""
+    seen: dict[str, int] = {}
+    for task in asyncio.all_tasks():
+        frames: list[str] = []
+        coro: Any = task.get_coro()
+        while coro is not None:
+            frame = getattr(coro, "cr_frame", None) or getattr(coro, "ag_frame", None)
+            if frame is not None and "/src/queuert" in frame.f_code.co_filename:
+                code = frame.f_code
+                frames.append(f"{Path(code.co_filename).name}:{frame.f_lineno} {code.co_name}")
+            coro = getattr(coro, "cr_await", None) or getattr(coro, "ag_await", None)
+        if frames:
+            chain = " > ".join(frames)
+            seen[chain] = seen.get(chain, 0) + 1
+    return "; ".join(f"{n} task(s) in {chain}" for chain, n in seen.items()) or "?"
 
 
 def _library_frame(exc: BaseException) -> str:
