@@ -1,3 +1,14 @@
+"""The fault suite: every scenario runs the library through servers that fail.
+
+Scenarios restart or disturb a private PostgreSQL cluster (one per test
+process, so per xdist worker), cut, delay or blackhole connections through
+:mod:`tests.faults.proxy`, and SIGKILL worker processes. Each asserts that every
+chain whose start was acknowledged completes, that each finalize's application
+write commits exactly once, that application code sees only queuert errors, and
+states in its docstring the bound within which the worker resumed by itself.
+Run it alone with ``hatch test -- -m faults``.
+"""
+
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
