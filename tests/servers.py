@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+from typing import NoReturn
 from urllib.parse import urlsplit
 
 import pytest
@@ -40,6 +41,14 @@ def require_server(name: str, url: str, default_port: int) -> None:
     message = f"{name} is unreachable at {url}"
     if in_ci():
         pytest.fail(f"{message} (CI=true: the server must be running)", pytrace=False)
+    pytest.skip(message)
+
+
+def missing_tool(message: str) -> NoReturn:
+    """Skip the calling test because a server binary it needs is missing (fail it
+    under CI)."""
+    if in_ci():
+        pytest.fail(f"{message} (CI=true: it must be installed)", pytrace=False)
     pytest.skip(message)
 
 

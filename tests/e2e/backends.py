@@ -124,7 +124,9 @@ def schema_of(url: str) -> str | None:
     return values[0] if values else None
 
 
-async def make_backend(name: str, tmp_path: Path) -> Backend:
+async def make_backend(name: str, tmp_path: Path, *, postgres_url: str | None = None) -> Backend:
+    """A fresh store on backend ``name``; PostgreSQL ones are made on the server
+    of ``postgres_url`` (default: the shared test server)."""
     if name == "memory":
         state: StateAdapter[Any] = queuert.MemoryStateAdapter()
         await state.migrate()
@@ -139,7 +141,7 @@ async def make_backend(name: str, tmp_path: Path) -> Backend:
         return Backend(name, state, url)
     if name == "mongodb":
         return await _make_mongodb_backend()
-    base = require_postgres()
+    base = postgres_url or require_postgres()
     schema = f"e2e_{uuid4().hex[:12]}"
     sep = "&" if "?" in base else "?"
     url = f"{base}{sep}{urlencode({'schema': schema})}"
@@ -184,9 +186,11 @@ async def _drop_mongodb_database(base: str | None, database: str | None) -> None
 
 
 @asynccontextmanager
-async def open_backend(name: str, tmp_path: Path) -> AsyncIterator[Backend]:
+async def open_backend(
+    name: str, tmp_path: Path, *, postgres_url: str | None = None
+) -> AsyncIterator[Backend]:
     """A fresh store on backend ``name``, closed (and dropped) on exit."""
-    backend = await make_backend(name, tmp_path)
+    backend = await make_backend(name, tmp_path, postgres_url=postgres_url)
     try:
         yield backend
     finally:
