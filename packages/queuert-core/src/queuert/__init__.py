@@ -6,12 +6,16 @@ The public API is what this module exports.
 
 from queuert.adapters.memory_notify import InProcessNotifyAdapter
 from queuert.adapters.memory_state import MemoryStateAdapter, MemoryTransaction
+from queuert.blockers import MAX_BLOCKERS, Blocker, Blockers
 from queuert.client import ChainHandle, Queuert
 from queuert.context import EnqueueJob, JobContext
 from queuert.definitions import ChainDef, QueueDef, chain
 from queuert.errors import (
     AdapterError,
+    BlockerFailedError,
+    BlockerLimitExceededError,
     ChainFailedError,
+    ChainHasDependentsError,
     ConfigurationError,
     ContinuationError,
     ForeignQueueError,
@@ -38,6 +42,7 @@ from queuert.ports import (
     Subscription,
 )
 from queuert.records import (
+    BlockerRecord,
     ChainFilter,
     ChainRecord,
     JobError,
@@ -52,11 +57,18 @@ from queuert.retry import RetryPolicy
 from queuert.worker import Worker
 
 __all__ = [
+    "MAX_BLOCKERS",
     "AdapterError",
+    "Blocker",
+    "BlockerFailedError",
+    "BlockerLimitExceededError",
+    "BlockerRecord",
+    "Blockers",
     "ChainDef",
     "ChainFailedError",
     "ChainFilter",
     "ChainHandle",
+    "ChainHasDependentsError",
     "ChainRecord",
     "ConfigurationError",
     "Continuation",

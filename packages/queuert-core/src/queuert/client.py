@@ -9,9 +9,11 @@ from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from queuert.blockers import blocker_ids
 from queuert.definitions import ChainDef, QueueDef
 from queuert.errors import (
     ChainFailedError,
+    ChainHasDependentsError,
     JobNotFoundError,
     UnknownChainError,
     UnknownQueueError,
@@ -246,6 +248,7 @@ class Queuert(Generic[Tx]):
         delay: timedelta | None = None,
         start_at: datetime | None = None,
         priority: int | None = None,
+        blockers: Sequence[ChainHandle[Any]] | None = None,
     ) -> ChainHandle[OutT]:
         """Start a chain with its first job, inside the caller's transaction ``tx``
         (or in one of its own when ``tx`` is ``None``). The chain exists exactly when
@@ -255,9 +258,22 @@ class Queuert(Generic[Tx]):
         Raises :class:`~queuert.errors.ValidationError` subclasses (unknown chain,
         input that does not match the chain's input type or is not
         JSON-serialisable, bad schedule) before anything is written.
+
+        With ``blockers`` (handles of other chains, at most
+        :data:`~queuert.blockers.MAX_BLOCKERS`) the first job waits, ``blocked``, until
+        every one of those chains has completed (see :mod:`queuert.blockers`); its
+        handler reads their outputs through ``await ctx.blockers()``. Raises
+        :class:`~queuert.errors.JobNotFoundError` naming a blocker chain that does not
+        exist, with nothing written.
         """
         handles = await self.enqueue_job_chains(
-            tx, chain, [input], delay=delay, start_at=start_at, priority=priority
+            tx,
+            chain,
+            [input],
+            delay=delay,
+            start_at=start_at,
+            priority=priority,
+            blockers=blockers,
         )
         return handles[0]
 
@@ -270,18 +286,41 @@ class Queuert(Generic[Tx]):
         delay: timedelta | None = None,
         start_at: datetime | None = None,
         priority: int | None = None,
+        blockers: Sequence[ChainHandle[Any]] | None = None,
     ) -> list[ChainHandle[OutT]]:
         """Start one chain per input in one batch write; same contract as
         :meth:`enqueue_job_chain`. Every input is validated before anything is
         written."""
         jobs = self._new_chain_jobs(chain, inputs, delay, start_at, priority)
+        blocker_chain_ids = None if blockers is None else blocker_ids(blockers, self.chains)
         if not jobs:
             return []
+        if blocker_chain_ids is not None:
+            return await self._enqueue_blocked(tx, chain, jobs, blocker_chain_ids)
         await self.state.create_jobs(tx=tx, jobs=jobs)
         # Delayed jobs are announced too: a woken worker finds nothing due yet and
         # sleeps until the earliest one is, instead of until its next poll.
         batch = PendingNotifications()
         batch.scheduled[chain.name] += len(jobs)
+        await self.publish(batch)
+        return [ChainHandle(job.id, chain) for job in jobs]
+
+    async def _enqueue_blocked(
+        self,
+        tx: Tx | None,
+        chain: ChainDef[Any, OutT],
+        jobs: list[NewJob],
+        blocker_chain_ids: list[str],
+    ) -> list[ChainHandle[OutT]]:
+        created = await self.state.create_blocked_jobs(
+            tx=tx, jobs=jobs, blocker_chain_ids=blocker_chain_ids
+        )
+        batch = PendingNotifications()
+        for record in created:
+            if record.status is JobStatus.PENDING:
+                batch.scheduled[chain.name] += 1
+            elif record.status.is_terminal:
+                batch.completed_chains.append(record.chain_id)
         await self.publish(batch)
         return [ChainHandle(job.id, chain) for job in jobs]
 
@@ -341,9 +380,33 @@ class Queuert(Generic[Tx]):
             await self.publish(batch)
         return record
 
-    async def delete_chains(self, chain_ids: Sequence[str], *, tx: Tx | None = None) -> int:
-        """Delete chains with all their jobs; returns how many existed."""
-        return await self.state.delete_chains(tx=tx, chain_ids=list(chain_ids))
+    async def delete_chains(
+        self, chain_ids: Sequence[str], *, cascade: bool = False, tx: Tx | None = None
+    ) -> int:
+        """Delete chains with all their jobs; returns how many existed.
+
+        A chain that jobs of other chains wait (or waited) on as a blocker is not
+        deleted: :class:`~queuert.errors.ChainHasDependentsError` is raised, with
+        nothing deleted, unless ``cascade`` is true, which deletes those chains too
+        (and the chains depending on them, in turn); they count in the result."""
+        ids = list(chain_ids)
+        if not self.state.capabilities.blockers:
+            return await self.state.delete_chains(tx=tx, chain_ids=ids)
+        if tx is None:
+            async with self.state.transaction() as own:
+                return await self._delete_with_dependents(own, ids, cascade)
+        return await self._delete_with_dependents(tx, ids, cascade)
+
+    async def _delete_with_dependents(self, tx: Tx, ids: list[str], cascade: bool) -> int:
+        doomed = dict.fromkeys(ids)
+        frontier = list(doomed)
+        while frontier:
+            found = await self.state.list_dependent_chains(tx=tx, chain_ids=frontier)
+            frontier = [chain_id for chain_id in found if chain_id not in doomed]
+            if frontier and not cascade:
+                raise ChainHasDependentsError(ids, frontier)
+            doomed.update(dict.fromkeys(frontier))
+        return await self.state.delete_chains(tx=tx, chain_ids=list(doomed))
 
     async def wait_for_chain(
         self, handle: ChainHandle[OutT], *, timeout: float = 60.0, poll_interval: float = 0.5

@@ -24,6 +24,7 @@ from queuert.ports.notify import (
 )
 from queuert.ports.state import StateAdapter, Tx
 from queuert.records import (
+    BlockerRecord,
     ChainFilter,
     ChainRecord,
     JobError,
@@ -225,6 +226,40 @@ class InstrumentedState(StateAdapter[Tx]):
     async def delete_chains(self, *, tx: Tx | None, chain_ids: Sequence[str]) -> int:
         return await self._call(
             "delete_chains", tx, lambda: self.inner.delete_chains(tx=tx, chain_ids=chain_ids)
+        )
+
+    async def create_blocked_jobs(
+        self, *, tx: Tx | None, jobs: Sequence[NewJob], blocker_chain_ids: Sequence[str]
+    ) -> Sequence[JobRecord]:
+        return await self._call(
+            "create_blocked_jobs",
+            tx,
+            lambda: self.inner.create_blocked_jobs(
+                tx=tx, jobs=jobs, blocker_chain_ids=blocker_chain_ids
+            ),
+        )
+
+    async def continue_blocked_job(
+        self, *, tx: Tx | None, lease: Lease, next_job: NewJob, blocker_chain_ids: Sequence[str]
+    ) -> JobRecord:
+        return await self._call(
+            "continue_blocked_job",
+            tx,
+            lambda: self.inner.continue_blocked_job(
+                tx=tx, lease=lease, next_job=next_job, blocker_chain_ids=blocker_chain_ids
+            ),
+        )
+
+    async def get_blockers(self, *, tx: Tx | None, job_id: str) -> list[BlockerRecord]:
+        return await self._call(
+            "get_blockers", tx, lambda: self.inner.get_blockers(tx=tx, job_id=job_id)
+        )
+
+    async def list_dependent_chains(self, *, tx: Tx | None, chain_ids: Sequence[str]) -> list[str]:
+        return await self._call(
+            "list_dependent_chains",
+            tx,
+            lambda: self.inner.list_dependent_chains(tx=tx, chain_ids=chain_ids),
         )
 
 

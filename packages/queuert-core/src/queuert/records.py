@@ -180,3 +180,14 @@ class Page(Generic[T]):
 
     items: list[T] = field(default_factory=list)
     next_cursor: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BlockerRecord:
+    """One chain a job waits on, as it is now: the status of the chain's last job
+    and, once the chain completed, its output (JSON text)."""
+
+    chain_id: str
+    chain_name: str
+    status: JobStatus
+    output: str | None

@@ -30,6 +30,7 @@ from typing import Concatenate, ParamSpec, TypeVar
 from urllib.parse import urlsplit
 
 from queuert.adapter_support import CreatedRecords, job_record, keyset_page
+from queuert.adapters.memory_blockers import MemoryBlockers
 from queuert.errors import (
     AdapterError,
     ConfigurationError,
@@ -40,6 +41,7 @@ from queuert.errors import (
 from queuert.ports.state import StateAdapter, StateCapabilities
 from queuert.records import (
     LEASE_EXPIRED_ERROR,
+    BlockerRecord,
     ChainFilter,
     ChainRecord,
     JobError,
@@ -324,6 +326,7 @@ class MemoryStateAdapter(StateAdapter[MemoryTransaction]):
         clock_precision_ms=0.001,
         native_notify=False,
         multi_process=False,
+        blockers=True,
     )
 
     def __init__(self, *, clock: Callable[[], datetime] | None = None) -> None:
@@ -339,6 +342,7 @@ class MemoryStateAdapter(StateAdapter[MemoryTransaction]):
         self._pending: dict[str, list[tuple[datetime, int, str]]] = {}
         self._leases: list[tuple[datetime, str]] = []
         self._stale_pushes = 0
+        self._blockers = MemoryBlockers()
 
     def now(self) -> datetime:
         """The store's clock: the time every timestamp and eligibility check uses."""
@@ -696,6 +700,8 @@ class MemoryStateAdapter(StateAdapter[MemoryTransaction]):
         row: _Row,
         status: JobStatus,
         now: datetime,
+        *,
+        continued: bool = False,
     ) -> None:
         self._touch(tx, row)
         row.status = status
@@ -703,6 +709,8 @@ class MemoryStateAdapter(StateAdapter[MemoryTransaction]):
         row.leased_until = None
         row.completed_at = now
         row.updated_at = now
+        if not continued and self._blockers.dependents:
+            self._blockers.chain_ended(self, tx, row, now)
 
     def _complete_job(self, tx: MemoryTransaction, lease: Lease, output: str) -> JobRecord:
         row = self._guarded(lease)
@@ -715,7 +723,7 @@ class MemoryStateAdapter(StateAdapter[MemoryTransaction]):
         now = self.now()
         new = _Row(next_job, self._scheduled_at(now, next_job.scheduled_at, next_job.delay_ms), now)
         self._insert(tx, new)
-        self._finish(tx, row, _COMPLETED, now)
+        self._finish(tx, row, _COMPLETED, now, continued=True)
         row.next_job_id = new.id
         return new.record()
 
@@ -854,6 +862,59 @@ class MemoryStateAdapter(StateAdapter[MemoryTransaction]):
                 self._unlink(row)
                 tx._undo.append((_DELETED, row, None))
         return deleted
+
+    # -- blockers --------------------------------------------------------------
+
+    async def create_blocked_jobs(
+        self,
+        *,
+        tx: MemoryTransaction | None,
+        jobs: Sequence[NewJob],
+        blocker_chain_ids: Sequence[str],
+    ) -> Sequence[JobRecord]:
+        return await self._run(tx, self._create_blocked_jobs, jobs, blocker_chain_ids)
+
+    async def continue_blocked_job(
+        self,
+        *,
+        tx: MemoryTransaction | None,
+        lease: Lease,
+        next_job: NewJob,
+        blocker_chain_ids: Sequence[str],
+    ) -> JobRecord:
+        return await self._run(tx, self._continue_blocked_job, lease, next_job, blocker_chain_ids)
+
+    async def get_blockers(
+        self, *, tx: MemoryTransaction | None, job_id: str
+    ) -> list[BlockerRecord]:
+        return await self._run(tx, lambda _tx: self._blockers.records(self, job_id))
+
+    async def list_dependent_chains(
+        self, *, tx: MemoryTransaction | None, chain_ids: Sequence[str]
+    ) -> list[str]:
+        return await self._run(tx, lambda _tx: self._blockers.dependent_chains(self, chain_ids))
+
+    def _create_blocked_jobs(
+        self, tx: MemoryTransaction, jobs: Sequence[NewJob], blocker_chain_ids: Sequence[str]
+    ) -> list[JobRecord]:
+        self._blockers.check(self, blocker_chain_ids)
+        self._create_jobs(tx, jobs)
+        rows = [self._jobs[job.id] for job in jobs]
+        self._blockers.attach(self, tx, rows, blocker_chain_ids, self.now())
+        return [row.record() for row in rows]
+
+    def _continue_blocked_job(
+        self,
+        tx: MemoryTransaction,
+        lease: Lease,
+        next_job: NewJob,
+        blocker_chain_ids: Sequence[str],
+    ) -> JobRecord:
+        self._blockers.check(self, blocker_chain_ids)
+        self._continue_job(tx, lease, next_job)
+        row = self._jobs[next_job.id]
+        self._blockers.attach(self, tx, [row], blocker_chain_ids, self.now())
+        return row.record()
 
 
 def _chain_record(chain_id: str, chain: _Chain) -> ChainRecord:

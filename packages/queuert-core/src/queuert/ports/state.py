@@ -24,8 +24,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, TypeVar
 
+from queuert.errors import AdapterError
 from queuert.ports.notify import NotifyAdapter
 from queuert.records import (
+    BlockerRecord,
     ChainFilter,
     ChainRecord,
     JobError,
@@ -52,6 +54,8 @@ class StateCapabilities:
     - ``native_notify``: the adapter's writes can carry a notifier's signals in their
       own transaction (see :meth:`StateAdapter.bind_notify`).
     - ``multi_process``: several processes may share the store.
+    - ``blockers``: jobs may wait on other chains (:meth:`StateAdapter.create_blocked_jobs`
+      and the operations after it).
     """
 
     row_locks: bool = True
@@ -60,6 +64,7 @@ class StateCapabilities:
     clock_precision_ms: float = 1.0
     native_notify: bool = False
     multi_process: bool = True
+    blockers: bool = False
 
 
 class StateAdapter(ABC, Generic[Tx]):
@@ -233,6 +238,47 @@ class StateAdapter(ABC, Generic[Tx]):
     @abstractmethod
     async def delete_chains(self, *, tx: Tx | None, chain_ids: Sequence[str]) -> int:
         """Delete the chains and all their jobs; returns how many chains existed."""
+
+    # -- blockers (capability ``blockers``) --------------------------------------
+
+    async def create_blocked_jobs(
+        self, *, tx: Tx | None, jobs: Sequence[NewJob], blocker_chain_ids: Sequence[str]
+    ) -> Sequence[JobRecord]:
+        """Insert ``jobs`` as :meth:`create_jobs` does, each waiting on the chains
+        ``blocker_chain_ids`` (in this order; the same for every job).
+
+        A job is ``pending`` when every blocker chain has already completed,
+        ``failed`` with a :class:`~queuert.errors.BlockerFailedError` error (naming the
+        blocker) when one ended ``failed`` or ``cancelled``, and ``blocked`` otherwise.
+        A blocked job becomes ``pending`` in the transaction that completes the last
+        of its blocker chains (a chain completes when its last job completes without
+        continuing), whichever operation ends it, and exactly once when several
+        complete at the same moment in different transactions; it becomes ``failed``
+        (as above, recursively for jobs blocked on its chain) in the transaction that
+        fails or cancels one of them. A blocker chain that completes while this
+        operation's transaction is open is seen as completed, never missed.
+
+        Raises :class:`~queuert.errors.JobNotFoundError` naming the first blocker chain
+        that does not exist, with nothing written. Returns the jobs as they are now.
+        Adapters without the capability raise :class:`~queuert.errors.AdapterError`."""
+        raise AdapterError(f"{type(self).__name__} does not support blockers")
+
+    async def continue_blocked_job(
+        self, *, tx: Tx | None, lease: Lease, next_job: NewJob, blocker_chain_ids: Sequence[str]
+    ) -> JobRecord:
+        """:meth:`continue_job` whose new job waits on ``blocker_chain_ids`` under the
+        terms of :meth:`create_blocked_jobs`. Returns the new job as it is now."""
+        raise AdapterError(f"{type(self).__name__} does not support blockers")
+
+    async def get_blockers(self, *, tx: Tx | None, job_id: str) -> list[BlockerRecord]:
+        """The chains the job waits (or waited) on, in the order they were given;
+        empty for a job created without blockers or an unknown job."""
+        raise AdapterError(f"{type(self).__name__} does not support blockers")
+
+    async def list_dependent_chains(self, *, tx: Tx | None, chain_ids: Sequence[str]) -> list[str]:
+        """Ids, in order, of the chains not in ``chain_ids`` holding a job created
+        with one of ``chain_ids`` among its blockers."""
+        raise AdapterError(f"{type(self).__name__} does not support blockers")
 
 
 @asynccontextmanager

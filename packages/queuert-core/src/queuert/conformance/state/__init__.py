@@ -2,6 +2,7 @@
 :class:`StateAdapterConformance`."""
 
 from queuert.conformance.state.acquire import AcquireJobsCases
+from queuert.conformance.state.blockers import BlockerCases
 from queuert.conformance.state.chains import ChainCases
 from queuert.conformance.state.create import CreateJobsCases
 from queuert.conformance.state.delete import DeleteCases
@@ -30,6 +31,7 @@ class StateAdapterConformance(
     ReadCases,
     DeleteCases,
     TransactionCases,
+    BlockerCases,
 ):
     """Every state adapter case. Subclass it as ``Test...`` and override the
     ``state_adapter`` fixture (and optionally ``second_state_adapter`` and
@@ -39,6 +41,7 @@ class StateAdapterConformance(
 
 __all__ = [
     "AcquireJobsCases",
+    "BlockerCases",
     "ChainCases",
     "CreateJobsCases",
     "DeleteCases",
