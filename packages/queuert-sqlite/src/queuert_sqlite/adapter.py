@@ -22,6 +22,7 @@ from queuert.errors import (
 from queuert.ports.state import StateAdapter, StateCapabilities
 from queuert.records import (
     LEASE_EXPIRED_ERROR,
+    BlockerRecord,
     ChainFilter,
     ChainRecord,
     JobError,
@@ -30,6 +31,13 @@ from queuert.records import (
     Lease,
     NewJob,
     Page,
+)
+from queuert_sqlite.blockers import (
+    BlockerStatements,
+    blocker_record,
+    blocker_rows,
+    ids_json,
+    waiting_state,
 )
 from queuert_sqlite.clock import from_us, now_us, to_us
 from queuert_sqlite.connections import MEMORY, ConnectContext
@@ -123,8 +131,10 @@ class SqliteStateAdapter(StateAdapter[aiosqlite.Connection]):
             clock_precision_ms=0.001,
             native_notify=False,
             multi_process=not self._memory,
+            blockers=True,
         )
         self._sql = Statements(table_prefix)
+        self._blocker_sql = BlockerStatements(table_prefix)
         self._db = Database(
             path_text, busy_timeout_ms=busy_timeout_ms, error_args=self._error_args()
         )
@@ -234,11 +244,13 @@ class SqliteStateAdapter(StateAdapter[aiosqlite.Connection]):
         """Raise :class:`~queuert.errors.SchemaNotMigratedError`, naming the call to
         :meth:`migrate`, unless the database is at this adapter's schema version."""
         try:
-            rows = await self._db.read(None, self._sql.schema_version, ())
+            rows = await self._db.read(None, self._sql.applied_versions, ())
         except SchemaNotMigratedError:
             raise schema_missing(self.path, "no queuert tables", self._error_args()) from None
-        version = rows[0][0] if rows else None
-        if version is None or version < SCHEMA_VERSION:
+        applied = {row[0] for row in rows}
+        version = max(applied, default=None)
+        # Versions may have gaps: every migration this adapter has must be applied.
+        if version is None or any(m.version not in applied for m in MIGRATIONS):
             raise schema_missing(
                 self.path,
                 f"schema version {version or 0}, this queuert-sqlite needs {SCHEMA_VERSION}",
@@ -504,6 +516,70 @@ class SqliteStateAdapter(StateAdapter[aiosqlite.Connection]):
             return 0
         rows = await self._db.write(tx, self._sql.delete_chains, (json.dumps(list(chain_ids)),))
         return len({row[0] for row in rows})
+
+    # -- blockers --------------------------------------------------------------------
+
+    async def create_blocked_jobs(
+        self, *, tx: Connection | None, jobs: Sequence[NewJob], blocker_chain_ids: Sequence[str]
+    ) -> Sequence[JobRecord]:
+        """As the port says; inside one write transaction, so no blocker chain ends
+        between the read of its state and the commit (a caller's transaction begun
+        with a deferred ``BEGIN`` raises TransientStateError if one did)."""
+        async with self._db.atomic(tx) as conn:
+            state = await self._waiting_state(conn, blocker_chain_ids)
+            await self.create_jobs(tx=conn, jobs=jobs)
+            return await self._wait_on(conn, [job.id for job in jobs], blocker_chain_ids, state)
+
+    async def continue_blocked_job(
+        self,
+        *,
+        tx: Connection | None,
+        lease: Lease,
+        next_job: NewJob,
+        blocker_chain_ids: Sequence[str],
+    ) -> JobRecord:
+        async with self._db.atomic(tx) as conn:
+            state = await self._waiting_state(conn, blocker_chain_ids)
+            await self.continue_job(tx=conn, lease=lease, next_job=next_job)
+            (record,) = await self._wait_on(conn, [next_job.id], blocker_chain_ids, state)
+            return record
+
+    async def _waiting_state(
+        self, conn: Connection, blocker_chain_ids: Sequence[str]
+    ) -> tuple[str, int, str | None, int | None]:
+        heads = await self._db.run(
+            conn, self._blocker_sql.chain_heads, (ids_json(blocker_chain_ids),)
+        )
+        return waiting_state(heads, blocker_chain_ids, now_us())
+
+    async def _wait_on(
+        self,
+        conn: Connection,
+        job_ids: list[str],
+        blocker_chain_ids: Sequence[str],
+        state: tuple[str, int, str | None, int | None],
+    ) -> list[JobRecord]:
+        sql = self._blocker_sql
+        status, left, error, completed_at = state
+        now = now_us()
+        await self._db.run_many(conn, sql.insert_blocker, blocker_rows(job_ids, blocker_chain_ids))
+        rows = await self._db.run(
+            conn, sql.set_waiting, (status, left, error, completed_at, now, ids_json(job_ids))
+        )
+        by_id = {record.id: record for record in map(job_from_row, rows)}
+        return [by_id[job_id] for job_id in job_ids]
+
+    async def get_blockers(self, *, tx: Connection | None, job_id: str) -> list[BlockerRecord]:
+        rows = await self._db.read(tx, self._blocker_sql.get_blockers, (job_id,))
+        return [blocker_record(row) for row in rows]
+
+    async def list_dependent_chains(
+        self, *, tx: Connection | None, chain_ids: Sequence[str]
+    ) -> list[str]:
+        if not chain_ids:
+            return []
+        rows = await self._db.read(tx, self._blocker_sql.dependent_chains, (ids_json(chain_ids),))
+        return [row[0] for row in rows]
 
 
 def _job_row(job: NewJob, now: int) -> tuple[Any, ...]:

@@ -73,6 +73,74 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    # Version 2 belongs to another change; this step touches only what it creates, so
+    # it applies the same on top of version 1 alone or of versions 1 and 2.
+    Migration(
+        version=3,
+        name="blockers",
+        statements=(
+            # Distinct blocker chains of a blocked job that have not completed yet.
+            "ALTER TABLE {prefix}jobs ADD COLUMN blockers_left INTEGER NOT NULL DEFAULT 0",
+            """
+            CREATE TABLE {prefix}job_blockers (
+                job_id TEXT NOT NULL REFERENCES {prefix}jobs (id) ON DELETE CASCADE,
+                position INTEGER NOT NULL,
+                blocker_chain_id TEXT NOT NULL,
+                PRIMARY KEY (job_id, position)
+            ) WITHOUT ROWID
+            """,
+            """
+            CREATE INDEX {prefix}job_blockers_chain
+            ON {prefix}job_blockers (blocker_chain_id)
+            """,
+            # A chain completes when its last job completes without continuing: in that
+            # same statement, jobs waiting on it count one blocker less and become
+            # pending with the last.
+            """
+            CREATE TRIGGER {prefix}jobs_unblock
+            AFTER UPDATE OF status ON {prefix}jobs
+            WHEN NEW.status = 'completed' AND NEW.next_job_id IS NULL
+                AND OLD.status <> 'completed'
+            BEGIN
+                UPDATE {prefix}jobs SET
+                    blockers_left = blockers_left - 1,
+                    status = CASE WHEN blockers_left <= 1 THEN 'pending' ELSE 'blocked' END,
+                    updated_at = NEW.updated_at
+                WHERE status = 'blocked' AND id IN (
+                    SELECT job_id FROM {prefix}job_blockers
+                    WHERE blocker_chain_id = NEW.chain_id
+                );
+            END
+            """,
+            # A chain that ends failed or cancelled fails the jobs waiting on it, whose
+            # chains end with them (the adapter's connections enable recursive
+            # triggers, so the failure reaches the jobs waiting on those in turn).
+            # The error is queuert.blockers.blocker_error's.
+            """
+            CREATE TRIGGER {prefix}jobs_blocker_failed
+            AFTER UPDATE OF status ON {prefix}jobs
+            WHEN NEW.status IN ('failed', 'cancelled') AND NEW.next_job_id IS NULL
+                AND OLD.status <> NEW.status
+            BEGIN
+                UPDATE {prefix}jobs SET
+                    status = 'failed',
+                    error = json_object(
+                        'type', 'queuert.errors.BlockerFailedError',
+                        'message', 'blocker chain ''' || NEW.chain_id || ''' ended '
+                            || NEW.status,
+                        'traceback', NULL
+                    ),
+                    blockers_left = 0,
+                    completed_at = NEW.updated_at,
+                    updated_at = NEW.updated_at
+                WHERE status = 'blocked' AND id IN (
+                    SELECT job_id FROM {prefix}job_blockers
+                    WHERE blocker_chain_id = NEW.chain_id
+                );
+            END
+            """,
+        ),
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version
