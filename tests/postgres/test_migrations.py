@@ -9,6 +9,7 @@ import pytest
 
 from queuert.errors import SchemaNotMigratedError
 from queuert_postgres import SCHEMA_VERSION, PostgresStateAdapter
+from queuert_postgres.migrations import MIGRATIONS
 from tests.postgres.helpers import new_job
 
 
@@ -23,9 +24,9 @@ async def test_migrate_creates_the_schema_from_nothing(
     adapter = PostgresStateAdapter(pool, schema=schema)
     await adapter.migrate()
 
-    assert await tables(pool, schema) == {"jobs", "migrations"}
+    assert await tables(pool, schema) == {"jobs", "job_blockers", "migrations"}
     versions = await pool.fetch(f'SELECT version FROM "{schema}".migrations ORDER BY version')
-    assert [row[0] for row in versions] == list(range(1, SCHEMA_VERSION + 1))
+    assert [row[0] for row in versions] == [m.version for m in MIGRATIONS]
     await adapter.check_schema()
 
 
@@ -50,7 +51,7 @@ async def test_concurrent_migrations_both_succeed(postgres_url: str, schema: str
         await first.check_schema()
         await second.check_schema()
         count = await first.pool.fetchval(f'SELECT count(*) FROM "{schema}".migrations')
-        assert count == SCHEMA_VERSION
+        assert count == len(MIGRATIONS)
     finally:
         await first.close()
         await second.close()
@@ -102,7 +103,9 @@ async def test_table_prefixes_keep_deployments_apart(
     assert await green.get_job(tx=None, job_id=job.id) is None
     assert await tables(pool, schema) == {
         "blue_jobs",
+        "blue_job_blockers",
         "blue_migrations",
         "green_jobs",
+        "green_job_blockers",
         "green_migrations",
     }

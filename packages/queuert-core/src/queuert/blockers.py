@@ -13,11 +13,16 @@ chain later does not bring a failed dependent back: start a new dependent chain.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from queuert.definitions import ChainDef
-from queuert.errors import BlockerFailedError, BlockerLimitExceededError, ValidationError
+from queuert.errors import (
+    BlockerFailedError,
+    BlockerLimitExceededError,
+    JobNotFoundError,
+    ValidationError,
+)
 from queuert.records import BlockerRecord, JobError, JobStatus
 
 if TYPE_CHECKING:
@@ -143,3 +148,23 @@ def blocker_error(chain_id: str, status: str) -> JobError:
     """The error a state adapter records on a job failed because its blocker chain
     ``chain_id`` ended ``status`` (SQL adapters build the same text)."""
     return JobError(type=BLOCKER_FAILED_TYPE, message=str(BlockerFailedError(chain_id, status)))
+
+
+def initial_wait(
+    statuses: Mapping[str, str], chain_ids: Sequence[str]
+) -> tuple[JobStatus, int, JobError | None]:
+    """What a job created waiting on ``chain_ids`` starts as, given the status of
+    each chain's last job (``statuses``, by chain id): ``failed`` with
+    :func:`blocker_error` for the first blocker that ended failed or cancelled, else
+    ``blocked`` with the number of distinct blockers not completed, or ``pending``
+    when there is none. Raises :class:`~queuert.errors.JobNotFoundError` naming the
+    first of ``chain_ids`` missing from ``statuses``. For adapter implementations."""
+    for chain_id in chain_ids:
+        if chain_id not in statuses:
+            raise JobNotFoundError(f"blocker chain {chain_id!r} does not exist")
+    distinct = list(dict.fromkeys(chain_ids))
+    for chain_id in distinct:
+        if statuses[chain_id] in (JobStatus.FAILED, JobStatus.CANCELLED):
+            return JobStatus.FAILED, 0, blocker_error(chain_id, str(statuses[chain_id]))
+    left = sum(1 for chain_id in distinct if statuses[chain_id] != JobStatus.COMPLETED)
+    return (JobStatus.BLOCKED if left else JobStatus.PENDING), left, None

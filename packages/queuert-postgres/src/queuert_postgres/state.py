@@ -13,16 +13,20 @@ from asyncpg.pool import PoolConnectionProxy
 
 from queuert.adapter_support import CreatedRecords, keyset_page
 from queuert.batching import Batcher
+from queuert.blockers import initial_wait
 from queuert.errors import (
     ConfigurationError,
+    JobNotFoundError,
     LeaseLostError,
     QueuertError,
     SchemaNotMigratedError,
+    TransientStateError,
 )
 from queuert.ports.notify import NotifyAdapter
 from queuert.ports.state import StateAdapter, StateCapabilities
 from queuert.records import (
     LEASE_EXPIRED_ERROR,
+    BlockerRecord,
     ChainFilter,
     ChainRecord,
     JobError,
@@ -34,6 +38,7 @@ from queuert.records import (
     Page,
 )
 from queuert_postgres import migrations
+from queuert_postgres.blockers import BlockerStatements
 from queuert_postgres.connections import LendingConnection, PostgresTx
 from queuert_postgres.driver_errors import DRIVER_ERRORS, MIGRATE_HINT, translate
 from queuert_postgres.names import Names
@@ -48,6 +53,8 @@ _LEASE_EXPIRED_JSON = LEASE_EXPIRED_ERROR.to_json()
 
 
 _KEPT = 2
+# How often the lock of blocker chains is retried when they keep continuing meanwhile.
+_BLOCKER_LOCK_ROUNDS = 20
 """Idle connections the adapter keeps for its own single statements."""
 
 
@@ -85,6 +92,7 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
         clock_precision_ms=0.001,
         native_notify=True,
         multi_process=True,
+        blockers=True,
     )
 
     def __init__(
@@ -97,6 +105,7 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
         """Use an existing pool; :meth:`close` leaves it open."""
         self._names = Names.create(schema, table_prefix)
         self._sql = Statements(self._names)
+        self._blocker_sql = BlockerStatements(self._names)
         self._pool = pool
         self._dsn: str | None = None
         self._owns_pool = False
@@ -712,6 +721,92 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
             return 0
         row = await self._fetchrow(tx, self._sql.delete_chains, list(chain_ids))
         return 0 if row is None else int(row[0])
+
+    # -- blockers -------------------------------------------------------------------
+
+    def _atomic(self, tx: PostgresTx | None) -> AbstractAsyncContextManager[PostgresTx]:
+        """A transaction of the adapter's own, or a savepoint in ``tx``."""
+        return self._transaction(None) if tx is None else self._block(tx)
+
+    async def create_blocked_jobs(
+        self, *, tx: PostgresTx | None, jobs: Sequence[NewJob], blocker_chain_ids: Sequence[str]
+    ) -> Sequence[JobRecord]:
+        async with self._atomic(tx) as conn:
+            statuses = await self._lock_blocker_chains(conn, blocker_chain_ids)
+            await self.create_jobs(tx=conn, jobs=jobs)
+            return await self._wait_on(conn, [j.id for j in jobs], blocker_chain_ids, statuses)
+
+    async def continue_blocked_job(
+        self,
+        *,
+        tx: PostgresTx | None,
+        lease: Lease,
+        next_job: NewJob,
+        blocker_chain_ids: Sequence[str],
+    ) -> JobRecord:
+        async with self._atomic(tx) as conn:
+            statuses = await self._lock_blocker_chains(conn, blocker_chain_ids)
+            await self.continue_job(tx=conn, lease=lease, next_job=next_job)
+            (record,) = await self._wait_on(conn, [next_job.id], blocker_chain_ids, statuses)
+            return record
+
+    async def _lock_blocker_chains(
+        self, conn: PostgresTx, chain_ids: Sequence[str]
+    ) -> dict[str, str]:
+        """The status of each chain's last job, share-locked until ``conn``'s
+        transaction ends. Raises JobNotFoundError (through initial_wait) for a chain
+        that does not exist."""
+        sql = self._blocker_sql
+        statuses: dict[str, str] = {}
+        wanted = sorted(set(chain_ids))
+        for _ in range(_BLOCKER_LOCK_ROUNDS):
+            rows = await self._fetch(conn, sql.lock_chain_heads, wanted)
+            statuses.update((row[0], row[1]) for row in rows)
+            wanted = [chain_id for chain_id in wanted if chain_id not in statuses]
+            if not wanted:
+                return statuses
+            existing = {row[0] for row in await self._fetch(conn, sql.existing_chains, wanted)}
+            missing = [c for c in chain_ids if c not in statuses and c not in existing]
+            if missing:
+                raise JobNotFoundError(f"blocker chain {missing[0]!r} does not exist")
+            # The rest continued while this waited for their locks: read their new ends.
+        raise TransientStateError("blocker chains kept moving on while being locked; retry")
+
+    async def _wait_on(
+        self,
+        conn: PostgresTx,
+        job_ids: list[str],
+        blocker_chain_ids: Sequence[str],
+        statuses: dict[str, str],
+    ) -> list[JobRecord]:
+        status, left, error = initial_wait(statuses, blocker_chain_ids)
+        sql = self._blocker_sql
+        await self._fetch(conn, sql.insert_blockers, job_ids, list(blocker_chain_ids))
+        rows = await self._fetch(
+            conn,
+            sql.set_waiting,
+            job_ids,
+            status.value,
+            left,
+            None if error is None else error.to_json(),
+        )
+        by_id = {record.id: record for record in map(job_record, rows)}
+        return [by_id[job_id] for job_id in job_ids]
+
+    async def get_blockers(self, *, tx: PostgresTx | None, job_id: str) -> list[BlockerRecord]:
+        rows = await self._fetch(tx, self._blocker_sql.get_blockers, job_id)
+        return [
+            BlockerRecord(chain_id=r[0], chain_name=r[1], status=JobStatus(r[2]), output=r[3])
+            for r in rows
+        ]
+
+    async def list_dependent_chains(
+        self, *, tx: PostgresTx | None, chain_ids: Sequence[str]
+    ) -> list[str]:
+        if not chain_ids:
+            return []
+        rows = await self._fetch(tx, self._blocker_sql.dependent_chains, list(chain_ids))
+        return [row[0] for row in rows]
 
 
 def _new_job_args(job: NewJob) -> tuple[Any, ...]:

@@ -12,13 +12,11 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from queuert.blockers import blocker_error
-from queuert.errors import JobNotFoundError
+from queuert.blockers import initial_wait
 from queuert.records import BlockerRecord, JobStatus
 from queuert_sqlite.statements import JOB_COLUMNS
 
 _STATUSES = {status.value: status for status in JobStatus}
-_ENDED_BADLY = ("failed", "cancelled")
 
 
 class BlockerStatements:
@@ -56,19 +54,12 @@ def waiting_state(
     heads: Sequence[Any], chain_ids: Sequence[str], now: int
 ) -> tuple[str, int, str | None, int | None]:
     """What jobs waiting on ``chain_ids`` start as, from the chains' last jobs
-    ``heads`` (chain id, status): status, blockers left, error JSON, completed_at.
-    Raises JobNotFoundError naming the first chain that does not exist."""
-    status_of = {row[0]: row[1] for row in heads}
-    for chain_id in chain_ids:
-        if chain_id not in status_of:
-            raise JobNotFoundError(f"blocker chain {chain_id!r} does not exist")
-    distinct = list(dict.fromkeys(chain_ids))
-    for chain_id in distinct:
-        if status_of[chain_id] in _ENDED_BADLY:
-            error = blocker_error(chain_id, status_of[chain_id]).to_json()
-            return "failed", 0, error, now
-    left = sum(1 for chain_id in distinct if status_of[chain_id] != "completed")
-    return ("blocked" if left else "pending"), left, None, None
+    ``heads`` (chain id, status): status, blockers left, error JSON, completed_at
+    (see :func:`queuert.blockers.initial_wait`, which raises for a missing chain)."""
+    status, left, error = initial_wait({row[0]: row[1] for row in heads}, chain_ids)
+    if error is not None:
+        return status.value, left, error.to_json(), now
+    return status.value, left, None, None
 
 
 def blocker_rows(job_ids: Sequence[str], chain_ids: Sequence[str]) -> list[tuple[Any, ...]]:
