@@ -3,14 +3,18 @@ suite catches that bug. Each is the reference adapter with a single override."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
+from datetime import datetime
 from types import TracebackType
+from typing import Any
 
+from queuert.adapters.memory_blockers import MemoryBlockers
 from queuert.adapters.memory_notify import InProcessNotifyAdapter
 from queuert.adapters.memory_state import MemoryStateAdapter, MemoryTransaction
 from queuert.ports.notify import IdListener, ScheduledSignal, Subscription
-from queuert.records import JobRecord
+from queuert.records import BlockerRecord, JobRecord, JobStatus, Lease, NewJob
 
 
 class DoubleHandingStateAdapter(MemoryStateAdapter):
@@ -77,3 +81,169 @@ class UnlimitedWakeNotifyAdapter(InProcessNotifyAdapter):
 
     async def claim_wake(self, *, signal: ScheduledSignal) -> bool:
         return True
+
+
+# -- blockers ------------------------------------------------------------------------
+
+
+class _NeverUnblocks(MemoryBlockers):
+    def unblock_one(
+        self, store: MemoryStateAdapter, tx: MemoryTransaction, dependent: Any, now: datetime
+    ) -> None:
+        return None
+
+
+class NeverUnblockingStateAdapter(MemoryStateAdapter):
+    """Bug: a blocked job stays blocked when its blockers complete."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._blockers = _NeverUnblocks()
+
+
+class _UnblocksAtOnce(MemoryBlockers):
+    def unblock_one(
+        self, store: MemoryStateAdapter, tx: MemoryTransaction, dependent: Any, now: datetime
+    ) -> None:
+        self.left[dependent.id] = 1
+        super().unblock_one(store, tx, dependent, now)
+
+
+class FirstBlockerUnblocksStateAdapter(MemoryStateAdapter):
+    """Bug: the first blocker chain to complete unblocks the job."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._blockers = _UnblocksAtOnce()
+
+
+class ContinuationUnblocksStateAdapter(MemoryStateAdapter):
+    """Bug: a blocker chain's job that continues the chain counts as its completion."""
+
+    def _finish(
+        self,
+        tx: MemoryTransaction,
+        row: Any,
+        status: JobStatus,
+        now: datetime,
+        *,
+        continued: bool = False,
+    ) -> None:
+        super()._finish(tx, row, status, now)
+
+
+class _IgnoresFailures(MemoryBlockers):
+    def chain_ended(
+        self, store: MemoryStateAdapter, tx: MemoryTransaction, row: Any, now: datetime
+    ) -> None:
+        if row.status is JobStatus.COMPLETED:
+            super().chain_ended(store, tx, row, now)
+
+    def attach(
+        self,
+        store: MemoryStateAdapter,
+        tx: MemoryTransaction,
+        rows: Sequence[Any],
+        chain_ids: Sequence[str],
+        now: datetime,
+    ) -> None:
+        alive = [c for c in chain_ids if store._chains[c].last().status is not JobStatus.FAILED]
+        super().attach(store, tx, rows, alive or chain_ids[:0], now)
+
+
+class FailureIgnoringStateAdapter(MemoryStateAdapter):
+    """Bug: a blocker chain that fails or is cancelled leaves its dependents blocked
+    (or, already failed, is not waited on at all)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._blockers = _IgnoresFailures()
+
+
+class _StaleDecisions(MemoryBlockers):
+    def __init__(self) -> None:
+        super().__init__()
+        self.others_done: dict[str, bool] = {}
+
+    def unblock_one(
+        self, store: MemoryStateAdapter, tx: MemoryTransaction, dependent: Any, now: datetime
+    ) -> None:
+        if self.others_done.get(dependent.id, True):
+            self.left[dependent.id] = 1
+            super().unblock_one(store, tx, dependent, now)
+
+
+class ReadThenWriteUnblockStateAdapter(MemoryStateAdapter):
+    """Bug: whether a completion unblocks a job is decided from a read taken before
+    the completing write, in its own transaction (racy: two blockers completing at
+    once each see the other still running)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._stale = _StaleDecisions()
+        self._blockers = self._stale
+
+    async def complete_job(
+        self, *, tx: MemoryTransaction | None, lease: Lease, output: str
+    ) -> JobRecord:
+        row = self._jobs[lease.job_id]
+        decisions = {}
+        for job_id in self._stale.dependents.get(row.chain_id, ()):
+            others = [c for c in self._stale.of[job_id] if c != row.chain_id]
+            decisions[job_id] = all(
+                self._chains[c].last().status is JobStatus.COMPLETED for c in others
+            )
+        await asyncio.sleep(0.01)  # the gap between the read and the write
+        self._stale.others_done.update(decisions)
+        return await super().complete_job(tx=tx, lease=lease, output=output)
+
+
+class WritesBeforeCheckingStateAdapter(MemoryStateAdapter):
+    """Bug: the jobs are written before their blocker chains are checked to exist."""
+
+    async def create_blocked_jobs(
+        self,
+        *,
+        tx: MemoryTransaction | None,
+        jobs: Sequence[NewJob],
+        blocker_chain_ids: Sequence[str],
+    ) -> Sequence[JobRecord]:
+        created = await self.create_jobs(tx=tx, jobs=jobs)
+        self._blockers.check(self, blocker_chain_ids)
+        return created
+
+
+class FewBlockersStateAdapter(MemoryStateAdapter):
+    """Bug: keeps only the first 50 blockers of a job."""
+
+    async def create_blocked_jobs(
+        self,
+        *,
+        tx: MemoryTransaction | None,
+        jobs: Sequence[NewJob],
+        blocker_chain_ids: Sequence[str],
+    ) -> Sequence[JobRecord]:
+        return await super().create_blocked_jobs(
+            tx=tx, jobs=jobs, blocker_chain_ids=blocker_chain_ids[:50]
+        )
+
+
+class SortedBlockersStateAdapter(MemoryStateAdapter):
+    """Bug: returns a job's blockers in chain id order, not in the order given."""
+
+    async def get_blockers(
+        self, *, tx: MemoryTransaction | None, job_id: str
+    ) -> list[BlockerRecord]:
+        records = await super().get_blockers(tx=tx, job_id=job_id)
+        return sorted(records, key=lambda record: record.chain_id)
+
+
+class SelfDependentStateAdapter(MemoryStateAdapter):
+    """Bug: lists the asked chains among their own dependents."""
+
+    async def list_dependent_chains(
+        self, *, tx: MemoryTransaction | None, chain_ids: Sequence[str]
+    ) -> list[str]:
+        found = await super().list_dependent_chains(tx=tx, chain_ids=chain_ids)
+        asked = [c for c in chain_ids if c in self._blockers.of]
+        return sorted({*found, *asked})

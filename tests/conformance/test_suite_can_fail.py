@@ -19,8 +19,17 @@ SUITES = """
 import pytest_asyncio
 
 from broken_adapters import (
+    ContinuationUnblocksStateAdapter,
     DoubleHandingStateAdapter,
+    FailureIgnoringStateAdapter,
+    FewBlockersStateAdapter,
+    FirstBlockerUnblocksStateAdapter,
     LeakyRollbackStateAdapter,
+    NeverUnblockingStateAdapter,
+    ReadThenWriteUnblockStateAdapter,
+    SelfDependentStateAdapter,
+    SortedBlockersStateAdapter,
+    WritesBeforeCheckingStateAdapter,
     UnfilteredLeaseLostNotifyAdapter,
     UnlimitedWakeNotifyAdapter,
 )
@@ -54,6 +63,15 @@ def notify_suite(adapter_class):
 TestReferenceState = state_suite(MemoryStateAdapter)
 TestDoubleHanding = state_suite(DoubleHandingStateAdapter)
 TestLeakyRollback = state_suite(LeakyRollbackStateAdapter)
+TestNeverUnblocking = state_suite(NeverUnblockingStateAdapter)
+TestFirstBlockerUnblocks = state_suite(FirstBlockerUnblocksStateAdapter)
+TestContinuationUnblocks = state_suite(ContinuationUnblocksStateAdapter)
+TestFailureIgnoring = state_suite(FailureIgnoringStateAdapter)
+TestReadThenWriteUnblock = state_suite(ReadThenWriteUnblockStateAdapter)
+TestWritesBeforeChecking = state_suite(WritesBeforeCheckingStateAdapter)
+TestFewBlockers = state_suite(FewBlockersStateAdapter)
+TestSortedBlockers = state_suite(SortedBlockersStateAdapter)
+TestSelfDependent = state_suite(SelfDependentStateAdapter)
 TestReferenceNotify = notify_suite(InProcessNotifyAdapter)
 TestUnfilteredLeaseLost = notify_suite(UnfilteredLeaseLostNotifyAdapter)
 TestUnlimitedWake = notify_suite(UnlimitedWakeNotifyAdapter)
@@ -107,6 +125,67 @@ BUGS = {
             "test_rolled_back_delete_restores_the_chain",
             "test_rollback_discards_savepoint_writes",
         ),
+    ),
+    "never-unblocking-fails-the-unblock-cases": Bug(
+        "TestNeverUnblocking",
+        "TestReferenceState",
+        (
+            "test_blocked_job_waits_until_its_blocker_completes",
+            "test_blocked_job_waits_for_every_blocker",
+            "test_a_rolled_back_completion_keeps_the_job_blocked",
+            "test_continue_blocked_job_waits_then_runs",
+        ),
+    ),
+    "first-blocker-unblocking-fails-the-every-blocker-case": Bug(
+        "TestFirstBlockerUnblocks",
+        "TestReferenceState",
+        ("test_blocked_job_waits_for_every_blocker",),
+    ),
+    "continuation-unblocking-fails-the-continued-blocker-case": Bug(
+        "TestContinuationUnblocks",
+        "TestReferenceState",
+        ("test_a_continued_blocker_chain_has_not_completed",),
+    ),
+    "ignored-blocker-failures-fail-the-failure-cases": Bug(
+        "TestFailureIgnoring",
+        "TestReferenceState",
+        (
+            "test_failure_reaches_jobs_blocked_on_a_failed_dependent",
+            "test_an_already_failed_blocker_fails_the_new_job",
+        ),
+    ),
+    "ignored-blocker-failure-fails-the-failed-blocker-case": Bug(
+        "TestFailureIgnoring",
+        "TestReferenceState",
+        ("test_a_blocker_that_does_not_complete_fails_the_job",),
+        only="[fail]",
+    ),
+    "ignored-blocker-cancellation-fails-the-cancelled-blocker-case": Bug(
+        "TestFailureIgnoring",
+        "TestReferenceState",
+        ("test_a_blocker_that_does_not_complete_fails_the_job",),
+        only="[cancel]",
+    ),
+    "read-then-write-unblocking-fails-the-concurrent-case": Bug(
+        "TestReadThenWriteUnblock",
+        "TestReferenceState",
+        ("test_concurrent_completions_of_the_last_blockers_unblock_once",),
+    ),
+    "writing-before-checking-fails-the-missing-blocker-case": Bug(
+        "TestWritesBeforeChecking",
+        "TestReferenceState",
+        ("test_a_missing_blocker_raises_and_writes_nothing",),
+    ),
+    "few-blockers-fail-the-hundred-blockers-case": Bug(
+        "TestFewBlockers", "TestReferenceState", ("test_a_hundred_blockers_are_accepted",)
+    ),
+    "sorted-blockers-fail-the-order-case": Bug(
+        "TestSortedBlockers",
+        "TestReferenceState",
+        ("test_blockers_are_read_in_order_with_their_outputs",),
+    ),
+    "self-dependent-chains-fail-the-dependents-case": Bug(
+        "TestSelfDependent", "TestReferenceState", ("test_dependent_chains_are_listed",)
     ),
     "unfiltered-subscription-fails-the-filter-case": Bug(
         "TestUnfilteredLeaseLost",

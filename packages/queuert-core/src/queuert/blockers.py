@@ -34,9 +34,7 @@ MAX_BLOCKERS = 100
 """The most blocker chains one job may wait on."""
 
 
-def blocker_ids(
-    blockers: Sequence[ChainHandle[Any]], chains: dict[str, ChainDef[Any, Any]]
-) -> list[str]:
+def blocker_ids(blockers: object, chains: dict[str, ChainDef[Any, Any]]) -> list[str]:
     """The chain ids of ``blockers``, checked: a non-empty sequence of handles of
     registered chains, at most :data:`MAX_BLOCKERS`. Raises
     :class:`~queuert.errors.ValidationError` (or

@@ -296,9 +296,7 @@ class BlockerCases:
             tx=None, chain_ids=[blocker.chain_id, other.chain_id]
         )
         assert listed == sorted(j.chain_id for j in jobs)
-        assert await state_adapter.list_dependent_chains(
-            tx=None, chain_ids=[other.chain_id]
-        ) == []
+        assert await state_adapter.list_dependent_chains(tx=None, chain_ids=[other.chain_id]) == []
         both = await state_adapter.list_dependent_chains(
             tx=None, chain_ids=[blocker.chain_id, jobs[0].chain_id]
         )
