@@ -153,7 +153,8 @@ async def test_blocker_input_is_validated_before_anything_is_written(backend: Ba
     with pytest.raises(queuert.BlockerLimitExceededError, match="101"):
         await app.enqueue_job_chain(None, image_chain, Image(5), blockers=[blocker] * 101)
     with pytest.raises(queuert.ValidationError, match="ChainHandle"):
-        await app.enqueue_job_chain(None, image_chain, Image(5), blockers=[blocker.id])
+        ids: Any = [blocker.id]  # what an untyped caller might pass
+        await app.enqueue_job_chain(None, image_chain, Image(5), blockers=ids)
     with pytest.raises(queuert.JobNotFoundError):
         await app.enqueue_job_chain(
             None,
