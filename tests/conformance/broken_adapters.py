@@ -6,15 +6,27 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
+from dataclasses import replace
 from datetime import datetime
 from types import TracebackType
 from typing import Any
 
 from queuert.adapters.memory_blockers import MemoryBlockers
+from queuert.adapters.memory_dedup import MemoryDedup
 from queuert.adapters.memory_notify import InProcessNotifyAdapter
 from queuert.adapters.memory_state import MemoryStateAdapter, MemoryTransaction
 from queuert.ports.notify import IdListener, ScheduledSignal, Subscription
-from queuert.records import BlockerRecord, JobRecord, JobStatus, Lease, NewJob
+from queuert.records import (
+    BlockerRecord,
+    ChainFilter,
+    ChainRecord,
+    DedupKey,
+    JobRecord,
+    JobStatus,
+    Lease,
+    NewJob,
+    Page,
+)
 
 
 class DoubleHandingStateAdapter(MemoryStateAdapter):
@@ -247,3 +259,106 @@ class SelfDependentStateAdapter(MemoryStateAdapter):
         found = await super().list_dependent_chains(tx=tx, chain_ids=chain_ids)
         asked = [c for c in chain_ids if c in self._blockers.of]
         return sorted({*found, *asked})
+
+
+# -- deduplication -------------------------------------------------------------------
+
+
+class KeyIgnoringStateAdapter(MemoryStateAdapter):
+    """Bug: starts every chain, whatever its key."""
+
+    async def create_deduplicated_jobs(
+        self, *, tx: MemoryTransaction | None, jobs: Sequence[NewJob], dedup: Sequence[DedupKey]
+    ) -> list[str]:
+        await self.create_jobs(tx=tx, jobs=jobs)
+        return [job.chain_id for job in jobs]
+
+
+class _HoldsForever(MemoryDedup):
+    def _holds(
+        self,
+        store: MemoryStateAdapter,
+        holder: tuple[str, datetime],
+        dedup: DedupKey,
+        now: datetime,
+    ) -> bool:
+        return True
+
+
+class KeyNeverReleasedStateAdapter(MemoryStateAdapter):
+    """Bug: a key stays held after its chain ended or was deleted, and past its window."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._dedup = _HoldsForever()
+
+
+class _NameBlind(dict[tuple[str, str], tuple[str, datetime]]):
+    """Holders keyed by the key alone: the chain name is dropped."""
+
+    def __contains__(self, slot: object) -> bool:
+        return isinstance(slot, tuple) and super().__contains__(("", slot[1]))
+
+    def get(self, slot: tuple[str, str], default: Any = None) -> Any:
+        return super().get(("", slot[1]), default)
+
+    def __getitem__(self, slot: tuple[str, str]) -> tuple[str, datetime]:
+        return super().__getitem__(("", slot[1]))
+
+    def __setitem__(self, slot: tuple[str, str], value: tuple[str, datetime]) -> None:
+        super().__setitem__(("", slot[1]), value)
+
+    def pop(self, slot: tuple[str, str], default: Any = None) -> Any:
+        return super().pop(("", slot[1]), default)
+
+
+class _Unscoped(MemoryDedup):
+    def __init__(self) -> None:
+        super().__init__()
+        self.holders = _NameBlind()
+
+
+class UnscopedKeyStateAdapter(MemoryStateAdapter):
+    """Bug: keys are shared by chains of every name."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._dedup = _Unscoped()
+
+
+class ReadThenWriteDedupStateAdapter(MemoryStateAdapter):
+    """Bug: checks the key in one step and takes it in another (racy)."""
+
+    async def create_deduplicated_jobs(
+        self, *, tx: MemoryTransaction | None, jobs: Sequence[NewJob], dedup: Sequence[DedupKey]
+    ) -> list[str]:
+        now = self.now()
+        free = [
+            not (
+                (holder := self._dedup.holders.get((job.chain_name, d.key))) is not None
+                and self._dedup._holds(self, holder, d, now)
+            )
+            for job, d in zip(jobs, dedup, strict=True)
+        ]
+        await asyncio.sleep(0.01)  # the gap between the check and the write
+        taken = [job for job, is_free in zip(jobs, free, strict=True) if is_free]
+        await self.create_jobs(tx=tx, jobs=taken)
+        for job, d in zip(jobs, dedup, strict=True):
+            if job in taken:
+                self._dedup.holders[(job.chain_name, d.key)] = (job.chain_id, now)
+                self._dedup.keys[job.chain_id] = d.key
+        return [
+            job.chain_id if is_free else self._dedup.holders[(job.chain_name, d.key)][0]
+            for job, d, is_free in zip(jobs, dedup, free, strict=True)
+        ]
+
+
+class DedupFilterIgnoringStateAdapter(MemoryStateAdapter):
+    """Bug: listing chains ignores the dedup key filter."""
+
+    async def list_chains(
+        self, *, tx: MemoryTransaction | None, filter: ChainFilter, after: str | None, limit: int
+    ) -> Page[ChainRecord]:
+        return await super().list_chains(
+            tx=tx, filter=replace(filter, dedup_key=None), after=after, limit=limit
+        )

@@ -20,6 +20,11 @@ import pytest_asyncio
 
 from broken_adapters import (
     ContinuationUnblocksStateAdapter,
+    DedupFilterIgnoringStateAdapter,
+    KeyIgnoringStateAdapter,
+    KeyNeverReleasedStateAdapter,
+    ReadThenWriteDedupStateAdapter,
+    UnscopedKeyStateAdapter,
     DoubleHandingStateAdapter,
     FailureIgnoringStateAdapter,
     FewBlockersStateAdapter,
@@ -72,6 +77,11 @@ TestWritesBeforeChecking = state_suite(WritesBeforeCheckingStateAdapter)
 TestFewBlockers = state_suite(FewBlockersStateAdapter)
 TestSortedBlockers = state_suite(SortedBlockersStateAdapter)
 TestSelfDependent = state_suite(SelfDependentStateAdapter)
+TestKeyIgnoring = state_suite(KeyIgnoringStateAdapter)
+TestKeyNeverReleased = state_suite(KeyNeverReleasedStateAdapter)
+TestUnscopedKey = state_suite(UnscopedKeyStateAdapter)
+TestReadThenWriteDedup = state_suite(ReadThenWriteDedupStateAdapter)
+TestDedupFilterIgnoring = state_suite(DedupFilterIgnoringStateAdapter)
 TestReferenceNotify = notify_suite(InProcessNotifyAdapter)
 TestUnfilteredLeaseLost = notify_suite(UnfilteredLeaseLostNotifyAdapter)
 TestUnlimitedWake = notify_suite(UnlimitedWakeNotifyAdapter)
@@ -124,6 +134,7 @@ BUGS = {
             "test_rolled_back_acquire_leaves_the_job_eligible",
             "test_rolled_back_delete_restores_the_chain",
             "test_rollback_discards_savepoint_writes",
+            "test_a_rolled_back_start_releases_the_key",
         ),
     ),
     "never-unblocking-fails-the-unblock-cases": Bug(
@@ -186,6 +197,43 @@ BUGS = {
     ),
     "self-dependent-chains-fail-the-dependents-case": Bug(
         "TestSelfDependent", "TestReferenceState", ("test_dependent_chains_are_listed",)
+    ),
+    "ignored-keys-fail-the-dedup-cases": Bug(
+        "TestKeyIgnoring",
+        "TestReferenceState",
+        (
+            "test_a_held_key_starts_no_second_chain",
+            "test_any_scope_keeps_the_key_after_the_chain_ends",
+            "test_a_batch_with_repeated_keys_starts_one_chain_per_key",
+            "test_concurrent_starts_of_one_key_start_one_chain",
+        ),
+    ),
+    "keys-never-released-fail-the-release-cases": Bug(
+        "TestKeyNeverReleased",
+        "TestReferenceState",
+        (
+            "test_a_deleted_chain_releases_the_key",
+            "test_any_scope_with_a_window_releases_the_key_once_it_passed",
+        ),
+    ),
+    "keys-never-released-fail-the-ended-chain-case": Bug(
+        "TestKeyNeverReleased",
+        "TestReferenceState",
+        ("test_an_ended_chain_releases_an_incomplete_scoped_key",),
+        only="[complete]",
+    ),
+    "unscoped-keys-fail-the-chain-name-case": Bug(
+        "TestUnscopedKey", "TestReferenceState", ("test_keys_are_scoped_by_chain_name",)
+    ),
+    "read-then-write-dedup-fails-the-concurrent-case": Bug(
+        "TestReadThenWriteDedup",
+        "TestReferenceState",
+        ("test_concurrent_starts_of_one_key_start_one_chain",),
+    ),
+    "ignored-dedup-filter-fails-the-filter-case": Bug(
+        "TestDedupFilterIgnoring",
+        "TestReferenceState",
+        ("test_chains_are_filtered_by_dedup_key",),
     ),
     "unfiltered-subscription-fails-the-filter-case": Bug(
         "TestUnfilteredLeaseLost",

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from queuert.blockers import blocker_ids
+from queuert.dedup import dedup_requests
 from queuert.definitions import ChainDef, QueueDef
 from queuert.errors import (
     ChainFailedError,
@@ -28,6 +29,8 @@ from queuert.ports.state import StateAdapter, Tx
 from queuert.records import (
     ChainFilter,
     ChainRecord,
+    DedupKey,
+    DedupScope,
     JobFilter,
     JobRecord,
     JobStatus,
@@ -50,11 +53,14 @@ _new_job = positional_builder(NewJob)
 class ChainHandle(Generic[OutT]):
     """A started chain: its id and definition, to read or await it."""
 
-    __slots__ = ("chain", "id")
+    __slots__ = ("chain", "deduplicated", "id")
 
-    def __init__(self, id: str, chain: ChainDef[Any, OutT]) -> None:
+    def __init__(self, id: str, chain: ChainDef[Any, OutT], *, deduplicated: bool = False) -> None:
         self.id = id
         self.chain = chain
+        self.deduplicated = deduplicated
+        """True when no chain was started because an existing chain (this one) held
+        the deduplication key."""
 
     def __repr__(self) -> str:
         return f"<chain {self.chain.name!r} {self.id}>"
@@ -249,6 +255,9 @@ class Queuert(Generic[Tx]):
         start_at: datetime | None = None,
         priority: int | None = None,
         blockers: Sequence[ChainHandle[Any]] | None = None,
+        dedup_key: str | None = None,
+        dedup_scope: DedupScope | str = "incomplete",
+        dedup_window: timedelta | None = None,
     ) -> ChainHandle[OutT]:
         """Start a chain with its first job, inside the caller's transaction ``tx``
         (or in one of its own when ``tx`` is ``None``). The chain exists exactly when
@@ -265,6 +274,11 @@ class Queuert(Generic[Tx]):
         handler reads their outputs through ``await ctx.blockers()``. Raises
         :class:`~queuert.errors.JobNotFoundError` naming a blocker chain that does not
         exist, with nothing written.
+
+        With ``dedup_key`` no chain is started while a chain of this definition holds
+        the key in ``dedup_scope`` (see :mod:`queuert.dedup`): the handle returned is
+        then that chain's, with ``deduplicated`` true. It cannot be combined with
+        ``blockers``.
         """
         handles = await self.enqueue_job_chains(
             tx,
@@ -274,6 +288,9 @@ class Queuert(Generic[Tx]):
             start_at=start_at,
             priority=priority,
             blockers=blockers,
+            dedup_keys=None if dedup_key is None else [dedup_key],
+            dedup_scope=dedup_scope,
+            dedup_window=dedup_window,
         )
         return handles[0]
 
@@ -287,14 +304,27 @@ class Queuert(Generic[Tx]):
         start_at: datetime | None = None,
         priority: int | None = None,
         blockers: Sequence[ChainHandle[Any]] | None = None,
+        dedup_keys: Sequence[str] | None = None,
+        dedup_scope: DedupScope | str = "incomplete",
+        dedup_window: timedelta | None = None,
     ) -> list[ChainHandle[OutT]]:
         """Start one chain per input in one batch write; same contract as
-        :meth:`enqueue_job_chain`. Every input is validated before anything is
+        :meth:`enqueue_job_chain`; ``dedup_keys`` gives one key per input (inputs
+        sharing a key start one chain). Every input is validated before anything is
         written."""
         jobs = self._new_chain_jobs(chain, inputs, delay, start_at, priority)
         blocker_chain_ids = None if blockers is None else blocker_ids(blockers, self.chains)
+        dedup = (
+            None
+            if dedup_keys is None
+            else dedup_requests(dedup_keys, len(jobs), dedup_scope, dedup_window)
+        )
         if not jobs:
             return []
+        if dedup is not None:
+            if blocker_chain_ids is not None:
+                raise ValidationError("a chain start takes a dedup key or blockers, not both")
+            return await self._enqueue_deduplicated(tx, chain, jobs, dedup)
         if blocker_chain_ids is not None:
             return await self._enqueue_blocked(tx, chain, jobs, blocker_chain_ids)
         await self.state.create_jobs(tx=tx, jobs=jobs)
@@ -323,6 +353,20 @@ class Queuert(Generic[Tx]):
                 batch.completed_chains.append(record.chain_id)
         await self.publish(batch)
         return [ChainHandle(job.id, chain) for job in jobs]
+
+    async def _enqueue_deduplicated(
+        self, tx: Tx | None, chain: ChainDef[Any, OutT], jobs: list[NewJob], dedup: list[DedupKey]
+    ) -> list[ChainHandle[OutT]]:
+        holders = await self.state.create_deduplicated_jobs(tx=tx, jobs=jobs, dedup=dedup)
+        started = sum(1 for job, holder in zip(jobs, holders, strict=True) if holder == job.id)
+        if started:
+            batch = PendingNotifications()
+            batch.scheduled[chain.name] += started
+            await self.publish(batch)
+        return [
+            ChainHandle(holder, chain, deduplicated=holder != job.id)
+            for job, holder in zip(jobs, holders, strict=True)
+        ]
 
     # -- reading back ---------------------------------------------------------------
 
@@ -360,11 +404,17 @@ class Queuert(Generic[Tx]):
         after: str | None = None,
         limit: int = 100,
         tx: Tx | None = None,
+        dedup_key: str | None = None,
     ) -> Page[ChainRecord]:
         """One page of chains in creation order; pass ``page.next_cursor`` as
-        ``after`` for the next one."""
+        ``after`` for the next one. ``dedup_key`` keeps the chains started with that
+        deduplication key."""
         names = None if chain is None else ((chain if isinstance(chain, str) else chain.name),)
-        chain_filter = ChainFilter(statuses=_statuses(status), chain_names=names)
+        if dedup_key is not None and not isinstance(dedup_key, str):
+            raise ValidationError(f"dedup_key must be a string, got {dedup_key!r:.200}")
+        chain_filter = ChainFilter(
+            statuses=_statuses(status), chain_names=names, dedup_key=dedup_key
+        )
         return await self.state.list_chains(
             tx=tx, filter=chain_filter, after=after, limit=_check_limit(limit)
         )

@@ -27,6 +27,7 @@ from queuert.records import (
     BlockerRecord,
     ChainFilter,
     ChainRecord,
+    DedupKey,
     JobError,
     JobFilter,
     JobRecord,
@@ -260,6 +261,15 @@ class InstrumentedState(StateAdapter[Tx]):
             "list_dependent_chains",
             tx,
             lambda: self.inner.list_dependent_chains(tx=tx, chain_ids=chain_ids),
+        )
+
+    async def create_deduplicated_jobs(
+        self, *, tx: Tx | None, jobs: Sequence[NewJob], dedup: Sequence[DedupKey]
+    ) -> list[str]:
+        return await self._call(
+            "create_deduplicated_jobs",
+            tx,
+            lambda: self.inner.create_deduplicated_jobs(tx=tx, jobs=jobs, dedup=dedup),
         )
 
 

@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 
 from queuert.adapter_support import CreatedRecords, job_record, keyset_page
 from queuert.adapters.memory_blockers import MemoryBlockers
+from queuert.adapters.memory_dedup import MemoryDedup
 from queuert.errors import (
     AdapterError,
     ConfigurationError,
@@ -44,6 +45,7 @@ from queuert.records import (
     BlockerRecord,
     ChainFilter,
     ChainRecord,
+    DedupKey,
     JobError,
     JobFilter,
     JobRecord,
@@ -327,6 +329,7 @@ class MemoryStateAdapter(StateAdapter[MemoryTransaction]):
         native_notify=False,
         multi_process=False,
         blockers=True,
+        deduplication=True,
     )
 
     def __init__(self, *, clock: Callable[[], datetime] | None = None) -> None:
@@ -343,6 +346,7 @@ class MemoryStateAdapter(StateAdapter[MemoryTransaction]):
         self._leases: list[tuple[datetime, str]] = []
         self._stale_pushes = 0
         self._blockers = MemoryBlockers()
+        self._dedup = MemoryDedup()
 
     def now(self) -> datetime:
         """The store's clock: the time every timestamp and eligibility check uses."""
@@ -788,7 +792,7 @@ class MemoryStateAdapter(StateAdapter[MemoryTransaction]):
         last = chain.last()
         if last.status is _PENDING or last.status is _BLOCKED:
             self._finish(tx, last, _CANCELLED, self.now())
-        return _chain_record(chain_id, chain)
+        return _chain_record(chain_id, chain, self._dedup.keys.get(chain_id))
 
     def _time_until_next_job(self, tx: MemoryTransaction, queues: Sequence[str]) -> float | None:
         earliest: datetime | None = None
@@ -831,7 +835,11 @@ class MemoryStateAdapter(StateAdapter[MemoryTransaction]):
 
     def _get_chain(self, tx: MemoryTransaction, chain_id: str) -> ChainRecord | None:
         chain = self._chains.get(chain_id)
-        return None if chain is None else _chain_record(chain_id, chain)
+        return (
+            None
+            if chain is None
+            else _chain_record(chain_id, chain, self._dedup.keys.get(chain_id))
+        )
 
     def _list_chains(
         self, tx: MemoryTransaction, filter: ChainFilter, after: str | None, limit: int
@@ -846,7 +854,10 @@ class MemoryStateAdapter(StateAdapter[MemoryTransaction]):
                     continue
                 if statuses is not None and chain.last().status not in statuses:
                     continue
-                items.append(_chain_record(chain_id, chain))
+                key = self._dedup.keys.get(chain_id)
+                if filter.dedup_key is not None and key != filter.dedup_key:
+                    continue
+                items.append(_chain_record(chain_id, chain, key))
                 if len(items) == limit:
                     break
         return keyset_page(items, limit)
@@ -916,8 +927,19 @@ class MemoryStateAdapter(StateAdapter[MemoryTransaction]):
         self._blockers.attach(self, tx, [row], blocker_chain_ids, self.now())
         return row.record()
 
+    # -- deduplication -----------------------------------------------------------
 
-def _chain_record(chain_id: str, chain: _Chain) -> ChainRecord:
+    async def create_deduplicated_jobs(
+        self,
+        *,
+        tx: MemoryTransaction | None,
+        jobs: Sequence[NewJob],
+        dedup: Sequence[DedupKey],
+    ) -> list[str]:
+        return await self._run(tx, lambda own: self._dedup.create(self, own, jobs, dedup))
+
+
+def _chain_record(chain_id: str, chain: _Chain, dedup_key: str | None = None) -> ChainRecord:
     first = chain.first()
     last = chain.last()
     return ChainRecord(
@@ -932,6 +954,7 @@ def _chain_record(chain_id: str, chain: _Chain) -> ChainRecord:
         created_at=first.created_at,
         updated_at=last.updated_at,
         completed_at=last.completed_at,
+        dedup_key=dedup_key,
     )
 
 

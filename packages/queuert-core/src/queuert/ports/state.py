@@ -30,6 +30,7 @@ from queuert.records import (
     BlockerRecord,
     ChainFilter,
     ChainRecord,
+    DedupKey,
     JobError,
     JobFilter,
     JobRecord,
@@ -54,6 +55,8 @@ class StateCapabilities:
     - ``native_notify``: the adapter's writes can carry a notifier's signals in their
       own transaction (see :meth:`StateAdapter.bind_notify`).
     - ``multi_process``: several processes may share the store.
+    - ``deduplication``: chain starts may carry a deduplication key
+      (:meth:`StateAdapter.create_deduplicated_jobs`) and chains are filtered by it.
     - ``blockers``: jobs may wait on other chains (:meth:`StateAdapter.create_blocked_jobs`
       and the operations after it).
     """
@@ -65,6 +68,7 @@ class StateCapabilities:
     native_notify: bool = False
     multi_process: bool = True
     blockers: bool = False
+    deduplication: bool = False
 
 
 class StateAdapter(ABC, Generic[Tx]):
@@ -279,6 +283,27 @@ class StateAdapter(ABC, Generic[Tx]):
         """Ids, in order, of the chains not in ``chain_ids`` holding a job created
         with one of ``chain_ids`` among its blockers."""
         raise AdapterError(f"{type(self).__name__} does not support blockers")
+
+    # -- deduplication (capability ``deduplication``) ----------------------------
+
+    async def create_deduplicated_jobs(
+        self, *, tx: Tx | None, jobs: Sequence[NewJob], dedup: Sequence[DedupKey]
+    ) -> list[str]:
+        """Insert each of ``jobs`` (first jobs of new chains, as :meth:`create_jobs`
+        does) unless a chain of the same ``chain_name`` holds its key ``dedup[i]`` in
+        scope; return, per job, the id of the chain holding the key: the job's own
+        chain when it was inserted, the existing chain otherwise.
+
+        A key is held by the chain that last took it while that chain is in the
+        key's scope: not ended, for ``incomplete``; started within ``window_ms``
+        (or at any time without a window), for ``any``; a deleted chain holds no
+        key. Two transactions taking one key at the same time, in any processes,
+        start exactly one chain: the second waits for the first to end and returns
+        its chain (enforced by a unique index or the store's equivalent, never by a
+        read then a write). Later jobs of one call with an earlier job's key get that
+        job's chain. The key is stored with the chain (``ChainRecord.dedup_key``).
+        Adapters without the capability raise :class:`~queuert.errors.AdapterError`."""
+        raise AdapterError(f"{type(self).__name__} does not support deduplication")
 
 
 @asynccontextmanager

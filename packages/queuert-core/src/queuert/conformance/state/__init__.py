@@ -5,6 +5,7 @@ from queuert.conformance.state.acquire import AcquireJobsCases
 from queuert.conformance.state.blockers import BlockerCases
 from queuert.conformance.state.chains import ChainCases
 from queuert.conformance.state.create import CreateJobsCases
+from queuert.conformance.state.dedup import DedupCases
 from queuert.conformance.state.delete import DeleteCases
 from queuert.conformance.state.finalize import FinalizeCases
 from queuert.conformance.state.fixtures import PoisonTransaction, StateAdapterFixtures
@@ -32,6 +33,7 @@ class StateAdapterConformance(
     DeleteCases,
     TransactionCases,
     BlockerCases,
+    DedupCases,
 ):
     """Every state adapter case. Subclass it as ``Test...`` and override the
     ``state_adapter`` fixture (and optionally ``second_state_adapter`` and
@@ -44,6 +46,7 @@ __all__ = [
     "BlockerCases",
     "ChainCases",
     "CreateJobsCases",
+    "DedupCases",
     "DeleteCases",
     "FinalizeCases",
     "LeaseCases",
