@@ -25,6 +25,7 @@ from queuert.records import (
     BlockerRecord,
     ChainFilter,
     ChainRecord,
+    DedupKey,
     JobError,
     JobFilter,
     JobRecord,
@@ -42,6 +43,7 @@ from queuert_sqlite.blockers import (
 from queuert_sqlite.clock import from_us, now_us, to_us
 from queuert_sqlite.connections import MEMORY, ConnectContext
 from queuert_sqlite.database import Database
+from queuert_sqlite.dedup import DedupStatements
 from queuert_sqlite.errors import schema_missing
 from queuert_sqlite.migrations import MIGRATIONS, SCHEMA_VERSION
 from queuert_sqlite.rows import acquisition_order, chain_from_row, job_from_row
@@ -132,9 +134,11 @@ class SqliteStateAdapter(StateAdapter[aiosqlite.Connection]):
             native_notify=False,
             multi_process=not self._memory,
             blockers=True,
+            deduplication=True,
         )
         self._sql = Statements(table_prefix)
         self._blocker_sql = BlockerStatements(table_prefix)
+        self._dedup_sql = DedupStatements(table_prefix)
         self._db = Database(
             path_text, busy_timeout_ms=busy_timeout_ms, error_args=self._error_args()
         )
@@ -505,6 +509,9 @@ class SqliteStateAdapter(StateAdapter[aiosqlite.Connection]):
         if filter.chain_names is not None:
             sql += " AND l.chain_name IN (SELECT value FROM json_each(?))"
             params.append(json.dumps(list(filter.chain_names)))
+        if filter.dedup_key is not None:
+            sql += " AND f.dedup_key = ?"
+            params.append(filter.dedup_key)
         sql += " ORDER BY l.chain_id LIMIT ?"
         params.append(limit)
         rows = await self._db.read(tx, sql, params)
@@ -580,6 +587,30 @@ class SqliteStateAdapter(StateAdapter[aiosqlite.Connection]):
             return []
         rows = await self._db.read(tx, self._blocker_sql.dependent_chains, (ids_json(chain_ids),))
         return [row[0] for row in rows]
+
+    # -- deduplication ---------------------------------------------------------------
+
+    async def create_deduplicated_jobs(
+        self, *, tx: Connection | None, jobs: Sequence[NewJob], dedup: Sequence[DedupKey]
+    ) -> list[str]:
+        """As the port says; the key is taken in the write transaction that inserts
+        the job, under the key table's primary key."""
+        sql = self._dedup_sql
+        holders: list[str] = []
+        async with self._db.atomic(tx) as conn:
+            for job, request in zip(jobs, dedup, strict=True):
+                now = now_us()
+                window = None if request.window_ms is None else request.window_ms * 1000
+                params = (job.chain_name, request.key, job.chain_id, now, request.scope.value)
+                taken = await self._db.run(conn, sql.take_key, (*params, window))
+                if not taken:
+                    rows = await self._db.run(conn, sql.holder, (job.chain_name, request.key))
+                    holders.append(rows[0][0])
+                    continue
+                await self.create_jobs(tx=conn, jobs=[job])
+                await self._db.run(conn, sql.mark_key, (request.key, job.id))
+                holders.append(job.chain_id)
+        return holders
 
 
 def _job_row(job: NewJob, now: int) -> tuple[Any, ...]:

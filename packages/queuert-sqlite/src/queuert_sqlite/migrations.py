@@ -77,8 +77,24 @@ MIGRATIONS: tuple[Migration, ...] = (
     # it applies the same on top of version 1 alone or of versions 1 and 2.
     Migration(
         version=3,
-        name="blockers",
+        name="blockers and deduplication",
         statements=(
+            # The deduplication key a chain was started with, on its first job.
+            "ALTER TABLE {prefix}jobs ADD COLUMN dedup_key TEXT",
+            """
+            CREATE INDEX {prefix}jobs_dedup_key
+            ON {prefix}jobs (dedup_key) WHERE dedup_key IS NOT NULL
+            """,
+            # Who holds each key: the primary key makes one holder per (chain, key).
+            """
+            CREATE TABLE {prefix}job_dedup (
+                chain_name TEXT NOT NULL,
+                dedup_key TEXT NOT NULL,
+                chain_id TEXT NOT NULL,
+                taken_at INTEGER NOT NULL,
+                PRIMARY KEY (chain_name, dedup_key)
+            ) WITHOUT ROWID
+            """,
             # Distinct blocker chains of a blocked job that have not completed yet.
             "ALTER TABLE {prefix}jobs ADD COLUMN blockers_left INTEGER NOT NULL DEFAULT 0",
             """
