@@ -24,7 +24,7 @@ async def test_migrate_creates_the_schema_from_nothing(
     adapter = PostgresStateAdapter(pool, schema=schema)
     await adapter.migrate()
 
-    assert await tables(pool, schema) == {"jobs", "job_blockers", "migrations"}
+    assert await tables(pool, schema) == {"jobs", "job_blockers", "job_dedup", "migrations"}
     versions = await pool.fetch(f'SELECT version FROM "{schema}".migrations ORDER BY version')
     assert [row[0] for row in versions] == [m.version for m in MIGRATIONS]
     await adapter.check_schema()
@@ -104,8 +104,10 @@ async def test_table_prefixes_keep_deployments_apart(
     assert await tables(pool, schema) == {
         "blue_jobs",
         "blue_job_blockers",
+        "blue_job_dedup",
         "blue_migrations",
         "green_jobs",
         "green_job_blockers",
+        "green_job_dedup",
         "green_migrations",
     }

@@ -91,6 +91,23 @@ def _blockers(n: Names) -> list[str]:
         "'traceback', NULL)"
     )
     return [
+        # The deduplication key a chain was started with, on its first job.
+        f"ALTER TABLE {jobs} ADD COLUMN dedup_key text",
+        f"""
+        CREATE INDEX {n.name("jobs_dedup_key_idx")} ON {jobs} (dedup_key)
+            WHERE dedup_key IS NOT NULL
+        """,
+        # Who holds each key: the primary key (a unique index) makes one holder per
+        # (chain name, key), whatever the number of transactions taking it at once.
+        f"""
+        CREATE TABLE {n.table("job_dedup")} (
+            chain_name text NOT NULL,
+            dedup_key text NOT NULL,
+            chain_id text COLLATE "C" NOT NULL,
+            taken_at timestamptz NOT NULL,
+            CONSTRAINT {n.name("job_dedup_pkey")} PRIMARY KEY (chain_name, dedup_key)
+        )
+        """,
         # Distinct blocker chains of a blocked job that have not completed yet.
         f"ALTER TABLE {jobs} ADD COLUMN blockers_left integer NOT NULL DEFAULT 0",
         f"""
@@ -157,7 +174,7 @@ def _blockers(n: Names) -> list[str]:
 # applies the same on top of version 1 alone or of versions 1 and 2.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "create jobs", _create_jobs),
-    Migration(3, "blockers", _blockers),
+    Migration(3, "blockers and deduplication", _blockers),
 )
 """Every step, in version order."""
 

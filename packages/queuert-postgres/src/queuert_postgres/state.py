@@ -29,6 +29,7 @@ from queuert.records import (
     BlockerRecord,
     ChainFilter,
     ChainRecord,
+    DedupKey,
     JobError,
     JobFilter,
     JobRecord,
@@ -40,6 +41,7 @@ from queuert.records import (
 from queuert_postgres import migrations
 from queuert_postgres.blockers import BlockerStatements
 from queuert_postgres.connections import LendingConnection, PostgresTx
+from queuert_postgres.dedup import DedupStatements
 from queuert_postgres.driver_errors import DRIVER_ERRORS, MIGRATE_HINT, translate
 from queuert_postgres.names import Names
 from queuert_postgres.notify import PostgresNotifyAdapter
@@ -93,6 +95,7 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
         native_notify=True,
         multi_process=True,
         blockers=True,
+        deduplication=True,
     )
 
     def __init__(
@@ -106,6 +109,7 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
         self._names = Names.create(schema, table_prefix)
         self._sql = Statements(self._names)
         self._blocker_sql = BlockerStatements(self._names)
+        self._dedup_sql = DedupStatements(self._names, self._sql.chain_cols, self._sql.chain_from)
         self._pool = pool
         self._dsn: str | None = None
         self._owns_pool = False
@@ -700,6 +704,8 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
     ) -> Page[ChainRecord]:
         if limit <= 0:
             return Page()
+        if filter.dedup_key is not None:
+            return await self._list_chains_by_key(tx, filter, after, limit)
         args: list[Any] = []
         if after is not None:
             args.append(after)
@@ -807,6 +813,47 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
             return []
         rows = await self._fetch(tx, self._blocker_sql.dependent_chains, list(chain_ids))
         return [row[0] for row in rows]
+
+    # -- deduplication ---------------------------------------------------------------
+
+    async def create_deduplicated_jobs(
+        self, *, tx: PostgresTx | None, jobs: Sequence[NewJob], dedup: Sequence[DedupKey]
+    ) -> list[str]:
+        sql = self._dedup_sql
+        holders: list[str] = []
+        async with self._atomic(tx) as conn:
+            for job, request in zip(jobs, dedup, strict=True):
+                name, key = job.chain_name, request.key
+                taken = await self._fetchrow(conn, sql.insert_key, name, key, job.chain_id)
+                if taken is None:
+                    holder = await self._fetchrow(conn, sql.lock_key, name, key)
+                    assert holder is not None  # key rows are never deleted
+                    scope = request.scope.value
+                    kept = await self._fetchrow(
+                        conn, sql.holds_key, name, key, scope, request.window_ms
+                    )
+                    if kept is not None and kept[0]:
+                        holders.append(holder[0])
+                        continue
+                    await self._fetch(conn, sql.take_over_key, name, key, job.chain_id)
+                await self.create_jobs(tx=conn, jobs=[job])
+                await self._fetch(conn, sql.mark_key, job.id, request.key)
+                holders.append(job.chain_id)
+        return holders
+
+    async def _list_chains_by_key(
+        self, tx: PostgresTx | None, filter: ChainFilter, after: str | None, limit: int
+    ) -> Page[ChainRecord]:
+        rows = await self._fetch(
+            tx,
+            self._dedup_sql.list_chains,
+            filter.dedup_key,
+            after,
+            None if filter.statuses is None else [JobStatus(s).value for s in filter.statuses],
+            None if filter.chain_names is None else list(filter.chain_names),
+            limit,
+        )
+        return keyset_page([chain_record(row) for row in rows], limit)
 
 
 def _new_job_args(job: NewJob) -> tuple[Any, ...]:
