@@ -158,9 +158,10 @@ class _IgnoresFailures(MemoryBlockers):
         rows: Sequence[Any],
         chain_ids: Sequence[str],
         now: datetime,
+        run_on_failure: bool = False,
     ) -> None:
         alive = [c for c in chain_ids if store._chains[c].last().status is not JobStatus.FAILED]
-        super().attach(store, tx, rows, alive or chain_ids[:0], now)
+        super().attach(store, tx, rows, alive or chain_ids[:0], now, run_on_failure)
 
 
 class FailureIgnoringStateAdapter(MemoryStateAdapter):
@@ -170,6 +171,22 @@ class FailureIgnoringStateAdapter(MemoryStateAdapter):
     def __init__(self) -> None:
         super().__init__()
         self._blockers = _IgnoresFailures()
+
+
+class FailureAlwaysFailsStateAdapter(MemoryStateAdapter):
+    """Bug: jobs that should run however fail with their failed blocker."""
+
+    async def create_blocked_jobs(
+        self,
+        *,
+        tx: MemoryTransaction | None,
+        jobs: Sequence[NewJob],
+        blocker_chain_ids: Sequence[str],
+        run_on_blocker_failure: bool = False,
+    ) -> Sequence[JobRecord]:
+        return await super().create_blocked_jobs(
+            tx=tx, jobs=jobs, blocker_chain_ids=blocker_chain_ids
+        )
 
 
 class _StaleDecisions(MemoryBlockers):
@@ -219,6 +236,7 @@ class WritesBeforeCheckingStateAdapter(MemoryStateAdapter):
         tx: MemoryTransaction | None,
         jobs: Sequence[NewJob],
         blocker_chain_ids: Sequence[str],
+        run_on_blocker_failure: bool = False,
     ) -> Sequence[JobRecord]:
         created = await self.create_jobs(tx=tx, jobs=jobs)
         self._blockers.check(self, blocker_chain_ids)
@@ -234,9 +252,13 @@ class FewBlockersStateAdapter(MemoryStateAdapter):
         tx: MemoryTransaction | None,
         jobs: Sequence[NewJob],
         blocker_chain_ids: Sequence[str],
+        run_on_blocker_failure: bool = False,
     ) -> Sequence[JobRecord]:
         return await super().create_blocked_jobs(
-            tx=tx, jobs=jobs, blocker_chain_ids=blocker_chain_ids[:50]
+            tx=tx,
+            jobs=jobs,
+            blocker_chain_ids=blocker_chain_ids[:50],
+            run_on_blocker_failure=run_on_blocker_failure,
         )
 
 

@@ -26,6 +26,7 @@ from broken_adapters import (
     ReadThenWriteDedupStateAdapter,
     UnscopedKeyStateAdapter,
     DoubleHandingStateAdapter,
+    FailureAlwaysFailsStateAdapter,
     FailureIgnoringStateAdapter,
     FewBlockersStateAdapter,
     FirstBlockerUnblocksStateAdapter,
@@ -72,6 +73,7 @@ TestNeverUnblocking = state_suite(NeverUnblockingStateAdapter)
 TestFirstBlockerUnblocks = state_suite(FirstBlockerUnblocksStateAdapter)
 TestContinuationUnblocks = state_suite(ContinuationUnblocksStateAdapter)
 TestFailureIgnoring = state_suite(FailureIgnoringStateAdapter)
+TestFailureAlwaysFails = state_suite(FailureAlwaysFailsStateAdapter)
 TestReadThenWriteUnblock = state_suite(ReadThenWriteUnblockStateAdapter)
 TestWritesBeforeChecking = state_suite(WritesBeforeCheckingStateAdapter)
 TestFewBlockers = state_suite(FewBlockersStateAdapter)
@@ -176,6 +178,11 @@ BUGS = {
         "TestReferenceState",
         ("test_a_blocker_that_does_not_complete_fails_the_job",),
         only="[cancel]",
+    ),
+    "failing-however-fails-the-run-however-case": Bug(
+        "TestFailureAlwaysFails",
+        "TestReferenceState",
+        ("test_a_job_that_runs_however_waits_for_every_blocker_to_end",),
     ),
     "read-then-write-unblocking-fails-the-concurrent-case": Bug(
         "TestReadThenWriteUnblock",

@@ -44,6 +44,9 @@ class Published:
 resize_chain = queuert.chain("wf-resize", input=Resize, output=Resized)
 image_chain = queuert.chain("wf-image", input=Image, output=Published)
 publish = image_chain.queue("publish", input=Publish)
+gallery_chain = queuert.chain(
+    "wf-gallery", input=Publish, output=Published, on_blocker_failure="run"
+)
 SIZES = (64, 256, 1024)
 
 
@@ -55,7 +58,7 @@ def pipeline(
     app = queuert.Queuert(
         state=backend.state,
         notify=queuert.InProcessNotifyAdapter(),
-        chains=[image_chain, resize_chain],
+        chains=[image_chain, resize_chain, gallery_chain],
     )
     worker = app.worker(concurrency=4, poll_interval=0.1)
     crashes = {"left": 1 if crash_first_finalize else 0}
@@ -87,6 +90,18 @@ def pipeline(
         blockers = await ctx.blockers()
         sizes: list[Resized] = blockers.outputs(resize_chain)
         return Published([r.path for r in sizes])
+
+    @worker.handler(gallery_chain)
+    async def gallery(job: queuert.Job[Publish], ctx: queuert.JobContext[Any, Published]) -> Any:
+        blockers = await ctx.blockers()
+        return Published(
+            [
+                b.output(resize_chain).path
+                if b.status is queuert.JobStatus.COMPLETED
+                else f"missing: {b.status.value}"
+                for b in blockers
+            ]
+        )
 
     return app, worker, failing
 
@@ -220,3 +235,15 @@ async def test_a_continuation_takes_delay_or_start_at_not_both(backend: Backend)
         handle = await app.enqueue_job_chain(None, image_chain, Image(1))
         await app.wait_for_chain(handle, timeout=30)
     assert len(seen) == 1 and "delay" in str(seen[0])
+
+
+async def test_a_chain_that_runs_however_reads_which_blockers_completed(backend: Backend) -> None:
+    app, worker, failing = pipeline(backend)
+    failing[8] = 256
+    async with worker:
+        resizes = await app.enqueue_job_chains(
+            None, resize_chain, [Resize(8, 64), Resize(8, 256), Resize(8, 1024)]
+        )
+        handle = await app.enqueue_job_chain(None, gallery_chain, Publish(8), blockers=resizes)
+        output = await app.wait_for_chain(handle, timeout=30)
+    assert output.paths == ["/img/8/64.png", "missing: failed", "/img/8/1024.png"]

@@ -138,6 +138,8 @@ class Blockers(Sequence[Blocker]):
         return repr(self._items)
 
 
+_ENDED_BADLY = (JobStatus.FAILED, JobStatus.CANCELLED)
+
 BLOCKER_FAILED_TYPE = f"{BlockerFailedError.__module__}.{BlockerFailedError.__qualname__}"
 """The error type a state adapter records on a job whose blocker did not complete."""
 
@@ -149,20 +151,23 @@ def blocker_error(chain_id: str, status: str) -> JobError:
 
 
 def initial_wait(
-    statuses: Mapping[str, str], chain_ids: Sequence[str]
+    statuses: Mapping[str, str], chain_ids: Sequence[str], run_on_failure: bool = False
 ) -> tuple[JobStatus, int, JobError | None]:
     """What a job created waiting on ``chain_ids`` starts as, given the status of
     each chain's last job (``statuses``, by chain id): ``failed`` with
     :func:`blocker_error` for the first blocker that ended failed or cancelled, else
     ``blocked`` with the number of distinct blockers not completed, or ``pending``
-    when there is none. Raises :class:`~queuert.errors.JobNotFoundError` naming the
-    first of ``chain_ids`` missing from ``statuses``. For adapter implementations."""
+    when there is none. With ``run_on_failure`` a failed or cancelled blocker
+    counts as ended, like a completed one. Raises
+    :class:`~queuert.errors.JobNotFoundError` naming the first of ``chain_ids``
+    missing from ``statuses``. For adapter implementations."""
     for chain_id in chain_ids:
         if chain_id not in statuses:
             raise JobNotFoundError(f"blocker chain {chain_id!r} does not exist")
     distinct = list(dict.fromkeys(chain_ids))
     for chain_id in distinct:
-        if statuses[chain_id] in (JobStatus.FAILED, JobStatus.CANCELLED):
+        if statuses[chain_id] in _ENDED_BADLY and not run_on_failure:
             return JobStatus.FAILED, 0, blocker_error(chain_id, str(statuses[chain_id]))
-    left = sum(1 for chain_id in distinct if statuses[chain_id] != JobStatus.COMPLETED)
+    ended = (JobStatus.COMPLETED, *_ENDED_BADLY) if run_on_failure else (JobStatus.COMPLETED,)
+    left = sum(1 for chain_id in distinct if statuses[chain_id] not in ended)
     return (JobStatus.BLOCKED if left else JobStatus.PENDING), left, None

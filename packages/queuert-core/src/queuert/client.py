@@ -343,7 +343,10 @@ class Queuert(Generic[Tx]):
         blocker_chain_ids: list[str],
     ) -> list[ChainHandle[OutT]]:
         created = await self.state.create_blocked_jobs(
-            tx=tx, jobs=jobs, blocker_chain_ids=blocker_chain_ids
+            tx=tx,
+            jobs=jobs,
+            blocker_chain_ids=blocker_chain_ids,
+            run_on_blocker_failure=chain.on_blocker_failure == "run",
         )
         batch = PendingNotifications()
         for record in created:

@@ -278,6 +278,7 @@ class JobContext(Generic[Tx, OutT]):
                     lease=self.lease,
                     next_job=enqueue.next_job,
                     blocker_chain_ids=enqueue.blocker_chain_ids,
+                    run_on_blocker_failure=self.chain.on_blocker_failure == "run",
                 )
                 if created.status.is_terminal:
                     self.notifications.completed_chains.append(self.record.chain_id)

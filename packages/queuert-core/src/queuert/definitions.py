@@ -61,7 +61,7 @@ class QueueDef(Generic[InT, OutT]):
 class ChainDef(QueueDef[InT, OutT]):
     """A named, typed chain of jobs; also its entry queue."""
 
-    __slots__ = ("output_codec", "queues")
+    __slots__ = ("on_blocker_failure", "output_codec", "queues")
 
     def __init__(
         self,
@@ -71,8 +71,13 @@ class ChainDef(QueueDef[InT, OutT]):
         output: type[OutT] | Any,
         retry: RetryPolicy | None = None,
         priority: int = 0,
+        on_blocker_failure: str = "fail",
     ) -> None:
         _check_name("chain", name)
+        if on_blocker_failure not in ("fail", "run"):
+            raise ValidationError(
+                f"on_blocker_failure must be 'fail' or 'run', got {on_blocker_failure!r:.200}"
+            )
         super().__init__(
             name=name,
             chain_name=name,
@@ -82,6 +87,10 @@ class ChainDef(QueueDef[InT, OutT]):
         )
         self.output_codec: Codec[OutT] = Codec(output, f"output of chain {name!r}")
         self.queues: dict[str, QueueDef[Any, OutT]] = {name: self}
+        self.on_blocker_failure = on_blocker_failure
+        """What a job of this chain waiting on blockers does when one of them ends
+        failed or cancelled: ``"fail"`` (with its chain) or ``"run"`` (once every
+        blocker has ended, reading which completed; see :mod:`queuert.blockers`)."""
 
     @overload
     def queue(
@@ -137,6 +146,7 @@ def chain(
     output: type[OutT],
     retry: RetryPolicy | None = None,
     priority: int = 0,
+    on_blocker_failure: str = "fail",
 ) -> ChainDef[InT, OutT]: ...
 @overload
 def chain(
@@ -146,6 +156,7 @@ def chain(
     output: Any,
     retry: RetryPolicy | None = None,
     priority: int = 0,
+    on_blocker_failure: str = "fail",
 ) -> ChainDef[Any, Any]: ...
 def chain(
     name: str,
@@ -154,8 +165,16 @@ def chain(
     output: Any,
     retry: RetryPolicy | None = None,
     priority: int = 0,
+    on_blocker_failure: str = "fail",
 ) -> ChainDef[Any, Any]:
     """Declare a chain named ``name`` whose first job takes ``input`` and whose last
     job returns ``output``. Raises :class:`~queuert.errors.ValidationError` for a bad
     name or a type that cannot be stored as JSON."""
-    return ChainDef(name, input=input, output=output, retry=retry, priority=priority)
+    return ChainDef(
+        name,
+        input=input,
+        output=output,
+        retry=retry,
+        priority=priority,
+        on_blocker_failure=on_blocker_failure,
+    )

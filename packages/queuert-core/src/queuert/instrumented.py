@@ -230,24 +230,42 @@ class InstrumentedState(StateAdapter[Tx]):
         )
 
     async def create_blocked_jobs(
-        self, *, tx: Tx | None, jobs: Sequence[NewJob], blocker_chain_ids: Sequence[str]
+        self,
+        *,
+        tx: Tx | None,
+        jobs: Sequence[NewJob],
+        blocker_chain_ids: Sequence[str],
+        run_on_blocker_failure: bool = False,
     ) -> Sequence[JobRecord]:
         return await self._call(
             "create_blocked_jobs",
             tx,
             lambda: self.inner.create_blocked_jobs(
-                tx=tx, jobs=jobs, blocker_chain_ids=blocker_chain_ids
+                tx=tx,
+                jobs=jobs,
+                blocker_chain_ids=blocker_chain_ids,
+                run_on_blocker_failure=run_on_blocker_failure,
             ),
         )
 
     async def continue_blocked_job(
-        self, *, tx: Tx | None, lease: Lease, next_job: NewJob, blocker_chain_ids: Sequence[str]
+        self,
+        *,
+        tx: Tx | None,
+        lease: Lease,
+        next_job: NewJob,
+        blocker_chain_ids: Sequence[str],
+        run_on_blocker_failure: bool = False,
     ) -> JobRecord:
         return await self._call(
             "continue_blocked_job",
             tx,
             lambda: self.inner.continue_blocked_job(
-                tx=tx, lease=lease, next_job=next_job, blocker_chain_ids=blocker_chain_ids
+                tx=tx,
+                lease=lease,
+                next_job=next_job,
+                blocker_chain_ids=blocker_chain_ids,
+                run_on_blocker_failure=run_on_blocker_failure,
             ),
         )
 

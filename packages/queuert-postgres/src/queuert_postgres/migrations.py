@@ -110,6 +110,8 @@ def _blockers(n: Names) -> list[str]:
         """,
         # Distinct blocker chains of a blocked job that have not completed yet.
         f"ALTER TABLE {jobs} ADD COLUMN blockers_left integer NOT NULL DEFAULT 0",
+        # The job runs once its blockers ended, however (on_blocker_failure="run").
+        f"ALTER TABLE {jobs} ADD COLUMN run_on_blocker_failure boolean NOT NULL DEFAULT false",
         f"""
         CREATE TABLE {blockers} (
             job_id text COLLATE "C" NOT NULL
@@ -132,16 +134,19 @@ def _blockers(n: Names) -> list[str]:
         f"""
         CREATE FUNCTION {ended}() RETURNS trigger LANGUAGE plpgsql AS $body$
         BEGIN
-            IF NEW.status = 'completed' THEN
-                UPDATE {jobs} AS j SET
-                    blockers_left = j.blockers_left - 1,
-                    status = CASE WHEN j.blockers_left <= 1 THEN 'pending' ELSE 'blocked' END,
-                    updated_at = statement_timestamp()
-                WHERE j.status = 'blocked' AND j.id IN (
+            -- A completed blocker counts down every waiting job; a failed or cancelled
+            -- one only those that run however.
+            UPDATE {jobs} AS j SET
+                blockers_left = j.blockers_left - 1,
+                status = CASE WHEN j.blockers_left <= 1 THEN 'pending' ELSE 'blocked' END,
+                updated_at = statement_timestamp()
+            WHERE j.status = 'blocked'
+                AND (NEW.status = 'completed' OR j.run_on_blocker_failure)
+                AND j.id IN (
                     SELECT b.job_id FROM {blockers} AS b
                     WHERE b.blocker_chain_id = NEW.chain_id
                 );
-            ELSE
+            IF NEW.status <> 'completed' THEN
                 -- Fails the waiting jobs, whose chains end with them: the trigger
                 -- fires again for those and reaches the jobs waiting on them.
                 UPDATE {jobs} AS j SET
@@ -150,7 +155,7 @@ def _blockers(n: Names) -> list[str]:
                     blockers_left = 0,
                     completed_at = statement_timestamp(),
                     updated_at = statement_timestamp()
-                WHERE j.status = 'blocked' AND j.id IN (
+                WHERE j.status = 'blocked' AND NOT j.run_on_blocker_failure AND j.id IN (
                     SELECT b.job_id FROM {blockers} AS b
                     WHERE b.blocker_chain_id = NEW.chain_id
                 );

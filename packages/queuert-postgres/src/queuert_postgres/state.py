@@ -735,12 +735,20 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
         return self._transaction(None) if tx is None else self._block(tx)
 
     async def create_blocked_jobs(
-        self, *, tx: PostgresTx | None, jobs: Sequence[NewJob], blocker_chain_ids: Sequence[str]
+        self,
+        *,
+        tx: PostgresTx | None,
+        jobs: Sequence[NewJob],
+        blocker_chain_ids: Sequence[str],
+        run_on_blocker_failure: bool = False,
     ) -> Sequence[JobRecord]:
         async with self._atomic(tx) as conn:
             statuses = await self._lock_blocker_chains(conn, blocker_chain_ids)
             await self.create_jobs(tx=conn, jobs=jobs)
-            return await self._wait_on(conn, [j.id for j in jobs], blocker_chain_ids, statuses)
+            ids = [j.id for j in jobs]
+            return await self._wait_on(
+                conn, ids, blocker_chain_ids, statuses, run_on_blocker_failure
+            )
 
     async def continue_blocked_job(
         self,
@@ -749,11 +757,14 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
         lease: Lease,
         next_job: NewJob,
         blocker_chain_ids: Sequence[str],
+        run_on_blocker_failure: bool = False,
     ) -> JobRecord:
         async with self._atomic(tx) as conn:
             statuses = await self._lock_blocker_chains(conn, blocker_chain_ids)
             await self.continue_job(tx=conn, lease=lease, next_job=next_job)
-            (record,) = await self._wait_on(conn, [next_job.id], blocker_chain_ids, statuses)
+            (record,) = await self._wait_on(
+                conn, [next_job.id], blocker_chain_ids, statuses, run_on_blocker_failure
+            )
             return record
 
     async def _lock_blocker_chains(
@@ -784,8 +795,9 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
         job_ids: list[str],
         blocker_chain_ids: Sequence[str],
         statuses: dict[str, str],
+        run_on_failure: bool,
     ) -> list[JobRecord]:
-        status, left, error = initial_wait(statuses, blocker_chain_ids)
+        status, left, error = initial_wait(statuses, blocker_chain_ids, run_on_failure)
         sql = self._blocker_sql
         await self._fetch(conn, sql.insert_blockers, job_ids, list(blocker_chain_ids))
         rows = await self._fetch(
@@ -795,6 +807,7 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
             status.value,
             left,
             None if error is None else error.to_json(),
+            run_on_failure,
         )
         by_id = {record.id: record for record in map(job_record, rows)}
         return [by_id[job_id] for job_id in job_ids]

@@ -527,13 +527,18 @@ class SqliteStateAdapter(StateAdapter[aiosqlite.Connection]):
     # -- blockers --------------------------------------------------------------------
 
     async def create_blocked_jobs(
-        self, *, tx: Connection | None, jobs: Sequence[NewJob], blocker_chain_ids: Sequence[str]
+        self,
+        *,
+        tx: Connection | None,
+        jobs: Sequence[NewJob],
+        blocker_chain_ids: Sequence[str],
+        run_on_blocker_failure: bool = False,
     ) -> Sequence[JobRecord]:
         """As the port says; inside one write transaction, so no blocker chain ends
         between the read of its state and the commit (a caller's transaction begun
         with a deferred ``BEGIN`` raises TransientStateError if one did)."""
         async with self._db.atomic(tx) as conn:
-            state = await self._waiting_state(conn, blocker_chain_ids)
+            state = await self._waiting_state(conn, blocker_chain_ids, run_on_blocker_failure)
             await self.create_jobs(tx=conn, jobs=jobs)
             return await self._wait_on(conn, [job.id for job in jobs], blocker_chain_ids, state)
 
@@ -544,34 +549,38 @@ class SqliteStateAdapter(StateAdapter[aiosqlite.Connection]):
         lease: Lease,
         next_job: NewJob,
         blocker_chain_ids: Sequence[str],
+        run_on_blocker_failure: bool = False,
     ) -> JobRecord:
         async with self._db.atomic(tx) as conn:
-            state = await self._waiting_state(conn, blocker_chain_ids)
+            state = await self._waiting_state(conn, blocker_chain_ids, run_on_blocker_failure)
             await self.continue_job(tx=conn, lease=lease, next_job=next_job)
             (record,) = await self._wait_on(conn, [next_job.id], blocker_chain_ids, state)
             return record
 
     async def _waiting_state(
-        self, conn: Connection, blocker_chain_ids: Sequence[str]
-    ) -> tuple[str, int, str | None, int | None]:
+        self, conn: Connection, blocker_chain_ids: Sequence[str], run_on_failure: bool
+    ) -> tuple[str, int, str | None, int | None, int]:
         heads = await self._db.run(
             conn, self._blocker_sql.chain_heads, (ids_json(blocker_chain_ids),)
         )
-        return waiting_state(heads, blocker_chain_ids, now_us())
+        wait = waiting_state(heads, blocker_chain_ids, now_us(), run_on_failure)
+        return (*wait, 1 if run_on_failure else 0)
 
     async def _wait_on(
         self,
         conn: Connection,
         job_ids: list[str],
         blocker_chain_ids: Sequence[str],
-        state: tuple[str, int, str | None, int | None],
+        state: tuple[str, int, str | None, int | None, int],
     ) -> list[JobRecord]:
         sql = self._blocker_sql
-        status, left, error, completed_at = state
+        status, left, error, completed_at, runs = state
         now = now_us()
         await self._db.run_many(conn, sql.insert_blocker, blocker_rows(job_ids, blocker_chain_ids))
         rows = await self._db.run(
-            conn, sql.set_waiting, (status, left, error, completed_at, now, ids_json(job_ids))
+            conn,
+            sql.set_waiting,
+            (status, left, error, completed_at, now, runs, ids_json(job_ids)),
         )
         by_id = {record.id: record for record in map(job_from_row, rows)}
         return [by_id[job_id] for job_id in job_ids]

@@ -32,10 +32,12 @@ class BlockerStatements:
         self.insert_blocker = (
             f"INSERT INTO {blockers} (job_id, position, blocker_chain_id) VALUES (?, ?, ?)"
         )
-        # Parameters: status, blockers_left, error, completed_at, updated_at, job ids.
+        # Parameters: status, blockers_left, error, completed_at, updated_at,
+        # run_on_blocker_failure, job ids.
         self.set_waiting = (
             f"UPDATE {jobs} SET status = ?, blockers_left = ?, error = ?, completed_at = ?, "
-            "updated_at = ? WHERE id IN (SELECT value FROM json_each(?)) "
+            "updated_at = ?, run_on_blocker_failure = ? "
+            "WHERE id IN (SELECT value FROM json_each(?)) "
             f"RETURNING {JOB_COLUMNS}"
         )
         self.get_blockers = (
@@ -51,12 +53,13 @@ class BlockerStatements:
 
 
 def waiting_state(
-    heads: Sequence[Any], chain_ids: Sequence[str], now: int
+    heads: Sequence[Any], chain_ids: Sequence[str], now: int, run_on_failure: bool
 ) -> tuple[str, int, str | None, int | None]:
     """What jobs waiting on ``chain_ids`` start as, from the chains' last jobs
     ``heads`` (chain id, status): status, blockers left, error JSON, completed_at
     (see :func:`queuert.blockers.initial_wait`, which raises for a missing chain)."""
-    status, left, error = initial_wait({row[0]: row[1] for row in heads}, chain_ids)
+    status_of = {row[0]: row[1] for row in heads}
+    status, left, error = initial_wait(status_of, chain_ids, run_on_failure)
     if error is not None:
         return status.value, left, error.to_json(), now
     return status.value, left, None, None

@@ -97,6 +97,8 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
             # Distinct blocker chains of a blocked job that have not completed yet.
             "ALTER TABLE {prefix}jobs ADD COLUMN blockers_left INTEGER NOT NULL DEFAULT 0",
+            # 1: the job runs once its blockers ended, however (on_blocker_failure="run").
+            "ALTER TABLE {prefix}jobs ADD COLUMN run_on_blocker_failure INTEGER NOT NULL DEFAULT 0",
             """
             CREATE TABLE {prefix}job_blockers (
                 job_id TEXT NOT NULL REFERENCES {prefix}jobs (id) ON DELETE CASCADE,
@@ -130,14 +132,23 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
             # A chain that ends failed or cancelled fails the jobs waiting on it, whose
             # chains end with them (the adapter's connections enable recursive
-            # triggers, so the failure reaches the jobs waiting on those in turn).
-            # The error is queuert.blockers.blocker_error's.
+            # triggers, so the failure reaches the jobs waiting on those in turn),
+            # and counts as ended for the jobs that run however. The error is
+            # queuert.blockers.blocker_error's.
             """
             CREATE TRIGGER {prefix}jobs_blocker_failed
             AFTER UPDATE OF status ON {prefix}jobs
             WHEN NEW.status IN ('failed', 'cancelled') AND NEW.next_job_id IS NULL
                 AND OLD.status <> NEW.status
             BEGIN
+                UPDATE {prefix}jobs SET
+                    blockers_left = blockers_left - 1,
+                    status = CASE WHEN blockers_left <= 1 THEN 'pending' ELSE 'blocked' END,
+                    updated_at = NEW.updated_at
+                WHERE status = 'blocked' AND run_on_blocker_failure = 1 AND id IN (
+                    SELECT job_id FROM {prefix}job_blockers
+                    WHERE blocker_chain_id = NEW.chain_id
+                );
                 UPDATE {prefix}jobs SET
                     status = 'failed',
                     error = json_object(
@@ -149,7 +160,7 @@ MIGRATIONS: tuple[Migration, ...] = (
                     blockers_left = 0,
                     completed_at = NEW.updated_at,
                     updated_at = NEW.updated_at
-                WHERE status = 'blocked' AND id IN (
+                WHERE status = 'blocked' AND run_on_blocker_failure = 0 AND id IN (
                     SELECT job_id FROM {prefix}job_blockers
                     WHERE blocker_chain_id = NEW.chain_id
                 );

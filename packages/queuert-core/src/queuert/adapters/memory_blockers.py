@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, TypeVar
 
-from queuert.blockers import blocker_error
+from queuert.blockers import blocker_error, initial_wait
 from queuert.errors import JobNotFoundError
 from queuert.records import BlockerRecord, JobStatus
 
@@ -19,8 +19,6 @@ if TYPE_CHECKING:
 
 K = TypeVar("K")
 V = TypeVar("V")
-
-_ENDED_BADLY = (JobStatus.FAILED, JobStatus.CANCELLED)
 
 
 def _assign(tx: MemoryTransaction, mapping: dict[K, V], key: K, value: V) -> None:
@@ -48,6 +46,8 @@ class MemoryBlockers:
         """Ids of the jobs created with each chain among their blockers."""
         self.left: dict[str, int] = {}
         """How many distinct blocker chains of each blocked job have not completed."""
+        self.runs: dict[str, bool] = {}
+        """Jobs that run once their blockers ended, however (``on_blocker_failure="run"``)."""
 
     def check(self, store: MemoryStateAdapter, chain_ids: Sequence[str]) -> None:
         """Raise JobNotFoundError naming the first chain of ``chain_ids`` that does not
@@ -63,26 +63,23 @@ class MemoryBlockers:
         rows: Sequence[_Row],
         chain_ids: Sequence[str],
         now: datetime,
+        run_on_failure: bool = False,
     ) -> None:
         """Make the just-inserted ``rows`` wait on ``chain_ids`` (checked to exist)."""
-        distinct = list(dict.fromkeys(chain_ids))
-        failed: tuple[str, JobStatus] | None = None
-        left = 0
-        for chain_id in distinct:
-            status = store._chains[chain_id].last().status
-            if status in _ENDED_BADLY and failed is None:
-                failed = (chain_id, status)
-            elif status is not JobStatus.COMPLETED:
-                left += 1
+        statuses = {c: store._chains[c].last().status for c in dict.fromkeys(chain_ids)}
+        status, left, error = initial_wait(statuses, chain_ids, run_on_failure)
+        distinct = list(statuses)
         for row in rows:
             _assign(tx, self.of, row.id, tuple(chain_ids))
+            if run_on_failure:
+                _assign(tx, self.runs, row.id, True)
             for chain_id in distinct:
                 waiting = self.dependents.get(chain_id, ())
                 _assign(tx, self.dependents, chain_id, (*waiting, row.id))
-            if failed is not None:
+            if status is JobStatus.FAILED:
                 store._finish(tx, row, JobStatus.FAILED, now)
-                row.error = blocker_error(failed[0], failed[1].value)
-            elif left:
+                row.error = error
+            elif status is JobStatus.BLOCKED:
                 store._touch(tx, row)
                 row.status = JobStatus.BLOCKED
                 _assign(tx, self.left, row.id, left)
@@ -97,7 +94,7 @@ class MemoryBlockers:
             dependent = store._jobs.get(job_id)
             if dependent is None or dependent.status is not JobStatus.BLOCKED:
                 continue
-            if row.status is JobStatus.COMPLETED:
+            if row.status is JobStatus.COMPLETED or self.runs.get(dependent.id, False):
                 self.unblock_one(store, tx, dependent, now)
             else:
                 store._finish(tx, dependent, JobStatus.FAILED, now)

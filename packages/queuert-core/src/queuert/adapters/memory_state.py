@@ -882,8 +882,11 @@ class MemoryStateAdapter(StateAdapter[MemoryTransaction]):
         tx: MemoryTransaction | None,
         jobs: Sequence[NewJob],
         blocker_chain_ids: Sequence[str],
+        run_on_blocker_failure: bool = False,
     ) -> Sequence[JobRecord]:
-        return await self._run(tx, self._create_blocked_jobs, jobs, blocker_chain_ids)
+        return await self._run(
+            tx, self._create_blocked_jobs, jobs, blocker_chain_ids, run_on_blocker_failure
+        )
 
     async def continue_blocked_job(
         self,
@@ -892,8 +895,16 @@ class MemoryStateAdapter(StateAdapter[MemoryTransaction]):
         lease: Lease,
         next_job: NewJob,
         blocker_chain_ids: Sequence[str],
+        run_on_blocker_failure: bool = False,
     ) -> JobRecord:
-        return await self._run(tx, self._continue_blocked_job, lease, next_job, blocker_chain_ids)
+        return await self._run(
+            tx,
+            self._continue_blocked_job,
+            lease,
+            next_job,
+            blocker_chain_ids,
+            run_on_blocker_failure,
+        )
 
     async def get_blockers(
         self, *, tx: MemoryTransaction | None, job_id: str
@@ -906,12 +917,16 @@ class MemoryStateAdapter(StateAdapter[MemoryTransaction]):
         return await self._run(tx, lambda _tx: self._blockers.dependent_chains(self, chain_ids))
 
     def _create_blocked_jobs(
-        self, tx: MemoryTransaction, jobs: Sequence[NewJob], blocker_chain_ids: Sequence[str]
+        self,
+        tx: MemoryTransaction,
+        jobs: Sequence[NewJob],
+        blocker_chain_ids: Sequence[str],
+        run_on_failure: bool,
     ) -> list[JobRecord]:
         self._blockers.check(self, blocker_chain_ids)
         self._create_jobs(tx, jobs)
         rows = [self._jobs[job.id] for job in jobs]
-        self._blockers.attach(self, tx, rows, blocker_chain_ids, self.now())
+        self._blockers.attach(self, tx, rows, blocker_chain_ids, self.now(), run_on_failure)
         return [row.record() for row in rows]
 
     def _continue_blocked_job(
@@ -920,11 +935,12 @@ class MemoryStateAdapter(StateAdapter[MemoryTransaction]):
         lease: Lease,
         next_job: NewJob,
         blocker_chain_ids: Sequence[str],
+        run_on_failure: bool,
     ) -> JobRecord:
         self._blockers.check(self, blocker_chain_ids)
         self._continue_job(tx, lease, next_job)
         row = self._jobs[next_job.id]
-        self._blockers.attach(self, tx, [row], blocker_chain_ids, self.now())
+        self._blockers.attach(self, tx, [row], blocker_chain_ids, self.now(), run_on_failure)
         return row.record()
 
     # -- deduplication -----------------------------------------------------------

@@ -246,7 +246,12 @@ class StateAdapter(ABC, Generic[Tx]):
     # -- blockers (capability ``blockers``) --------------------------------------
 
     async def create_blocked_jobs(
-        self, *, tx: Tx | None, jobs: Sequence[NewJob], blocker_chain_ids: Sequence[str]
+        self,
+        *,
+        tx: Tx | None,
+        jobs: Sequence[NewJob],
+        blocker_chain_ids: Sequence[str],
+        run_on_blocker_failure: bool = False,
     ) -> Sequence[JobRecord]:
         """Insert ``jobs`` as :meth:`create_jobs` does, each waiting on the chains
         ``blocker_chain_ids`` (in this order; the same for every job).
@@ -262,13 +267,23 @@ class StateAdapter(ABC, Generic[Tx]):
         fails or cancels one of them. A blocker chain that completes while this
         operation's transaction is open is seen as completed, never missed.
 
+        With ``run_on_blocker_failure`` a blocker that ends ``failed`` or ``cancelled``
+        counts as ended instead: the job becomes ``pending`` once every blocker chain
+        has ended, however.
+
         Raises :class:`~queuert.errors.JobNotFoundError` naming the first blocker chain
         that does not exist, with nothing written. Returns the jobs as they are now.
         Adapters without the capability raise :class:`~queuert.errors.AdapterError`."""
         raise AdapterError(f"{type(self).__name__} does not support blockers")
 
     async def continue_blocked_job(
-        self, *, tx: Tx | None, lease: Lease, next_job: NewJob, blocker_chain_ids: Sequence[str]
+        self,
+        *,
+        tx: Tx | None,
+        lease: Lease,
+        next_job: NewJob,
+        blocker_chain_ids: Sequence[str],
+        run_on_blocker_failure: bool = False,
     ) -> JobRecord:
         """:meth:`continue_job` whose new job waits on ``blocker_chain_ids`` under the
         terms of :meth:`create_blocked_jobs`. Returns the new job as it is now."""

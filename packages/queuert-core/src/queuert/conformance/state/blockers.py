@@ -151,6 +151,35 @@ class BlockerCases:
         assert current.error is not None and middle.chain_id in current.error.message
 
     @pytest.mark.asyncio
+    async def test_a_job_that_runs_however_waits_for_every_blocker_to_end(
+        self, state_adapter: StateAdapterAny
+    ) -> None:
+        _require_blockers(state_adapter)
+        failing = await _blocker(state_adapter)
+        completing = await _blocker(state_adapter)
+        (waiter,) = await state_adapter.create_blocked_jobs(
+            tx=None,
+            jobs=[new_job(WAITER)],
+            blocker_chain_ids=[failing.chain_id, completing.chain_id],
+            run_on_blocker_failure=True,
+        )
+        assert waiter.status is JobStatus.BLOCKED
+        error = JobError(type="Boom", message="boom")
+        await state_adapter.fail_job(tx=None, lease=failing.lease, error=error)
+        assert await _status(state_adapter, waiter) is JobStatus.BLOCKED
+        await state_adapter.complete_job(tx=None, lease=completing.lease, output="2")
+        assert await _status(state_adapter, waiter) is JobStatus.PENDING
+        read = await state_adapter.get_blockers(tx=None, job_id=waiter.id)
+        assert [b.status for b in read] == [JobStatus.FAILED, JobStatus.COMPLETED]
+        (late,) = await state_adapter.create_blocked_jobs(
+            tx=None,
+            jobs=[new_job(WAITER)],
+            blocker_chain_ids=[failing.chain_id],
+            run_on_blocker_failure=True,
+        )
+        assert late.status is JobStatus.PENDING
+
+    @pytest.mark.asyncio
     async def test_an_already_failed_blocker_fails_the_new_job(
         self, state_adapter: StateAdapterAny
     ) -> None:
