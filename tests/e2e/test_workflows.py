@@ -247,3 +247,38 @@ async def test_a_chain_that_runs_however_reads_which_blockers_completed(backend:
         handle = await app.enqueue_job_chain(None, gallery_chain, Publish(8), blockers=resizes)
         output = await app.wait_for_chain(handle, timeout=30)
     assert output.paths == ["/img/8/64.png", "missing: failed", "/img/8/1024.png"]
+
+
+fan_chain = queuert.chain("wf-fan", input=Image, output=Published)
+
+
+async def test_chains_started_in_a_finalize_wake_workers_once_it_commits(
+    backend: Backend,
+) -> None:
+    app = queuert.Queuert(
+        state=backend.state,
+        notify=queuert.InProcessNotifyAdapter(),
+        chains=[fan_chain, resize_chain],
+    )
+    # Polling every 5 s: finishing within 4 s means the workers were woken.
+    worker = app.worker(concurrency=4, poll_interval=5.0)
+    started: list[queuert.ChainHandle[Resized]] = []
+
+    @worker.handler(fan_chain)
+    async def fan(job: queuert.Job[Image], ctx: queuert.JobContext[Any, Published]) -> Any:
+        async def commit(tx: Any, enqueue_job: queuert.EnqueueJob[Published]) -> Published:
+            for size in SIZES:
+                started.append(await app.enqueue_job_chain(tx, resize_chain, Resize(1, size)))
+            return Published([])
+
+        return await ctx.finalize(commit)
+
+    @worker.handler(resize_chain)
+    async def resize(job: queuert.Job[Resize], ctx: queuert.JobContext[Any, Resized]) -> Any:
+        return Resized(job.input.size, "done")
+
+    async with worker:
+        handle = await app.enqueue_job_chain(None, fan_chain, Image(1))
+        await app.wait_for_chain(handle, timeout=4)
+        outputs = [await app.wait_for_chain(h, timeout=4) for h in started]
+    assert [o.size for o in outputs] == list(SIZES)

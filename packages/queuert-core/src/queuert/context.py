@@ -21,7 +21,7 @@ from queuert.errors import (
 )
 from queuert.ids import new_id
 from queuert.job import Continuation
-from queuert.notifications import PendingNotifications
+from queuert.notifications import PendingNotifications, pending_notifications
 from queuert.ports.state import Tx
 from queuert.records import JobRecord, JobStatus, Lease, NewJob
 
@@ -228,17 +228,26 @@ class JobContext(Generic[Tx, OutT]):
         the job and chain complete with it, when it returns the continuation made
         by ``enqueue_job`` the next job is created. All of it commits together or
         none of it does. Raises LeaseLostError (nothing committed) when the lease
-        is gone, ContinuationError when ``enqueue_job`` is misused."""
+        is gone, ContinuationError when ``enqueue_job`` is misused.
+
+        Chains ``commit`` starts with ``tx`` (fan-out) commit with the job's end;
+        the workers they wake are told once that commit is done."""
         self._ensure_open()
         enqueue = _Enqueuer(self)
         state = self._app.state
+        # Signals of what commit starts wait for the commit, as in Queuert.with_notify.
+        started = PendingNotifications()
+        token = pending_notifications.set(started)
         try:
             async with state.leased_transaction(lease=self.lease, lock=True) as tx:
                 result = await commit(tx, enqueue)
                 await self._write_end(tx, result, enqueue)
         except LeaseLostError:
             raise self._lost() from None
+        finally:
+            pending_notifications.reset(token)
         self.finalized = True
+        self.notifications.merge(started)
         return result
 
     async def complete(self, output: OutT) -> OutT:
