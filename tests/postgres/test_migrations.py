@@ -111,3 +111,24 @@ async def test_table_prefixes_keep_deployments_apart(
         "green_job_dedup",
         "green_migrations",
     }
+
+
+async def test_version_3_upgrades_a_version_1_schema_with_jobs(
+    pool: asyncpg.Pool[asyncpg.Record], schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import queuert_postgres.migrations
+
+    adapter = PostgresStateAdapter(pool, schema=schema)
+    monkeypatch.setattr(queuert_postgres.migrations, "MIGRATIONS", MIGRATIONS[:1])
+    await adapter.migrate()
+    (job,) = await adapter.create_jobs(tx=None, jobs=[new_job()])
+    monkeypatch.undo()
+    with pytest.raises(SchemaNotMigratedError):
+        await adapter.check_schema()
+    await adapter.migrate()
+    await adapter.check_schema()
+    assert await adapter.get_job(tx=None, job_id=job.id) == job
+    (waiter,) = await adapter.create_blocked_jobs(
+        tx=None, jobs=[new_job()], blocker_chain_ids=[job.chain_id]
+    )
+    assert waiter.status.value == "blocked"
