@@ -63,7 +63,8 @@ class Published:
 
 
 image_chain = queuert.chain("process-image", input=ImageInput, output=Published)
-publish = image_chain.queue("publish", input=PublishInput)
+# load_blockers: the worker reads the three renditions into job.blockers.
+publish = image_chain.queue("publish", input=PublishInput, load_blockers=True)
 resize_chain = queuert.chain("resize-image", input=ResizeInput, output=Rendition)
 
 APP_SCHEMA = """
@@ -133,8 +134,7 @@ def register_handlers(
     async def fan_in(
         job: queuert.Job[PublishInput], ctx: queuert.JobContext[aiosqlite.Connection, Published]
     ) -> Published | queuert.Continuation:
-        blockers = await ctx.blockers()
-        renditions = blockers.outputs(resize_chain)  # list[Rendition], in the order given
+        renditions = job.blockers.outputs(resize_chain)  # list[Rendition], in the order given
         ids = [r.rendition_id for r in renditions]
 
         async def commit(

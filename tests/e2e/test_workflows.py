@@ -43,7 +43,7 @@ class Published:
 
 resize_chain = queuert.chain("wf-resize", input=Resize, output=Resized)
 image_chain = queuert.chain("wf-image", input=Image, output=Published)
-publish = image_chain.queue("publish", input=Publish)
+publish = image_chain.queue("publish", input=Publish, load_blockers=True)
 gallery_chain = queuert.chain(
     "wf-gallery", input=Publish, output=Published, on_blocker_failure="run"
 )
@@ -81,14 +81,15 @@ def pipeline(
 
     @worker.handler(resize_chain)
     async def resize(job: queuert.Job[Resize], ctx: queuert.JobContext[Any, Resized]) -> Any:
+        assert len(job.blockers) == 0  # a queue that does not load them
         if job.input.size == failing.get(job.input.image_id):
             raise queuert.NonRetryableError("cannot resize")
         return Resized(job.input.size, f"/img/{job.input.image_id}/{job.input.size}.png")
 
     @worker.handler(publish)
     async def fan_in(job: queuert.Job[Publish], ctx: queuert.JobContext[Any, Published]) -> Any:
-        blockers = await ctx.blockers()
-        sizes: list[Resized] = blockers.outputs(resize_chain)
+        sizes: list[Resized] = job.blockers.outputs(resize_chain)
+        assert [b.chain_id for b in job.blockers] == [b.chain_id for b in await ctx.blockers()]
         return Published([r.path for r in sizes])
 
     @worker.handler(gallery_chain)

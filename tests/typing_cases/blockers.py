@@ -34,7 +34,7 @@ class Published:
 
 resize_chain = queuert.chain("resize", input=Resize, output=Resized)
 image_chain = queuert.chain("image", input=Image, output=Published)
-publish = image_chain.queue("publish", input=Image)
+publish = image_chain.queue("publish", input=Image, load_blockers=True)
 
 
 def register(worker: queuert.Worker[aiosqlite.Connection]) -> None:
@@ -45,8 +45,8 @@ def register(worker: queuert.Worker[aiosqlite.Connection]) -> None:
         blockers = await ctx.blockers()
         first: Resized = blockers[0].output(resize_chain)
         wrong: Published = blockers[0].output(resize_chain)  # E: a Resized is not a Published
-        sizes: list[Resized] = blockers.outputs(resize_chain)
-        bad_sizes: list[int] = blockers.outputs(resize_chain)  # E: outputs are Resized
+        sizes: list[Resized] = job.blockers.outputs(resize_chain)
+        bad_sizes: list[int] = job.blockers.outputs(resize_chain)  # E: outputs are Resized
         del wrong, bad_sizes
         return Published([first.path, *(s.path for s in sizes)])
 

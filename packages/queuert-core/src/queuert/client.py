@@ -271,7 +271,8 @@ class Queuert(Generic[Tx]):
         With ``blockers`` (handles of other chains, at most
         :data:`~queuert.blockers.MAX_BLOCKERS`) the first job waits, ``blocked``, until
         every one of those chains has completed (see :mod:`queuert.blockers`); its
-        handler reads their outputs through ``await ctx.blockers()``. Raises
+        handler reads their outputs in ``job.blockers`` (queues declared with
+        ``load_blockers=True``) or through ``await ctx.blockers()``. Raises
         :class:`~queuert.errors.JobNotFoundError` naming a blocker chain that does not
         exist, with nothing written.
 

@@ -33,7 +33,7 @@ class QueueDef(Generic[InT, OutT]):
     steps come from :meth:`ChainDef.queue` and are named ``<chain>:<step>``.
     """
 
-    __slots__ = ("chain_name", "input_codec", "name", "priority", "retry")
+    __slots__ = ("chain_name", "input_codec", "load_blockers", "name", "priority", "retry")
 
     def __init__(
         self,
@@ -53,6 +53,9 @@ class QueueDef(Generic[InT, OutT]):
         self.input_codec: Codec[InT] = Codec(input, f"input of queue {name!r}")
         self.retry = retry
         self.priority = priority
+        self.load_blockers = False
+        """Whether the worker reads the chains a job of this queue waited on into
+        ``job.blockers`` before its handler runs (one more read per job)."""
 
     def __repr__(self) -> str:
         return f"<queue {self.name!r}>"
@@ -72,6 +75,7 @@ class ChainDef(QueueDef[InT, OutT]):
         retry: RetryPolicy | None = None,
         priority: int = 0,
         on_blocker_failure: str = "fail",
+        load_blockers: bool = False,
     ) -> None:
         _check_name("chain", name)
         if on_blocker_failure not in ("fail", "run"):
@@ -88,6 +92,7 @@ class ChainDef(QueueDef[InT, OutT]):
         self.output_codec: Codec[OutT] = Codec(output, f"output of chain {name!r}")
         self.queues: dict[str, QueueDef[Any, OutT]] = {name: self}
         self.on_blocker_failure = on_blocker_failure
+        self.load_blockers = bool(load_blockers)
         """What a job of this chain waiting on blockers does when one of them ends
         failed or cancelled: ``"fail"`` (with its chain) or ``"run"`` (once every
         blocker has ended, reading which completed; see :mod:`queuert.blockers`)."""
@@ -100,6 +105,7 @@ class ChainDef(QueueDef[InT, OutT]):
         input: type[StepInT],
         retry: RetryPolicy | None = None,
         priority: int | None = None,
+        load_blockers: bool = False,
     ) -> QueueDef[StepInT, OutT]: ...
     @overload
     def queue(
@@ -109,6 +115,7 @@ class ChainDef(QueueDef[InT, OutT]):
         input: Any,
         retry: RetryPolicy | None = None,
         priority: int | None = None,
+        load_blockers: bool = False,
     ) -> QueueDef[Any, OutT]: ...
     def queue(
         self,
@@ -117,8 +124,10 @@ class ChainDef(QueueDef[InT, OutT]):
         input: Any,
         retry: RetryPolicy | None = None,
         priority: int | None = None,
+        load_blockers: bool = False,
     ) -> QueueDef[Any, OutT]:
-        """Declare a further step ``<chain>:<step>`` with its own input type.
+        """Declare a further step ``<chain>:<step>`` with its own input type; with
+        ``load_blockers`` its jobs' handlers find their blockers in ``job.blockers``.
         Raises :class:`~queuert.errors.ValidationError` for a bad or duplicate name."""
         _check_name("step", step)
         name = f"{self.name}:{step}"
@@ -131,6 +140,7 @@ class ChainDef(QueueDef[InT, OutT]):
             retry=retry or self.retry,
             priority=self.priority if priority is None else priority,
         )
+        q.load_blockers = bool(load_blockers)
         self.queues[name] = q
         return q
 
@@ -147,6 +157,7 @@ def chain(
     retry: RetryPolicy | None = None,
     priority: int = 0,
     on_blocker_failure: str = "fail",
+    load_blockers: bool = False,
 ) -> ChainDef[InT, OutT]: ...
 @overload
 def chain(
@@ -157,6 +168,7 @@ def chain(
     retry: RetryPolicy | None = None,
     priority: int = 0,
     on_blocker_failure: str = "fail",
+    load_blockers: bool = False,
 ) -> ChainDef[Any, Any]: ...
 def chain(
     name: str,
@@ -166,6 +178,7 @@ def chain(
     retry: RetryPolicy | None = None,
     priority: int = 0,
     on_blocker_failure: str = "fail",
+    load_blockers: bool = False,
 ) -> ChainDef[Any, Any]:
     """Declare a chain named ``name`` whose first job takes ``input`` and whose last
     job returns ``output``. Raises :class:`~queuert.errors.ValidationError` for a bad
@@ -177,4 +190,5 @@ def chain(
         retry=retry,
         priority=priority,
         on_blocker_failure=on_blocker_failure,
+        load_blockers=load_blockers,
     )

@@ -21,7 +21,7 @@ from queuert.errors import (
     ValidationError,
 )
 from queuert.ids import new_id
-from queuert.job import Continuation, Job
+from queuert.job import NO_BLOCKERS, Continuation, Job
 from queuert.notifications import PendingNotifications
 from queuert.ports.notify import ScheduledSignal, Subscription
 from queuert.ports.state import Tx
@@ -411,6 +411,7 @@ class Worker(Generic[Tx]):
                 raise NonRetryableError(
                     f"stored input does not match the queue's type: {exc}"
                 ) from exc
+            blockers = await ctx.blockers() if ctx.queue.load_blockers else NO_BLOCKERS
             job: Job[Any] = Job(
                 id=record.id,
                 chain_id=record.chain_id,
@@ -422,6 +423,7 @@ class Worker(Generic[Tx]):
                 created_at=record.created_at,
                 scheduled_at=record.scheduled_at,
                 record=record,
+                blockers=blockers,
             )
             result = await handler(job, ctx)
             if not ctx.finalized:
