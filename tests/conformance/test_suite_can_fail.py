@@ -20,7 +20,17 @@ import pytest_asyncio
 
 from broken_adapters import (
     DetachedCallerStateAdapter,
+    ContinuationUnblocksStateAdapter,
+    DedupFilterIgnoringStateAdapter,
+    KeyIgnoringStateAdapter,
+    KeyNeverReleasedStateAdapter,
+    ReadThenWriteDedupStateAdapter,
+    UnscopedKeyStateAdapter,
     DoubleHandingStateAdapter,
+    FailureAlwaysFailsStateAdapter,
+    FailureIgnoringStateAdapter,
+    FewBlockersStateAdapter,
+    FirstBlockerUnblocksStateAdapter,
     LeakyRollbackStateAdapter,
     OnlyPendingRevokeStateAdapter,
     UnwrittenRevokeStateAdapter,
@@ -39,6 +49,11 @@ from broken_adapters import (
     WindowlessListingStateAdapter,
     AcceptsAnyTxStateAdapter,
     NeverClosedStateAdapter,
+    NeverUnblockingStateAdapter,
+    ReadThenWriteUnblockStateAdapter,
+    SelfDependentStateAdapter,
+    SortedBlockersStateAdapter,
+    WritesBeforeCheckingStateAdapter,
     UnfilteredLeaseLostNotifyAdapter,
     UnlimitedWakeNotifyAdapter,
 )
@@ -90,6 +105,21 @@ TestOldestFirstListing = state_suite(OldestFirstListingStateAdapter)
 TestWindowlessListing = state_suite(WindowlessListingStateAdapter)
 TestNeverClosed = state_suite(NeverClosedStateAdapter)
 TestAcceptsAnyTx = state_suite(AcceptsAnyTxStateAdapter)
+TestNeverUnblocking = state_suite(NeverUnblockingStateAdapter)
+TestFirstBlockerUnblocks = state_suite(FirstBlockerUnblocksStateAdapter)
+TestContinuationUnblocks = state_suite(ContinuationUnblocksStateAdapter)
+TestFailureIgnoring = state_suite(FailureIgnoringStateAdapter)
+TestFailureAlwaysFails = state_suite(FailureAlwaysFailsStateAdapter)
+TestReadThenWriteUnblock = state_suite(ReadThenWriteUnblockStateAdapter)
+TestWritesBeforeChecking = state_suite(WritesBeforeCheckingStateAdapter)
+TestFewBlockers = state_suite(FewBlockersStateAdapter)
+TestSortedBlockers = state_suite(SortedBlockersStateAdapter)
+TestSelfDependent = state_suite(SelfDependentStateAdapter)
+TestKeyIgnoring = state_suite(KeyIgnoringStateAdapter)
+TestKeyNeverReleased = state_suite(KeyNeverReleasedStateAdapter)
+TestUnscopedKey = state_suite(UnscopedKeyStateAdapter)
+TestReadThenWriteDedup = state_suite(ReadThenWriteDedupStateAdapter)
+TestDedupFilterIgnoring = state_suite(DedupFilterIgnoringStateAdapter)
 TestReferenceNotify = notify_suite(InProcessNotifyAdapter)
 TestUnfilteredLeaseLost = notify_suite(UnfilteredLeaseLostNotifyAdapter)
 TestUnlimitedWake = notify_suite(UnlimitedWakeNotifyAdapter)
@@ -144,6 +174,7 @@ BUGS = {
             "test_rollback_discards_savepoint_writes",
             "test_rolled_back_revoke_keeps_the_lease",
             "test_rolled_back_settle_leaves_the_job_open",
+            "test_a_rolled_back_start_releases_the_key",
         ),
     ),
     "detached-caller-transaction-fails-the-caller-transaction-case": Bug(
@@ -251,6 +282,109 @@ BUGS = {
             "test_check_transaction_refuses_a_transaction_that_ended",
             "test_check_transaction_refuses_an_object_of_another_type",
         ),
+    ),
+    "never-unblocking-fails-the-unblock-cases": Bug(
+        "TestNeverUnblocking",
+        "TestReferenceState",
+        (
+            "test_blocked_job_waits_until_its_blocker_completes",
+            "test_blocked_job_waits_for_every_blocker",
+            "test_a_rolled_back_completion_keeps_the_job_blocked",
+            "test_continue_blocked_job_waits_then_runs",
+        ),
+    ),
+    "first-blocker-unblocking-fails-the-every-blocker-case": Bug(
+        "TestFirstBlockerUnblocks",
+        "TestReferenceState",
+        ("test_blocked_job_waits_for_every_blocker",),
+    ),
+    "continuation-unblocking-fails-the-continued-blocker-case": Bug(
+        "TestContinuationUnblocks",
+        "TestReferenceState",
+        ("test_a_continued_blocker_chain_has_not_completed",),
+    ),
+    "ignored-blocker-failures-fail-the-failure-cases": Bug(
+        "TestFailureIgnoring",
+        "TestReferenceState",
+        (
+            "test_failure_reaches_jobs_blocked_on_a_failed_dependent",
+            "test_an_already_failed_blocker_fails_the_new_job",
+        ),
+    ),
+    "ignored-blocker-failure-fails-the-failed-blocker-case": Bug(
+        "TestFailureIgnoring",
+        "TestReferenceState",
+        ("test_a_blocker_that_does_not_complete_fails_the_job",),
+        only="[fail]",
+    ),
+    "ignored-blocker-cancellation-fails-the-cancelled-blocker-case": Bug(
+        "TestFailureIgnoring",
+        "TestReferenceState",
+        ("test_a_blocker_that_does_not_complete_fails_the_job",),
+        only="[cancel]",
+    ),
+    "failing-however-fails-the-run-however-case": Bug(
+        "TestFailureAlwaysFails",
+        "TestReferenceState",
+        ("test_a_job_that_runs_however_waits_for_every_blocker_to_end",),
+    ),
+    "read-then-write-unblocking-fails-the-concurrent-case": Bug(
+        "TestReadThenWriteUnblock",
+        "TestReferenceState",
+        ("test_concurrent_completions_of_the_last_blockers_unblock_once",),
+    ),
+    "writing-before-checking-fails-the-missing-blocker-case": Bug(
+        "TestWritesBeforeChecking",
+        "TestReferenceState",
+        ("test_a_missing_blocker_raises_and_writes_nothing",),
+    ),
+    "few-blockers-fail-the-hundred-blockers-case": Bug(
+        "TestFewBlockers", "TestReferenceState", ("test_a_hundred_blockers_are_accepted",)
+    ),
+    "sorted-blockers-fail-the-order-case": Bug(
+        "TestSortedBlockers",
+        "TestReferenceState",
+        ("test_blockers_are_read_in_order_with_their_outputs",),
+    ),
+    "self-dependent-chains-fail-the-dependents-case": Bug(
+        "TestSelfDependent", "TestReferenceState", ("test_dependent_chains_are_listed",)
+    ),
+    "ignored-keys-fail-the-dedup-cases": Bug(
+        "TestKeyIgnoring",
+        "TestReferenceState",
+        (
+            "test_a_held_key_starts_no_second_chain",
+            "test_any_scope_keeps_the_key_after_the_chain_ends",
+            "test_a_batch_with_repeated_keys_starts_one_chain_per_key",
+            "test_concurrent_starts_of_one_key_start_one_chain",
+        ),
+    ),
+    "keys-never-released-fail-the-release-cases": Bug(
+        "TestKeyNeverReleased",
+        "TestReferenceState",
+        (
+            "test_a_deleted_chain_releases_the_key",
+            "test_any_scope_with_a_window_releases_the_key_once_it_passed",
+        ),
+    ),
+    "keys-never-released-fail-the-ended-chain-case": Bug(
+        "TestKeyNeverReleased",
+        "TestReferenceState",
+        ("test_an_ended_chain_releases_an_incomplete_scoped_key",),
+        only="[complete]",
+    ),
+    "unscoped-keys-fail-the-chain-name-case": Bug(
+        "TestUnscopedKey", "TestReferenceState", ("test_keys_are_scoped_by_chain_name",)
+    ),
+    "read-then-write-dedup-fails-the-concurrent-case": Bug(
+        "TestReadThenWriteDedup",
+        "TestReferenceState",
+        ("test_concurrent_starts_of_one_key_start_one_chain",),
+    ),
+    "ignored-dedup-filter-fails-the-filter-case": Bug(
+        "TestDedupFilterIgnoring",
+        "TestReferenceState",
+        ("test_chains_are_filtered_by_dedup_key",),
     ),
     "unfiltered-subscription-fails-the-filter-case": Bug(
         "TestUnfilteredLeaseLost",

@@ -10,6 +10,7 @@ import pytest
 from queuert.errors import SchemaNotMigratedError
 from queuert.records import JobFilter
 from queuert_sqlite import SCHEMA_VERSION, SqliteStateAdapter
+from queuert_sqlite.migrations import MIGRATIONS
 from tests.sqlite.helpers import new_job
 
 
@@ -63,7 +64,7 @@ async def test_migrate_is_idempotent_and_records_the_version(db_path: str) -> No
         await state.close()
     with sqlite3.connect(db_path) as conn:
         versions = [row[0] for row in conn.execute("SELECT version FROM queuert_migrations")]
-    assert versions == list(range(1, SCHEMA_VERSION + 1))
+    assert versions == [migration.version for migration in MIGRATIONS]
 
 
 async def test_concurrent_migrations_from_several_adapters_all_succeed(db_path: str) -> None:
@@ -112,3 +113,34 @@ async def test_a_newer_schema_asks_for_an_upgrade(
         )
     with pytest.raises(SchemaNotMigratedError, match="upgrade queuert-sqlite"):
         await adapter.check_schema()
+
+
+async def test_version_3_upgrades_a_version_1_database_with_jobs(
+    db_path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import queuert_sqlite.adapter
+
+    monkeypatch.setattr(queuert_sqlite.adapter, "MIGRATIONS", MIGRATIONS[:1])
+    old = SqliteStateAdapter(db_path)
+    try:
+        await old.migrate()
+        (job,) = await old.create_jobs(tx=None, jobs=[new_job()])
+    finally:
+        await old.close()
+    monkeypatch.undo()
+    state = SqliteStateAdapter(db_path)
+    try:
+        with pytest.raises(SchemaNotMigratedError):
+            await state.check_schema()
+        await state.migrate()
+        await state.check_schema()
+        assert await state.get_job(tx=None, job_id=job.id) == job
+        (waiter,) = await state.create_blocked_jobs(
+            tx=None, jobs=[new_job()], blocker_chain_ids=[job.chain_id]
+        )
+        assert waiter.status.value == "blocked"
+    finally:
+        await state.close()
+    with sqlite3.connect(db_path) as conn:
+        versions = [row[0] for row in conn.execute("SELECT version FROM queuert_migrations")]
+    assert versions == [migration.version for migration in MIGRATIONS]

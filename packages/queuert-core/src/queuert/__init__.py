@@ -6,6 +6,7 @@ The public API is what this module exports.
 
 from queuert.adapters.memory_notify import InProcessNotifyAdapter
 from queuert.adapters.memory_state import MemoryStateAdapter, MemoryTransaction
+from queuert.blockers import MAX_BLOCKERS, Blocker, Blockers
 from queuert.client import ChainHandle, Queuert
 from queuert.context import EnqueueJob, JobContext
 from queuert.control_records import (
@@ -20,8 +21,11 @@ from queuert.control_records import (
 from queuert.definitions import ChainDef, QueueDef, chain
 from queuert.errors import (
     AdapterError,
+    BlockerFailedError,
+    BlockerLimitExceededError,
     ChainEndedError,
     ChainFailedError,
+    ChainHasDependentsError,
     ConfigurationError,
     ContinuationError,
     ForeignQueueError,
@@ -57,8 +61,11 @@ from queuert.ports import (
     Subscription,
 )
 from queuert.records import (
+    BlockerRecord,
     ChainFilter,
     ChainRecord,
+    DedupKey,
+    DedupScope,
     JobError,
     JobFilter,
     JobRecord,
@@ -71,16 +78,25 @@ from queuert.retry import RetryPolicy
 from queuert.worker import Worker
 
 __all__ = [
+    "MAX_BLOCKERS",
     "AdapterError",
+    "Blocker",
+    "BlockerFailedError",
+    "BlockerLimitExceededError",
+    "BlockerRecord",
+    "Blockers",
     "ChainDef",
     "ChainEndedError",
     "ChainFailedError",
     "ChainFilter",
     "ChainHandle",
+    "ChainHasDependentsError",
     "ChainRecord",
     "ConfigurationError",
     "Continuation",
     "ContinuationError",
+    "DedupKey",
+    "DedupScope",
     "EnqueueJob",
     "Explanation",
     "ForeignQueueError",

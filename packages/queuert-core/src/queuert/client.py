@@ -10,10 +10,13 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from queuert import operations
+from queuert.blockers import blocker_ids
 from queuert.control_records import WorkerRecord
+from queuert.dedup import dedup_requests
 from queuert.definitions import ChainDef, QueueDef
 from queuert.errors import (
     ChainFailedError,
+    ChainHasDependentsError,
     InputValidationError,
     JobNotFoundError,
     UnknownChainError,
@@ -29,6 +32,8 @@ from queuert.ports.state import StateAdapter, Tx
 from queuert.records import (
     ChainFilter,
     ChainRecord,
+    DedupKey,
+    DedupScope,
     JobFilter,
     JobRecord,
     JobStatus,
@@ -73,11 +78,14 @@ class ChainHandle(Generic[OutT]):
       returns the output decoded to the chain's output type ``OutT``.
     """
 
-    __slots__ = ("chain", "id")
+    __slots__ = ("chain", "deduplicated", "id")
 
-    def __init__(self, id: str, chain: ChainDef[Any, OutT]) -> None:
+    def __init__(self, id: str, chain: ChainDef[Any, OutT], *, deduplicated: bool = False) -> None:
         self.id = id
         self.chain = chain
+        self.deduplicated = deduplicated
+        """True when no chain was started because an existing chain (this one) held
+        the deduplication key."""
 
     def __repr__(self) -> str:
         return f"<chain {self.chain.name!r} {self.id}>"
@@ -311,6 +319,10 @@ class Queuert(Generic[Tx]):
         delay: timedelta | None = None,
         start_at: datetime | None = None,
         priority: int | None = None,
+        blockers: Sequence[ChainHandle[Any]] | None = None,
+        dedup_key: str | None = None,
+        dedup_scope: DedupScope | str = "incomplete",
+        dedup_window: timedelta | None = None,
     ) -> ChainHandle[OutT]:
         """Start a chain with its first job, inside the caller's transaction ``tx``
         (or in one of its own when ``tx`` is ``None``). The chain exists exactly when
@@ -322,9 +334,31 @@ class Queuert(Generic[Tx]):
         JSON-serialisable, bad schedule, a ``tx`` of the wrong type or no longer in
         an open transaction: :class:`~queuert.errors.InvalidTransactionError`)
         before anything is written.
+
+        With ``blockers`` (handles of other chains, at most
+        :data:`~queuert.blockers.MAX_BLOCKERS`) the first job waits, ``blocked``, until
+        every one of those chains has completed (see :mod:`queuert.blockers`); its
+        handler reads their outputs in ``job.blockers`` (queues declared with
+        ``load_blockers=True``) or through ``await ctx.blockers()``. Raises
+        :class:`~queuert.errors.JobNotFoundError` naming a blocker chain that does not
+        exist, with nothing written.
+
+        With ``dedup_key`` no chain is started while a chain of this definition holds
+        the key in ``dedup_scope`` (see :mod:`queuert.dedup`): the handle returned is
+        then that chain's, with ``deduplicated`` true. It cannot be combined with
+        ``blockers``.
         """
         handles = await self.enqueue_job_chains(
-            tx, chain, [input], delay=delay, start_at=start_at, priority=priority
+            tx,
+            chain,
+            [input],
+            delay=delay,
+            start_at=start_at,
+            priority=priority,
+            blockers=blockers,
+            dedup_keys=None if dedup_key is None else [dedup_key],
+            dedup_scope=dedup_scope,
+            dedup_window=dedup_window,
         )
         return handles[0]
 
@@ -337,20 +371,74 @@ class Queuert(Generic[Tx]):
         delay: timedelta | None = None,
         start_at: datetime | None = None,
         priority: int | None = None,
+        blockers: Sequence[ChainHandle[Any]] | None = None,
+        dedup_keys: Sequence[str] | None = None,
+        dedup_scope: DedupScope | str = "incomplete",
+        dedup_window: timedelta | None = None,
     ) -> list[ChainHandle[OutT]]:
         """Start one chain per input in one batch write; same contract as
-        :meth:`enqueue_job_chain`. Every input is validated before anything is
+        :meth:`enqueue_job_chain`; ``dedup_keys`` gives one key per input (inputs
+        sharing a key start one chain). Every input is validated before anything is
         written."""
         jobs = self._new_chain_jobs(chain, inputs, delay, start_at, priority)
+        blocker_chain_ids = None if blockers is None else blocker_ids(blockers, self.chains)
+        dedup = (
+            None
+            if dedup_keys is None
+            else dedup_requests(dedup_keys, len(jobs), dedup_scope, dedup_window)
+        )
         if not jobs:
             return []
-        await self.state.create_jobs(tx=await self._caller_tx(tx), jobs=jobs)
+        if dedup is not None and blocker_chain_ids is not None:
+            raise ValidationError("a chain start takes a dedup key or blockers, not both")
+        state_tx = await self._caller_tx(tx)
+        if dedup is not None:
+            return await self._enqueue_deduplicated(state_tx, chain, jobs, dedup)
+        if blocker_chain_ids is not None:
+            return await self._enqueue_blocked(state_tx, chain, jobs, blocker_chain_ids)
+        await self.state.create_jobs(tx=state_tx, jobs=jobs)
         # Delayed jobs are announced too: a woken worker finds nothing due yet and
         # sleeps until the earliest one is, instead of until its next poll.
         batch = PendingNotifications()
         batch.scheduled[chain.name] += len(jobs)
         await self._publish_after(tx, batch)
         return [ChainHandle(job.id, chain) for job in jobs]
+
+    async def _enqueue_blocked(
+        self,
+        tx: Tx | None,
+        chain: ChainDef[Any, OutT],
+        jobs: list[NewJob],
+        blocker_chain_ids: list[str],
+    ) -> list[ChainHandle[OutT]]:
+        created = await self.state.create_blocked_jobs(
+            tx=tx,
+            jobs=jobs,
+            blocker_chain_ids=blocker_chain_ids,
+            run_on_blocker_failure=chain.on_blocker_failure == "run",
+        )
+        batch = PendingNotifications()
+        for record in created:
+            if record.status is JobStatus.PENDING:
+                batch.scheduled[chain.name] += 1
+            elif record.status.is_terminal:
+                batch.completed_chains.append(record.chain_id)
+        await self.publish(batch)
+        return [ChainHandle(job.id, chain) for job in jobs]
+
+    async def _enqueue_deduplicated(
+        self, tx: Tx | None, chain: ChainDef[Any, OutT], jobs: list[NewJob], dedup: list[DedupKey]
+    ) -> list[ChainHandle[OutT]]:
+        holders = await self.state.create_deduplicated_jobs(tx=tx, jobs=jobs, dedup=dedup)
+        started = sum(1 for job, holder in zip(jobs, holders, strict=True) if holder == job.id)
+        if started:
+            batch = PendingNotifications()
+            batch.scheduled[chain.name] += started
+            await self.publish(batch)
+        return [
+            ChainHandle(holder, chain, deduplicated=holder != job.id)
+            for job, holder in zip(jobs, holders, strict=True)
+        ]
 
     # -- reading back ---------------------------------------------------------------
 
@@ -414,17 +502,27 @@ class Queuert(Generic[Tx]):
         order: str = "oldest",
         created_after: datetime | None = None,
         created_before: datetime | None = None,
+        dedup_key: str | None = None,
     ) -> Page[ChainRecord]:
         """One page of chains in creation order (``order="newest"`` for the newest
         first), created strictly between ``created_after`` and ``created_before`` when
-        given; pass ``page.next_cursor`` as ``after`` for the next one."""
+        given; pass ``page.next_cursor`` as ``after`` for the next one. ``dedup_key``
+        keeps the chains started with that deduplication key."""
         names = None
         if chain is not None:
             name = chain.name if isinstance(chain, ChainDef) else chain
             names = (check_text("chain", name),)
+        if dedup_key is not None:
+            dedup_key = check_text("dedup_key", dedup_key)
+            if order != "oldest" or created_after is not None or created_before is not None:
+                # A key holds few chains; its listing is by key alone.
+                raise ValidationError(
+                    "dedup_key lists chains oldest first without a creation window"
+                )
         chain_filter = ChainFilter(
             statuses=_statuses(status),
             chain_names=names,
+            dedup_key=dedup_key,
             **_window(order, created_after, created_before),
         )
         return await self.state.list_chains(
@@ -447,12 +545,37 @@ class Queuert(Generic[Tx]):
         return await operations.cancel_chain(self, chain_id, tx)
 
     async def delete_chains(
-        self, chain_ids: Sequence[str], *, tx: Tx | AsyncSession | AsyncConnection | None = None
+        self,
+        chain_ids: Sequence[str],
+        *,
+        cascade: bool = False,
+        tx: Tx | AsyncSession | AsyncConnection | None = None,
     ) -> int:
-        """Delete chains with all their jobs; returns how many existed."""
-        return await self.state.delete_chains(
-            tx=await self._caller_tx(tx), chain_ids=check_ids("chain_ids", chain_ids)
-        )
+        """Delete chains with all their jobs; returns how many existed.
+
+        A chain that jobs of other chains wait (or waited) on as a blocker is not
+        deleted: :class:`~queuert.errors.ChainHasDependentsError` is raised, with
+        nothing deleted, unless ``cascade`` is true, which deletes those chains too
+        (and the chains depending on them, in turn); they count in the result."""
+        ids = check_ids("chain_ids", chain_ids)
+        state_tx = await self._caller_tx(tx)
+        if not self.state.capabilities.blockers:
+            return await self.state.delete_chains(tx=state_tx, chain_ids=ids)
+        if state_tx is None:
+            async with self.state.transaction() as own:
+                return await self._delete_with_dependents(own, ids, cascade)
+        return await self._delete_with_dependents(state_tx, ids, cascade)
+
+    async def _delete_with_dependents(self, tx: Tx, ids: list[str], cascade: bool) -> int:
+        doomed = dict.fromkeys(ids)
+        frontier = list(doomed)
+        while frontier:
+            found = await self.state.list_dependent_chains(tx=tx, chain_ids=frontier)
+            frontier = [chain_id for chain_id in found if chain_id not in doomed]
+            if frontier and not cascade:
+                raise ChainHasDependentsError(ids, frontier)
+            doomed.update(dict.fromkeys(frontier))
+        return await self.state.delete_chains(tx=tx, chain_ids=list(doomed))
 
     async def wait_for_chain(
         self, handle: ChainHandle[OutT], *, timeout: float = 60.0, poll_interval: float = 0.5

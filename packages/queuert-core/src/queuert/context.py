@@ -6,10 +6,12 @@ import asyncio
 import inspect
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, Protocol, TypeVar
 
+from queuert.blockers import Blockers, blocker_ids
 from queuert.definitions import QueueDef
 from queuert.errors import (
     ContinuationError,
@@ -22,14 +24,14 @@ from queuert.errors import (
 )
 from queuert.ids import new_id
 from queuert.job import Continuation
-from queuert.notifications import PendingNotifications
+from queuert.notifications import PendingNotifications, pending_notifications
 from queuert.ports.state import Tx
-from queuert.records import JobRecord, Lease, NewJob
+from queuert.records import JobRecord, JobStatus, Lease, NewJob
 from queuert.validation import check_duration_ms, check_time, show
 from queuert.validation import delay_ms as checked_delay_ms
 
 if TYPE_CHECKING:
-    from queuert.client import Queuert
+    from queuert.client import ChainHandle, Queuert
 
 OutT = TypeVar("OutT")
 StepInT = TypeVar("StepInT")
@@ -46,10 +48,21 @@ class EnqueueJob(Protocol[OutT]):
     """``enqueue_job(queue, input)``: continue the chain with a job on ``queue``.
 
     The input must match the queue's input type and the queue must belong to
-    this chain (checked statically through ``OutT`` and at run time).
+    this chain (checked statically through ``OutT`` and at run time). The job is
+    due now, after ``delay`` or at ``start_at`` (validated as for
+    ``enqueue_job_chain``); with ``blockers`` it waits for those chains first
+    (see :mod:`queuert.blockers`).
     """
 
-    async def __call__(self, queue: QueueDef[StepInT, OutT], input: StepInT) -> Continuation: ...
+    async def __call__(
+        self,
+        queue: QueueDef[StepInT, OutT],
+        input: StepInT,
+        *,
+        delay: timedelta | None = None,
+        start_at: datetime | None = None,
+        blockers: Sequence[ChainHandle[Any]] | None = None,
+    ) -> Continuation: ...
 
 
 def check_lease_ms(value: object, name: str = "lease_ms") -> int:
@@ -66,14 +79,31 @@ class _Enqueuer(Generic[OutT]):
         self._ctx = ctx
         self.next_job: NewJob | None = None
         self.continuation: Continuation | None = None
+        self.blocker_chain_ids: list[str] | None = None
 
-    async def __call__(self, queue: QueueDef[StepInT, OutT], input: StepInT) -> Continuation:
+    async def __call__(
+        self,
+        queue: QueueDef[StepInT, OutT],
+        input: StepInT,
+        *,
+        delay: timedelta | None = None,
+        start_at: datetime | None = None,
+        blockers: Sequence[ChainHandle[Any]] | None = None,
+    ) -> Continuation:
         if self.next_job is not None:
             raise ContinuationError(
                 f"enqueue_job was already called in this finalize (for job {self.next_job.id}); "
                 f"a job continues its chain at most once, not again with {show(queue)}"
             )
-        self.next_job = self._ctx.build_next_job(queue, input)
+        next_job = self._ctx.build_next_job(queue, input)
+        if delay is not None or start_at is not None:
+            from queuert.client import _check_schedule
+
+            delay_ms, scheduled_at = _check_schedule(delay, start_at)
+            next_job = replace(next_job, delay_ms=delay_ms, scheduled_at=scheduled_at)
+        if blockers is not None:
+            self.blocker_chain_ids = blocker_ids(blockers, self._ctx._app.chains)
+        self.next_job = next_job
         self.continuation = Continuation(job_id=self.next_job.id, queue=self.next_job.queue)
         return self.continuation
 
@@ -134,6 +164,15 @@ class JobContext(Generic[Tx, OutT]):
     def _lost(self) -> LeaseLostError:
         self.lease_lost = True
         return LeaseLostError(self.record.id)
+
+    async def blockers(self, *, tx: Tx | None = None) -> Blockers:
+        """The chains this job waited on (``blockers=`` when it was enqueued), in the
+        order they were given, with their outputs; empty when it had none. Read
+        ``blockers[i].output(chain_def)`` or ``blockers.output_of(handle)`` for an
+        output typed as the chain's. Read in ``tx`` when given (a claim's or a
+        finalize's), else in a transaction of its own."""
+        records = await self._app.state.get_blockers(tx=tx, job_id=self.record.id)
+        return Blockers(records)
 
     # -- claim -----------------------------------------------------------------------
 
@@ -249,17 +288,26 @@ class JobContext(Generic[Tx, OutT]):
         handler's return type (``OutT | Continuation`` at most) is what a type checker
         holds the output to. Raises LeaseLostError (nothing committed) when the lease
         is gone, ContinuationError when ``enqueue_job`` is misused, InputValidationError
-        when the output does not match the chain's output type."""
+        when the output does not match the chain's output type.
+
+        Chains ``commit`` starts with ``tx`` (fan-out) commit with the job's end;
+        the workers they wake are told once that commit is done."""
         self._ensure_open()
         enqueue = _Enqueuer(self)
         state = self._app.state
+        # Signals of what commit starts wait for the commit, as in Queuert.with_notify.
+        started = PendingNotifications()
+        token = pending_notifications.set(started)
         try:
             async with state.leased_transaction(lease=self.lease, lock=True) as tx:
                 result = await commit(tx, enqueue)
                 await self._write_end(tx, result, enqueue)
         except LeaseLostError:
             raise self._lost() from None
+        finally:
+            pending_notifications.reset(token)
         self.finalized = True
+        self.notifications.merge(started)
         return result
 
     async def complete(self, output: OutT) -> OutT:
@@ -299,6 +347,19 @@ class JobContext(Generic[Tx, OutT]):
                 raise ContinuationError(
                     "finalize returned a Continuation that its own enqueue_job did not make"
                 )
+            if enqueue.blocker_chain_ids is not None:
+                created = await state.continue_blocked_job(
+                    tx=tx,
+                    lease=self.lease,
+                    next_job=enqueue.next_job,
+                    blocker_chain_ids=enqueue.blocker_chain_ids,
+                    run_on_blocker_failure=self.chain.on_blocker_failure == "run",
+                )
+                if created.status.is_terminal:
+                    self.notifications.completed_chains.append(self.record.chain_id)
+                elif created.status is JobStatus.PENDING:
+                    self.notifications.scheduled[created.queue] += 1
+                return
             await state.continue_locked_job(tx=tx, lease=self.lease, next_job=enqueue.next_job)
             self.notifications.scheduled[enqueue.next_job.queue] += 1
             return

@@ -126,3 +126,34 @@ class TransactionClosedError(InvalidTransactionError):
     """The transaction passed as ``tx`` (or handed to a finalize callback) is no longer
     open: it was committed or rolled back, or its connection is closed. Nothing was
     written through it."""
+
+
+class BlockerFailedError(QueuertError):
+    """A chain a job waited on ended ``failed`` or ``cancelled``, so the job failed.
+
+    The state adapter records it as the blocked job's error (its type is this
+    class's qualified name); it is raised when such a blocker's output is read."""
+
+    def __init__(self, chain_id: str, status: str) -> None:
+        super().__init__(f"blocker chain {chain_id!r} ended {status}")
+        self.chain_id = chain_id
+        self.status = status
+
+
+class BlockerLimitExceededError(ValidationError):
+    """More blockers were given for one job than :data:`queuert.blockers.MAX_BLOCKERS`."""
+
+
+class ChainHasDependentsError(QueuertError):
+    """A chain to delete has jobs of other chains blocked on it; delete with
+    ``cascade=True`` to delete those chains too."""
+
+    def __init__(self, chain_ids: list[str], dependents: list[str]) -> None:
+        shown = ", ".join(repr(c) for c in dependents[:5])
+        more = f" and {len(dependents) - 5} more" if len(dependents) > 5 else ""
+        super().__init__(
+            f"cannot delete {len(chain_ids)} chain(s): chains {shown}{more} are blocked on "
+            "them; pass cascade=True to delete those too"
+        )
+        self.chain_ids = chain_ids
+        self.dependents = dependents

@@ -32,8 +32,10 @@ from queuert.ports.notify import (
 )
 from queuert.ports.state import StateAdapter, Tx
 from queuert.records import (
+    BlockerRecord,
     ChainFilter,
     ChainRecord,
+    DedupKey,
     JobError,
     JobFilter,
     JobRecord,
@@ -300,6 +302,67 @@ class InstrumentedState(StateAdapter[Tx]):
 
     async def check_transaction(self, *, tx: object) -> Tx:
         return await self.inner.check_transaction(tx=tx)
+
+    async def create_blocked_jobs(
+        self,
+        *,
+        tx: Tx | None,
+        jobs: Sequence[NewJob],
+        blocker_chain_ids: Sequence[str],
+        run_on_blocker_failure: bool = False,
+    ) -> Sequence[JobRecord]:
+        return await self._call(
+            "create_blocked_jobs",
+            tx,
+            lambda: self.inner.create_blocked_jobs(
+                tx=tx,
+                jobs=jobs,
+                blocker_chain_ids=blocker_chain_ids,
+                run_on_blocker_failure=run_on_blocker_failure,
+            ),
+        )
+
+    async def continue_blocked_job(
+        self,
+        *,
+        tx: Tx | None,
+        lease: Lease,
+        next_job: NewJob,
+        blocker_chain_ids: Sequence[str],
+        run_on_blocker_failure: bool = False,
+    ) -> JobRecord:
+        return await self._call(
+            "continue_blocked_job",
+            tx,
+            lambda: self.inner.continue_blocked_job(
+                tx=tx,
+                lease=lease,
+                next_job=next_job,
+                blocker_chain_ids=blocker_chain_ids,
+                run_on_blocker_failure=run_on_blocker_failure,
+            ),
+        )
+
+    async def get_blockers(self, *, tx: Tx | None, job_id: str) -> list[BlockerRecord]:
+        return await self._call(
+            "get_blockers", tx, lambda: self.inner.get_blockers(tx=tx, job_id=job_id)
+        )
+
+    async def list_dependent_chains(self, *, tx: Tx | None, chain_ids: Sequence[str]) -> list[str]:
+        return await self._call(
+            "list_dependent_chains",
+            tx,
+            lambda: self.inner.list_dependent_chains(tx=tx, chain_ids=chain_ids),
+        )
+
+    async def create_deduplicated_jobs(
+        self, *, tx: Tx | None, jobs: Sequence[NewJob], dedup: Sequence[DedupKey]
+    ) -> list[str]:
+        return await self._call(
+            "create_deduplicated_jobs",
+            tx,
+            lambda: self.inner.create_deduplicated_jobs(tx=tx, jobs=jobs, dedup=dedup),
+        )
 
 
 class InstrumentedNotify(NotifyAdapter):

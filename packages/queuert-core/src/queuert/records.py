@@ -145,6 +145,8 @@ class ChainRecord:
     created_at: datetime
     updated_at: datetime
     completed_at: datetime | None
+    dedup_key: str | None = None
+    """The deduplication key the chain was started with, if any."""
 
     def input_value(self) -> Any:
         return json.loads(self.input)
@@ -178,6 +180,7 @@ class ChainFilter:
     created_after: datetime | None = None
     created_before: datetime | None = None
     newest_first: bool = False
+    dedup_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,3 +193,34 @@ class Page(Generic[T]):
 
     items: list[T] = field(default_factory=list)
     next_cursor: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BlockerRecord:
+    """One chain a job waits on, as it is now: the status of the chain's last job
+    and, once the chain completed, its output (JSON text)."""
+
+    chain_id: str
+    chain_name: str
+    status: JobStatus
+    output: str | None
+
+
+class DedupScope(StrEnum):
+    """Which existing chain with the same key stops a new one from starting."""
+
+    INCOMPLETE = "incomplete"
+    """A chain that has not ended (``completed``, ``failed`` or ``cancelled``)."""
+    ANY = "any"
+    """Any chain, ended or not (within the window, when one is given)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DedupKey:
+    """The deduplication of one chain start: ``key`` (scoped by chain name), which
+    chains it matches (``scope``) and, for ``any``, how recent a chain must be
+    (``window_ms`` since its start; ``None``: however old)."""
+
+    key: str
+    scope: DedupScope = DedupScope.INCOMPLETE
+    window_ms: int | None = None

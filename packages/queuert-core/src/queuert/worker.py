@@ -21,7 +21,7 @@ from queuert.errors import (
     ValidationError,
 )
 from queuert.ids import new_id
-from queuert.job import Continuation, Job
+from queuert.job import NO_BLOCKERS, Continuation, Job
 from queuert.job_errors import job_error, retry_delay_ms, unrecordable_error
 from queuert.notifications import PendingNotifications
 from queuert.outage import Outage
@@ -446,6 +446,7 @@ class Worker(Generic[Tx]):
                 raise NonRetryableError(
                     f"stored input does not match the queue's type: {exc}"
                 ) from exc
+            blockers = await ctx.blockers() if ctx.queue.load_blockers else NO_BLOCKERS
             job: Job[Any] = Job(
                 id=record.id,
                 chain_id=record.chain_id,
@@ -457,6 +458,7 @@ class Worker(Generic[Tx]):
                 created_at=record.created_at,
                 scheduled_at=record.scheduled_at,
                 record=record,
+                blockers=blockers,
             )
             result = await handler(job, ctx)
             if not ctx.finalized:

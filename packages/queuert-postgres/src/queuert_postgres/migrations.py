@@ -103,9 +103,105 @@ def _workers_and_ended_index(n: Names) -> list[str]:
     ]
 
 
+def _blockers(n: Names) -> list[str]:
+    jobs = n.jobs
+    blockers = n.table("job_blockers")
+    ended = n.table("jobs_chain_ended")
+    # The error is queuert.blockers.blocker_error's.
+    failure = (
+        "jsonb_build_object('type', 'queuert.errors.BlockerFailedError', "
+        "'message', 'blocker chain ''' || NEW.chain_id || ''' ended ' || NEW.status, "
+        "'traceback', NULL)"
+    )
+    return [
+        # The deduplication key a chain was started with, on its first job.
+        f"ALTER TABLE {jobs} ADD COLUMN dedup_key text",
+        f"""
+        CREATE INDEX {n.name("jobs_dedup_key_idx")} ON {jobs} (dedup_key)
+            WHERE dedup_key IS NOT NULL
+        """,
+        # Who holds each key: the primary key (a unique index) makes one holder per
+        # (chain name, key), whatever the number of transactions taking it at once.
+        f"""
+        CREATE TABLE {n.table("job_dedup")} (
+            chain_name text NOT NULL,
+            dedup_key text NOT NULL,
+            chain_id text COLLATE "C" NOT NULL,
+            taken_at timestamptz NOT NULL,
+            CONSTRAINT {n.name("job_dedup_pkey")} PRIMARY KEY (chain_name, dedup_key)
+        )
+        """,
+        # Distinct blocker chains of a blocked job that have not completed yet.
+        f"ALTER TABLE {jobs} ADD COLUMN blockers_left integer NOT NULL DEFAULT 0",
+        # The job runs once its blockers ended, however (on_blocker_failure="run").
+        f"ALTER TABLE {jobs} ADD COLUMN run_on_blocker_failure boolean NOT NULL DEFAULT false",
+        f"""
+        CREATE TABLE {blockers} (
+            job_id text COLLATE "C" NOT NULL
+                CONSTRAINT {n.name("job_blockers_job_fkey")}
+                REFERENCES {jobs} (id) ON DELETE CASCADE,
+            position integer NOT NULL,
+            blocker_chain_id text COLLATE "C" NOT NULL,
+            CONSTRAINT {n.name("job_blockers_pkey")} PRIMARY KEY (job_id, position)
+        )
+        """,
+        f"CREATE INDEX {n.name('job_blockers_chain_idx')} ON {blockers} (blocker_chain_id)",
+        # Runs in the statement that ends a chain (its last job completes without
+        # continuing, fails or is cancelled), whichever operation that is. Its
+        # statements take snapshots of their own (a VOLATILE function), so they see
+        # the waits of every transaction that committed before: one that makes a job
+        # wait holds a share lock on the blocker chain's last job until it commits,
+        # so the statement ending that chain waits for it. Decrementing a waiting
+        # job's count updates its row, so two blockers completing in two
+        # transactions at once serialise on it and the second sees the first's count.
+        f"""
+        CREATE FUNCTION {ended}() RETURNS trigger LANGUAGE plpgsql AS $body$
+        BEGIN
+            -- A completed blocker counts down every waiting job; a failed or cancelled
+            -- one only those that run however.
+            UPDATE {jobs} AS j SET
+                blockers_left = j.blockers_left - 1,
+                status = CASE WHEN j.blockers_left <= 1 THEN 'pending' ELSE 'blocked' END,
+                updated_at = statement_timestamp()
+            WHERE j.status = 'blocked'
+                AND (NEW.status = 'completed' OR j.run_on_blocker_failure)
+                AND j.id IN (
+                    SELECT b.job_id FROM {blockers} AS b
+                    WHERE b.blocker_chain_id = NEW.chain_id
+                );
+            IF NEW.status <> 'completed' THEN
+                -- Fails the waiting jobs, whose chains end with them: the trigger
+                -- fires again for those and reaches the jobs waiting on them.
+                UPDATE {jobs} AS j SET
+                    status = 'failed',
+                    error = {failure},
+                    blockers_left = 0,
+                    completed_at = statement_timestamp(),
+                    updated_at = statement_timestamp()
+                WHERE j.status = 'blocked' AND NOT j.run_on_blocker_failure AND j.id IN (
+                    SELECT b.job_id FROM {blockers} AS b
+                    WHERE b.blocker_chain_id = NEW.chain_id
+                );
+            END IF;
+            RETURN NULL;
+        END
+        $body$
+        """,
+        f"""
+        CREATE TRIGGER {n.name("jobs_chain_ended")}
+        AFTER UPDATE OF status ON {jobs}
+        FOR EACH ROW
+        WHEN (NEW.status IN ('completed', 'failed', 'cancelled')
+            AND NEW.next_job_id IS NULL AND OLD.status IS DISTINCT FROM NEW.status)
+        EXECUTE FUNCTION {ended}()
+        """,
+    ]
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "create jobs", _create_jobs),
     Migration(2, "worker records and ended-chain index", _workers_and_ended_index),
+    Migration(3, "blockers and deduplication", _blockers),
 )
 """Every step, in version order."""
 

@@ -47,4 +47,5 @@ def chain_record(row: asyncpg.Record) -> ChainRecord:
         created_at=row[8],
         updated_at=row[9],
         completed_at=row[10],
+        dedup_key=row[11],
     )

@@ -13,6 +13,7 @@ from asyncpg.pool import PoolConnectionProxy
 
 from queuert.adapter_support import CreatedRecords, keyset_page
 from queuert.batching import Batcher
+from queuert.blockers import initial_wait
 from queuert.control_records import (
     QueueCounts,
     QueuePosition,
@@ -23,18 +24,22 @@ from queuert.control_records import (
 )
 from queuert.errors import (
     ConfigurationError,
+    JobNotFoundError,
     LeaseLostError,
     QueuertError,
     SchemaDamagedError,
     SchemaNotMigratedError,
     SchemaTooNewError,
+    TransientStateError,
 )
 from queuert.ports.notify import NotifyAdapter
 from queuert.ports.state import StateAdapter, StateCapabilities
 from queuert.records import (
     LEASE_EXPIRED_ERROR,
+    BlockerRecord,
     ChainFilter,
     ChainRecord,
+    DedupKey,
     JobError,
     JobFilter,
     JobRecord,
@@ -46,9 +51,11 @@ from queuert.records import (
 from queuert.urls import redact_message
 from queuert_postgres import control_ops as postgres_control
 from queuert_postgres import migrations, tx_checks
+from queuert_postgres.blockers import BlockerStatements
 from queuert_postgres.caller_tx import caller_connection
 from queuert_postgres.connections import LendingConnection, PostgresTx
 from queuert_postgres.control import ControlStatements
+from queuert_postgres.dedup import DedupStatements
 from queuert_postgres.driver_errors import DRIVER_ERRORS, MIGRATE_HINT, translate
 from queuert_postgres.names import Names
 from queuert_postgres.notify import PostgresNotifyAdapter
@@ -62,6 +69,8 @@ _LEASE_EXPIRED_JSON = LEASE_EXPIRED_ERROR.to_json()
 
 
 _KEPT = 2
+# How often the lock of blocker chains is retried when they keep continuing meanwhile.
+_BLOCKER_LOCK_ROUNDS = 20
 """Idle connections the adapter keeps for its own single statements."""
 
 
@@ -99,6 +108,8 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
         clock_precision_ms=0.001,
         native_notify=True,
         multi_process=True,
+        blockers=True,
+        deduplication=True,
     )
 
     def __init__(
@@ -112,6 +123,8 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
         self._names = Names.create(schema, table_prefix)
         self._sql = Statements(self._names)
         self._ctl: ControlStatements | None = None
+        self._blocker_sql = BlockerStatements(self._names)
+        self._dedup_sql = DedupStatements(self._names, self._sql.chain_cols, self._sql.chain_from)
         self._pool = pool
         self._dsn: str | None = None
         self._owns_pool = False
@@ -725,6 +738,8 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
     ) -> Page[ChainRecord]:
         if limit <= 0:
             return Page()
+        if filter.dedup_key is not None:
+            return await self._list_chains_by_key(tx, filter, after, limit)
         args: list[Any] = []
         if after is not None:
             args.append(after)
@@ -852,6 +867,146 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
         :class:`~queuert.errors.TransactionClosedError` for one that is closed,
         released or not in a transaction."""
         return tx_checks.checked(tx)
+
+    # -- blockers -------------------------------------------------------------------
+
+    def _atomic(self, tx: PostgresTx | None) -> AbstractAsyncContextManager[PostgresTx]:
+        """A transaction of the adapter's own, or a savepoint in ``tx``."""
+        return self._transaction(None) if tx is None else self._block(tx)
+
+    async def create_blocked_jobs(
+        self,
+        *,
+        tx: PostgresTx | None,
+        jobs: Sequence[NewJob],
+        blocker_chain_ids: Sequence[str],
+        run_on_blocker_failure: bool = False,
+    ) -> Sequence[JobRecord]:
+        async with self._atomic(tx) as conn:
+            statuses = await self._lock_blocker_chains(conn, blocker_chain_ids)
+            await self.create_jobs(tx=conn, jobs=jobs)
+            ids = [j.id for j in jobs]
+            return await self._wait_on(
+                conn, ids, blocker_chain_ids, statuses, run_on_blocker_failure
+            )
+
+    async def continue_blocked_job(
+        self,
+        *,
+        tx: PostgresTx | None,
+        lease: Lease,
+        next_job: NewJob,
+        blocker_chain_ids: Sequence[str],
+        run_on_blocker_failure: bool = False,
+    ) -> JobRecord:
+        async with self._atomic(tx) as conn:
+            statuses = await self._lock_blocker_chains(conn, blocker_chain_ids)
+            await self.continue_job(tx=conn, lease=lease, next_job=next_job)
+            (record,) = await self._wait_on(
+                conn, [next_job.id], blocker_chain_ids, statuses, run_on_blocker_failure
+            )
+            return record
+
+    async def _lock_blocker_chains(
+        self, conn: PostgresTx, chain_ids: Sequence[str]
+    ) -> dict[str, str]:
+        """The status of each chain's last job, share-locked until ``conn``'s
+        transaction ends. Raises JobNotFoundError (through initial_wait) for a chain
+        that does not exist."""
+        sql = self._blocker_sql
+        statuses: dict[str, str] = {}
+        wanted = sorted(set(chain_ids))
+        for _ in range(_BLOCKER_LOCK_ROUNDS):
+            rows = await self._fetch(conn, sql.lock_chain_heads, wanted)
+            statuses.update((row[0], row[1]) for row in rows)
+            wanted = [chain_id for chain_id in wanted if chain_id not in statuses]
+            if not wanted:
+                return statuses
+            existing = {row[0] for row in await self._fetch(conn, sql.existing_chains, wanted)}
+            missing = [c for c in chain_ids if c not in statuses and c not in existing]
+            if missing:
+                raise JobNotFoundError(f"blocker chain {missing[0]!r} does not exist")
+            # The rest continued while this waited for their locks: read their new ends.
+        raise TransientStateError("blocker chains kept moving on while being locked; retry")
+
+    async def _wait_on(
+        self,
+        conn: PostgresTx,
+        job_ids: list[str],
+        blocker_chain_ids: Sequence[str],
+        statuses: dict[str, str],
+        run_on_failure: bool,
+    ) -> list[JobRecord]:
+        status, left, error = initial_wait(statuses, blocker_chain_ids, run_on_failure)
+        sql = self._blocker_sql
+        await self._fetch(conn, sql.insert_blockers, job_ids, list(blocker_chain_ids))
+        rows = await self._fetch(
+            conn,
+            sql.set_waiting,
+            job_ids,
+            status.value,
+            left,
+            None if error is None else error.to_json(),
+            run_on_failure,
+        )
+        by_id = {record.id: record for record in map(job_record, rows)}
+        return [by_id[job_id] for job_id in job_ids]
+
+    async def get_blockers(self, *, tx: PostgresTx | None, job_id: str) -> list[BlockerRecord]:
+        rows = await self._fetch(tx, self._blocker_sql.get_blockers, job_id)
+        return [
+            BlockerRecord(chain_id=r[0], chain_name=r[1], status=JobStatus(r[2]), output=r[3])
+            for r in rows
+        ]
+
+    async def list_dependent_chains(
+        self, *, tx: PostgresTx | None, chain_ids: Sequence[str]
+    ) -> list[str]:
+        if not chain_ids:
+            return []
+        rows = await self._fetch(tx, self._blocker_sql.dependent_chains, list(chain_ids))
+        return [row[0] for row in rows]
+
+    # -- deduplication ---------------------------------------------------------------
+
+    async def create_deduplicated_jobs(
+        self, *, tx: PostgresTx | None, jobs: Sequence[NewJob], dedup: Sequence[DedupKey]
+    ) -> list[str]:
+        sql = self._dedup_sql
+        holders: list[str] = []
+        async with self._atomic(tx) as conn:
+            for job, request in zip(jobs, dedup, strict=True):
+                name, key = job.chain_name, request.key
+                taken = await self._fetchrow(conn, sql.insert_key, name, key, job.chain_id)
+                if taken is None:
+                    holder = await self._fetchrow(conn, sql.lock_key, name, key)
+                    assert holder is not None  # key rows are never deleted
+                    scope = request.scope.value
+                    kept = await self._fetchrow(
+                        conn, sql.holds_key, name, key, scope, request.window_ms
+                    )
+                    if kept is not None and kept[0]:
+                        holders.append(holder[0])
+                        continue
+                    await self._fetch(conn, sql.take_over_key, name, key, job.chain_id)
+                await self.create_jobs(tx=conn, jobs=[job])
+                await self._fetch(conn, sql.mark_key, job.id, request.key)
+                holders.append(job.chain_id)
+        return holders
+
+    async def _list_chains_by_key(
+        self, tx: PostgresTx | None, filter: ChainFilter, after: str | None, limit: int
+    ) -> Page[ChainRecord]:
+        rows = await self._fetch(
+            tx,
+            self._dedup_sql.list_chains,
+            filter.dedup_key,
+            after,
+            None if filter.statuses is None else [JobStatus(s).value for s in filter.statuses],
+            None if filter.chain_names is None else list(filter.chain_names),
+            limit,
+        )
+        return keyset_page([chain_record(row) for row in rows], limit)
 
 
 def _new_job_args(job: NewJob) -> tuple[Any, ...]:

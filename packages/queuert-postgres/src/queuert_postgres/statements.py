@@ -123,10 +123,13 @@ class Statements:
         cols = job_columns()
         chain_cols = (
             "h.chain_id, h.chain_name, h.status, f.input::text, h.output::text, h.error::text, "
-            "h.id, h.queue, f.created_at, h.updated_at, h.completed_at"
+            "h.id, h.queue, f.created_at, h.updated_at, h.completed_at, f.dedup_key"
         )
         self._chain_from = f"{jobs} h JOIN {jobs} f ON f.id = h.chain_id"
         self._chain_cols = chain_cols
+        self.chain_cols = chain_cols
+        """The select list of a chain row (``queuert_postgres.rows.chain_record``)."""
+        self.chain_from = self._chain_from
 
         # $1 id, $2 chain_id, $3 chain_name, $4 queue, $5 position, $6 input,
         # $7 max_attempts, $8 priority, $9 scheduled_at, $10 delay_ms
@@ -371,7 +374,8 @@ class Statements:
             ){self._signal_cte("cancelled", schedules=False)}
             SELECT h.chain_id, h.chain_name, COALESCE(c.status, h.status), f.input::text,
                 h.output, h.error, h.id, h.queue, f.created_at,
-                COALESCE(c.updated_at, h.updated_at), COALESCE(c.completed_at, h.completed_at)
+                COALESCE(c.updated_at, h.updated_at), COALESCE(c.completed_at, h.completed_at),
+                f.dedup_key
             FROM head h
             JOIN {jobs} f ON f.id = h.chain_id
             LEFT JOIN cancelled c ON c.id = h.id{self._signals_sent()}

@@ -36,8 +36,10 @@ from queuert.errors import (
 from queuert.ports.state import StateAdapter, StateCapabilities, describe_transaction
 from queuert.records import (
     LEASE_EXPIRED_ERROR,
+    BlockerRecord,
     ChainFilter,
     ChainRecord,
+    DedupKey,
     JobError,
     JobFilter,
     JobRecord,
@@ -47,10 +49,18 @@ from queuert.records import (
     Page,
 )
 from queuert_sqlite import control
+from queuert_sqlite.blockers import (
+    BlockerStatements,
+    blocker_record,
+    blocker_rows,
+    ids_json,
+    waiting_state,
+)
 from queuert_sqlite.caller_tx import caller_connection
 from queuert_sqlite.clock import from_us, now_us, to_us
 from queuert_sqlite.connections import MEMORY, ConnectContext
 from queuert_sqlite.database import Database
+from queuert_sqlite.dedup import DedupStatements
 from queuert_sqlite.errors import schema_missing
 from queuert_sqlite.migrations import MIGRATIONS, SCHEMA_VERSION
 from queuert_sqlite.rows import acquisition_order, chain_from_row, job_from_row
@@ -142,9 +152,13 @@ class SqliteStateAdapter(StateAdapter[aiosqlite.Connection]):
             clock_precision_ms=0.001,
             native_notify=False,
             multi_process=not self._memory,
+            blockers=True,
+            deduplication=True,
         )
         self._sql = Statements(table_prefix)
         self._ctl = control.ControlStatements(table_prefix)
+        self._blocker_sql = BlockerStatements(table_prefix)
+        self._dedup_sql = DedupStatements(table_prefix)
         self._db = Database(
             path_text, busy_timeout_ms=busy_timeout_ms, error_args=self._error_args()
         )
@@ -254,11 +268,13 @@ class SqliteStateAdapter(StateAdapter[aiosqlite.Connection]):
         """Raise :class:`~queuert.errors.SchemaNotMigratedError`, naming the call to
         :meth:`migrate`, unless the database is at this adapter's schema version."""
         try:
-            rows = await self._db.read(None, self._sql.schema_version, ())
+            rows = await self._db.read(None, self._sql.applied_versions, ())
         except SchemaNotMigratedError:
             raise schema_missing(self.path, "no queuert tables", self._error_args()) from None
-        version = rows[0][0] if rows else None
-        if version is None or version < SCHEMA_VERSION:
+        applied = {row[0] for row in rows}
+        version = max(applied, default=None)
+        # Versions may have gaps: every migration this adapter has must be applied.
+        if version is None or any(m.version not in applied for m in MIGRATIONS):
             raise schema_missing(
                 self.path,
                 f"schema version {version or 0}, this queuert-sqlite needs {SCHEMA_VERSION}",
@@ -537,6 +553,9 @@ class SqliteStateAdapter(StateAdapter[aiosqlite.Connection]):
         if filter.chain_names is not None:
             sql += " AND l.chain_name IN (SELECT value FROM json_each(?))"
             params.append(json.dumps(list(filter.chain_names)))
+        if filter.dedup_key is not None:
+            sql += " AND f.dedup_key = ?"
+            params.append(filter.dedup_key)
         sql += f" ORDER BY l.chain_id{' DESC' if filter.newest_first else ''} LIMIT ?"
         params.append(limit)
         rows = await self._db.read(tx, sql, params)
@@ -641,6 +660,103 @@ class SqliteStateAdapter(StateAdapter[aiosqlite.Connection]):
                 "committed or rolled back, or never begun)"
             )
         return tx
+
+    # -- blockers --------------------------------------------------------------------
+
+    async def create_blocked_jobs(
+        self,
+        *,
+        tx: Connection | None,
+        jobs: Sequence[NewJob],
+        blocker_chain_ids: Sequence[str],
+        run_on_blocker_failure: bool = False,
+    ) -> Sequence[JobRecord]:
+        """As the port says; inside one write transaction, so no blocker chain ends
+        between the read of its state and the commit (a caller's transaction begun
+        with a deferred ``BEGIN`` raises TransientStateError if one did)."""
+        async with self._db.atomic(tx) as conn:
+            state = await self._waiting_state(conn, blocker_chain_ids, run_on_blocker_failure)
+            await self.create_jobs(tx=conn, jobs=jobs)
+            return await self._wait_on(conn, [job.id for job in jobs], blocker_chain_ids, state)
+
+    async def continue_blocked_job(
+        self,
+        *,
+        tx: Connection | None,
+        lease: Lease,
+        next_job: NewJob,
+        blocker_chain_ids: Sequence[str],
+        run_on_blocker_failure: bool = False,
+    ) -> JobRecord:
+        async with self._db.atomic(tx) as conn:
+            state = await self._waiting_state(conn, blocker_chain_ids, run_on_blocker_failure)
+            await self.continue_job(tx=conn, lease=lease, next_job=next_job)
+            (record,) = await self._wait_on(conn, [next_job.id], blocker_chain_ids, state)
+            return record
+
+    async def _waiting_state(
+        self, conn: Connection, blocker_chain_ids: Sequence[str], run_on_failure: bool
+    ) -> tuple[str, int, str | None, int | None, int]:
+        heads = await self._db.run(
+            conn, self._blocker_sql.chain_heads, (ids_json(blocker_chain_ids),)
+        )
+        wait = waiting_state(heads, blocker_chain_ids, now_us(), run_on_failure)
+        return (*wait, 1 if run_on_failure else 0)
+
+    async def _wait_on(
+        self,
+        conn: Connection,
+        job_ids: list[str],
+        blocker_chain_ids: Sequence[str],
+        state: tuple[str, int, str | None, int | None, int],
+    ) -> list[JobRecord]:
+        sql = self._blocker_sql
+        status, left, error, completed_at, runs = state
+        now = now_us()
+        await self._db.run_many(conn, sql.insert_blocker, blocker_rows(job_ids, blocker_chain_ids))
+        rows = await self._db.run(
+            conn,
+            sql.set_waiting,
+            (status, left, error, completed_at, now, runs, ids_json(job_ids)),
+        )
+        by_id = {record.id: record for record in map(job_from_row, rows)}
+        return [by_id[job_id] for job_id in job_ids]
+
+    async def get_blockers(self, *, tx: Connection | None, job_id: str) -> list[BlockerRecord]:
+        rows = await self._db.read(tx, self._blocker_sql.get_blockers, (job_id,))
+        return [blocker_record(row) for row in rows]
+
+    async def list_dependent_chains(
+        self, *, tx: Connection | None, chain_ids: Sequence[str]
+    ) -> list[str]:
+        if not chain_ids:
+            return []
+        rows = await self._db.read(tx, self._blocker_sql.dependent_chains, (ids_json(chain_ids),))
+        return [row[0] for row in rows]
+
+    # -- deduplication ---------------------------------------------------------------
+
+    async def create_deduplicated_jobs(
+        self, *, tx: Connection | None, jobs: Sequence[NewJob], dedup: Sequence[DedupKey]
+    ) -> list[str]:
+        """As the port says; the key is taken in the write transaction that inserts
+        the job, under the key table's primary key."""
+        sql = self._dedup_sql
+        holders: list[str] = []
+        async with self._db.atomic(tx) as conn:
+            for job, request in zip(jobs, dedup, strict=True):
+                now = now_us()
+                window = None if request.window_ms is None else request.window_ms * 1000
+                params = (job.chain_name, request.key, job.chain_id, now, request.scope.value)
+                taken = await self._db.run(conn, sql.take_key, (*params, window))
+                if not taken:
+                    rows = await self._db.run(conn, sql.holder, (job.chain_name, request.key))
+                    holders.append(rows[0][0])
+                    continue
+                await self.create_jobs(tx=conn, jobs=[job])
+                await self._db.run(conn, sql.mark_key, (request.key, job.id))
+                holders.append(job.chain_id)
+        return holders
 
 
 def _job_row(job: NewJob, now: int) -> tuple[Any, ...]:

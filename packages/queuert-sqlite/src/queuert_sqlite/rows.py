@@ -55,6 +55,7 @@ def chain_from_row(row: Sequence[Any]) -> ChainRecord:
         created_at=from_us(row[8]),
         updated_at=from_us(row[9]),
         completed_at=optional_from_us(row[10]),
+        dedup_key=row[11],
     )
 
 

@@ -106,7 +106,7 @@ class Statements:
         self.get_job = f"SELECT {c} FROM {jobs} WHERE id = ?"
         self.chain_select = (
             "SELECT f.id, f.chain_name, l.status, f.input, l.output, l.error, l.id, l.queue, "
-            f"f.created_at, l.updated_at, l.completed_at FROM {jobs} AS l "
+            f"f.created_at, l.updated_at, l.completed_at, f.dedup_key FROM {jobs} AS l "
             f"JOIN {jobs} AS f ON f.id = l.chain_id WHERE l.next_job_id IS NULL"
         )
         self.get_chain = f"{self.chain_select} AND l.chain_id = ?"

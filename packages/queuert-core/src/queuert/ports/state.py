@@ -32,11 +32,13 @@ from queuert.control_records import (
     WorkerInfo,
     WorkerRecord,
 )
-from queuert.errors import TransactionClosedError, UnsupportedOperationError
+from queuert.errors import AdapterError, TransactionClosedError, UnsupportedOperationError
 from queuert.ports.notify import NotifyAdapter
 from queuert.records import (
+    BlockerRecord,
     ChainFilter,
     ChainRecord,
+    DedupKey,
     JobError,
     JobFilter,
     JobRecord,
@@ -62,6 +64,10 @@ class StateCapabilities:
     - ``native_notify``: the adapter's writes can carry a notifier's signals in their
       own transaction (see :meth:`StateAdapter.bind_notify`).
     - ``multi_process``: several processes may share the store.
+    - ``deduplication``: chain starts may carry a deduplication key
+      (:meth:`StateAdapter.create_deduplicated_jobs`) and chains are filtered by it.
+    - ``blockers``: jobs may wait on other chains (:meth:`StateAdapter.create_blocked_jobs`
+      and the operations after it).
     """
 
     row_locks: bool = True
@@ -70,6 +76,8 @@ class StateCapabilities:
     clock_precision_ms: float = 1.0
     native_notify: bool = False
     multi_process: bool = True
+    blockers: bool = False
+    deduplication: bool = False
 
 
 class StateAdapter(ABC, Generic[Tx]):
@@ -368,6 +376,83 @@ class StateAdapter(ABC, Generic[Tx]):
                 f"{describe_transaction(tx)} is not inside an open transaction"
             )
         return tx  # type: ignore[return-value]
+
+    # -- blockers (capability ``blockers``) --------------------------------------
+
+    async def create_blocked_jobs(
+        self,
+        *,
+        tx: Tx | None,
+        jobs: Sequence[NewJob],
+        blocker_chain_ids: Sequence[str],
+        run_on_blocker_failure: bool = False,
+    ) -> Sequence[JobRecord]:
+        """Insert ``jobs`` as :meth:`create_jobs` does, each waiting on the chains
+        ``blocker_chain_ids`` (in this order; the same for every job).
+
+        A job is ``pending`` when every blocker chain has already completed,
+        ``failed`` with a :class:`~queuert.errors.BlockerFailedError` error (naming the
+        blocker) when one ended ``failed`` or ``cancelled``, and ``blocked`` otherwise.
+        A blocked job becomes ``pending`` in the transaction that completes the last
+        of its blocker chains (a chain completes when its last job completes without
+        continuing), whichever operation ends it, and exactly once when several
+        complete at the same moment in different transactions; it becomes ``failed``
+        (as above, recursively for jobs blocked on its chain) in the transaction that
+        fails or cancels one of them. A blocker chain that completes while this
+        operation's transaction is open is seen as completed, never missed.
+
+        With ``run_on_blocker_failure`` a blocker that ends ``failed`` or ``cancelled``
+        counts as ended instead: the job becomes ``pending`` once every blocker chain
+        has ended, however.
+
+        Raises :class:`~queuert.errors.JobNotFoundError` naming the first blocker chain
+        that does not exist, with nothing written. Returns the jobs as they are now.
+        Adapters without the capability raise :class:`~queuert.errors.AdapterError`."""
+        raise AdapterError(f"{type(self).__name__} does not support blockers")
+
+    async def continue_blocked_job(
+        self,
+        *,
+        tx: Tx | None,
+        lease: Lease,
+        next_job: NewJob,
+        blocker_chain_ids: Sequence[str],
+        run_on_blocker_failure: bool = False,
+    ) -> JobRecord:
+        """:meth:`continue_job` whose new job waits on ``blocker_chain_ids`` under the
+        terms of :meth:`create_blocked_jobs`. Returns the new job as it is now."""
+        raise AdapterError(f"{type(self).__name__} does not support blockers")
+
+    async def get_blockers(self, *, tx: Tx | None, job_id: str) -> list[BlockerRecord]:
+        """The chains the job waits (or waited) on, in the order they were given;
+        empty for a job created without blockers or an unknown job."""
+        raise AdapterError(f"{type(self).__name__} does not support blockers")
+
+    async def list_dependent_chains(self, *, tx: Tx | None, chain_ids: Sequence[str]) -> list[str]:
+        """Ids, in order, of the chains not in ``chain_ids`` holding a job created
+        with one of ``chain_ids`` among its blockers."""
+        raise AdapterError(f"{type(self).__name__} does not support blockers")
+
+    # -- deduplication (capability ``deduplication``) ----------------------------
+
+    async def create_deduplicated_jobs(
+        self, *, tx: Tx | None, jobs: Sequence[NewJob], dedup: Sequence[DedupKey]
+    ) -> list[str]:
+        """Insert each of ``jobs`` (first jobs of new chains, as :meth:`create_jobs`
+        does) unless a chain of the same ``chain_name`` holds its key ``dedup[i]`` in
+        scope; return, per job, the id of the chain holding the key: the job's own
+        chain when it was inserted, the existing chain otherwise.
+
+        A key is held by the chain that last took it while that chain is in the
+        key's scope: not ended, for ``incomplete``; started within ``window_ms``
+        (or at any time without a window), for ``any``; a deleted chain holds no
+        key. Two transactions taking one key at the same time, in any processes,
+        start exactly one chain: the second waits for the first to end and returns
+        its chain (enforced by a unique index or the store's equivalent, never by a
+        read then a write). Later jobs of one call with an earlier job's key get that
+        job's chain. The key is stored with the chain (``ChainRecord.dedup_key``).
+        Adapters without the capability raise :class:`~queuert.errors.AdapterError`."""
+        raise AdapterError(f"{type(self).__name__} does not support deduplication")
 
 
 def describe_transaction(tx: object) -> str:

@@ -2,9 +2,11 @@
 :class:`StateAdapterConformance`."""
 
 from queuert.conformance.state.acquire import AcquireJobsCases
+from queuert.conformance.state.blockers import BlockerCases
 from queuert.conformance.state.caller_tx import CallerTransactionCases
 from queuert.conformance.state.chains import ChainCases
 from queuert.conformance.state.create import CreateJobsCases
+from queuert.conformance.state.dedup import DedupCases
 from queuert.conformance.state.delete import DeleteCases
 from queuert.conformance.state.finalize import FinalizeCases
 from queuert.conformance.state.fixtures import PoisonTransaction, StateAdapterFixtures
@@ -38,6 +40,8 @@ class StateAdapterConformance(
     ControlCases,
     ObserveCases,
     TransactionCheckCases,
+    BlockerCases,
+    DedupCases,
 ):
     """Every state adapter case. Subclass it as ``Test...`` and override the
     ``state_adapter`` fixture (and optionally ``second_state_adapter`` and
@@ -47,10 +51,12 @@ class StateAdapterConformance(
 
 __all__ = [
     "AcquireJobsCases",
+    "BlockerCases",
     "CallerTransactionCases",
     "ChainCases",
     "ControlCases",
     "CreateJobsCases",
+    "DedupCases",
     "DeleteCases",
     "FinalizeCases",
     "LeaseCases",
