@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
+from dataclasses import replace
 from types import TracebackType
 
 from queuert.adapters.memory_notify import InProcessNotifyAdapter
 from queuert.adapters.memory_state import MemoryStateAdapter, MemoryTransaction
 from queuert.ports.notify import IdListener, ScheduledSignal, Subscription
-from queuert.records import JobRecord
+from queuert.records import JobRecord, NewJob
 
 
 class DoubleHandingStateAdapter(MemoryStateAdapter):
@@ -77,3 +78,13 @@ class UnlimitedWakeNotifyAdapter(InProcessNotifyAdapter):
 
     async def claim_wake(self, *, signal: ScheduledSignal) -> bool:
         return True
+
+
+class ContextDroppingStateAdapter(MemoryStateAdapter):
+    """Bug: stores new jobs without the trace context they carry."""
+
+    async def create_jobs(
+        self, *, tx: MemoryTransaction | None, jobs: Sequence[NewJob]
+    ) -> Sequence[JobRecord]:
+        dropped = [replace(job, trace_context=None) for job in jobs]
+        return await super().create_jobs(tx=tx, jobs=dropped)

@@ -19,6 +19,7 @@ SUITES = """
 import pytest_asyncio
 
 from broken_adapters import (
+    ContextDroppingStateAdapter,
     DoubleHandingStateAdapter,
     LeakyRollbackStateAdapter,
     UnfilteredLeaseLostNotifyAdapter,
@@ -54,6 +55,7 @@ def notify_suite(adapter_class):
 TestReferenceState = state_suite(MemoryStateAdapter)
 TestDoubleHanding = state_suite(DoubleHandingStateAdapter)
 TestLeakyRollback = state_suite(LeakyRollbackStateAdapter)
+TestContextDropping = state_suite(ContextDroppingStateAdapter)
 TestReferenceNotify = notify_suite(InProcessNotifyAdapter)
 TestUnfilteredLeaseLost = notify_suite(UnfilteredLeaseLostNotifyAdapter)
 TestUnlimitedWake = notify_suite(UnlimitedWakeNotifyAdapter)
@@ -106,6 +108,14 @@ BUGS = {
             "test_rolled_back_acquire_leaves_the_job_eligible",
             "test_rolled_back_delete_restores_the_chain",
             "test_rollback_discards_savepoint_writes",
+        ),
+    ),
+    "dropped-trace-context-fails-the-chain-start-cases": Bug(
+        "TestContextDropping",
+        "TestReferenceState",
+        (
+            "test_trace_context_reads_back_from_a_chain_start",
+            "test_trace_context_reads_back_from_a_batch_and_a_listing",
         ),
     ),
     "unfiltered-subscription-fails-the-filter-case": Bug(

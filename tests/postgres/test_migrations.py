@@ -9,6 +9,7 @@ import pytest
 
 from queuert.errors import SchemaNotMigratedError
 from queuert_postgres import SCHEMA_VERSION, PostgresStateAdapter
+from queuert_postgres.migrations import MIGRATIONS
 from tests.postgres.helpers import new_job
 
 
@@ -25,7 +26,7 @@ async def test_migrate_creates_the_schema_from_nothing(
 
     assert await tables(pool, schema) == {"jobs", "migrations"}
     versions = await pool.fetch(f'SELECT version FROM "{schema}".migrations ORDER BY version')
-    assert [row[0] for row in versions] == list(range(1, SCHEMA_VERSION + 1))
+    assert [row[0] for row in versions] == [step.version for step in MIGRATIONS]
     await adapter.check_schema()
 
 
@@ -50,7 +51,7 @@ async def test_concurrent_migrations_both_succeed(postgres_url: str, schema: str
         await first.check_schema()
         await second.check_schema()
         count = await first.pool.fetchval(f'SELECT count(*) FROM "{schema}".migrations')
-        assert count == SCHEMA_VERSION
+        assert count == len(MIGRATIONS)
     finally:
         await first.close()
         await second.close()
@@ -106,3 +107,20 @@ async def test_table_prefixes_keep_deployments_apart(
         "green_jobs",
         "green_migrations",
     }
+
+
+async def test_a_version_1_schema_gains_the_trace_context_column(
+    pool: asyncpg.Pool[asyncpg.Record], schema: str
+) -> None:
+    adapter = PostgresStateAdapter(pool, schema=schema)
+    await adapter.migrate()
+    (old,) = await adapter.create_jobs(tx=None, jobs=[new_job()])
+    # Back to how version 1 left it.
+    await pool.execute(f'ALTER TABLE "{schema}".jobs DROP COLUMN trace_context')
+    await pool.execute(f'DELETE FROM "{schema}".migrations WHERE version <> 1')
+    with pytest.raises(SchemaNotMigratedError):
+        await adapter.check_schema()
+    await adapter.migrate()
+    await adapter.check_schema()
+    stored = await adapter.get_job(tx=None, job_id=old.id)
+    assert stored is not None and stored.trace_context is None

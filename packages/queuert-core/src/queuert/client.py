@@ -47,6 +47,7 @@ from queuert.validation import (
 )
 
 if TYPE_CHECKING:
+    from queuert.observer import Observer
     from queuert.worker import Worker
 
 InT = TypeVar("InT")
@@ -112,6 +113,9 @@ class Queuert(Generic[Tx]):
     driver object (an aiosqlite or asyncpg connection inside a transaction, a
     pymongo session).
     """
+
+    observer: Observer | None = None
+    """The instrumentation installed with :meth:`observe`, if any."""
 
     def __init__(
         self,
@@ -463,3 +467,16 @@ class Queuert(Generic[Tx]):
         if self.notify is not None:
             await self.notify.close()
         await self.state.close()
+
+    def observe(self, observer: Observer) -> None:
+        """Install ``observer`` (see :mod:`queuert.observer`) for this application and
+        its workers. Raises ValidationError when one is already installed."""
+        from queuert.observer import Observer
+
+        if not isinstance(observer, Observer):
+            raise ValidationError(f"observer must be an Observer, got {show(observer)}")
+        if self.observer is not None:
+            raise ValidationError("this application already has an observer")
+        self.observer = observer
+        if isinstance(self.state, InstrumentedState):
+            self.state.observer = observer

@@ -80,7 +80,16 @@ def _create_jobs(n: Names) -> list[str]:
     ]
 
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "create jobs", _create_jobs),)
+def _add_trace_context(n: Names) -> list[str]:
+    return [f"ALTER TABLE {n.jobs} ADD COLUMN trace_context text"]
+
+
+# Versions 2 and 3 belong to other features; migrate() applies whatever is missing in
+# version order and check_schema() wants every known version, so gaps are fine.
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "create jobs", _create_jobs),
+    Migration(4, "store trace context", _add_trace_context),
+)
 """Every step, in version order."""
 
 LATEST_VERSION = MIGRATIONS[-1].version

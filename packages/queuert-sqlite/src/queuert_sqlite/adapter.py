@@ -236,11 +236,15 @@ class SqliteStateAdapter(StateAdapter[aiosqlite.Connection]):
         """Raise :class:`~queuert.errors.SchemaNotMigratedError`, naming the call to
         :meth:`migrate`, unless the database is at this adapter's schema version."""
         try:
-            rows = await self._db.read(None, self._sql.schema_version, ())
+            rows = await self._db.read(None, self._sql.applied_versions, ())
         except SchemaNotMigratedError:
             raise schema_missing(self.path, "no queuert tables", self._error_args()) from None
-        version = rows[0][0] if rows else None
-        if version is None or version < SCHEMA_VERSION:
+        applied = {row[0] for row in rows}
+        version = max(applied, default=None)
+        # Versions are not contiguous: a database at a higher version may still lack
+        # a lower one this adapter knows.
+        missing = [m.version for m in MIGRATIONS if m.version not in applied]
+        if version is None or (missing and version <= SCHEMA_VERSION):
             raise schema_missing(
                 self.path,
                 f"schema version {version or 0}, this queuert-sqlite needs {SCHEMA_VERSION}",
@@ -534,6 +538,7 @@ def _job_row(job: NewJob, now: int) -> tuple[Any, ...]:
         _scheduled(job.scheduled_at, job.delay_ms, now),
         now,
         now,
+        job.trace_context,
     )
 
 

@@ -73,6 +73,13 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    # Versions 2 and 3 belong to other features; the runner applies whatever is
+    # missing in version order, so the numbering may have gaps.
+    Migration(
+        version=4,
+        name="store trace context",
+        statements=("ALTER TABLE {prefix}jobs ADD COLUMN trace_context TEXT",),
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

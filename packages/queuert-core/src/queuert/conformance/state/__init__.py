@@ -13,6 +13,7 @@ from queuert.conformance.state.read import ReadCases
 from queuert.conformance.state.reap import ReapCases
 from queuert.conformance.state.reschedule import RescheduleCases
 from queuert.conformance.state.schema import SchemaCases
+from queuert.conformance.state.trace_context import TraceContextCases
 from queuert.conformance.state.transactions import TransactionCases
 
 
@@ -30,6 +31,7 @@ class StateAdapterConformance(
     ReadCases,
     DeleteCases,
     TransactionCases,
+    TraceContextCases,
 ):
     """Every state adapter case. Subclass it as ``Test...`` and override the
     ``state_adapter`` fixture (and optionally ``second_state_adapter`` and
@@ -52,5 +54,6 @@ __all__ = [
     "SchemaCases",
     "StateAdapterConformance",
     "StateAdapterFixtures",
+    "TraceContextCases",
     "TransactionCases",
 ]

@@ -1,0 +1,51 @@
+"""OpenTelemetry traces and metrics for a queuert application (extra ``otel``).
+
+``instrument(app)`` makes every chain start and continuation a PRODUCER span whose
+context is stored with the job, and every attempt a CONSUMER span, its child in
+the same trace wherever the worker runs, with child spans ``claim``, ``process``
+and ``finalize``. Metrics are listed in :data:`METRICS` and docs/observability.md.
+
+Only this module imports OpenTelemetry: an application that does not call
+:func:`instrument` does not import it. It needs ``opentelemetry-api`` alone; the
+SDK and exporters are the application's choice.
+"""
+
+from __future__ import annotations
+
+from opentelemetry import metrics, trace
+
+from queuert.client import Queuert
+from queuert.errors import ValidationError
+from queuert.otel.instruments import METRICS, Instruments, MetricSpec
+from queuert.otel.observer import CHAIN_STARTED_KEY, SYSTEM, OpenTelemetryObserver
+from queuert.validation import show
+
+__all__ = [
+    "CHAIN_STARTED_KEY",
+    "METRICS",
+    "SYSTEM",
+    "MetricSpec",
+    "OpenTelemetryObserver",
+    "instrument",
+]
+
+INSTRUMENTATION_NAME = "queuert"
+
+
+def instrument(
+    app: Queuert[object],
+    *,
+    tracer_provider: trace.TracerProvider | None = None,
+    meter_provider: metrics.MeterProvider | None = None,
+) -> OpenTelemetryObserver:
+    """Trace and measure ``app`` and its workers with OpenTelemetry, through the
+    given providers or the global ones. Call it once per application, before
+    starting chains or workers. Raises ValidationError when ``app`` is not a
+    :class:`~queuert.Queuert` or is already observed."""
+    if not isinstance(app, Queuert):
+        raise ValidationError(f"app must be a Queuert application, got {show(app)}")
+    tracer = trace.get_tracer(INSTRUMENTATION_NAME, tracer_provider=tracer_provider)
+    meter = metrics.get_meter(INSTRUMENTATION_NAME, meter_provider=meter_provider)
+    observer = OpenTelemetryObserver(tracer=tracer, instruments=Instruments(meter))
+    app.observe(observer)
+    return observer
