@@ -16,7 +16,6 @@ import asyncio
 import json
 import signal
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,62 +25,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 import queuert
 import queuert.otel
-from queuert import Continuation, EnqueueJob, Job, JobContext, RetryPolicy, Worker
-
-
-@dataclass
-class Step:
-    n: int
-
-
-@dataclass
-class Done:
-    n: int
-
-
-TWO_STEP = queuert.chain("otel-two-step", input=Step, output=Done)
-SECOND = TWO_STEP.queue("second", input=Step)
-FAILING = queuert.chain(
-    "otel-failing",
-    input=Step,
-    output=Done,
-    retry=RetryPolicy(max_attempts=2, initial_delay_ms=1, max_delay_ms=1, jitter=0.0),
-)
-CHAINS = [TWO_STEP, FAILING]
-
-
-class Boom(Exception):
-    """The error the failing chain's handler raises."""
-
-
-def register(worker: Worker[Any]) -> None:
-    """The handlers: the first step claims, heartbeats and continues in its
-    finalize; the second completes; the failing chain raises every time."""
-
-    @worker.handler(TWO_STEP)
-    async def first(job: Job[Step], ctx: JobContext[Any, Done]) -> Done | Continuation:
-        n = await ctx.claim(lambda tx: _read(job.input.n))
-        await ctx.heartbeat()
-
-        async def commit(tx: Any, enqueue_job: EnqueueJob[Done]) -> Done | Continuation:
-            return await enqueue_job(SECOND, Step(n + 1))
-
-        return await ctx.finalize(commit)
-
-    @worker.handler(SECOND)
-    async def second(job: Job[Step], ctx: JobContext[Any, Done]) -> Done | Continuation:
-        async def commit(tx: Any, enqueue_job: EnqueueJob[Done]) -> Done | Continuation:
-            return Done(job.input.n)
-
-        return await ctx.finalize(commit)
-
-    @worker.handler(FAILING)
-    async def failing(job: Job[Step], ctx: JobContext[Any, Done]) -> Done:
-        raise Boom(f"attempt {job.attempt} of {job.input.n} went wrong")
-
-
-async def _read(n: int) -> int:
-    return n
+from tests.otel.chains import CHAINS, register
 
 
 def span_dict(span: ReadableSpan) -> dict[str, Any]:
@@ -103,7 +47,7 @@ def span_dict(span: ReadableSpan) -> dict[str, Any]:
     }
 
 
-async def _serve(state: str, spans_file: Path) -> None:
+async def _serve(state: str) -> list[dict[str, Any]]:
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
@@ -117,8 +61,7 @@ async def _serve(state: str, spans_file: Path) -> None:
         print("READY", flush=True)
         await stop.wait()
     await app.close()
-    spans = [span_dict(span) for span in exporter.get_finished_spans()]
-    spans_file.write_text(json.dumps(spans), encoding="utf-8")
+    return [span_dict(span) for span in exporter.get_finished_spans()]
 
 
 def main(argv: list[str]) -> None:
@@ -126,7 +69,8 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--state", required=True)
     parser.add_argument("--spans", required=True, type=Path)
     args = parser.parse_args(argv)
-    asyncio.run(_serve(args.state, args.spans))
+    spans = asyncio.run(_serve(args.state))
+    args.spans.write_text(json.dumps(spans), encoding="utf-8")
 
 
 if __name__ == "__main__":

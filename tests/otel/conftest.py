@@ -17,7 +17,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 import queuert
 import queuert.otel
 from queuert import MemoryStateAdapter, Queuert
-from tests.otel.app import CHAINS
+from tests.otel.chains import CHAINS
 
 
 @dataclass
