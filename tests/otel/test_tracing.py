@@ -70,9 +70,7 @@ async def test_a_two_step_chain_is_one_trace_with_phases_as_children(
     continuation = only(spans, "create otel-two-step:second")
     second = only(spans, "process otel-two-step:second")
 
-    assert {span.context.trace_id for span in spans if span.context} == {
-        request.context.trace_id  # type: ignore[union-attr]
-    }
+    assert {span.context.trace_id for span in spans if span.context} == {request.context.trace_id}
     assert start.kind is SpanKind.PRODUCER and parent_id(start) == span_id(request)
     assert first.kind is SpanKind.CONSUMER and parent_id(first) == span_id(start)
     assert children(spans, first) == ["claim", "finalize", "process"]

@@ -12,6 +12,8 @@ SDK and exporters are the application's choice.
 
 from __future__ import annotations
 
+from typing import Any
+
 from opentelemetry import metrics, trace
 
 from queuert.client import Queuert
@@ -33,7 +35,7 @@ INSTRUMENTATION_NAME = "queuert"
 
 
 def instrument(
-    app: Queuert[object],
+    app: Queuert[Any],
     *,
     tracer_provider: trace.TracerProvider | None = None,
     meter_provider: metrics.MeterProvider | None = None,
