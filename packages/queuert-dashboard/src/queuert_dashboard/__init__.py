@@ -1,0 +1,8 @@
+"""queuert_dashboard: a server-rendered web dashboard over a queuert application.
+
+The public API is what this module exports.
+"""
+
+from queuert_dashboard.app import create_app
+
+__all__ = ["create_app"]

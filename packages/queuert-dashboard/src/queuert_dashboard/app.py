@@ -1,0 +1,220 @@
+"""The dashboard's routes: read-only pages over a queuert application's read API."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+from starlette.templating import Jinja2Templates
+
+from queuert import JobStatus, Queuert, QueuertError, ValidationError
+from queuert.validation import show
+
+PAGE_SIZE = 50
+"""Rows per page of the chain and job lists."""
+
+COUNT_LIMIT = 1_000
+"""The overview counts up to this many jobs per status (more shows as ``1000+``)."""
+
+SHOWN_CHARS = 400
+"""Values longer than this are cut on list and chain pages, with a link to the full one."""
+
+_OPEN = (JobStatus.BLOCKED, JobStatus.PENDING, JobStatus.RUNNING)
+
+
+def _templates() -> Jinja2Templates:
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(Path(__file__).with_name("templates")),
+        # Every value is escaped: inputs, outputs and errors are the application's data.
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    environment.filters["cut"] = _cut
+    return Jinja2Templates(env=environment)
+
+
+def _cut(value: str | None) -> str:
+    if value is None:
+        return ""
+    return value if len(value) <= SHOWN_CHARS else value[:SHOWN_CHARS] + "…"
+
+
+def _param(request: Request, name: str) -> str | None:
+    value = request.query_params.get(name, "").strip()
+    return value or None
+
+
+def _page_size(request: Request) -> int:
+    text = _param(request, "limit")
+    if text is None:
+        return PAGE_SIZE
+    try:
+        return int(text)
+    except ValueError:
+        raise ValidationError(f"limit must be an integer, got {show(text)}") from None
+
+
+class Dashboard:
+    """The pages, bound to one application."""
+
+    def __init__(self, app: Queuert[Any]) -> None:
+        self.app = app
+        self.templates = _templates()
+
+    def render(
+        self, request: Request, name: str, context: dict[str, Any], status_code: int = 200
+    ) -> Response:
+        return self.templates.TemplateResponse(
+            request,
+            name,
+            {"statuses": list(JobStatus), "shown_chars": SHOWN_CHARS, **context},
+            status_code=status_code,
+        )
+
+    def refused(self, request: Request, exc: QueuertError) -> Response:
+        return self.render(request, "error.html", {"message": str(exc)}, status_code=400)
+
+    def not_found(self, request: Request, what: str) -> Response:
+        return self.render(request, "error.html", {"message": f"no {what}"}, status_code=404)
+
+    async def overview(self, request: Request) -> Response:
+        counts: dict[tuple[str, JobStatus], int] = Counter()
+        capped: set[JobStatus] = set()
+        for status in JobStatus:
+            page = await self.app.list_jobs(status=status, limit=COUNT_LIMIT)
+            for job in page.items:
+                counts[(job.queue, status)] += 1
+            if page.next_cursor is not None:
+                capped.add(status)
+        queues = sorted({queue for queue, _ in counts} | set(self.app.queues))
+        totals = {s: sum(n for (_, st), n in counts.items() if st is s) for s in JobStatus}
+        return self.render(
+            request,
+            "overview.html",
+            {
+                "queues": queues,
+                "counts": counts,
+                "totals": totals,
+                "capped": capped,
+                "count_limit": COUNT_LIMIT,
+                "open_statuses": _OPEN,
+                "chains": sorted(self.app.chains.values(), key=lambda c: c.name),
+            },
+        )
+
+    async def chains(self, request: Request) -> Response:
+        wanted = _param(request, "id")
+        if wanted is not None:
+            return RedirectResponse(request.url_for("chain", chain_id=wanted), status_code=303)
+        status = _param(request, "status")
+        chain = _param(request, "chain")
+        try:
+            page = await self.app.list_chains(
+                status=status,
+                chain=chain,
+                after=_param(request, "after"),
+                limit=_page_size(request),
+            )
+        except ValidationError as exc:
+            return self.refused(request, exc)
+        return self.render(
+            request,
+            "chains.html",
+            {
+                "page": page,
+                "status": status or "",
+                "chain": chain or "",
+                "chain_names": sorted(self.app.chains),
+                "next_query": _next_query(request, page.next_cursor),
+            },
+        )
+
+    async def chain(self, request: Request) -> Response:
+        chain_id = request.path_params["chain_id"]
+        try:
+            record = await self.app.get_chain(chain_id)
+        except ValidationError as exc:
+            return self.refused(request, exc)
+        if record is None:
+            return self.not_found(request, f"chain has id {show(chain_id)}")
+        jobs = []
+        after = None
+        while True:
+            page = await self.app.list_jobs(chain_id=chain_id, after=after, limit=1_000)
+            jobs.extend(page.items)
+            if page.next_cursor is None:
+                break
+            after = page.next_cursor
+        jobs.sort(key=lambda job: job.position)
+        return self.render(request, "chain.html", {"chain": record, "jobs": jobs})
+
+    async def jobs(self, request: Request) -> Response:
+        status = _param(request, "status")
+        queue = _param(request, "queue")
+        chain_id = _param(request, "chain_id")
+        try:
+            page = await self.app.list_jobs(
+                status=status,
+                queue=queue,
+                chain_id=chain_id,
+                after=_param(request, "after"),
+                limit=_page_size(request),
+            )
+        except ValidationError as exc:
+            return self.refused(request, exc)
+        return self.render(
+            request,
+            "jobs.html",
+            {
+                "page": page,
+                "status": status or "",
+                "queue": queue or "",
+                "chain_id": chain_id or "",
+                "queues": sorted(self.app.queues),
+                "next_query": _next_query(request, page.next_cursor),
+            },
+        )
+
+    async def job(self, request: Request) -> Response:
+        job_id = request.path_params["job_id"]
+        try:
+            record = await self.app.get_job(job_id)
+        except ValidationError as exc:
+            return self.refused(request, exc)
+        if record is None:
+            return self.not_found(request, f"job has id {show(job_id)}")
+        return self.render(request, "job.html", {"job": record})
+
+
+def _next_query(request: Request, cursor: str | None) -> str | None:
+    """The query string of the next page: the same filters, after ``cursor``."""
+    if cursor is None:
+        return None
+    params = {k: v for k, v in request.query_params.items() if k != "after" and v}
+    params["after"] = cursor
+    return str(request.url.include_query_params(**params).query)
+
+
+def create_app(app: Queuert[Any]) -> Starlette:
+    """The dashboard of ``app`` as an ASGI application: mount it in a Starlette or
+    FastAPI application (``main.mount("/queuert", create_app(app))``) or serve it
+    with uvicorn. It reads through ``app``'s public read API and writes nothing.
+    Raises ValidationError when ``app`` is not a :class:`~queuert.Queuert`."""
+    if not isinstance(app, Queuert):
+        raise ValidationError(f"app must be a Queuert application, got {show(app)}")
+    pages = Dashboard(app)
+    return Starlette(
+        routes=[
+            Route("/", pages.overview, name="overview"),
+            Route("/chains", pages.chains, name="chains"),
+            Route("/chains/{chain_id}", pages.chain, name="chain"),
+            Route("/jobs", pages.jobs, name="jobs"),
+            Route("/jobs/{job_id}", pages.job, name="job"),
+        ]
+    )
