@@ -3,6 +3,7 @@ importing nothing of OpenTelemetry."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +29,8 @@ FAILING = queuert.chain(
     output=Done,
     retry=RetryPolicy(max_attempts=2, initial_delay_ms=1, max_delay_ms=1, jitter=0.0),
 )
-CHAINS = [TWO_STEP, FAILING]
+OVERRUN = queuert.chain("otel-overrun", input=Step, output=Done, retry=RetryPolicy(max_attempts=1))
+CHAINS = [TWO_STEP, FAILING, OVERRUN]
 
 
 class Boom(Exception):
@@ -37,7 +39,8 @@ class Boom(Exception):
 
 def register(worker: Worker[Any]) -> None:
     """The handlers: the first step claims, heartbeats and continues in its
-    finalize; the second completes; the failing chain raises every time."""
+    finalize; the second completes; the failing chain raises every time; the
+    overrunning one works ``n`` milliseconds without a heartbeat, then completes."""
 
     @worker.handler(TWO_STEP)
     async def first(job: Job[Step], ctx: JobContext[Any, Done]) -> Done | Continuation:
@@ -59,6 +62,12 @@ def register(worker: Worker[Any]) -> None:
     @worker.handler(FAILING)
     async def failing(job: Job[Step], ctx: JobContext[Any, Done]) -> Done:
         raise Boom(f"attempt {job.attempt} of {job.input.n} went wrong")
+
+    @worker.handler(OVERRUN)
+    async def overrun(job: Job[Step], ctx: JobContext[Any, Done]) -> Done:
+        # Works past its lease without a heartbeat: the reaper takes the job back.
+        await asyncio.sleep(job.input.n / 1000)
+        return await ctx.complete(Done(job.input.n))
 
 
 async def _read(n: int) -> int:

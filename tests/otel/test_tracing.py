@@ -22,7 +22,7 @@ from queuert import (
     ValidationError,
 )
 from queuert_sqlite import SqliteStateAdapter
-from tests.otel.chains import CHAINS, FAILING, TWO_STEP, Step, register
+from tests.otel.chains import CHAINS, FAILING, OVERRUN, TWO_STEP, Step, register
 from tests.otel.conftest import Telemetry
 
 
@@ -112,6 +112,20 @@ async def test_a_failed_attempt_sets_the_span_status_and_records_the_exception(
     assert "retry scheduled" in [e.name for e in attempts[0].events]
     assert "retry scheduled" not in [e.name for e in attempts[1].events]
     assert dict(attempts[1].attributes or {})["queuert.job.attempt.outcome"] == "failed"
+
+
+async def test_an_attempt_that_loses_its_lease_says_so(telemetry: Telemetry) -> None:
+    app = telemetry.app
+    worker = app.worker(lease_ms=50, reaper_interval=0.01, poll_interval=0.02)
+    register(worker)
+    async with worker:
+        handle = await app.enqueue_job_chain(None, OVERRUN, Step(500))
+        with pytest.raises(ChainFailedError):
+            await app.wait_for_chain(handle, timeout=10, poll_interval=0.02)
+    attempt = only(telemetry.finished(), "process otel-overrun")
+    assert "lease lost" in [event.name for event in attempt.events]
+    assert attempt.status.status_code is StatusCode.ERROR
+    assert dict(attempt.attributes or {})["queuert.job.attempt.outcome"] == "lease_lost"
 
 
 async def test_a_chain_start_that_fails_to_write_marks_its_producer_span(
