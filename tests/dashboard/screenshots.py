@@ -21,6 +21,7 @@ from queuert_dashboard import create_app
 from queuert_sqlite import SqliteStateAdapter
 from tests.dashboard.test_browser import fill, free_port
 from tests.dashboard.test_pages import NOTES, Note
+from tests.waiting import eventually
 
 
 async def main(target: Path) -> None:
@@ -35,8 +36,7 @@ async def main(target: Path) -> None:
             uvicorn.Config(create_app(app), host="127.0.0.1", port=port, log_level="warning")
         )
         serving = asyncio.create_task(server.serve())
-        while not server.started:
-            await asyncio.sleep(0.02)
+        await eventually(lambda: server.started, timeout=20, message="uvicorn started")
         try:
             async with async_playwright() as playwright:
                 browser = await playwright.chromium.launch(

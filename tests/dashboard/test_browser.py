@@ -25,6 +25,7 @@ from queuert_dashboard import create_app
 from tests.dashboard.test_pages import NOTES, SCRIPT, Note
 from tests.e2e.backends import open_backend
 from tests.servers import in_ci
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.slow
 
@@ -89,9 +90,7 @@ async def served(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
         server = uvicorn.Server(config)
         serving = asyncio.create_task(server.serve())
         try:
-            async with asyncio.timeout(20):
-                while not server.started:
-                    await asyncio.sleep(0.02)
+            await eventually(lambda: server.started, timeout=20, message="uvicorn started")
             yield Served(app, f"http://127.0.0.1:{port}", chains)
         finally:
             server.should_exit = True
