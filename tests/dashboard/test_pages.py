@@ -8,6 +8,7 @@ import contextlib
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -174,3 +175,20 @@ async def test_mounted_under_a_prefix_its_links_keep_the_prefix(site: Site) -> N
         assert page.status_code == 200
         assert f'href="http://main/queuert/chains/{handle.id}"' in page.text
         assert (await client.get(f"/queuert/chains/{handle.id}")).status_code == 200
+
+
+async def test_each_job_says_why_it_is_not_running(site: Site) -> None:
+    failed, done = await run_notes(site.app, ["fail", "done"])
+    later = await site.app.enqueue_job_chain(None, NOTES, Note("later"), delay=timedelta(hours=2))
+    waiting = await site.app.enqueue_job_chain(None, NOTES, Note("now"))
+    expected = {
+        failed: "Failed for good after attempt 1 of 1: builtins.RuntimeError: the note could",
+        done: "Completed: its output is the chain&#39;s output.",
+        later.id: "(scheduled; not eligible yet)",
+        waiting.id: "waiting for a worker that handles the queue &#39;dash-notes&#39;",
+    }
+    for chain_id, sentence in expected.items():
+        for path in (f"/chains/{chain_id}", f"/jobs/{chain_id}"):
+            page = await site.client.get(path)
+            found = re.search(r'<p class="explanation">([^<]*)</p>', page.text)
+            assert found and sentence in found.group(1), (path, found and found.group(1))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from starlette.templating import Jinja2Templates
 
 from queuert import JobStatus, Queuert, QueuertError, ValidationError
 from queuert.validation import show
+from queuert_dashboard.explain import explain
 
 PAGE_SIZE = 50
 """Rows per page of the chain and job lists."""
@@ -152,7 +154,11 @@ class Dashboard:
                 break
             after = page.next_cursor
         jobs.sort(key=lambda job: job.position)
-        return self.render(request, "chain.html", {"chain": record, "jobs": jobs})
+        now = datetime.now(UTC)
+        explanations = {job.id: explain(job, now) for job in jobs}
+        return self.render(
+            request, "chain.html", {"chain": record, "jobs": jobs, "explanations": explanations}
+        )
 
     async def jobs(self, request: Request) -> Response:
         status = _param(request, "status")
@@ -189,7 +195,9 @@ class Dashboard:
             return self.refused(request, exc)
         if record is None:
             return self.not_found(request, f"job has id {show(job_id)}")
-        return self.render(request, "job.html", {"job": record})
+        return self.render(
+            request, "job.html", {"job": record, "explanation": explain(record, datetime.now(UTC))}
+        )
 
 
 def _next_query(request: Request, cursor: str | None) -> str | None:
