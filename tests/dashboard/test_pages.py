@@ -90,6 +90,10 @@ async def test_overview_counts_jobs_by_queue_and_status(site: Site) -> None:
     assert (cell(page.text, row, "pending"), cell(page.text, row, "completed")) == ("3", "1")
     assert cell(page.text, row, "failed") == "1"
     assert cell(page.text, 'id="totals"', "pending") == "3"
+    waited = re.search(
+        r'<tr data-queue="dash-notes">.*?<td class="n waited">([^<]*)</td>', page.text, re.S
+    )
+    assert waited and re.fullmatch(r"\d+ s", waited.group(1)), waited
 
 
 async def test_filtering_chains_by_failed_shows_only_the_failed_chain(site: Site) -> None:

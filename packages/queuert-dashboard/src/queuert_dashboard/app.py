@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +27,6 @@ COUNT_LIMIT = 1_000
 SHOWN_CHARS = 400
 """Values longer than this are cut on list and chain pages, with a link to the full one."""
 
-_OPEN = (JobStatus.BLOCKED, JobStatus.PENDING, JobStatus.RUNNING)
-
 
 def _templates() -> Jinja2Templates:
     environment = jinja2.Environment(
@@ -39,6 +37,17 @@ def _templates() -> Jinja2Templates:
     )
     environment.filters["cut"] = _cut
     return Jinja2Templates(env=environment)
+
+
+def _age(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 7200:
+        return f"{seconds // 60} min"
+    if seconds < 172_800:
+        return f"{seconds // 3600} h"
+    return f"{seconds // 86_400} d"
 
 
 def _cut(value: str | None) -> str:
@@ -88,10 +97,18 @@ class Dashboard:
     async def overview(self, request: Request) -> Response:
         counts: dict[tuple[str, JobStatus], int] = Counter()
         capped: set[JobStatus] = set()
+        now = datetime.now(UTC)
+        # Per queue, the earliest time a pending job became eligible: how long the
+        # longest-waiting job has waited for a worker.
+        waiting_since: dict[str, datetime] = {}
         for status in JobStatus:
             page = await self.app.list_jobs(status=status, limit=COUNT_LIMIT)
             for job in page.items:
                 counts[(job.queue, status)] += 1
+                if status is JobStatus.PENDING and job.scheduled_at <= now:
+                    since = waiting_since.get(job.queue)
+                    if since is None or job.scheduled_at < since:
+                        waiting_since[job.queue] = job.scheduled_at
             if page.next_cursor is not None:
                 capped.add(status)
         queues = sorted({queue for queue, _ in counts} | set(self.app.queues))
@@ -105,7 +122,7 @@ class Dashboard:
                 "totals": totals,
                 "capped": capped,
                 "count_limit": COUNT_LIMIT,
-                "open_statuses": _OPEN,
+                "waited": {q: _age(now - since) for q, since in waiting_since.items()},
                 "chains": sorted(self.app.chains.values(), key=lambda c: c.name),
             },
         )
