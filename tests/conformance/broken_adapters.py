@@ -11,7 +11,7 @@ from types import TracebackType
 from queuert.adapters.memory_notify import InProcessNotifyAdapter
 from queuert.adapters.memory_state import MemoryStateAdapter, MemoryTransaction
 from queuert.ports.notify import IdListener, ScheduledSignal, Subscription
-from queuert.records import JobRecord, NewJob
+from queuert.records import JobRecord, JobStatus, NewJob
 
 
 class DoubleHandingStateAdapter(MemoryStateAdapter):
@@ -88,3 +88,12 @@ class ContextDroppingStateAdapter(MemoryStateAdapter):
     ) -> Sequence[JobRecord]:
         dropped = [replace(job, trace_context=None) for job in jobs]
         return await super().create_jobs(tx=tx, jobs=dropped)
+
+
+class StatusBlindCountStateAdapter(MemoryStateAdapter):
+    """Bug: counts jobs in every status, not only the ones asked for."""
+
+    async def count_jobs(
+        self, *, tx: MemoryTransaction | None, statuses: Sequence[JobStatus]
+    ) -> dict[tuple[str, JobStatus], int]:
+        return await super().count_jobs(tx=tx, statuses=list(JobStatus))

@@ -35,6 +35,7 @@ from queuert.records import (
     JobError,
     JobFilter,
     JobRecord,
+    JobStatus,
     Lease,
     NewJob,
     Page,
@@ -319,6 +320,13 @@ class InstrumentedState(StateAdapter[Tx]):
     async def delete_chains(self, *, tx: Tx | None, chain_ids: Sequence[str]) -> int:
         return await self._call(
             "delete_chains", tx, lambda: self.inner.delete_chains(tx=tx, chain_ids=chain_ids)
+        )
+
+    async def count_jobs(
+        self, *, tx: Tx | None, statuses: Sequence[JobStatus]
+    ) -> dict[tuple[str, JobStatus], int]:
+        return await self._call(
+            "count_jobs", tx, lambda: self.inner.count_jobs(tx=tx, statuses=statuses)
         )
 
     # -- observation ---------------------------------------------------------------------

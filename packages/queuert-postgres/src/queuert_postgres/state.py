@@ -732,6 +732,19 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
         row = await self._fetchrow(tx, self._sql.delete_chains, list(chain_ids))
         return 0 if row is None else int(row[0])
 
+    async def count_jobs(
+        self, *, tx: PostgresTx | None, statuses: Sequence[JobStatus]
+    ) -> dict[tuple[str, JobStatus], int]:
+        if not statuses:
+            return {}
+        rows = await self._fetch(
+            tx,
+            f"SELECT queue, status, count(*) FROM {self._names.jobs} "
+            "WHERE status = ANY($1::text[]) GROUP BY queue, status",
+            [status.value for status in statuses],
+        )
+        return {(row[0], JobStatus(row[1])): int(row[2]) for row in rows}
+
 
 def _new_job_args(job: NewJob) -> tuple[Any, ...]:
     return (

@@ -29,6 +29,7 @@ from queuert.records import (
     JobError,
     JobFilter,
     JobRecord,
+    JobStatus,
     Lease,
     NewJob,
     Page,
@@ -521,6 +522,19 @@ class SqliteStateAdapter(StateAdapter[aiosqlite.Connection]):
             return 0
         rows = await self._db.write(tx, self._sql.delete_chains, (json.dumps(list(chain_ids)),))
         return len({row[0] for row in rows})
+
+    async def count_jobs(
+        self, *, tx: Connection | None, statuses: Sequence[JobStatus]
+    ) -> dict[tuple[str, JobStatus], int]:
+        if not statuses:
+            return {}
+        rows = await self._db.read(
+            tx,
+            f"SELECT queue, status, count(*) FROM {self._sql.jobs_table} "
+            "WHERE status IN (SELECT value FROM json_each(?)) GROUP BY queue, status",
+            (json.dumps([status.value for status in statuses]),),
+        )
+        return {(row[0], JobStatus(row[1])): int(row[2]) for row in rows}
 
 
 def _job_row(job: NewJob, now: int) -> tuple[Any, ...]:

@@ -857,6 +857,21 @@ class MemoryStateAdapter(StateAdapter[MemoryTransaction]):
                 tx._undo.append((_DELETED, row, None))
         return deleted
 
+    async def count_jobs(
+        self, *, tx: MemoryTransaction | None, statuses: Sequence[JobStatus]
+    ) -> dict[tuple[str, JobStatus], int]:
+        return await self._run(tx, self._count_jobs, frozenset(statuses))
+
+    def _count_jobs(
+        self, tx: MemoryTransaction, statuses: frozenset[JobStatus]
+    ) -> dict[tuple[str, JobStatus], int]:
+        counts: dict[tuple[str, JobStatus], int] = {}
+        for row in self._jobs.values():
+            if row.status in statuses:
+                key = (row.queue, row.status)
+                counts[key] = counts.get(key, 0) + 1
+        return counts
+
 
 def _chain_record(chain_id: str, chain: _Chain) -> ChainRecord:
     first = chain.first()

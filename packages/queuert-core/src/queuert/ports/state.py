@@ -31,6 +31,7 @@ from queuert.records import (
     JobError,
     JobFilter,
     JobRecord,
+    JobStatus,
     Lease,
     NewJob,
     Page,
@@ -233,6 +234,13 @@ class StateAdapter(ABC, Generic[Tx]):
     @abstractmethod
     async def delete_chains(self, *, tx: Tx | None, chain_ids: Sequence[str]) -> int:
         """Delete the chains and all their jobs; returns how many chains existed."""
+
+    @abstractmethod
+    async def count_jobs(
+        self, *, tx: Tx | None, statuses: Sequence[JobStatus]
+    ) -> dict[tuple[str, JobStatus], int]:
+        """How many jobs each queue has in each of ``statuses``, keyed by (queue,
+        status); pairs with no job are left out. One read, whatever the counts."""
 
 
 @asynccontextmanager

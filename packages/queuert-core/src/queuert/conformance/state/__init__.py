@@ -3,6 +3,7 @@
 
 from queuert.conformance.state.acquire import AcquireJobsCases
 from queuert.conformance.state.chains import ChainCases
+from queuert.conformance.state.counts import CountJobsCases
 from queuert.conformance.state.create import CreateJobsCases
 from queuert.conformance.state.delete import DeleteCases
 from queuert.conformance.state.finalize import FinalizeCases
@@ -32,6 +33,7 @@ class StateAdapterConformance(
     DeleteCases,
     TransactionCases,
     TraceContextCases,
+    CountJobsCases,
 ):
     """Every state adapter case. Subclass it as ``Test...`` and override the
     ``state_adapter`` fixture (and optionally ``second_state_adapter`` and
@@ -42,6 +44,7 @@ class StateAdapterConformance(
 __all__ = [
     "AcquireJobsCases",
     "ChainCases",
+    "CountJobsCases",
     "CreateJobsCases",
     "DeleteCases",
     "FinalizeCases",
