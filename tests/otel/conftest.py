@@ -26,6 +26,7 @@ class Telemetry:
     tracer_provider: TracerProvider
     spans: InMemorySpanExporter
     reader: InMemoryMetricReader
+    observer: queuert.otel.OpenTelemetryObserver
 
     def finished(self) -> list[ReadableSpan]:
         return list(self.spans.get_finished_spans())
@@ -51,8 +52,10 @@ async def telemetry() -> AsyncIterator[Telemetry]:
     reader = InMemoryMetricReader()
     meter_provider = MeterProvider(metric_readers=[reader])
     app = queuert.Queuert(state=MemoryStateAdapter(), chains=CHAINS)
-    queuert.otel.instrument(app, tracer_provider=tracer_provider, meter_provider=meter_provider)
+    observer = queuert.otel.instrument(
+        app, tracer_provider=tracer_provider, meter_provider=meter_provider
+    )
     await app.migrate()
-    yield Telemetry(app, tracer_provider, spans, reader)
+    yield Telemetry(app, tracer_provider, spans, reader, observer)
     await app.close()
     meter_provider.shutdown()

@@ -3,17 +3,27 @@ values that count what happened."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from opentelemetry.sdk.metrics.export import HistogramDataPoint, Metric, NumberDataPoint
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import (
+    HistogramDataPoint,
+    InMemoryMetricReader,
+    Metric,
+    NumberDataPoint,
+)
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from queuert import ChainFailedError
+import queuert.otel
+from queuert import ChainFailedError, MemoryStateAdapter, Queuert
 from queuert.otel import METRICS
-from tests.otel.chains import FAILING, TWO_STEP, Step, register
+from tests.otel.chains import CHAINS, FAILING, TWO_STEP, Step, register
 from tests.otel.conftest import Telemetry
 from tests.waiting import eventually
 
@@ -94,6 +104,7 @@ async def test_metrics_count_what_happened(telemetry: Telemetry) -> None:
 
 async def test_metrics_have_the_documented_names_and_units(telemetry: Telemetry) -> None:
     await exercise(telemetry)
+    await telemetry.observer.refresh_job_counts()
     metrics = telemetry.metrics()
     assert set(metrics) == {spec.name for spec in METRICS}
     for spec in METRICS:
@@ -105,3 +116,44 @@ async def test_metrics_have_the_documented_names_and_units(telemetry: Telemetry)
         )
     }
     assert documented == {spec.name: spec.unit for spec in METRICS}
+
+
+def gauge(telemetry: Telemetry) -> dict[tuple[str, str], float]:
+    metric = telemetry.metrics().get("queuert.jobs")
+    if metric is None:
+        return {}
+    values = {}
+    for point in metric.data.data_points:
+        assert isinstance(point, NumberDataPoint)
+        attributes = dict(point.attributes or {})
+        key = (str(attributes["messaging.destination.name"]), str(attributes["queuert.job.status"]))
+        values[key] = point.value
+    return values
+
+
+async def test_the_jobs_gauge_reads_the_store_at_most_every_interval() -> None:
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    app = Queuert(state=MemoryStateAdapter(), chains=CHAINS)
+    observer = queuert.otel.instrument(app, meter_provider=provider, job_counts_interval=3600)
+    await app.migrate()
+    telemetry = Telemetry(app, TracerProvider(), InMemorySpanExporter(), reader, observer)
+    await app.enqueue_job_chains(None, TWO_STEP, [Step(n) for n in range(3)])
+
+    def reads() -> int:
+        return app.metrics.get("state.count_jobs.calls")
+
+    assert gauge(telemetry) == {}  # nothing read yet: this collection asks for a read
+    await eventually(lambda: reads() == 1, message="the gauge read the store")
+    assert gauge(telemetry) == {(TWO_STEP.name, "pending"): 3}
+    await app.state.acquire_jobs(
+        tx=None, queues=[TWO_STEP.name], limit=1, owner="w", lease_ms=60_000
+    )
+    # Within the interval collections report the last numbers without reading again.
+    assert gauge(telemetry) == {(TWO_STEP.name, "pending"): 3}
+    await asyncio.sleep(0)
+    assert reads() == 1
+    await telemetry.observer.refresh_job_counts()
+    assert gauge(telemetry) == {(TWO_STEP.name, "pending"): 2, (TWO_STEP.name, "running"): 1}
+    await app.close()
+    provider.shutdown()

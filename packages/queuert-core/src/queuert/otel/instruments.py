@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from opentelemetry.metrics import Counter, Histogram, Meter
+from opentelemetry.metrics import CallbackT, Counter, Histogram, Meter, ObservableGauge
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +81,14 @@ CHAIN_DURATION = MetricSpec(
     "database clock; recorded where the end is written.",
 )
 
+JOBS = MetricSpec(
+    "queuert.jobs",
+    "gauge",
+    "{job}",
+    "Jobs pending, running or blocked, per queue (messaging.destination.name) and status "
+    "(queuert.job.status), read from the store at most every job_counts_interval seconds.",
+)
+
 METRICS: tuple[MetricSpec, ...] = (
     JOBS_CREATED,
     ATTEMPTS_STARTED,
@@ -94,6 +102,7 @@ METRICS: tuple[MetricSpec, ...] = (
     ATTEMPT_DURATION,
     QUEUE_LATENCY,
     CHAIN_DURATION,
+    JOBS,
 )
 """Every metric queuert records, as documented in docs/observability.md."""
 
@@ -101,7 +110,7 @@ METRICS: tuple[MetricSpec, ...] = (
 class Instruments:
     """The instruments of :data:`METRICS`, made on one meter."""
 
-    def __init__(self, meter: Meter) -> None:
+    def __init__(self, meter: Meter, *, job_counts: CallbackT) -> None:
         def counter(spec: MetricSpec) -> Counter:
             return meter.create_counter(spec.name, unit=spec.unit, description=spec.description)
 
@@ -120,3 +129,6 @@ class Instruments:
         self.attempt_duration = histogram(ATTEMPT_DURATION)
         self.queue_latency = histogram(QUEUE_LATENCY)
         self.chain_duration = histogram(CHAIN_DURATION)
+        self.jobs: ObservableGauge = meter.create_observable_gauge(
+            JOBS.name, callbacks=[job_counts], unit=JOBS.unit, description=JOBS.description
+        )

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import time
@@ -20,6 +21,7 @@ from opentelemetry.util.types import AttributeValue
 from queuert.context import JobContext
 from queuert.observer import Observer, Outcome, Phase
 from queuert.otel.instruments import Instruments
+from queuert.otel.job_counts import JobCounts
 from queuert.records import ChainRecord, JobError, JobRecord, JobStatus, Lease, NewJob
 
 SYSTEM = "queuert"
@@ -110,15 +112,23 @@ class _Attempt:
 class OpenTelemetryObserver(Observer):
     """Records spans with ``tracer`` and metrics on ``instruments``."""
 
-    def __init__(self, *, tracer: Tracer, instruments: Instruments) -> None:
+    def __init__(self, *, tracer: Tracer, instruments: Instruments, job_counts: JobCounts) -> None:
         self._tracer = tracer
         self._metrics = instruments
         self._attempts: dict[_Key, _Attempt] = {}
+        self._job_counts = job_counts
+
+    async def refresh_job_counts(self) -> None:
+        """Read the ``queuert.jobs`` gauge's counts from the store now (they are
+        otherwise read when collected, at most every ``job_counts_interval``)."""
+        self._job_counts.bind(asyncio.get_running_loop())
+        await self._job_counts.refresh()
 
     # -- producing ---------------------------------------------------------------------
 
     @contextmanager
     def creating(self, jobs: Sequence[NewJob], *, by: Lease | None) -> Iterator[Sequence[NewJob]]:
+        self._job_counts.bind(asyncio.get_running_loop())
         attempt = None if by is None else self._attempts.get(_key(by))
         chain_started = None if attempt is None else attempt.chain_started
         spans: list[Span] = []
@@ -163,6 +173,7 @@ class OpenTelemetryObserver(Observer):
 
     @contextmanager
     def attempt(self, ctx: JobContext[Any, Any]) -> Iterator[None]:
+        self._job_counts.bind(asyncio.get_running_loop())
         record = ctx.record
         parent: Context | None = None
         carrier = _carrier(record.trace_context)
