@@ -21,8 +21,9 @@ from queuert_dashboard.explain import explain
 PAGE_SIZE = 50
 """Rows per page of the chain and job lists."""
 
-COUNT_LIMIT = 1_000
-"""The overview counts up to this many jobs per status (more shows as ``1000+``)."""
+WAIT_SAMPLE = 1_000
+"""The overview's longest wait per queue is read from this many of the oldest
+pending jobs."""
 
 SHOWN_CHARS = 400
 """Values longer than this are cut on list and chain pages, with a link to the full one."""
@@ -95,22 +96,20 @@ class Dashboard:
         return self.render(request, "error.html", {"message": f"no {what}"}, status_code=404)
 
     async def overview(self, request: Request) -> Response:
-        counts: dict[tuple[str, JobStatus], int] = Counter()
-        capped: set[JobStatus] = set()
+        counts: dict[tuple[str, JobStatus], int] = Counter(
+            await self.app.state.count_jobs(tx=None, statuses=list(JobStatus))
+        )
         now = datetime.now(UTC)
         # Per queue, the earliest time a pending job became eligible: how long the
-        # longest-waiting job has waited for a worker.
+        # longest-waiting job has waited for a worker. Read from the oldest pending
+        # jobs (ids follow creation order), at most WAIT_SAMPLE of them.
         waiting_since: dict[str, datetime] = {}
-        for status in JobStatus:
-            page = await self.app.list_jobs(status=status, limit=COUNT_LIMIT)
-            for job in page.items:
-                counts[(job.queue, status)] += 1
-                if status is JobStatus.PENDING and job.scheduled_at <= now:
-                    since = waiting_since.get(job.queue)
-                    if since is None or job.scheduled_at < since:
-                        waiting_since[job.queue] = job.scheduled_at
-            if page.next_cursor is not None:
-                capped.add(status)
+        pending = await self.app.list_jobs(status=JobStatus.PENDING, limit=WAIT_SAMPLE)
+        for job in pending.items:
+            since = waiting_since.get(job.queue)
+            if job.scheduled_at <= now and (since is None or job.scheduled_at < since):
+                waiting_since[job.queue] = job.scheduled_at
+        sampled = pending.next_cursor is not None
         queues = sorted({queue for queue, _ in counts} | set(self.app.queues))
         totals = {s: sum(n for (_, st), n in counts.items() if st is s) for s in JobStatus}
         return self.render(
@@ -120,8 +119,8 @@ class Dashboard:
                 "queues": queues,
                 "counts": counts,
                 "totals": totals,
-                "capped": capped,
-                "count_limit": COUNT_LIMIT,
+                "sampled": sampled,
+                "wait_sample": WAIT_SAMPLE,
                 "waited": {q: _age(now - since) for q, since in waiting_since.items()},
                 "chains": sorted(self.app.chains.values(), key=lambda c: c.name),
             },
