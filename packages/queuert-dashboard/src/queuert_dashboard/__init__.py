@@ -3,6 +3,7 @@
 The public API is what this module exports.
 """
 
+from queuert_dashboard.actions import Auth, basic_auth_from_env
 from queuert_dashboard.app import create_app
 
-__all__ = ["create_app"]
+__all__ = ["Auth", "basic_auth_from_env", "create_app"]

@@ -14,8 +14,9 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
-from queuert import JobStatus, Queuert, QueuertError, ValidationError
+from queuert import JobNotFoundError, JobStatus, Queuert, QueuertError, ValidationError
 from queuert.validation import show
+from queuert_dashboard.actions import CSRF_COOKIE, Auth, allowed, csrf_ok, new_csrf_token
 from queuert_dashboard.explain import explain
 
 PAGE_SIZE = 50
@@ -72,11 +73,16 @@ def _page_size(request: Request) -> int:
         raise ValidationError(f"limit must be an integer, got {show(text)}") from None
 
 
-class Dashboard:
-    """The pages, bound to one application."""
+ACTIONS = ("cancel", "delete")
+"""What can be done to a chain from its page."""
 
-    def __init__(self, app: Queuert[Any]) -> None:
+
+class Dashboard:
+    """The pages, bound to one application; actions only with ``auth``."""
+
+    def __init__(self, app: Queuert[Any], auth: Auth | None) -> None:
         self.app = app
+        self.auth = auth
         self.templates = _templates()
 
     def render(
@@ -85,7 +91,12 @@ class Dashboard:
         return self.templates.TemplateResponse(
             request,
             name,
-            {"statuses": list(JobStatus), "shown_chars": SHOWN_CHARS, **context},
+            {
+                "statuses": list(JobStatus),
+                "shown_chars": SHOWN_CHARS,
+                "read_only": self.auth is None,
+                **context,
+            },
             status_code=status_code,
         )
 
@@ -176,6 +187,75 @@ class Dashboard:
             request, "chain.html", {"chain": record, "jobs": jobs, "explanations": explanations}
         )
 
+    async def _refuse_action(self, request: Request) -> Response | None:
+        if self.auth is None:
+            return self.render(
+                request,
+                "error.html",
+                {"message": "this dashboard is read-only: it was created without auth"},
+                status_code=403,
+            )
+        if not await allowed(self.auth, request):
+            response = self.render(
+                request, "error.html", {"message": "not authorised"}, status_code=401
+            )
+            response.headers["WWW-Authenticate"] = 'Basic realm="queuert"'
+            return response
+        return None
+
+    async def confirm(self, request: Request) -> Response:
+        refused = await self._refuse_action(request)
+        if refused is not None:
+            return refused
+        chain_id, action = request.path_params["chain_id"], request.path_params["action"]
+        if action not in ACTIONS:
+            return self.not_found(request, f"action {show(action)}")
+        try:
+            record = await self.app.get_chain(chain_id)
+        except ValidationError as exc:
+            return self.refused(request, exc)
+        if record is None:
+            return self.not_found(request, f"chain has id {show(chain_id)}")
+        token = new_csrf_token()
+        response = self.render(
+            request, "confirm.html", {"chain": record, "action": action, "token": token}
+        )
+        response.set_cookie(
+            CSRF_COOKIE,
+            token,
+            httponly=True,
+            samesite="strict",
+            path=request.scope.get("root_path") or "/",
+        )
+        return response
+
+    async def act(self, request: Request) -> Response:
+        refused = await self._refuse_action(request)
+        if refused is not None:
+            return refused
+        if not await csrf_ok(request):
+            return self.render(
+                request,
+                "error.html",
+                {"message": "the form's token does not match: open the action's page again"},
+                status_code=403,
+            )
+        chain_id, action = request.path_params["chain_id"], request.path_params["action"]
+        try:
+            if action == "cancel":
+                await self.app.cancel_chain(chain_id)
+                target = request.url_for("chain", chain_id=chain_id)
+            elif action == "delete":
+                await self.app.delete_chains([chain_id])
+                target = request.url_for("chains")
+            else:
+                return self.not_found(request, f"action {show(action)}")
+        except JobNotFoundError:
+            return self.not_found(request, f"chain has id {show(chain_id)}")
+        except ValidationError as exc:
+            return self.refused(request, exc)
+        return RedirectResponse(target, status_code=303)
+
     async def jobs(self, request: Request) -> Response:
         status = _param(request, "status")
         queue = _param(request, "queue")
@@ -225,19 +305,27 @@ def _next_query(request: Request, cursor: str | None) -> str | None:
     return str(request.url.include_query_params(**params).query)
 
 
-def create_app(app: Queuert[Any]) -> Starlette:
+def create_app(app: Queuert[Any], *, auth: Auth | None = None) -> Starlette:
     """The dashboard of ``app`` as an ASGI application: mount it in a Starlette or
     FastAPI application (``main.mount("/queuert", create_app(app))``) or serve it
-    with uvicorn. It reads through ``app``'s public read API and writes nothing.
-    Raises ValidationError when ``app`` is not a :class:`~queuert.Queuert`."""
+    with uvicorn. Pages read through ``app``'s public API. Actions (cancel,
+    delete) need ``auth``, a callable given the request that returns or awaits
+    whether it may act (:func:`~queuert_dashboard.basic_auth_from_env` checks HTTP
+    basic credentials); without it the dashboard is read-only and says so.
+    Raises ValidationError when ``app`` is not a :class:`~queuert.Queuert` or
+    ``auth`` is not callable."""
     if not isinstance(app, Queuert):
         raise ValidationError(f"app must be a Queuert application, got {show(app)}")
-    pages = Dashboard(app)
+    if auth is not None and not callable(auth):
+        raise ValidationError(f"auth must be a callable or None, got {show(auth)}")
+    pages = Dashboard(app, auth)
     return Starlette(
         routes=[
             Route("/", pages.overview, name="overview"),
             Route("/chains", pages.chains, name="chains"),
             Route("/chains/{chain_id}", pages.chain, name="chain"),
+            Route("/chains/{chain_id}/{action}", pages.confirm, name="confirm"),
+            Route("/chains/{chain_id}/{action}", pages.act, methods=["POST"], name="act"),
             Route("/jobs", pages.jobs, name="jobs"),
             Route("/jobs/{job_id}", pages.job, name="job"),
         ]
