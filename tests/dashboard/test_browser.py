@@ -6,11 +6,13 @@ traceback, and a payload holding a script that must not run."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import shutil
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,8 @@ from tests.servers import in_ci
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.slow
+
+OPS = "Basic " + base64.b64encode(b"ops:s3cret").decode()
 
 
 def chromium() -> str:
@@ -85,8 +89,13 @@ async def served(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
         chains = await fill(app, ["done", "fail", SCRIPT])
         for n in range(2):
             await app.enqueue_job_chain(None, NOTES, Note(f"waiting {n}"))
+        later = await app.enqueue_job_chain(None, NOTES, Note("later"), delay=timedelta(hours=1))
+        chains["later"] = later.id
         port = free_port()
-        config = uvicorn.Config(create_app(app), host="127.0.0.1", port=port, log_level="warning")
+        dashboard = create_app(
+            app, auth=lambda request: request.headers.get("authorization") == OPS
+        )
+        config = uvicorn.Config(dashboard, host="127.0.0.1", port=port, log_level="warning")
         server = uvicorn.Server(config)
         serving = asyncio.create_task(server.serve())
         try:
@@ -112,7 +121,7 @@ async def test_overview_filter_and_traceback_in_a_browser(served: Served, browse
     page = await browser.new_page()
     await page.goto(served.url + "/")
     row = page.locator('tr[data-queue="dash-notes"]')
-    assert await row.locator('td[data-status="pending"]').inner_text() == "2"
+    assert await row.locator('td[data-status="pending"]').inner_text() == "3"
     assert await row.locator('td[data-status="completed"]').inner_text() == "2"
     assert await row.locator('td[data-status="failed"]').inner_text() == "1"
 
@@ -141,3 +150,26 @@ async def test_a_script_in_a_payload_shows_as_text_and_does_not_run(
         await page.goto(served.url + path)
         assert await page.title() != "owned"
         assert SCRIPT in await page.locator("main").inner_text()
+
+
+async def test_cancelling_from_the_page_needs_credentials(served: Served, browser: Browser) -> None:
+    chain_id = served.chains["later"]
+    anonymous = await browser.new_page()
+    # Not through goto: a headless browser answers a basic-auth challenge with an error.
+    refused = await anonymous.request.get(f"{served.url}/chains/{chain_id}/cancel")
+    assert refused.status == 401
+    refused = await anonymous.request.post(
+        f"{served.url}/chains/{chain_id}/cancel", form={"csrf_token": "forged"}
+    )
+    assert refused.status == 401
+    record = await served.app.get_chain(chain_id)
+    assert record is not None and record.status.value == "pending"
+
+    context = await browser.new_context(http_credentials={"username": "ops", "password": "s3cret"})
+    page = await context.new_page()
+    await page.goto(f"{served.url}/chains/{chain_id}")
+    await page.locator("#cancel").click()
+    await page.locator("#confirm").click()
+    assert page.url == f"{served.url}/chains/{chain_id}"
+    assert await page.locator("#chain-status").inner_text() == "cancelled"
+    await context.close()
