@@ -31,6 +31,7 @@ from queuert.errors import (
 )
 from queuert.job import Continuation, Job
 from queuert.metrics import Metrics
+from queuert.observer import Observer
 from queuert.ports import (
     NotifyAdapter,
     NotifyCapabilities,
@@ -84,6 +85,7 @@ __all__ = [
     "NonRetryableError",
     "NotifyAdapter",
     "NotifyCapabilities",
+    "Observer",
     "Page",
     "QueueDef",
     "Queuert",

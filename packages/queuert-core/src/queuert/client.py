@@ -22,6 +22,7 @@ from queuert.ids import new_id
 from queuert.instrumented import InstrumentedNotify, InstrumentedState
 from queuert.metrics import Metrics
 from queuert.notifications import PendingNotifications, pending_notifications
+from queuert.observer import Observer
 from queuert.ports.notify import NotifyAdapter
 from queuert.ports.state import StateAdapter, Tx
 from queuert.records import (
@@ -47,7 +48,6 @@ from queuert.validation import (
 )
 
 if TYPE_CHECKING:
-    from queuert.observer import Observer
     from queuert.worker import Worker
 
 InT = TypeVar("InT")
@@ -471,8 +471,6 @@ class Queuert(Generic[Tx]):
     def observe(self, observer: Observer) -> None:
         """Install ``observer`` (see :mod:`queuert.observer`) for this application and
         its workers. Raises ValidationError when one is already installed."""
-        from queuert.observer import Observer
-
         if not isinstance(observer, Observer):
             raise ValidationError(f"observer must be an Observer, got {show(observer)}")
         if self.observer is not None:
