@@ -148,7 +148,9 @@ class OpenTelemetryObserver(Observer):
             if chain_started is not None:
                 carrier[CHAIN_STARTED_KEY] = chain_started.isoformat()
             context_text = json.dumps(carrier, separators=(",", ":")) if carrier else None
-            traced.append(dataclasses.replace(job, trace_context=context_text))
+            if context_text != job.trace_context:
+                job = dataclasses.replace(job, trace_context=context_text)
+            traced.append(job)
             spans.append(span)
         try:
             yield traced
