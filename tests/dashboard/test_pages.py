@@ -196,3 +196,15 @@ async def test_each_job_says_why_it_is_not_running(site: Site) -> None:
             page = await site.client.get(path)
             found = re.search(r'<p class="explanation">([^<]*)</p>', page.text)
             assert found and sentence in found.group(1), (path, found and found.group(1))
+
+
+async def test_pages_reload_themselves_when_asked(site: Site) -> None:
+    page = await site.client.get("/chains", params={"status": "failed"})
+    assert 'http-equiv="refresh"' not in page.text
+    link = re.search(r'id="auto-refresh" href="([^"]+)"', page.text)
+    assert link and link.group(1) == "http://dash/chains?status=failed&amp;refresh=5"
+    refreshing = await site.client.get("/chains", params={"status": "failed", "refresh": "5"})
+    assert '<meta http-equiv="refresh" content="5">' in refreshing.text
+    assert 'id="stop-refresh" href="http://dash/chains?status=failed"' in refreshing.text
+    for bad in ("0", "abc", "99999"):
+        assert (await site.client.get("/", params={"refresh": bad})).status_code == 400

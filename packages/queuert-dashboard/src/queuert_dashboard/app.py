@@ -63,6 +63,16 @@ def _param(request: Request, name: str) -> str | None:
     return value or None
 
 
+def _refresh(request: Request) -> int | None:
+    """Seconds between reloads asked for with ``?refresh=N`` (1..3600), if any."""
+    text = _param(request, "refresh")
+    if text is None:
+        return None
+    if not text.isdigit() or not 1 <= int(text) <= 3600:
+        raise ValidationError(f"refresh must be whole seconds within 1..3600, got {show(text)}")
+    return int(text)
+
+
 def _page_size(request: Request) -> int:
     text = _param(request, "limit")
     if text is None:
@@ -88,6 +98,12 @@ class Dashboard:
     def render(
         self, request: Request, name: str, context: dict[str, Any], status_code: int = 200
     ) -> Response:
+        try:
+            refresh = _refresh(request)
+        except ValidationError as exc:
+            refresh = None
+            if name != "error.html":
+                return self.refused(request, exc)
         return self.templates.TemplateResponse(
             request,
             name,
@@ -95,6 +111,7 @@ class Dashboard:
                 "statuses": list(JobStatus),
                 "shown_chars": SHOWN_CHARS,
                 "read_only": self.auth is None,
+                "refresh": refresh,
                 **context,
             },
             status_code=status_code,
