@@ -613,3 +613,13 @@ class DedupFilterIgnoringStateAdapter(MemoryStateAdapter):
         return await super().list_chains(
             tx=tx, filter=replace(filter, dedup_key=None), after=after, limit=limit
         )
+
+
+class ContextDroppingStateAdapter(MemoryStateAdapter):
+    """Bug: stores new jobs without the trace context they carry."""
+
+    async def create_jobs(
+        self, *, tx: MemoryTransaction | None, jobs: Sequence[NewJob]
+    ) -> Sequence[JobRecord]:
+        dropped = [replace(job, trace_context=None) for job in jobs]
+        return await super().create_jobs(tx=tx, jobs=dropped)

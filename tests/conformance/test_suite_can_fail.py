@@ -26,6 +26,7 @@ from broken_adapters import (
     KeyNeverReleasedStateAdapter,
     ReadThenWriteDedupStateAdapter,
     UnscopedKeyStateAdapter,
+    ContextDroppingStateAdapter,
     DoubleHandingStateAdapter,
     FailureAlwaysFailsStateAdapter,
     FailureIgnoringStateAdapter,
@@ -120,6 +121,7 @@ TestKeyNeverReleased = state_suite(KeyNeverReleasedStateAdapter)
 TestUnscopedKey = state_suite(UnscopedKeyStateAdapter)
 TestReadThenWriteDedup = state_suite(ReadThenWriteDedupStateAdapter)
 TestDedupFilterIgnoring = state_suite(DedupFilterIgnoringStateAdapter)
+TestContextDropping = state_suite(ContextDroppingStateAdapter)
 TestReferenceNotify = notify_suite(InProcessNotifyAdapter)
 TestUnfilteredLeaseLost = notify_suite(UnfilteredLeaseLostNotifyAdapter)
 TestUnlimitedWake = notify_suite(UnlimitedWakeNotifyAdapter)
@@ -385,6 +387,14 @@ BUGS = {
         "TestDedupFilterIgnoring",
         "TestReferenceState",
         ("test_chains_are_filtered_by_dedup_key",),
+    ),
+    "dropped-trace-context-fails-the-chain-start-cases": Bug(
+        "TestContextDropping",
+        "TestReferenceState",
+        (
+            "test_trace_context_reads_back_from_a_chain_start",
+            "test_trace_context_reads_back_from_a_batch_and_a_listing",
+        ),
     ),
     "unfiltered-subscription-fails-the-filter-case": Bug(
         "TestUnfilteredLeaseLost",

@@ -140,3 +140,20 @@ async def test_version_3_upgrades_a_version_1_schema_with_jobs(
         tx=None, jobs=[new_job()], blocker_chain_ids=[job.chain_id]
     )
     assert waiter.status.value == "blocked"
+
+
+async def test_a_version_1_schema_gains_the_trace_context_column(
+    pool: asyncpg.Pool[asyncpg.Record], schema: str
+) -> None:
+    adapter = PostgresStateAdapter(pool, schema=schema)
+    await adapter.migrate()
+    (old,) = await adapter.create_jobs(tx=None, jobs=[new_job()])
+    # Back to how version 1 left it.
+    await pool.execute(f'ALTER TABLE "{schema}".jobs DROP COLUMN trace_context')
+    await pool.execute(f'DELETE FROM "{schema}".migrations WHERE version <> 1')
+    with pytest.raises(SchemaNotMigratedError):
+        await adapter.check_schema()
+    await adapter.migrate()
+    await adapter.check_schema()
+    stored = await adapter.get_job(tx=None, job_id=old.id)
+    assert stored is not None and stored.trace_context is None

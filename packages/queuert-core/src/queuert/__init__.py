@@ -51,6 +51,7 @@ from queuert.errors import (
 from queuert.explain import Explanation
 from queuert.job import Continuation, Job
 from queuert.metrics import Metrics
+from queuert.observer import Observer
 from queuert.operations import QueueStats, Stats
 from queuert.ports import (
     NotifyAdapter,
@@ -122,6 +123,7 @@ __all__ = [
     "NonRetryableError",
     "NotifyAdapter",
     "NotifyCapabilities",
+    "Observer",
     "Page",
     "QueueCount",
     "QueueCounts",

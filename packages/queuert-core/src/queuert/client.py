@@ -27,6 +27,7 @@ from queuert.ids import new_id
 from queuert.instrumented import InstrumentedNotify, InstrumentedState
 from queuert.metrics import Metrics
 from queuert.notifications import PendingNotifications, collector, pending_notifications
+from queuert.observer import Observer
 from queuert.ports.notify import NotifyAdapter
 from queuert.ports.state import StateAdapter, Tx
 from queuert.records import (
@@ -152,6 +153,9 @@ class Queuert(Generic[Tx]):
     driver object (an aiosqlite or asyncpg connection inside a transaction, a
     pymongo session).
     """
+
+    observer: Observer | None = None
+    """The instrumentation installed with :meth:`observe`, if any."""
 
     def __init__(
         self,
@@ -778,3 +782,14 @@ class Queuert(Generic[Tx]):
         from queuert.explain import explain
 
         return await explain(self, job_or_chain_id, await self._caller_tx(tx))
+
+    def observe(self, observer: Observer) -> None:
+        """Install ``observer`` (see :mod:`queuert.observer`) for this application and
+        its workers. Raises ValidationError when one is already installed."""
+        if not isinstance(observer, Observer):
+            raise ValidationError(f"observer must be an Observer, got {show(observer)}")
+        if self.observer is not None:
+            raise ValidationError("this application already has an observer")
+        self.observer = observer
+        if isinstance(self.state, InstrumentedState):
+            self.state.observer = observer

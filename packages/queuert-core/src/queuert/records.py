@@ -68,6 +68,9 @@ class NewJob:
     priority: int = 0
     scheduled_at: datetime | None = None
     delay_ms: int = 0
+    trace_context: str | None = None
+    """Telemetry context carried from the code that created the job (JSON text,
+    stored unchanged; see :mod:`queuert.otel`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +110,7 @@ class JobRecord:
     error: JobError | None = None
     next_job_id: str | None = None
     completed_at: datetime | None = None
+    trace_context: str | None = None
 
     @property
     def continued(self) -> bool:

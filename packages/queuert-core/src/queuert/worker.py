@@ -422,8 +422,13 @@ class Worker(Generic[Tx]):
     ) -> None:
         record = ctx.record
         extra = _job_extra(record, self.id)
+        observer = self.app.observer
         try:
-            await self._execute(ctx, handler, extra)
+            if observer is None:
+                await self._execute(ctx, handler, extra)
+            else:
+                with observer.attempt(ctx):
+                    await self._execute(ctx, handler, extra)
         finally:
             key = (record.id, record.attempt)
             self._free_slot(key)

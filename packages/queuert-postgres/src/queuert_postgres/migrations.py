@@ -198,10 +198,15 @@ def _blockers(n: Names) -> list[str]:
     ]
 
 
+def _add_trace_context(n: Names) -> list[str]:
+    return [f"ALTER TABLE {n.jobs} ADD COLUMN trace_context text"]
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "create jobs", _create_jobs),
     Migration(2, "worker records and ended-chain index", _workers_and_ended_index),
     Migration(3, "blockers and deduplication", _blockers),
+    Migration(4, "store trace context", _add_trace_context),
 )
 """Every step, in version order."""
 

@@ -30,6 +30,7 @@ def job_record(row: asyncpg.Record) -> JobRecord:
         JobError.from_json(row[16]),
         row[17],
         row[18],
+        row[19],
     )
 
 

@@ -475,6 +475,7 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
                 [j.priority for j in jobs],
                 [j.scheduled_at for j in jobs],
                 [j.delay_ms for j in jobs],
+                [j.trace_context for j in jobs],
             )
         assert row is not None
         now: datetime = row[0]
@@ -1021,6 +1022,7 @@ def _new_job_args(job: NewJob) -> tuple[Any, ...]:
         job.priority,
         job.scheduled_at,
         job.delay_ms,
+        job.trace_context,
     )
 
 
@@ -1039,9 +1041,15 @@ def _shared_fields(job: NewJob) -> tuple[Any, ...]:
 
 def _alike_chain_starts(jobs: Sequence[NewJob]) -> bool:
     """Whether ``jobs`` are all first jobs of their chains and differ only in id and
-    input (as the jobs of one ``enqueue_job_chains`` call do)."""
+    input (as the jobs of one ``enqueue_job_chains`` call do) and carry no trace context."""
     shared = _shared_fields(jobs[0])
-    return all(j.position == 0 and j.chain_id == j.id and _shared_fields(j) == shared for j in jobs)
+    return all(
+        j.position == 0
+        and j.chain_id == j.id
+        and j.trace_context is None
+        and _shared_fields(j) == shared
+        for j in jobs
+    )
 
 
 def _continue_args(lease: Lease, job: NewJob) -> tuple[Any, ...]:

@@ -37,6 +37,7 @@ _JOB_COLUMNS = (
     "error::text",
     "next_job_id",
     "completed_at",
+    "trace_context",
 )
 
 
@@ -132,13 +133,14 @@ class Statements:
         self.chain_from = self._chain_from
 
         # $1 id, $2 chain_id, $3 chain_name, $4 queue, $5 position, $6 input,
-        # $7 max_attempts, $8 priority, $9 scheduled_at, $10 delay_ms
+        # $7 max_attempts, $8 priority, $9 scheduled_at, $10 delay_ms, $11 trace_context
         self.create_job = write(
             f"""
             INSERT INTO {jobs} (id, chain_id, chain_name, queue, position, status, input,
-                attempt, max_attempts, priority, scheduled_at, created_at, updated_at)
+                attempt, max_attempts, priority, scheduled_at, created_at, updated_at,
+                trace_context)
             VALUES ($1, $2, $3, $4, $5, 'pending', $6::json, 0, $7, $8,
-                COALESCE($9::timestamptz, {NOW} + {_ms("$10")}), {NOW}, {NOW})
+                COALESCE($9::timestamptz, {NOW} + {_ms("$10")}), {NOW}, {NOW}, $11)
             RETURNING created_at, queue, status
             """,
             result=_CREATED_AT,
@@ -148,14 +150,17 @@ class Statements:
         self.create_jobs = write(
             f"""
             INSERT INTO {jobs} (id, chain_id, chain_name, queue, position, status, input,
-                attempt, max_attempts, priority, scheduled_at, created_at, updated_at)
+                attempt, max_attempts, priority, scheduled_at, created_at, updated_at,
+                trace_context)
             SELECT u.id, u.chain_id, u.chain_name, u.queue, u.position, 'pending',
                 u.input::json, 0, u.max_attempts, u.priority,
-                COALESCE(u.scheduled_at, {NOW} + {_ms("u.delay_ms")}), {NOW}, {NOW}
+                COALESCE(u.scheduled_at, {NOW} + {_ms("u.delay_ms")}), {NOW}, {NOW},
+                u.trace_context
             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::integer[],
-                $6::text[], $7::integer[], $8::integer[], $9::timestamptz[], $10::bigint[])
+                $6::text[], $7::integer[], $8::integer[], $9::timestamptz[], $10::bigint[],
+                $11::text[])
                 AS u(id, chain_id, chain_name, queue, position, input, max_attempts, priority,
-                     scheduled_at, delay_ms)
+                     scheduled_at, delay_ms, trace_context)
             RETURNING created_at, queue, status
             """,
             result=_CREATED_AT,
@@ -251,14 +256,15 @@ class Statements:
         )
         # $1 id, $2 owner, $3 attempt, then the new job: $4 id, $5 chain_id,
         # $6 chain_name, $7 queue, $8 position, $9 input, $10 max_attempts,
-        # $11 priority, $12 scheduled_at, $13 delay_ms.
+        # $11 priority, $12 scheduled_at, $13 delay_ms, $14 trace_context.
         # Both writes in one statement; nothing is inserted when the lease check fails.
         self.continue_job = write(
             f"""
             INSERT INTO {jobs} (id, chain_id, chain_name, queue, position, status, input,
-                attempt, max_attempts, priority, scheduled_at, created_at, updated_at)
+                attempt, max_attempts, priority, scheduled_at, created_at, updated_at,
+                trace_context)
             SELECT $4, $5, $6, $7, $8, 'pending', $9::json, 0, $10, $11,
-                COALESCE($12::timestamptz, {NOW} + {_ms("$13")}), {NOW}, {NOW}
+                COALESCE($12::timestamptz, {NOW} + {_ms("$13")}), {NOW}, {NOW}, $14
             FROM old
             RETURNING {cols}
             """,
@@ -277,10 +283,12 @@ class Statements:
         self.continue_jobs = write(
             f"""
             INSERT INTO {jobs} (id, chain_id, chain_name, queue, position, status, input,
-                attempt, max_attempts, priority, scheduled_at, created_at, updated_at)
+                attempt, max_attempts, priority, scheduled_at, created_at, updated_at,
+                trace_context)
             SELECT u.next_id, u.chain_id, u.chain_name, u.queue, u.position, 'pending',
                 u.input::json, 0, u.max_attempts, u.priority,
-                COALESCE(u.scheduled_at, {NOW} + {_ms("u.delay_ms")}), {NOW}, {NOW}
+                COALESCE(u.scheduled_at, {NOW} + {_ms("u.delay_ms")}), {NOW}, {NOW},
+                u.trace_context
             FROM old JOIN input u ON u.id = old.id
             RETURNING {cols}
             """,
@@ -288,9 +296,10 @@ class Statements:
             input AS (
                 SELECT * FROM unnest($1::text[], $2::text[], $3::integer[], $4::text[],
                     $5::text[], $6::text[], $7::text[], $8::integer[], $9::text[],
-                    $10::integer[], $11::integer[], $12::timestamptz[], $13::bigint[])
+                    $10::integer[], $11::integer[], $12::timestamptz[], $13::bigint[],
+                    $14::text[])
                     AS u(id, owner, attempt, next_id, chain_id, chain_name, queue, position,
-                         input, max_attempts, priority, scheduled_at, delay_ms)
+                         input, max_attempts, priority, scheduled_at, delay_ms, trace_context)
             ), locked AS (
                 SELECT j.id
                 FROM {jobs} j JOIN input u ON u.id = j.id

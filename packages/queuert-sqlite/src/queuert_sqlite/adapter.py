@@ -774,6 +774,7 @@ def _job_row(job: NewJob, now: int) -> tuple[Any, ...]:
         _scheduled(job.scheduled_at, job.delay_ms, now),
         now,
         now,
+        job.trace_context,
     )
 
 

@@ -192,6 +192,11 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        version=4,
+        name="store trace context",
+        statements=("ALTER TABLE {prefix}jobs ADD COLUMN trace_context TEXT",),
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

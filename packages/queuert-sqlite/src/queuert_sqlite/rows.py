@@ -38,6 +38,7 @@ def job_from_row(row: Sequence[Any]) -> JobRecord:
         _error(row[16]),
         row[17],
         optional_from_us(row[18]),
+        row[19],
     )
 
 

@@ -12,7 +12,7 @@ from functools import lru_cache
 JOB_COLUMNS = (
     "id, chain_id, chain_name, queue, position, status, input, attempt, max_attempts, "
     "priority, scheduled_at, created_at, updated_at, leased_by, leased_until, output, "
-    "error, next_job_id, completed_at"
+    "error, next_job_id, completed_at, trace_context"
 )
 
 MAX_MERGED_QUEUES = 32
@@ -44,15 +44,15 @@ class Statements:
 
         self.insert_job = (
             f"INSERT INTO {jobs} (id, chain_id, chain_name, queue, position, status, input, "
-            "attempt, max_attempts, priority, scheduled_at, created_at, updated_at) "
-            "VALUES (?, ?, ?, ?, ?, 'pending', ?, 0, ?, ?, ?, ?, ?)"
+            "attempt, max_attempts, priority, scheduled_at, created_at, updated_at, "
+            "trace_context) VALUES (?, ?, ?, ?, ?, 'pending', ?, 0, ?, ?, ?, ?, ?, ?)"
         )
         # The next job is inserted only while the lease of the job it continues holds, so a
         # lost lease or a second continuation (UNIQUE (chain_id, position)) writes nothing.
         self.insert_next_job = (
             f"INSERT INTO {jobs} (id, chain_id, chain_name, queue, position, status, input, "
-            "attempt, max_attempts, priority, scheduled_at, created_at, updated_at) "
-            "SELECT ?, ?, ?, ?, ?, 'pending', ?, 0, ?, ?, ?, ?, ? "
+            "attempt, max_attempts, priority, scheduled_at, created_at, updated_at, "
+            "trace_context) SELECT ?, ?, ?, ?, ?, 'pending', ?, 0, ?, ?, ?, ?, ?, ? "
             f"FROM {jobs} WHERE {_GUARD} RETURNING {c}"
         )
         self.mark_continued = (

@@ -104,6 +104,7 @@ class _Row:
         "queue",
         "scheduled_at",
         "status",
+        "trace_context",
         "updated_at",
     )
 
@@ -127,6 +128,7 @@ class _Row:
         self.error: JobError | None = None
         self.next_job_id: str | None = None
         self.completed_at: datetime | None = None
+        self.trace_context = job.trace_context
         # The record of the current values; every change goes through _touch, which drops it.
         self.cached: JobRecord | None = None
 

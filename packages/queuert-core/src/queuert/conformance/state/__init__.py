@@ -18,6 +18,7 @@ from queuert.conformance.state.read import ReadCases
 from queuert.conformance.state.reap import ReapCases
 from queuert.conformance.state.reschedule import RescheduleCases
 from queuert.conformance.state.schema import SchemaCases
+from queuert.conformance.state.trace_context import TraceContextCases
 from queuert.conformance.state.transactions import TransactionCases
 from queuert.conformance.state.tx_checks import TransactionCheckCases
 
@@ -42,6 +43,7 @@ class StateAdapterConformance(
     TransactionCheckCases,
     BlockerCases,
     DedupCases,
+    TraceContextCases,
 ):
     """Every state adapter case. Subclass it as ``Test...`` and override the
     ``state_adapter`` fixture (and optionally ``second_state_adapter`` and
@@ -69,6 +71,7 @@ __all__ = [
     "SchemaCases",
     "StateAdapterConformance",
     "StateAdapterFixtures",
+    "TraceContextCases",
     "TransactionCases",
     "TransactionCheckCases",
 ]
