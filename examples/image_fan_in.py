@@ -11,8 +11,8 @@ queuert's jobs.
   the blocked step commit together with the finalize, or none of them does.
 - Each ``resize-image`` chain writes its rendition and ends with its output.
 - ``publish`` becomes pending in the transaction that completes the last of the
-  three, reads their outputs (typed as the ``resize-image`` chain's output) and
-  writes the publication.
+  three, reads their outputs (typed as the ``resize-image`` chain's output), takes
+  the first (the smallest size) as the thumbnail and writes the publication.
 """
 
 from __future__ import annotations
@@ -60,11 +60,14 @@ class PublishInput:
 class Published:
     image_id: int
     rendition_ids: list[int]
+    thumbnail_id: int
 
 
 image_chain = queuert.chain("process-image", input=ImageInput, output=Published)
+# --8<-- [start:publish-queue]
 # load_blockers: the worker reads the three renditions into job.blockers.
 publish = image_chain.queue("publish", input=PublishInput, load_blockers=True)
+# --8<-- [end:publish-queue]
 resize_chain = queuert.chain("resize-image", input=ResizeInput, output=Rendition)
 
 APP_SCHEMA = """
@@ -91,6 +94,7 @@ def register_handlers(
     async def fan_out(
         job: queuert.Job[ImageInput], ctx: queuert.JobContext[aiosqlite.Connection, Published]
     ) -> Published | queuert.Continuation:
+        # --8<-- [start:fan-out]
         async def commit(
             tx: aiosqlite.Connection, enqueue_job: queuert.EnqueueJob[Published]
         ) -> queuert.Continuation:
@@ -102,6 +106,7 @@ def register_handlers(
             return await enqueue_job(publish, PublishInput(job.input.image_id), blockers=resizes)
 
         return await ctx.finalize(commit)
+        # --8<-- [end:fan-out]
 
     @worker.handler(resize_chain)
     async def make_rendition(
@@ -134,7 +139,10 @@ def register_handlers(
     async def fan_in(
         job: queuert.Job[PublishInput], ctx: queuert.JobContext[aiosqlite.Connection, Published]
     ) -> Published | queuert.Continuation:
+        # --8<-- [start:read-blockers]
         renditions = job.blockers.outputs(resize_chain)  # list[Rendition], in the order given
+        thumbnail = job.blockers[0].output(resize_chain)  # one blocker, by position: SIZES[0]
+        # --8<-- [end:read-blockers]
         ids = [r.rendition_id for r in renditions]
 
         async def commit(
@@ -144,7 +152,7 @@ def register_handlers(
                 "INSERT INTO publications (image_id, renditions) VALUES (?, ?)",
                 (job.input.image_id, ",".join(map(str, ids))),
             )
-            return Published(job.input.image_id, ids)
+            return Published(job.input.image_id, ids, thumbnail.rendition_id)
 
         return await ctx.finalize(commit)
 

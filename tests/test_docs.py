@@ -13,8 +13,9 @@ import pytest
 ROOT = Path(__file__).parents[1]
 DOCS = ROOT / "docs"
 PAGES = sorted(DOCS.rglob("*.md"))
-FENCE = re.compile(r"^```(\w*)\n(.*?)^```$", re.M | re.S)
-INCLUDE = re.compile(r'^--8<-- "([^":]+)(?::([\w-]+))?"$', re.M)
+# Fences and includes may be indented (inside a list item).
+FENCE = re.compile(r"^[ \t]*```(\w*)\n(.*?)^[ \t]*```$", re.M | re.S)
+INCLUDE = re.compile(r'^[ \t]*--8<-- "([^":]+)(?::([\w-]+))?"$', re.M)
 
 
 def includes(text: str) -> list[tuple[str, str | None]]:
@@ -24,6 +25,13 @@ def includes(text: str) -> list[tuple[str, str | None]]:
 def test_the_site_has_pages() -> None:
     names = {p.relative_to(DOCS).as_posix() for p in PAGES}
     assert {"index.md", "getting-started.md", "comparison.md"} <= names
+
+
+def test_every_page_is_in_the_navigation() -> None:
+    # nav entries are "- Title: page.md" lines of mkdocs.yml
+    nav = set(re.findall(r"^\s*-.*?([\w./-]+\.md)\s*$", (ROOT / "mkdocs.yml").read_text(), re.M))
+    pages = [p.relative_to(DOCS).as_posix() for p in PAGES]
+    assert [page for page in pages if page not in nav] == []
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.relative_to(DOCS).as_posix())

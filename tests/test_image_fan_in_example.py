@@ -1,5 +1,6 @@
 """The fan-out / fan-in example runs: every image is published once, with the three
-renditions its resize chains wrote, in the order of the sizes."""
+renditions its resize chains wrote, in the order of the sizes, and the smallest one
+as its thumbnail."""
 
 from __future__ import annotations
 
@@ -23,3 +24,5 @@ async def test_every_image_is_published_with_its_three_renditions(tmp_path: Path
     for p in published:
         assert [renditions[r] for r in p.rendition_ids] == [(p.image_id, s) for s in SIZES]
         assert publications[p.image_id] == ",".join(map(str, p.rendition_ids))
+        # The publish step read its first blocker by position: the smallest size.
+        assert renditions[p.thumbnail_id] == (p.image_id, SIZES[0])
