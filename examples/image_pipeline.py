@@ -169,15 +169,11 @@ def short(record_id: str) -> str:
     return "…" + record_id[-6:]
 
 
-def step_of(queue: str) -> str:
-    return queue.split(":", 1)[1] if ":" in queue else "(entry)"
-
-
 def show_summary(chains: list[queuert.ChainRecord], jobs: list[queuert.JobRecord]) -> None:
     display.table(
         "chains (app.list_chains)",
-        ("chain", "status", "current step", "output"),
-        [(short(c.id), c.status.value, step_of(c.last_queue), c.output or "") for c in chains],
+        ("chain", "status", "current queue", "output"),
+        [(short(c.id), c.status.value, c.last_queue, c.output or "") for c in chains],
     )
     rows = []
     for j in jobs:
@@ -186,14 +182,14 @@ def show_summary(chains: list[queuert.ChainRecord], jobs: list[queuert.JobRecord
             (
                 short(j.id),
                 short(j.chain_id),
-                step_of(j.queue),
+                j.queue,
                 j.status.value,
                 str(j.attempt),
                 ended,
             )
         )
     display.table(
-        "jobs (app.list_jobs)", ("job", "chain", "step", "status", "attempt", "ended with"), rows
+        "jobs (app.list_jobs)", ("job", "chain", "queue", "status", "attempt", "ended with"), rows
     )
 
 

@@ -12,10 +12,9 @@ import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import pytest
 from redis.asyncio import Redis
 
-from tests.servers import in_ci
+from tests.servers import missing_tool
 from tests.waiting import eventually
 
 
@@ -74,9 +73,7 @@ async def private_redis_server() -> AsyncIterator[RedisServer]:
     """A server on a free port, not started yet; stopped on exit."""
     binary = shutil.which("redis-server")
     if binary is None:
-        if in_ci():
-            pytest.fail("redis-server is not on PATH (CI=true: it must be)", pytrace=False)
-        pytest.skip("redis-server is not on PATH")
+        missing_tool("redis-server is not on PATH")
     server = RedisServer(binary)
     try:
         yield server

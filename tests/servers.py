@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+from typing import NoReturn
 from urllib.parse import urlsplit
 
 import pytest
@@ -43,6 +44,14 @@ def require_server(name: str, url: str, default_port: int) -> None:
     pytest.skip(message)
 
 
+def missing_tool(message: str) -> NoReturn:
+    """Skip the calling test because a server binary it needs is missing (fail it
+    under CI)."""
+    if in_ci():
+        pytest.fail(f"{message} (CI=true: it must be installed)", pytrace=False)
+    pytest.skip(message)
+
+
 def require_postgres() -> str:
     require_server("PostgreSQL", POSTGRES_URL, 5432)
     return POSTGRES_URL
@@ -54,7 +63,8 @@ def require_redis() -> str:
 
 
 def require_mongodb() -> str:
-    if not MONGODB_URL:
-        pytest.skip("MongoDB tests need QUEUERT_TEST_MONGODB_URL pointing to a replica set")
-    require_server("MongoDB", MONGODB_URL, 27017)
-    return MONGODB_URL
+    """MongoDB's rule differs (no server can be installed where CI runs): see
+    :func:`tests.mongodb.server.require_mongodb`."""
+    from tests.mongodb.server import require_mongodb
+
+    return require_mongodb()

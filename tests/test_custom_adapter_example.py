@@ -1,8 +1,9 @@
-"""The custom adapter of docs/custom-adapter.md passes the published suite,
+"""The custom adapter of docs/guides/custom-adapter.md passes the published suite,
 run exactly the way a third party would run it."""
 
 from __future__ import annotations
 
+# --8<-- [start:suite]
 from collections.abc import AsyncIterator
 
 import pytest_asyncio
@@ -17,3 +18,6 @@ class TestBroadcastNotifyAdapter(NotifyAdapterConformance):
         adapter = BroadcastNotifyAdapter()
         yield adapter
         await adapter.close()
+
+
+# --8<-- [end:suite]

@@ -19,8 +19,42 @@ SUITES = """
 import pytest_asyncio
 
 from broken_adapters import (
+    DetachedCallerStateAdapter,
+    ContinuationUnblocksStateAdapter,
+    DedupFilterIgnoringStateAdapter,
+    KeyIgnoringStateAdapter,
+    KeyNeverReleasedStateAdapter,
+    ReadThenWriteDedupStateAdapter,
+    UnscopedKeyStateAdapter,
+    ContextDroppingStateAdapter,
     DoubleHandingStateAdapter,
+    FailureAlwaysFailsStateAdapter,
+    FailureIgnoringStateAdapter,
+    FewBlockersStateAdapter,
+    FirstBlockerUnblocksStateAdapter,
     LeakyRollbackStateAdapter,
+    OnlyPendingRevokeStateAdapter,
+    UnwrittenRevokeStateAdapter,
+    BudgetKeepingResumeStateAdapter,
+    UncheckedResumeStateAdapter,
+    UncheckedSettleStateAdapter,
+    ValueDroppingSettleStateAdapter,
+    LeaseHidingSettleStateAdapter,
+    TimelessPurgeStateAdapter,
+    UnlimitedPurgeStateAdapter,
+    UnorderedWorkersStateAdapter,
+    UnforgettingWorkersStateAdapter,
+    OldestlessCountsStateAdapter,
+    FrontOfQueueStateAdapter,
+    OldestFirstListingStateAdapter,
+    WindowlessListingStateAdapter,
+    AcceptsAnyTxStateAdapter,
+    NeverClosedStateAdapter,
+    NeverUnblockingStateAdapter,
+    ReadThenWriteUnblockStateAdapter,
+    SelfDependentStateAdapter,
+    SortedBlockersStateAdapter,
+    WritesBeforeCheckingStateAdapter,
     UnfilteredLeaseLostNotifyAdapter,
     UnlimitedWakeNotifyAdapter,
 )
@@ -54,6 +88,40 @@ def notify_suite(adapter_class):
 TestReferenceState = state_suite(MemoryStateAdapter)
 TestDoubleHanding = state_suite(DoubleHandingStateAdapter)
 TestLeakyRollback = state_suite(LeakyRollbackStateAdapter)
+TestDetachedCaller = state_suite(DetachedCallerStateAdapter)
+TestOnlyPendingRevoke = state_suite(OnlyPendingRevokeStateAdapter)
+TestUnwrittenRevoke = state_suite(UnwrittenRevokeStateAdapter)
+TestBudgetKeepingResume = state_suite(BudgetKeepingResumeStateAdapter)
+TestUncheckedResume = state_suite(UncheckedResumeStateAdapter)
+TestUncheckedSettle = state_suite(UncheckedSettleStateAdapter)
+TestValueDroppingSettle = state_suite(ValueDroppingSettleStateAdapter)
+TestLeaseHidingSettle = state_suite(LeaseHidingSettleStateAdapter)
+TestTimelessPurge = state_suite(TimelessPurgeStateAdapter)
+TestUnlimitedPurge = state_suite(UnlimitedPurgeStateAdapter)
+TestUnorderedWorkers = state_suite(UnorderedWorkersStateAdapter)
+TestUnforgettingWorkers = state_suite(UnforgettingWorkersStateAdapter)
+TestOldestlessCounts = state_suite(OldestlessCountsStateAdapter)
+TestFrontOfQueue = state_suite(FrontOfQueueStateAdapter)
+TestOldestFirstListing = state_suite(OldestFirstListingStateAdapter)
+TestWindowlessListing = state_suite(WindowlessListingStateAdapter)
+TestNeverClosed = state_suite(NeverClosedStateAdapter)
+TestAcceptsAnyTx = state_suite(AcceptsAnyTxStateAdapter)
+TestNeverUnblocking = state_suite(NeverUnblockingStateAdapter)
+TestFirstBlockerUnblocks = state_suite(FirstBlockerUnblocksStateAdapter)
+TestContinuationUnblocks = state_suite(ContinuationUnblocksStateAdapter)
+TestFailureIgnoring = state_suite(FailureIgnoringStateAdapter)
+TestFailureAlwaysFails = state_suite(FailureAlwaysFailsStateAdapter)
+TestReadThenWriteUnblock = state_suite(ReadThenWriteUnblockStateAdapter)
+TestWritesBeforeChecking = state_suite(WritesBeforeCheckingStateAdapter)
+TestFewBlockers = state_suite(FewBlockersStateAdapter)
+TestSortedBlockers = state_suite(SortedBlockersStateAdapter)
+TestSelfDependent = state_suite(SelfDependentStateAdapter)
+TestKeyIgnoring = state_suite(KeyIgnoringStateAdapter)
+TestKeyNeverReleased = state_suite(KeyNeverReleasedStateAdapter)
+TestUnscopedKey = state_suite(UnscopedKeyStateAdapter)
+TestReadThenWriteDedup = state_suite(ReadThenWriteDedupStateAdapter)
+TestDedupFilterIgnoring = state_suite(DedupFilterIgnoringStateAdapter)
+TestContextDropping = state_suite(ContextDroppingStateAdapter)
 TestReferenceNotify = notify_suite(InProcessNotifyAdapter)
 TestUnfilteredLeaseLost = notify_suite(UnfilteredLeaseLostNotifyAdapter)
 TestUnlimitedWake = notify_suite(UnlimitedWakeNotifyAdapter)
@@ -106,6 +174,226 @@ BUGS = {
             "test_rolled_back_acquire_leaves_the_job_eligible",
             "test_rolled_back_delete_restores_the_chain",
             "test_rollback_discards_savepoint_writes",
+            "test_rolled_back_revoke_keeps_the_lease",
+            "test_rolled_back_settle_leaves_the_job_open",
+            "test_a_rolled_back_start_releases_the_key",
+        ),
+    ),
+    "detached-caller-transaction-fails-the-caller-transaction-case": Bug(
+        "TestDetachedCaller",
+        "TestReferenceState",
+        ("test_caller_transaction_writes_roll_back_with_the_callers",),
+    ),
+    "revoke-of-pending-only-fails-the-revoke-cases": Bug(
+        "TestOnlyPendingRevoke",
+        "TestReferenceState",
+        (
+            "test_revoke_running_chain_takes_the_lease",
+            "test_revoke_ended_chain_raises_and_changes_nothing",
+            "test_revoke_unknown_chain_raises",
+        ),
+    ),
+    "unwritten-revoke-fails-the-revoke-cases": Bug(
+        "TestUnwrittenRevoke",
+        "TestReferenceState",
+        (
+            "test_revoke_running_chain_takes_the_lease",
+            "test_revoke_pending_chain_has_no_lease",
+        ),
+    ),
+    "kept-attempts-fail-the-resume-case": Bug(
+        "TestBudgetKeepingResume",
+        "TestReferenceState",
+        ("test_resume_failed_job_gives_a_fresh_budget",),
+    ),
+    "unchecked-resume-fails-the-resume-state-cases": Bug(
+        "TestUncheckedResume",
+        "TestReferenceState",
+        (
+            "test_resume_continues_at_the_job_the_chain_ended_on",
+            "test_resume_refuses_jobs_that_have_not_failed",
+        ),
+    ),
+    "unchecked-settle-fails-the-exactly-once-case": Bug(
+        "TestUncheckedSettle",
+        "TestReferenceState",
+        ("test_settle_twice_raises",),
+    ),
+    "value-dropping-settle-fails-the-settle-cases": Bug(
+        "TestValueDroppingSettle",
+        "TestReferenceState",
+        (
+            "test_settle_pending_job_with_output",
+            "test_settle_with_continuation_creates_the_next_job",
+        ),
+    ),
+    "hidden-lease-fails-the-running-settle-case": Bug(
+        "TestLeaseHidingSettle",
+        "TestReferenceState",
+        ("test_settle_running_job_revokes_its_lease",),
+    ),
+    "timeless-purge-fails-the-purge-case": Bug(
+        "TestTimelessPurge",
+        "TestReferenceState",
+        ("test_purge_deletes_only_chains_ended_before_with_the_statuses",),
+    ),
+    "unlimited-purge-fails-the-batch-case": Bug(
+        "TestUnlimitedPurge",
+        "TestReferenceState",
+        ("test_purge_deletes_whole_chains_in_batches",),
+    ),
+    "unordered-workers-fail-the-worker-record-case": Bug(
+        "TestUnorderedWorkers",
+        "TestReferenceState",
+        ("test_workers_are_recorded_refreshed_and_removed",),
+    ),
+    "unforgetting-workers-fail-the-forget-case": Bug(
+        "TestUnforgettingWorkers",
+        "TestReferenceState",
+        ("test_workers_not_seen_for_a_while_are_forgotten",),
+    ),
+    "counts-without-oldest-fail-the-count-case": Bug(
+        "TestOldestlessCounts",
+        "TestReferenceState",
+        ("test_counts_by_queue_and_status",),
+    ),
+    "front-of-queue-fails-the-position-case": Bug(
+        "TestFrontOfQueue",
+        "TestReferenceState",
+        ("test_queue_position_counts_due_jobs_taken_first",),
+    ),
+    "oldest-first-listing-fails-the-newest-case": Bug(
+        "TestOldestFirstListing",
+        "TestReferenceState",
+        ("test_list_newest_first_pages_backwards",),
+    ),
+    "windowless-listing-fails-the-window-case": Bug(
+        "TestWindowlessListing",
+        "TestReferenceState",
+        ("test_list_within_a_creation_window",),
+    ),
+    "open-forever-transactions-fail-the-caller-transaction-case": Bug(
+        "TestNeverClosed",
+        "TestReferenceState",
+        ("test_is_transaction_open_is_true_only_inside_the_transaction",),
+    ),
+    "accepting-any-tx-fails-the-check-transaction-cases": Bug(
+        "TestAcceptsAnyTx",
+        "TestReferenceState",
+        (
+            "test_check_transaction_refuses_a_transaction_that_ended",
+            "test_check_transaction_refuses_an_object_of_another_type",
+        ),
+    ),
+    "never-unblocking-fails-the-unblock-cases": Bug(
+        "TestNeverUnblocking",
+        "TestReferenceState",
+        (
+            "test_blocked_job_waits_until_its_blocker_completes",
+            "test_blocked_job_waits_for_every_blocker",
+            "test_a_rolled_back_completion_keeps_the_job_blocked",
+            "test_continue_blocked_job_waits_then_runs",
+        ),
+    ),
+    "first-blocker-unblocking-fails-the-every-blocker-case": Bug(
+        "TestFirstBlockerUnblocks",
+        "TestReferenceState",
+        ("test_blocked_job_waits_for_every_blocker",),
+    ),
+    "continuation-unblocking-fails-the-continued-blocker-case": Bug(
+        "TestContinuationUnblocks",
+        "TestReferenceState",
+        ("test_a_continued_blocker_chain_has_not_completed",),
+    ),
+    "ignored-blocker-failures-fail-the-failure-cases": Bug(
+        "TestFailureIgnoring",
+        "TestReferenceState",
+        (
+            "test_failure_reaches_jobs_blocked_on_a_failed_dependent",
+            "test_an_already_failed_blocker_fails_the_new_job",
+        ),
+    ),
+    "ignored-blocker-failure-fails-the-failed-blocker-case": Bug(
+        "TestFailureIgnoring",
+        "TestReferenceState",
+        ("test_a_blocker_that_does_not_complete_fails_the_job",),
+        only="[fail]",
+    ),
+    "ignored-blocker-cancellation-fails-the-cancelled-blocker-case": Bug(
+        "TestFailureIgnoring",
+        "TestReferenceState",
+        ("test_a_blocker_that_does_not_complete_fails_the_job",),
+        only="[cancel]",
+    ),
+    "failing-however-fails-the-run-however-case": Bug(
+        "TestFailureAlwaysFails",
+        "TestReferenceState",
+        ("test_a_job_that_runs_however_waits_for_every_blocker_to_end",),
+    ),
+    "read-then-write-unblocking-fails-the-concurrent-case": Bug(
+        "TestReadThenWriteUnblock",
+        "TestReferenceState",
+        ("test_concurrent_completions_of_the_last_blockers_unblock_once",),
+    ),
+    "writing-before-checking-fails-the-missing-blocker-case": Bug(
+        "TestWritesBeforeChecking",
+        "TestReferenceState",
+        ("test_a_missing_blocker_raises_and_writes_nothing",),
+    ),
+    "few-blockers-fail-the-hundred-blockers-case": Bug(
+        "TestFewBlockers", "TestReferenceState", ("test_a_hundred_blockers_are_accepted",)
+    ),
+    "sorted-blockers-fail-the-order-case": Bug(
+        "TestSortedBlockers",
+        "TestReferenceState",
+        ("test_blockers_are_read_in_order_with_their_outputs",),
+    ),
+    "self-dependent-chains-fail-the-dependents-case": Bug(
+        "TestSelfDependent", "TestReferenceState", ("test_dependent_chains_are_listed",)
+    ),
+    "ignored-keys-fail-the-dedup-cases": Bug(
+        "TestKeyIgnoring",
+        "TestReferenceState",
+        (
+            "test_a_held_key_starts_no_second_chain",
+            "test_any_scope_keeps_the_key_after_the_chain_ends",
+            "test_a_batch_with_repeated_keys_starts_one_chain_per_key",
+            "test_concurrent_starts_of_one_key_start_one_chain",
+        ),
+    ),
+    "keys-never-released-fail-the-release-cases": Bug(
+        "TestKeyNeverReleased",
+        "TestReferenceState",
+        (
+            "test_a_deleted_chain_releases_the_key",
+            "test_any_scope_with_a_window_releases_the_key_once_it_passed",
+        ),
+    ),
+    "keys-never-released-fail-the-ended-chain-case": Bug(
+        "TestKeyNeverReleased",
+        "TestReferenceState",
+        ("test_an_ended_chain_releases_an_incomplete_scoped_key",),
+        only="[complete]",
+    ),
+    "unscoped-keys-fail-the-chain-name-case": Bug(
+        "TestUnscopedKey", "TestReferenceState", ("test_keys_are_scoped_by_chain_name",)
+    ),
+    "read-then-write-dedup-fails-the-concurrent-case": Bug(
+        "TestReadThenWriteDedup",
+        "TestReferenceState",
+        ("test_concurrent_starts_of_one_key_start_one_chain",),
+    ),
+    "ignored-dedup-filter-fails-the-filter-case": Bug(
+        "TestDedupFilterIgnoring",
+        "TestReferenceState",
+        ("test_chains_are_filtered_by_dedup_key",),
+    ),
+    "dropped-trace-context-fails-the-chain-start-cases": Bug(
+        "TestContextDropping",
+        "TestReferenceState",
+        (
+            "test_trace_context_reads_back_from_a_chain_start",
+            "test_trace_context_reads_back_from_a_batch_and_a_listing",
         ),
     ),
     "unfiltered-subscription-fails-the-filter-case": Bug(

@@ -20,13 +20,21 @@ from uuid import uuid4
 
 import aiosqlite
 import asyncpg
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.client_session import AsyncClientSession
 
 import queuert
 from queuert import StateAdapter, urls
 from queuert.adapters.memory_state import MemoryTransaction
+from tests.mongodb.server import (
+    drop_database,
+    require_mongodb,
+    unique_database,
+    with_database,
+)
 from tests.servers import require_postgres
 
-BACKENDS = ["memory", "sqlite", "postgres"]
+BACKENDS = ["memory", "sqlite", "postgres", "mongodb"]
 
 
 @dataclass
@@ -39,6 +47,8 @@ class Backend:
     """URL another process can open the same store with (``None`` for memory)."""
     _pg_url: str | None = None
     _schema: str | None = None
+    _base_url: str | None = None
+    _database: str | None = None
     _memory_rows: list[str] = field(default_factory=list)
 
     @property
@@ -62,6 +72,8 @@ class Backend:
                 conn.execute("SELECT key FROM app_writes") as cur,
             ):
                 return Counter(row[0] for row in await cur.fetchall())
+        if self.name == "mongodb":
+            return await _mongodb_app_writes(self._base_url, self._database)
         pg = await asyncpg.connect(self._pg_url)
         try:
             rows = await pg.fetch(f'SELECT key FROM "{self._schema}".app_writes')
@@ -77,6 +89,8 @@ class Backend:
 
     async def close(self) -> None:
         await self.state.close()
+        if self.name == "mongodb":
+            await _drop_mongodb_database(self._base_url, self._database)
         if self.name == "postgres":
             conn = await asyncpg.connect(self._pg_url)
             try:
@@ -95,6 +109,9 @@ async def app_write(
         tx.on_rollback(lambda: memory_rows.remove(key))
     elif isinstance(tx, aiosqlite.Connection):
         await tx.execute("INSERT INTO app_writes (key) VALUES (?)", (key,))
+    elif isinstance(tx, AsyncClientSession):
+        # The database the state URL names, through the application's session.
+        await tx.client.get_default_database()["app_writes"].insert_one({"key": key}, session=tx)
     else:
         await tx.execute(f'INSERT INTO "{schema}".app_writes (key) VALUES ($1)', key)
 
@@ -107,7 +124,9 @@ def schema_of(url: str) -> str | None:
     return values[0] if values else None
 
 
-async def make_backend(name: str, tmp_path: Path) -> Backend:
+async def make_backend(name: str, tmp_path: Path, *, postgres_url: str | None = None) -> Backend:
+    """A fresh store on backend ``name``; PostgreSQL ones are made on the server
+    of ``postgres_url`` (default: the shared test server)."""
     if name == "memory":
         state: StateAdapter[Any] = queuert.MemoryStateAdapter()
         await state.migrate()
@@ -120,7 +139,9 @@ async def make_backend(name: str, tmp_path: Path) -> Backend:
         async with state.connect() as conn:  # type: ignore[attr-defined]
             await conn.execute("CREATE TABLE app_writes (key TEXT NOT NULL)")
         return Backend(name, state, url)
-    base = require_postgres()
+    if name == "mongodb":
+        return await _make_mongodb_backend()
+    base = postgres_url or require_postgres()
     schema = f"e2e_{uuid4().hex[:12]}"
     sep = "&" if "?" in base else "?"
     url = f"{base}{sep}{urlencode({'schema': schema})}"
@@ -134,10 +155,42 @@ async def make_backend(name: str, tmp_path: Path) -> Backend:
     return Backend(name, state, url, _pg_url=base, _schema=schema)
 
 
+async def _make_mongodb_backend() -> Backend:
+    base = require_mongodb()
+    database = unique_database("e2e")
+    url = with_database(base, database)
+    state = await urls.state_from_url(url)
+    await state.migrate()
+    client: AsyncMongoClient[Any] = AsyncMongoClient(base)
+    try:
+        # Created up front: a transaction need not create the collection it writes.
+        await client[database].create_collection("app_writes")
+    finally:
+        await client.close()
+    return Backend("mongodb", state, url, _base_url=base, _database=database)
+
+
+async def _mongodb_app_writes(base: str | None, database: str | None) -> Counter[str]:
+    assert base is not None and database is not None
+    client: AsyncMongoClient[Any] = AsyncMongoClient(base)
+    try:
+        documents = await client[database]["app_writes"].find({}).to_list(None)
+    finally:
+        await client.close()
+    return Counter(document["key"] for document in documents)
+
+
+async def _drop_mongodb_database(base: str | None, database: str | None) -> None:
+    assert base is not None and database is not None
+    await drop_database(base, database)
+
+
 @asynccontextmanager
-async def open_backend(name: str, tmp_path: Path) -> AsyncIterator[Backend]:
+async def open_backend(
+    name: str, tmp_path: Path, *, postgres_url: str | None = None
+) -> AsyncIterator[Backend]:
     """A fresh store on backend ``name``, closed (and dropped) on exit."""
-    backend = await make_backend(name, tmp_path)
+    backend = await make_backend(name, tmp_path, postgres_url=postgres_url)
     try:
         yield backend
     finally:

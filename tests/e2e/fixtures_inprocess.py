@@ -71,7 +71,8 @@ def make_worker(app: Queuert[Any], **options: Any) -> Worker[Any]:
 async def caller_transaction(backend: Backend, *, native: bool = True) -> AsyncIterator[Any]:
     """The application's own transaction on the backend's driver: a memory
     transaction, an aiosqlite connection of the application's own in a transaction,
-    or an asyncpg connection from the adapter's pool inside ``conn.transaction()``.
+    an asyncpg connection from the adapter's pool inside ``conn.transaction()``, or a
+    session of the MongoDB adapter's client with a transaction started.
     With ``native=False``, the one the adapter's ``transaction()`` opens.
     Commits when the block exits normally, rolls back when it raises."""
     state: Any = backend.state
@@ -81,6 +82,12 @@ async def caller_transaction(backend: Backend, *, native: bool = True) -> AsyncI
     elif backend.name == "sqlite":
         async with state.connect() as conn, state.transaction(connection=conn) as tx:
             yield tx
+    elif backend.name == "mongodb":
+        async with (
+            state.client.start_session() as session,
+            await session.start_transaction(),
+        ):
+            yield session
     else:
         async with state.pool.acquire() as conn, conn.transaction():
             yield conn
@@ -104,6 +111,23 @@ async def unmigrated_state(
             yield state, str(path)
         finally:
             await state.close()
+        return
+    if name == "mongodb":
+        from tests.mongodb.server import (
+            drop_database,
+            require_mongodb,
+            unique_database,
+            with_database,
+        )
+
+        base = require_mongodb()
+        database = unique_database("e2e_unmigrated")
+        state = await urls.state_from_url(with_database(base, database))
+        try:
+            yield state, database
+        finally:
+            await state.close()
+            await drop_database(base, database)  # the test may migrate it
         return
     base = require_postgres()
     schema = f"e2e_unmigrated_{uuid4().hex[:12]}"

@@ -10,10 +10,12 @@ and a worker subprocess runs them::
 Each handler claims its job, spends ``--work-ms`` (default 0) in its process
 phase, then writes the application's own row (key
 :func:`job_key`) in its finalize transaction and continues the chain or ends
-it. ``MODE`` is ``normal``, ``hang-in-process`` (after the claim, print
-``IN-PROCESS <job id>`` and hang) or ``hang-in-finalize`` (inside the finalize
-transaction, after the application's write, print ``IN-FINALIZE <job id>`` and
-hang).
+it. ``MODE`` is ``normal``, ``hang-in-claim`` (inside the claim transaction,
+print ``IN-CLAIM <job id>`` and hang), ``hang-in-process`` (after the claim,
+print ``IN-PROCESS <job id>`` and hang), ``hang-in-finalize`` (inside the
+finalize transaction, after the application's write, print ``IN-FINALIZE <job
+id>`` and hang) or ``hang-after-finalize`` (once the finalize committed, print
+``AFTER-FINALIZE <job id>`` and hang).
 
 A worker subprocess prints, one flushed line each, ``READY`` once it is
 subscribed and acquiring, then the lines of its mode. It logs to stderr one
@@ -43,7 +45,9 @@ import queuert
 from queuert import Continuation, EnqueueJob, Job, JobContext, QueueDef, Worker
 from tests.e2e.backends import app_write, env_with_pythonpath, schema_of
 
-Mode = Literal["normal", "hang-in-process", "hang-in-finalize"]
+Mode = Literal[
+    "normal", "hang-in-claim", "hang-in-process", "hang-in-finalize", "hang-after-finalize"
+]
 MODES: tuple[Mode, ...] = get_args(Mode)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -100,8 +104,8 @@ async def _forever() -> None:
     await asyncio.Event().wait()
 
 
-async def _read_nothing(tx: Any) -> None:
-    return None
+OnError = Callable[[Exception], None]
+"""Told of every exception the library raised into a handler's code."""
 
 
 def _handler(
@@ -112,9 +116,23 @@ def _handler(
     mode: Mode,
     announce: Announce,
     work_ms: int,
+    on_error: OnError | None,
 ) -> Callable[[Job[Step], JobContext[Any, Done]], Awaitable[Done | Continuation]]:
     async def handle(job: Job[Step], ctx: JobContext[Any, Done]) -> Done | Continuation:
-        await ctx.claim(_read_nothing)
+        try:
+            return await steps_of(job, ctx)
+        except Exception as exc:
+            if on_error is not None:
+                on_error(exc)
+            raise
+
+    async def steps_of(job: Job[Step], ctx: JobContext[Any, Done]) -> Done | Continuation:
+        async def read(tx: Any) -> None:
+            if mode == "hang-in-claim":
+                announce("IN-CLAIM", job.id)
+                await _forever()
+
+        await ctx.claim(read)
         if mode == "hang-in-process":
             announce("IN-PROCESS", job.id)
             await _forever()
@@ -132,6 +150,9 @@ def _handler(
 
         result = await ctx.finalize(commit)
         log.info("finalized", extra=_fields(job))
+        if mode == "hang-after-finalize":
+            announce("AFTER-FINALIZE", job.id)
+            await _forever()
         return result
 
     handle.__name__ = f"handle_{queue.name}"
@@ -155,11 +176,12 @@ def register_handlers(
     mode: Mode = "normal",
     announce: Announce = print_line,
     work_ms: int = 0,
+    on_error: OnError | None = None,
 ) -> None:
     """Register the handlers of every step of the chains of :data:`CHAINS` that
     ``worker``'s application has; the application's rows go to ``schema``
     (PostgreSQL; ``None`` for SQLite). Each job spends ``work_ms`` in its process
-    phase."""
+    phase; ``on_error`` is told of every exception a handler's calls raise."""
     for chain in CHAINS:
         if worker.app.chains.get(chain.name) is not chain:
             continue
@@ -167,7 +189,7 @@ def register_handlers(
         for index, queue in enumerate(steps):
             following = steps[index + 1] if index + 1 < len(steps) else None
             worker.handler(queue)(
-                _handler(queue, following, len(steps), schema, mode, announce, work_ms)
+                _handler(queue, following, len(steps), schema, mode, announce, work_ms, on_error)
             )
 
 

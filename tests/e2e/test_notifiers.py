@@ -55,9 +55,9 @@ async def run_application(state_url: str, notify_url: str, poll_interval: float)
     return elapsed
 
 
-@pytest.mark.parametrize("notifier", ["memory", "postgres", "redis", "none"])
+@pytest.mark.parametrize("notifier", ["memory", "postgres", "redis", "mongodb", "none"])
 async def test_same_application_runs_with_each_notifier(notifier: str, tmp_path: Path) -> None:
-    store = "postgres" if notifier == "postgres" else "sqlite"
+    store = notifier if notifier in ("postgres", "mongodb") else "sqlite"
     async with open_backend(store, tmp_path) as backend:
         assert backend.url is not None
         poll_interval = IDLE_POLL_S
@@ -65,6 +65,8 @@ async def test_same_application_runs_with_each_notifier(notifier: str, tmp_path:
             notify_url = "memory://"
         elif notifier == "postgres":
             notify_url = backend.url  # channels named after the state's schema
+        elif notifier == "mongodb":
+            notify_url = backend.url  # signals in the state's database
         elif notifier == "redis":
             notify_url = f"{require_redis()}?prefix=e2e-{uuid4().hex}:"
         else:

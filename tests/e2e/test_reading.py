@@ -11,6 +11,7 @@ import pytest
 
 import queuert
 from queuert import (
+    ChainEndedError,
     ChainFailedError,
     ChainRecord,
     Continuation,
@@ -239,9 +240,11 @@ async def test_cancel_a_pending_chain(backend: Backend) -> None:
         job = await app.get_job(handle.id)
         assert job is not None and (job.status, job.attempt) == (JobStatus.CANCELLED, 0)
 
-        # Cancelling a chain that already ended changes nothing.
-        again = await app.cancel_chain(keep.id)
-        assert again.status is JobStatus.COMPLETED
+        # Cancelling a chain that already ended raises and changes nothing.
+        with pytest.raises(ChainEndedError):
+            await app.cancel_chain(keep.id)
+        again = await app.get_chain(keep.id)
+        assert again is not None and again.status is JobStatus.COMPLETED
         with pytest.raises(JobNotFoundError) as missing:
             await app.cancel_chain("no-such-chain")
         assert "'no-such-chain'" in str(missing.value)

@@ -117,3 +117,21 @@ async def test_the_same_job_continued_twice_at_once_continues_once(
     assert isinstance(results[0], JobRecord) and results[0].id == first.id
     assert isinstance(results[1], LeaseLostError)
     assert await adapter.get_job(tx=None, job_id=second.id) is None
+
+
+async def test_concurrent_continuations_keep_each_trace_context(
+    adapter: PostgresStateAdapter,
+) -> None:
+    jobs = await running_jobs(adapter, 20)
+    following = [
+        replace(next_of(job), trace_context=f'{{"n":"{i}"}}') for i, job in enumerate(jobs)
+    ]
+    await asyncio.gather(
+        *(
+            adapter.continue_job(tx=None, lease=job.lease, next_job=nxt)
+            for job, nxt in zip(jobs, following, strict=True)
+        )
+    )
+    for nxt in following:
+        stored = await adapter.get_job(tx=None, job_id=nxt.id)
+        assert stored is not None and stored.trace_context == nxt.trace_context

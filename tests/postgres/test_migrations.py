@@ -9,6 +9,7 @@ import pytest
 
 from queuert.errors import SchemaNotMigratedError
 from queuert_postgres import SCHEMA_VERSION, PostgresStateAdapter
+from queuert_postgres.migrations import MIGRATIONS
 from tests.postgres.helpers import new_job
 
 
@@ -23,9 +24,15 @@ async def test_migrate_creates_the_schema_from_nothing(
     adapter = PostgresStateAdapter(pool, schema=schema)
     await adapter.migrate()
 
-    assert await tables(pool, schema) == {"jobs", "migrations"}
+    assert await tables(pool, schema) == {
+        "jobs",
+        "job_blockers",
+        "job_dedup",
+        "migrations",
+        "workers",
+    }
     versions = await pool.fetch(f'SELECT version FROM "{schema}".migrations ORDER BY version')
-    assert [row[0] for row in versions] == list(range(1, SCHEMA_VERSION + 1))
+    assert [row[0] for row in versions] == [m.version for m in MIGRATIONS]
     await adapter.check_schema()
 
 
@@ -50,7 +57,7 @@ async def test_concurrent_migrations_both_succeed(postgres_url: str, schema: str
         await first.check_schema()
         await second.check_schema()
         count = await first.pool.fetchval(f'SELECT count(*) FROM "{schema}".migrations')
-        assert count == SCHEMA_VERSION
+        assert count == len(MIGRATIONS)
     finally:
         await first.close()
         await second.close()
@@ -102,7 +109,51 @@ async def test_table_prefixes_keep_deployments_apart(
     assert await green.get_job(tx=None, job_id=job.id) is None
     assert await tables(pool, schema) == {
         "blue_jobs",
+        "blue_job_blockers",
+        "blue_job_dedup",
         "blue_migrations",
+        "blue_workers",
         "green_jobs",
+        "green_job_blockers",
+        "green_job_dedup",
         "green_migrations",
+        "green_workers",
     }
+
+
+async def test_version_3_upgrades_a_version_1_schema_with_jobs(
+    pool: asyncpg.Pool[asyncpg.Record], schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import queuert_postgres.migrations
+
+    adapter = PostgresStateAdapter(pool, schema=schema)
+    monkeypatch.setattr(queuert_postgres.migrations, "MIGRATIONS", MIGRATIONS[:1])
+    await adapter.migrate()
+    (job,) = await adapter.create_jobs(tx=None, jobs=[new_job()])
+    monkeypatch.undo()
+    with pytest.raises(SchemaNotMigratedError):
+        await adapter.check_schema()
+    await adapter.migrate()
+    await adapter.check_schema()
+    assert await adapter.get_job(tx=None, job_id=job.id) == job
+    (waiter,) = await adapter.create_blocked_jobs(
+        tx=None, jobs=[new_job()], blocker_chain_ids=[job.chain_id]
+    )
+    assert waiter.status.value == "blocked"
+
+
+async def test_a_version_1_schema_gains_the_trace_context_column(
+    pool: asyncpg.Pool[asyncpg.Record], schema: str
+) -> None:
+    adapter = PostgresStateAdapter(pool, schema=schema)
+    await adapter.migrate()
+    (old,) = await adapter.create_jobs(tx=None, jobs=[new_job()])
+    # Back to how version 1 left it.
+    await pool.execute(f'ALTER TABLE "{schema}".jobs DROP COLUMN trace_context')
+    await pool.execute(f'DELETE FROM "{schema}".migrations WHERE version <> 1')
+    with pytest.raises(SchemaNotMigratedError):
+        await adapter.check_schema()
+    await adapter.migrate()
+    await adapter.check_schema()
+    stored = await adapter.get_job(tx=None, job_id=old.id)
+    assert stored is not None and stored.trace_context is None

@@ -5,8 +5,10 @@ it rolls back, and core does not publish them a second time."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -181,3 +183,42 @@ async def test_the_adapter_declines_notifiers_it_cannot_reach(postgres_url: str)
             await another.close()
     finally:
         await state.close()
+
+
+async def test_cancel_resume_and_completion_from_outside_carry_their_signals(
+    setup: Setup,
+) -> None:
+    app = setup.app
+    started = asyncio.Event()
+    cancelled: list[str] = []
+    worker = app.worker(concurrency=2, poll_interval=60.0, lease_ms=60_000)
+
+    @worker.handler(signalled)
+    async def block(job: Job[Item], ctx: JobContext[Any, Done]) -> Done:
+        if job.input.n == 1 and not cancelled:  # the resumed run ends at once
+            started.set()
+            try:
+                await asyncio.sleep(60)
+            except asyncio.CancelledError:
+                cancelled.append(job.id)
+                raise
+        return Done(job.input.n)
+
+    async with worker:
+        running = await app.enqueue_job_chain(None, signalled, Item(1))
+        async with asyncio.timeout(WAIT_S):
+            await started.wait()
+        # The lease-lost signal (sent by core) cancels the handler; the revoke's write
+        # carries the chain-completed signal.
+        await app.cancel_chain(running.id)
+        await eventually(lambda: cancelled == [running.id], timeout=WAIT_S)
+        await eventually(lambda: running.id in setup.completed, timeout=WAIT_S)
+        # Resuming schedules the job again: its signal wakes the worker (no polling).
+        setup.scheduled.clear()
+        await app.retry_job(running.id)
+        await eventually(lambda: counts(setup.scheduled, signalled.name) == [1], timeout=WAIT_S)
+        pending = await app.enqueue_job_chain(None, signalled, Item(2), delay=timedelta(hours=1))
+        await app.complete_job(None, pending.id, output=Done(20))
+        await eventually(lambda: pending.id in setup.completed, timeout=WAIT_S)
+    assert app.metrics.get("notify.chain_completed.published") == 0
+    assert app.metrics.get("notify.lease_lost.published") >= 1

@@ -10,6 +10,7 @@ import pytest
 from queuert.errors import SchemaNotMigratedError
 from queuert.records import JobFilter
 from queuert_sqlite import SCHEMA_VERSION, SqliteStateAdapter
+from queuert_sqlite.migrations import MIGRATIONS
 from tests.sqlite.helpers import new_job
 
 
@@ -63,7 +64,7 @@ async def test_migrate_is_idempotent_and_records_the_version(db_path: str) -> No
         await state.close()
     with sqlite3.connect(db_path) as conn:
         versions = [row[0] for row in conn.execute("SELECT version FROM queuert_migrations")]
-    assert versions == list(range(1, SCHEMA_VERSION + 1))
+    assert versions == [migration.version for migration in MIGRATIONS]
 
 
 async def test_concurrent_migrations_from_several_adapters_all_succeed(db_path: str) -> None:
@@ -111,4 +112,68 @@ async def test_a_newer_schema_asks_for_an_upgrade(
             (SCHEMA_VERSION + 1,),
         )
     with pytest.raises(SchemaNotMigratedError, match="upgrade queuert-sqlite"):
+        await adapter.check_schema()
+
+
+async def test_version_3_upgrades_a_version_1_database_with_jobs(
+    db_path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import queuert_sqlite.adapter
+
+    monkeypatch.setattr(queuert_sqlite.adapter, "MIGRATIONS", MIGRATIONS[:1])
+    old = SqliteStateAdapter(db_path)
+    try:
+        await old.migrate()
+        (job,) = await old.create_jobs(tx=None, jobs=[new_job()])
+    finally:
+        await old.close()
+    monkeypatch.undo()
+    state = SqliteStateAdapter(db_path)
+    try:
+        with pytest.raises(SchemaNotMigratedError):
+            await state.check_schema()
+        await state.migrate()
+        await state.check_schema()
+        assert await state.get_job(tx=None, job_id=job.id) == job
+        (waiter,) = await state.create_blocked_jobs(
+            tx=None, jobs=[new_job()], blocker_chain_ids=[job.chain_id]
+        )
+        assert waiter.status.value == "blocked"
+    finally:
+        await state.close()
+    with sqlite3.connect(db_path) as conn:
+        versions = [row[0] for row in conn.execute("SELECT version FROM queuert_migrations")]
+    assert versions == [migration.version for migration in MIGRATIONS]
+
+
+async def test_a_version_1_database_gains_the_trace_context_column(db_path: str) -> None:
+    first = MIGRATIONS[0]
+    with sqlite3.connect(db_path) as conn:
+        conn.execute(
+            "CREATE TABLE queuert_migrations (version INTEGER PRIMARY KEY NOT NULL, "
+            "name TEXT NOT NULL, applied_at INTEGER NOT NULL)"
+        )
+        for statement in first.render("queuert_"):
+            conn.execute(statement)
+        conn.execute("INSERT INTO queuert_migrations VALUES (1, 'create jobs', 0)")
+    state = SqliteStateAdapter(db_path)
+    try:
+        with pytest.raises(SchemaNotMigratedError):
+            await state.check_schema()
+        await state.migrate()
+        await state.check_schema()
+        await state.create_jobs(tx=None, jobs=[new_job(), new_job(trace_context='{"k":"v"}')])
+        page = await state.list_jobs(tx=None, filter=JobFilter(), after=None, limit=10)
+        assert sorted(str(job.trace_context) for job in page.items) == ["None", '{"k":"v"}']
+    finally:
+        await state.close()
+
+
+async def test_a_missing_lower_version_is_reported_as_not_migrated(
+    adapter: SqliteStateAdapter, db_path: str
+) -> None:
+    # Versions may have gaps, so the highest one recorded does not prove the others.
+    with sqlite3.connect(db_path) as conn:
+        conn.execute("DELETE FROM queuert_migrations WHERE version = 1")
+    with pytest.raises(SchemaNotMigratedError, match=f"needs {SCHEMA_VERSION}"):
         await adapter.check_schema()

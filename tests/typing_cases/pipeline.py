@@ -46,7 +46,7 @@ def register(worker: queuert.Worker[aiosqlite.Connection]) -> None:
         async def wrong_input(
             tx: aiosqlite.Connection, enqueue_job: queuert.EnqueueJob[Done]
         ) -> Done | queuert.Continuation:
-            return await enqueue_job(distribute, ImageInput(image_id))  # E: wrong continuation input
+            return await enqueue_job(distribute, ImageInput(image_id))  # E: wrong continuation input `ImageInput` `DistributeInput`
 
         async def other_chains_queue(
             tx: aiosqlite.Connection, enqueue_job: queuert.EnqueueJob[Done]
@@ -70,12 +70,34 @@ def register(worker: queuert.Worker[aiosqlite.Connection]) -> None:
             return Done(True)
 
         await ctx.finalize(right_output)
-        return await ctx.finalize(wrong_output)  # E: finalize returning the wrong output type
+        return await ctx.finalize(wrong_output)  # E: finalize returning the wrong output type `str`
+
+    @worker.handler(other_step)
+    async def only_completes(
+        job: queuert.Job[DistributeInput], ctx: queuert.JobContext[aiosqlite.Connection, str]
+    ) -> str:
+        # A handler that only completes is annotated with the chain's output type alone.
+        async def commit(tx: aiosqlite.Connection, enqueue_job: queuert.EnqueueJob[str]) -> str:
+            return "done"
+
+        return await ctx.finalize(commit)
+
+    @worker.handler(other_chain)
+    async def only_continues(
+        job: queuert.Job[ImageInput], ctx: queuert.JobContext[aiosqlite.Connection, str]
+    ) -> queuert.Continuation:
+        async def commit(
+            tx: aiosqlite.Connection, enqueue_job: queuert.EnqueueJob[str]
+        ) -> queuert.Continuation:
+            return await enqueue_job(other_step, DistributeInput(1, 2))
+
+        return await ctx.finalize(commit)
 
 
 async def start(app: queuert.Queuert[aiosqlite.Connection], tx: aiosqlite.Connection) -> None:
     await app.enqueue_job_chain(tx, image_chain, ImageInput(1))
-    await app.enqueue_job_chain(tx, image_chain, DistributeInput(1, 2))  # E: wrong chain input
+    await app.enqueue_job_chain(tx, image_chain, DistributeInput(1, 2))  # E: wrong chain input `DistributeInput` `ImageInput`
+    await app.enqueue_job_chains(tx, image_chain, [DistributeInput(1, 2)])  # E: `DistributeInput` `ImageInput`
     handle = await app.enqueue_job_chain(tx, image_chain, ImageInput(2))
     output: Done = await app.wait_for_chain(handle)
     wrong: str = await app.wait_for_chain(handle)  # E: chain output is Done, not str

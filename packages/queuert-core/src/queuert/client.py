@@ -9,9 +9,15 @@ from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from queuert import operations
+from queuert.blockers import blocker_ids
+from queuert.control_records import WorkerRecord
+from queuert.dedup import dedup_requests
 from queuert.definitions import ChainDef, QueueDef
 from queuert.errors import (
     ChainFailedError,
+    ChainHasDependentsError,
+    InputValidationError,
     JobNotFoundError,
     UnknownChainError,
     UnknownQueueError,
@@ -20,12 +26,15 @@ from queuert.errors import (
 from queuert.ids import new_id
 from queuert.instrumented import InstrumentedNotify, InstrumentedState
 from queuert.metrics import Metrics
-from queuert.notifications import PendingNotifications, pending_notifications
+from queuert.notifications import PendingNotifications, collector, pending_notifications
+from queuert.observer import Observer
 from queuert.ports.notify import NotifyAdapter
 from queuert.ports.state import StateAdapter, Tx
 from queuert.records import (
     ChainFilter,
     ChainRecord,
+    DedupKey,
+    DedupScope,
     JobFilter,
     JobRecord,
     JobStatus,
@@ -33,8 +42,23 @@ from queuert.records import (
     Page,
 )
 from queuert.slots import positional_builder
+from queuert.sqlalchemy_tx import is_session, on_commit
+from queuert.validation import (
+    MIN_POLL_INTERVAL,
+    check_ids,
+    check_int32,
+    check_many,
+    check_seconds,
+    check_text,
+    check_time,
+    delay_ms,
+    show,
+)
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+    from queuert.explain import Explanation
     from queuert.worker import Worker
 
 InT = TypeVar("InT")
@@ -46,13 +70,23 @@ _new_job = positional_builder(NewJob)
 
 
 class ChainHandle(Generic[OutT]):
-    """A started chain: its id and definition, to read or await it."""
+    """A started chain, as :meth:`Queuert.enqueue_job_chain` returns it.
 
-    __slots__ = ("chain", "id")
+    - ``id``: the chain's id, which is also the id of its first job. Store it (next
+      to the application's row, in a response) to read the chain later with
+      :meth:`Queuert.get_chain` or its jobs with ``list_jobs(chain_id=...)``.
+    - ``chain``: the chain's definition, so that :meth:`Queuert.wait_for_chain`
+      returns the output decoded to the chain's output type ``OutT``.
+    """
 
-    def __init__(self, id: str, chain: ChainDef[Any, OutT]) -> None:
+    __slots__ = ("chain", "deduplicated", "id")
+
+    def __init__(self, id: str, chain: ChainDef[Any, OutT], *, deduplicated: bool = False) -> None:
         self.id = id
         self.chain = chain
+        self.deduplicated = deduplicated
+        """True when no chain was started because an existing chain (this one) held
+        the deduplication key."""
 
     def __repr__(self) -> str:
         return f"<chain {self.chain.name!r} {self.id}>"
@@ -64,17 +98,19 @@ def _check_schedule(
     if delay is not None and start_at is not None:
         raise ValidationError("give either delay or start_at, not both")
     if delay is not None:
-        if not isinstance(delay, timedelta) or delay < timedelta(0):
-            raise ValidationError(f"delay must be a non-negative timedelta, got {delay!r}")
-        return int(delay.total_seconds() * 1000), None
-    if start_at is not None and (not isinstance(start_at, datetime) or start_at.tzinfo is None):
-        raise ValidationError(f"start_at must be a timezone-aware datetime, got {start_at!r}")
-    return 0, start_at
+        return delay_ms("delay", delay), None
+    if start_at is not None:
+        return 0, check_time("start_at", start_at)
+    return 0, None
+
+
+def _optional_id(name: str, value: str | None) -> str | None:
+    return None if value is None else check_text(name, value)
 
 
 def _check_limit(limit: object) -> int:
     if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 10_000:
-        raise ValidationError(f"limit must be an integer within 1..10000, got {limit!r}")
+        raise ValidationError(f"limit must be an integer within 1..10000, got {show(limit)}")
     return limit
 
 
@@ -83,11 +119,30 @@ def _statuses(
 ) -> tuple[JobStatus, ...] | None:
     if status is None:
         return None
-    items = [status] if isinstance(status, str) else list(status)
+    items = [status] if isinstance(status, str) else check_many("status", status)
     try:
         return tuple(JobStatus(s) for s in items)
-    except ValueError as exc:
-        raise ValidationError(f"unknown job status in {status!r}") from exc
+    except (ValueError, TypeError) as exc:
+        raise ValidationError(f"unknown job status in {show(status)}") from exc
+
+
+def _window(
+    order: str, created_after: datetime | None, created_before: datetime | None
+) -> dict[str, Any]:
+    if order not in ("oldest", "newest"):
+        raise ValidationError(f'order must be "oldest" or "newest", got {str(order)[:40]!r}')
+    if created_after is not None:
+        operations.check_time(created_after, "created_after")
+    if created_before is not None:
+        operations.check_time(created_before, "created_before")
+    return {
+        "created_after": created_after,
+        "created_before": created_before,
+        "newest_first": order == "newest",
+    }
+
+
+_NO_OUTPUT: Any = object()
 
 
 class Queuert(Generic[Tx]):
@@ -98,6 +153,9 @@ class Queuert(Generic[Tx]):
     driver object (an aiosqlite or asyncpg connection inside a transaction, a
     pymongo session).
     """
+
+    observer: Observer | None = None
+    """The instrumentation installed with :meth:`observe`, if any."""
 
     def __init__(
         self,
@@ -121,7 +179,7 @@ class Queuert(Generic[Tx]):
         )
         self.chains: dict[str, ChainDef[Any, Any]] = {}
         self.queues: dict[str, QueueDef[Any, Any]] = {}
-        for chain in chains:
+        for chain in check_many("chains", chains):
             if not isinstance(chain, ChainDef):
                 raise ValidationError(f"chains must hold ChainDef objects, got {chain!r}")
             if chain.name in self.chains and self.chains[chain.name] is not chain:
@@ -153,24 +211,37 @@ class Queuert(Generic[Tx]):
     def chain_def(self, chain: ChainDef[InT, OutT]) -> ChainDef[InT, OutT]:
         """``chain`` if it is registered; raises UnknownChainError otherwise."""
         if not isinstance(chain, ChainDef) or self.chains.get(chain.name) is not chain:
-            raise UnknownChainError(f"chain {getattr(chain, 'name', chain)!r} is not registered")
+            raise UnknownChainError(
+                f"chain {show(getattr(chain, 'name', chain))} is not registered"
+            )
         return chain
 
     def queue_def(self, name: str) -> QueueDef[Any, Any]:
         try:
             return self.queues[name]
         except KeyError:
-            raise UnknownQueueError(f"queue {name!r} is not part of any registered chain") from None
+            raise UnknownQueueError(
+                f"queue {show(name)} is not part of any registered chain"
+            ) from None
 
     # -- notifications --------------------------------------------------------
 
     @asynccontextmanager
     async def with_notify(self) -> AsyncIterator[None]:
-        """Hold back the notifications of everything started inside the block and
-        send them when it exits normally, after the application's transaction
+        """Hold back the notifications of everything this task starts inside the block
+        and send them when it exits normally, after the application's transaction
         committed. When the block raises (the transaction rolled back), nothing is
-        sent."""
-        mine = PendingNotifications()
+        sent. Only the task that opened the block collects: tasks started inside it
+        (a worker, say) publish as they would outside it.
+
+        Outside ``with_notify`` a call given the caller's ``tx`` publishes at once,
+        before that transaction commits (and even if it rolls back), unless the
+        state adapter carries signals in its own writes (PostgreSQL with its
+        notifier on the same database: they leave with the commit). A worker woken
+        by a signal whose job it cannot see yet looks again shortly after, so such
+        a signal costs milliseconds, and one for a rolled-back transaction only an
+        empty look."""
+        mine = PendingNotifications(owner=asyncio.current_task())
         token = pending_notifications.set(mine)
         try:
             yield
@@ -179,7 +250,12 @@ class Queuert(Generic[Tx]):
         await self.publish(mine)
 
     async def _send(self, batch: PendingNotifications) -> None:
-        if self.notify is None or self._signals_in_writes:
+        if self.notify is None:
+            return
+        # State writes never carry lease-lost signals, so these are always sent here.
+        for job_id in batch.lease_lost:
+            await self.notify.publish_lease_lost(job_id=job_id)
+        if self._signals_in_writes:
             return
         for queue, count in batch.scheduled.items():
             await self.notify.publish_job_scheduled(queue=queue, count=count)
@@ -191,7 +267,7 @@ class Queuert(Generic[Tx]):
         send when it exits (after the application's transaction committed)."""
         if self.notify is None:
             return
-        outer = pending_notifications.get()
+        outer = collector()
         if outer is not None:
             outer.merge(batch)
         else:
@@ -209,8 +285,9 @@ class Queuert(Generic[Tx]):
     ) -> list[NewJob]:
         chain = self.chain_def(chain)
         delay_ms, scheduled_at = _check_schedule(delay, start_at)
-        if priority is not None and (not isinstance(priority, int) or isinstance(priority, bool)):
-            raise ValidationError(f"priority must be an integer, got {priority!r}")
+        if priority is not None:
+            check_int32("priority", priority)
+        inputs = check_many("inputs", inputs)
         name = chain.name
         encode = chain.input_codec.encode
         max_attempts = chain.retry.max_attempts
@@ -239,13 +316,17 @@ class Queuert(Generic[Tx]):
 
     async def enqueue_job_chain(
         self,
-        tx: Tx | None,
+        tx: Tx | AsyncSession | AsyncConnection | None,
         chain: ChainDef[InT, OutT],
         input: InT,
         *,
         delay: timedelta | None = None,
         start_at: datetime | None = None,
         priority: int | None = None,
+        blockers: Sequence[ChainHandle[Any]] | None = None,
+        dedup_key: str | None = None,
+        dedup_scope: DedupScope | str = "incomplete",
+        dedup_window: timedelta | None = None,
     ) -> ChainHandle[OutT]:
         """Start a chain with its first job, inside the caller's transaction ``tx``
         (or in one of its own when ``tx`` is ``None``). The chain exists exactly when
@@ -254,42 +335,124 @@ class Queuert(Generic[Tx]):
 
         Raises :class:`~queuert.errors.ValidationError` subclasses (unknown chain,
         input that does not match the chain's input type or is not
-        JSON-serialisable, bad schedule) before anything is written.
+        JSON-serialisable, bad schedule, a ``tx`` of the wrong type or no longer in
+        an open transaction: :class:`~queuert.errors.InvalidTransactionError`)
+        before anything is written.
+
+        With ``blockers`` (handles of other chains, at most
+        :data:`~queuert.blockers.MAX_BLOCKERS`) the first job waits, ``blocked``, until
+        every one of those chains has completed (see :mod:`queuert.blockers`); its
+        handler reads their outputs in ``job.blockers`` (queues declared with
+        ``load_blockers=True``) or through ``await ctx.blockers()``. Raises
+        :class:`~queuert.errors.JobNotFoundError` naming a blocker chain that does not
+        exist, with nothing written.
+
+        With ``dedup_key`` no chain is started while a chain of this definition holds
+        the key in ``dedup_scope`` (see :mod:`queuert.dedup`): the handle returned is
+        then that chain's, with ``deduplicated`` true. It cannot be combined with
+        ``blockers``.
         """
         handles = await self.enqueue_job_chains(
-            tx, chain, [input], delay=delay, start_at=start_at, priority=priority
+            tx,
+            chain,
+            [input],
+            delay=delay,
+            start_at=start_at,
+            priority=priority,
+            blockers=blockers,
+            dedup_keys=None if dedup_key is None else [dedup_key],
+            dedup_scope=dedup_scope,
+            dedup_window=dedup_window,
         )
         return handles[0]
 
     async def enqueue_job_chains(
         self,
-        tx: Tx | None,
+        tx: Tx | AsyncSession | AsyncConnection | None,
         chain: ChainDef[InT, OutT],
         inputs: Sequence[InT],
         *,
         delay: timedelta | None = None,
         start_at: datetime | None = None,
         priority: int | None = None,
+        blockers: Sequence[ChainHandle[Any]] | None = None,
+        dedup_keys: Sequence[str] | None = None,
+        dedup_scope: DedupScope | str = "incomplete",
+        dedup_window: timedelta | None = None,
     ) -> list[ChainHandle[OutT]]:
         """Start one chain per input in one batch write; same contract as
-        :meth:`enqueue_job_chain`. Every input is validated before anything is
+        :meth:`enqueue_job_chain`; ``dedup_keys`` gives one key per input (inputs
+        sharing a key start one chain). Every input is validated before anything is
         written."""
         jobs = self._new_chain_jobs(chain, inputs, delay, start_at, priority)
+        blocker_chain_ids = None if blockers is None else blocker_ids(blockers, self.chains)
+        dedup = (
+            None
+            if dedup_keys is None
+            else dedup_requests(dedup_keys, len(jobs), dedup_scope, dedup_window)
+        )
         if not jobs:
             return []
-        await self.state.create_jobs(tx=tx, jobs=jobs)
+        if dedup is not None and blocker_chain_ids is not None:
+            raise ValidationError("a chain start takes a dedup key or blockers, not both")
+        state_tx = await self._caller_tx(tx)
+        if dedup is not None:
+            return await self._enqueue_deduplicated(state_tx, chain, jobs, dedup)
+        if blocker_chain_ids is not None:
+            return await self._enqueue_blocked(state_tx, chain, jobs, blocker_chain_ids)
+        await self.state.create_jobs(tx=state_tx, jobs=jobs)
         # Delayed jobs are announced too: a woken worker finds nothing due yet and
         # sleeps until the earliest one is, instead of until its next poll.
         batch = PendingNotifications()
         batch.scheduled[chain.name] += len(jobs)
+        await self._publish_after(tx, batch)
+        return [ChainHandle(job.id, chain) for job in jobs]
+
+    async def _enqueue_blocked(
+        self,
+        tx: Tx | None,
+        chain: ChainDef[Any, OutT],
+        jobs: list[NewJob],
+        blocker_chain_ids: list[str],
+    ) -> list[ChainHandle[OutT]]:
+        created = await self.state.create_blocked_jobs(
+            tx=tx,
+            jobs=jobs,
+            blocker_chain_ids=blocker_chain_ids,
+            run_on_blocker_failure=chain.on_blocker_failure == "run",
+        )
+        batch = PendingNotifications()
+        for record in created:
+            if record.status is JobStatus.PENDING:
+                batch.scheduled[chain.name] += 1
+            elif record.status.is_terminal:
+                batch.completed_chains.append(record.chain_id)
         await self.publish(batch)
         return [ChainHandle(job.id, chain) for job in jobs]
 
+    async def _enqueue_deduplicated(
+        self, tx: Tx | None, chain: ChainDef[Any, OutT], jobs: list[NewJob], dedup: list[DedupKey]
+    ) -> list[ChainHandle[OutT]]:
+        holders = await self.state.create_deduplicated_jobs(tx=tx, jobs=jobs, dedup=dedup)
+        started = sum(1 for job, holder in zip(jobs, holders, strict=True) if holder == job.id)
+        if started:
+            batch = PendingNotifications()
+            batch.scheduled[chain.name] += started
+            await self.publish(batch)
+        return [
+            ChainHandle(holder, chain, deduplicated=holder != job.id)
+            for job, holder in zip(jobs, holders, strict=True)
+        ]
+
     # -- reading back ---------------------------------------------------------------
 
-    async def get_job(self, job_id: str, *, tx: Tx | None = None) -> JobRecord | None:
+    async def get_job(
+        self, job_id: str, *, tx: Tx | AsyncSession | AsyncConnection | None = None
+    ) -> JobRecord | None:
         """The job with this id, or ``None``."""
-        return await self.state.get_job(tx=tx, job_id=job_id)
+        return await self.state.get_job(
+            tx=await self._caller_tx(tx), job_id=check_text("job_id", job_id)
+        )
 
     async def list_jobs(
         self,
@@ -299,19 +462,38 @@ class Queuert(Generic[Tx]):
         queue: str | Iterable[str] | None = None,
         after: str | None = None,
         limit: int = 100,
-        tx: Tx | None = None,
+        tx: Tx | AsyncSession | AsyncConnection | None = None,
+        order: str = "oldest",
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
     ) -> Page[JobRecord]:
-        """One page of jobs in creation order; pass ``page.next_cursor`` as
-        ``after`` for the next one."""
-        queues = None if queue is None else ((queue,) if isinstance(queue, str) else tuple(queue))
-        job_filter = JobFilter(statuses=_statuses(status), chain_id=chain_id, queues=queues)
+        """One page of jobs in creation order (``order="newest"`` for the newest
+        first), created strictly between ``created_after`` and ``created_before`` when
+        given; pass ``page.next_cursor`` as ``after`` for the next one."""
+        queues = None
+        if queue is not None:
+            names = [queue] if isinstance(queue, str) else check_many("queue", queue)
+            queues = tuple(check_text("queue", name) for name in names)
+        job_filter = JobFilter(
+            statuses=_statuses(status),
+            chain_id=_optional_id("chain_id", chain_id),
+            queues=queues,
+            **_window(order, created_after, created_before),
+        )
         return await self.state.list_jobs(
-            tx=tx, filter=job_filter, after=after, limit=_check_limit(limit)
+            tx=await self._caller_tx(tx),
+            filter=job_filter,
+            after=_optional_id("after", after),
+            limit=_check_limit(limit),
         )
 
-    async def get_chain(self, chain_id: str, *, tx: Tx | None = None) -> ChainRecord | None:
+    async def get_chain(
+        self, chain_id: str, *, tx: Tx | AsyncSession | AsyncConnection | None = None
+    ) -> ChainRecord | None:
         """The chain with this id, or ``None``."""
-        return await self.state.get_chain(tx=tx, chain_id=chain_id)
+        return await self.state.get_chain(
+            tx=await self._caller_tx(tx), chain_id=check_text("chain_id", chain_id)
+        )
 
     async def list_chains(
         self,
@@ -320,37 +502,98 @@ class Queuert(Generic[Tx]):
         chain: ChainDef[Any, Any] | str | None = None,
         after: str | None = None,
         limit: int = 100,
-        tx: Tx | None = None,
+        tx: Tx | AsyncSession | AsyncConnection | None = None,
+        order: str = "oldest",
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        dedup_key: str | None = None,
     ) -> Page[ChainRecord]:
-        """One page of chains in creation order; pass ``page.next_cursor`` as
-        ``after`` for the next one."""
-        names = None if chain is None else ((chain if isinstance(chain, str) else chain.name),)
-        chain_filter = ChainFilter(statuses=_statuses(status), chain_names=names)
+        """One page of chains in creation order (``order="newest"`` for the newest
+        first), created strictly between ``created_after`` and ``created_before`` when
+        given; pass ``page.next_cursor`` as ``after`` for the next one. ``dedup_key``
+        keeps the chains started with that deduplication key."""
+        names = None
+        if chain is not None:
+            name = chain.name if isinstance(chain, ChainDef) else chain
+            names = (check_text("chain", name),)
+        if dedup_key is not None:
+            dedup_key = check_text("dedup_key", dedup_key)
+            if order != "oldest" or created_after is not None or created_before is not None:
+                # A key holds few chains; its listing is by key alone.
+                raise ValidationError(
+                    "dedup_key lists chains oldest first without a creation window"
+                )
+        chain_filter = ChainFilter(
+            statuses=_statuses(status),
+            chain_names=names,
+            dedup_key=dedup_key,
+            **_window(order, created_after, created_before),
+        )
         return await self.state.list_chains(
-            tx=tx, filter=chain_filter, after=after, limit=_check_limit(limit)
+            tx=await self._caller_tx(tx),
+            filter=chain_filter,
+            after=_optional_id("after", after),
+            limit=_check_limit(limit),
         )
 
-    async def cancel_chain(self, chain_id: str, *, tx: Tx | None = None) -> ChainRecord:
-        """Cancel a chain whose current job has not started. Raises
-        :class:`~queuert.errors.JobNotFoundError` for an unknown id."""
-        record = await self.state.cancel_chain(tx=tx, chain_id=chain_id)
-        if record is None:
-            raise JobNotFoundError(f"no chain has id {chain_id!r}")
-        if record.status is JobStatus.CANCELLED:
-            batch = PendingNotifications(completed_chains=[chain_id])
-            await self.publish(batch)
-        return record
+    async def cancel_chain(
+        self, chain_id: str, *, tx: Tx | AsyncSession | AsyncConnection | None = None
+    ) -> ChainRecord:
+        """Cancel a chain at any point: its current job becomes ``cancelled``. When a
+        worker is running it, its lease is revoked in the same transaction, the
+        worker is told through the lease-lost signal after commit (and finds out at
+        its next heartbeat or finalize at the latest), its handler is cancelled and
+        its finalize commits nothing. Raises :class:`~queuert.errors.JobNotFoundError`
+        for an unknown id and :class:`~queuert.errors.ChainEndedError` for a chain
+        that already ended."""
+        return await operations.cancel_chain(self, chain_id, tx)
 
-    async def delete_chains(self, chain_ids: Sequence[str], *, tx: Tx | None = None) -> int:
-        """Delete chains with all their jobs; returns how many existed."""
-        return await self.state.delete_chains(tx=tx, chain_ids=list(chain_ids))
+    async def delete_chains(
+        self,
+        chain_ids: Sequence[str],
+        *,
+        cascade: bool = False,
+        tx: Tx | AsyncSession | AsyncConnection | None = None,
+    ) -> int:
+        """Delete chains with all their jobs; returns how many existed.
+
+        A chain that jobs of other chains wait (or waited) on as a blocker is not
+        deleted: :class:`~queuert.errors.ChainHasDependentsError` is raised, with
+        nothing deleted, unless ``cascade`` is true, which deletes those chains too
+        (and the chains depending on them, in turn); they count in the result."""
+        ids = check_ids("chain_ids", chain_ids)
+        state_tx = await self._caller_tx(tx)
+        if not self.state.capabilities.blockers:
+            return await self.state.delete_chains(tx=state_tx, chain_ids=ids)
+        if state_tx is None:
+            async with self.state.transaction() as own:
+                return await self._delete_with_dependents(own, ids, cascade)
+        return await self._delete_with_dependents(state_tx, ids, cascade)
+
+    async def _delete_with_dependents(self, tx: Tx, ids: list[str], cascade: bool) -> int:
+        doomed = dict.fromkeys(ids)
+        frontier = list(doomed)
+        while frontier:
+            found = await self.state.list_dependent_chains(tx=tx, chain_ids=frontier)
+            frontier = [chain_id for chain_id in found if chain_id not in doomed]
+            if frontier and not cascade:
+                raise ChainHasDependentsError(ids, frontier)
+            doomed.update(dict.fromkeys(frontier))
+        return await self.state.delete_chains(tx=tx, chain_ids=list(doomed))
 
     async def wait_for_chain(
         self, handle: ChainHandle[OutT], *, timeout: float = 60.0, poll_interval: float = 0.5
     ) -> OutT:
         """Wait until the chain ends and return its output, decoded to the chain's
         output type. Raises :class:`~queuert.errors.ChainFailedError` when it ends
-        failed or cancelled, :class:`TimeoutError` after ``timeout`` seconds."""
+        failed or cancelled, :class:`TimeoutError` after ``timeout`` seconds.
+        ``timeout`` must be finite and positive, ``poll_interval`` finite and at
+        least :data:`~queuert.validation.MIN_POLL_INTERVAL` (ValidationError
+        otherwise)."""
+        timeout = check_seconds("timeout", timeout)
+        poll_interval = check_seconds("poll_interval", poll_interval, minimum=MIN_POLL_INTERVAL)
+        if not isinstance(handle, ChainHandle):
+            raise ValidationError(f"handle must be a ChainHandle, got {show(handle)}")
         chain = self.chain_def(handle.chain)
         done = asyncio.Event()
 
@@ -370,7 +613,13 @@ class Queuert(Generic[Tx]):
                         raise JobNotFoundError(f"no chain has id {handle.id!r}")
                     if record.status is JobStatus.COMPLETED:
                         assert record.output is not None
-                        return chain.output_codec.decode(record.output)
+                        try:
+                            return chain.output_codec.decode(record.output)
+                        except Exception as exc:
+                            raise InputValidationError(
+                                f"the stored output of chain {handle.id!r} does not read back "
+                                f"as the output of chain {chain.name!r}: {show(exc)}"
+                            ) from exc
                     if record.status.is_terminal:
                         raise ChainFailedError(handle.id, record.status.value, record.error)
                     done.clear()
@@ -399,6 +648,7 @@ class Queuert(Generic[Tx]):
         reaper_interval: float | None = None,
         worker_id: str | None = None,
         shutdown_timeout: float = 30.0,
+        retention: timedelta | None = None,
     ) -> Worker[Tx]:
         """A worker for this application; register handlers with
         :meth:`Worker.handler`, then ``await worker.run()`` or ``async with worker``."""
@@ -413,6 +663,7 @@ class Queuert(Generic[Tx]):
             reaper_interval=reaper_interval,
             worker_id=worker_id,
             shutdown_timeout=shutdown_timeout,
+            retention=retention,
         )
 
     async def close(self) -> None:
@@ -420,3 +671,125 @@ class Queuert(Generic[Tx]):
         if self.notify is not None:
             await self.notify.close()
         await self.state.close()
+
+    # -- the caller's transaction ----------------------------------------------
+
+    async def _caller_tx(self, tx: object) -> Tx | None:
+        """The state adapter's transaction object for the caller's ``tx`` (the driver
+        connection behind an SQLAlchemy session), checked by the state adapter (None
+        stays None): a transaction that ended, a closed connection or an object of the
+        wrong type raises a :class:`~queuert.errors.InvalidTransactionError` before
+        anything is written."""
+        if tx is None:
+            return None
+        return await self.state.check_transaction(tx=await self.state.caller_transaction(tx))
+
+    async def _publish_after(self, tx: object, batch: PendingNotifications) -> None:
+        """:meth:`publish` ``batch``, or, for writes made in an SQLAlchemy session
+        outside ``with_notify``, send it when the session's transaction commits
+        (dropped when it rolls back)."""
+        if self.notify is not None and pending_notifications.get() is None and is_session(tx):
+            on_commit(tx, lambda: self._send(batch))  # type: ignore[arg-type]
+            return
+        await self.publish(batch)
+
+    # -- operating chains (queuert.operations) --------------------------------------
+
+    async def retry_chain(
+        self, chain_id: str, *, tx: Tx | AsyncSession | AsyncConnection | None = None
+    ) -> ChainRecord:
+        """Resume a ``failed`` or ``cancelled`` chain at the job it ended on (not from
+        its first step), with a fresh attempt budget; its last error stays readable
+        until the next attempt ends. Raises :class:`~queuert.errors.JobNotFoundError`
+        for an unknown id and :class:`~queuert.errors.JobStateError` for a chain that
+        is running, waiting or completed."""
+        return await operations.retry_chain(self, chain_id, tx)
+
+    async def retry_job(
+        self, job_id: str, *, tx: Tx | AsyncSession | AsyncConnection | None = None
+    ) -> JobRecord:
+        """Resume a ``failed`` or ``cancelled`` job that ended its chain, as
+        :meth:`retry_chain` does. Raises JobNotFoundError or JobStateError."""
+        return await operations.retry_job(self, job_id, tx)
+
+    async def complete_job(
+        self,
+        tx: Tx | AsyncSession | AsyncConnection | None,
+        job_id: str,
+        *,
+        output: Any = _NO_OUTPUT,
+        continue_with: tuple[QueueDef[Any, Any], Any] | None = None,
+    ) -> JobRecord:
+        """End a job that has not ended from application code, in the caller's
+        transaction ``tx``: with ``output`` (of the chain's output type) it completes
+        the chain, with ``continue_with=(queue, input)`` it continues it. Meant for
+        jobs of ``external`` queues (webhooks, approvals); it also works on a pending
+        job of any queue and on a running one (whose worker's lease is revoked as
+        for :meth:`cancel_chain`). Exactly once: a second completion raises
+        :class:`~queuert.errors.ChainEndedError`. Raises JobNotFoundError for an
+        unknown id and ValidationError subclasses for a bad output or continuation,
+        before anything is written. Returns the job as it is now."""
+        return await operations.complete_job(
+            self,
+            tx,
+            job_id,
+            output=None if output is _NO_OUTPUT else output,
+            has_output=output is not _NO_OUTPUT,
+            continue_with=continue_with,
+        )
+
+    async def purge(
+        self,
+        *,
+        ended_before: datetime,
+        statuses: Iterable[JobStatus | str] | str = ("completed",),
+        batch_size: int = 1000,
+        tx: Tx | AsyncSession | AsyncConnection | None = None,
+    ) -> int:
+        """Delete chains that ended (with one of ``statuses``) before
+        ``ended_before``, with all their jobs, ``batch_size`` chains per transaction
+        so that no lock is held long; returns how many were deleted."""
+        return await operations.purge(
+            self,
+            ended_before=ended_before,
+            statuses=statuses,
+            batch_size=batch_size,
+            tx=await self._caller_tx(tx),
+        )
+
+    async def list_workers(
+        self, *, tx: Tx | AsyncSession | AsyncConnection | None = None
+    ) -> list[WorkerRecord]:
+        """The workers that recorded themselves recently (id, host, pid, queues,
+        concurrency, started, last seen); stopped workers remove their record and
+        records of workers not seen for a while are dropped."""
+        return await self.state.list_workers(tx=await self._caller_tx(tx))
+
+    async def stats(
+        self, *, tx: Tx | AsyncSession | AsyncConnection | None = None
+    ) -> operations.Stats:
+        """Job counts by queue and status, and the age of each queue's oldest pending
+        job."""
+        return await operations.stats(self, await self._caller_tx(tx))
+
+    async def explain(
+        self, job_or_chain_id: str, *, tx: Tx | AsyncSession | AsyncConnection | None = None
+    ) -> Explanation:
+        """Why the job (or the chain's current job) is not running, or how it ended:
+        scheduled for later, waiting behind N jobs, no worker serving its queue,
+        leased by a worker (and whether that lease expired), external, failed with
+        its error, cancelled, completed. Raises JobNotFoundError for an unknown id."""
+        from queuert.explain import explain
+
+        return await explain(self, job_or_chain_id, await self._caller_tx(tx))
+
+    def observe(self, observer: Observer) -> None:
+        """Install ``observer`` (see :mod:`queuert.observer`) for this application and
+        its workers. Raises ValidationError when one is already installed."""
+        if not isinstance(observer, Observer):
+            raise ValidationError(f"observer must be an Observer, got {show(observer)}")
+        if self.observer is not None:
+            raise ValidationError("this application already has an observer")
+        self.observer = observer
+        if isinstance(self.state, InstrumentedState):
+            self.state.observer = observer

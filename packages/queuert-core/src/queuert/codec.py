@@ -14,6 +14,7 @@ import pydantic
 import pydantic_core
 
 from queuert.errors import InputValidationError
+from queuert.validation import check_payload, clip, show
 
 T = TypeVar("T")
 
@@ -56,27 +57,28 @@ class Codec(Generic[T]):
             return
         try:
             self._adapter = pydantic.TypeAdapter(tp)
-        except pydantic.PydanticUserError:
+        except Exception as exc:
             # typing.TypedDict before Python 3.12 is opaque to pydantic: check its keys only.
-            if not _is_typeddict(tp):
-                raise
+            # Anything else pydantic cannot build a schema for (or fails on) is refused.
+            if not (isinstance(exc, pydantic.PydanticUserError) and _is_typeddict(tp)):
+                raise InputValidationError(
+                    f"{what} has a type that cannot be stored as JSON: {show(tp)} "
+                    f"({clip(str(exc))})"
+                ) from exc
             self._required_keys = frozenset(getattr(tp, "__required_keys__", ()))
             self._adapter = pydantic.TypeAdapter(dict[str, Any])
 
     def encode(self, value: object) -> str:
+        """JSON text of ``value``, checked to read back as the declared type. Raises
+        :class:`~queuert.errors.InputValidationError` for a value of the wrong type,
+        one that is not JSON-serialisable, holds NaN or an infinity, an unpaired
+        surrogate, keys that are not strings (untyped payloads) or nests too deep."""
         if self._instance_of is not None and not isinstance(value, self._instance_of):
             raise InputValidationError(
-                f"{self.what} must be an instance of {_type_name(self.tp)}, got {value!r}"
+                f"{self.what} must be an instance of {_type_name(self.tp)}, got {show(value)}"
             )
         if self._msgspec:
-            import msgspec
-
-            try:
-                text = msgspec.json.encode(value).decode()
-                msgspec.json.decode(text, type=self.tp)
-            except (TypeError, msgspec.EncodeError, msgspec.ValidationError) as exc:
-                raise InputValidationError(f"{self.what} is invalid: {value!r} ({exc})") from exc
-            return text
+            return self._encode_msgspec(value)
         if self._plain:
             return encode_plain(value, self.what)
         adapter = cast("pydantic.TypeAdapter[Any]", self._adapter)
@@ -84,23 +86,53 @@ class Codec(Generic[T]):
             missing = self._required_keys - set(value) if isinstance(value, dict) else None
             if missing is None or missing:
                 raise InputValidationError(
-                    f"{self.what} does not match {_type_name(self.tp)}: {value!r}"
+                    f"{self.what} does not match {_type_name(self.tp)}: {show(value)}"
                 )
         try:
             text = adapter.dump_json(value, warnings="error").decode()
-        except (pydantic_core.PydanticSerializationError, TypeError, ValueError) as exc:
+            if "null" in text:
+                # pydantic writes NaN and infinities as null: look for them in the value.
+                check_payload(
+                    adapter.dump_python(value, warnings="error"), self.what, string_keys=False
+                )
+        except InputValidationError:
+            raise
+        except _PYDANTIC_ENCODE_ERRORS as exc:
             raise InputValidationError(
-                f"{self.what} is not JSON-serialisable as {_type_name(self.tp)}: {value!r} ({exc})"
+                f"{self.what} is not JSON-serialisable as {_type_name(self.tp)}: "
+                f"{show(value)} ({clip(str(exc))})"
             ) from exc
-        try:
-            # What is stored must read back as the declared type, or the handler would fail later.
-            adapter.validate_json(text)
-        except pydantic.ValidationError as exc:
-            raise InputValidationError(
-                f"{self.what} does not match {_type_name(self.tp)}: {value!r} "
-                f"({exc.errors()[0]['msg']})"
-            ) from exc
+        self._check_reads_back(text, value)
         return text
+
+    def _encode_msgspec(self, value: object) -> str:
+        import msgspec
+
+        errors: tuple[type[Exception], ...] = (msgspec.EncodeError, *_ENCODE_ERRORS)
+        try:
+            text = msgspec.json.encode(value).decode()
+            if "null" in text:
+                # msgspec writes NaN and infinities as null: look for them in the value.
+                check_payload(msgspec.to_builtins(value), self.what, string_keys=False)
+        except InputValidationError:
+            raise
+        except errors as exc:
+            raise InputValidationError(
+                f"{self.what} is invalid: {show(value)} ({clip(str(exc))})"
+            ) from exc
+        self._check_reads_back(text, value)
+        return text
+
+    def _check_reads_back(self, text: str, value: object) -> None:
+        # What is stored must read back as the declared type, or the handler (or
+        # wait_for_chain) would fail later on a value accepted now.
+        try:
+            self.decode(text)
+        except Exception as exc:
+            raise InputValidationError(
+                f"{self.what} does not read back as {_type_name(self.tp)}: {show(value)} "
+                f"({_first_error(exc)})"
+            ) from exc
 
     def decode(self, text: str) -> T:
         if self._msgspec:
@@ -124,8 +156,44 @@ def _type_name(tp: object) -> str:
 
 def encode_plain(value: object, what: str) -> str:
     """JSON text for a value of no declared type; raises InputValidationError naming
-    ``what`` when it is not JSON-serialisable."""
+    ``what`` when it is not JSON-serialisable, holds NaN or an infinity, an unpaired
+    surrogate or a key that is not a string, nests too deep, or does not read back."""
+    check_payload(value, what, string_keys=True)
     try:
-        return json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise InputValidationError(f"{what} is not JSON-serialisable: {value!r} ({exc})") from exc
+        text = json.dumps(value, allow_nan=False)
+    except _ENCODE_ERRORS as exc:
+        raise InputValidationError(
+            f"{what} is not JSON-serialisable: {show(value)} ({clip(str(exc))})"
+        ) from exc
+    try:
+        _ANY.validate_json(text)
+    except _PYDANTIC_ENCODE_ERRORS as exc:
+        raise InputValidationError(
+            f"{what} does not read back: {show(value)} ({_first_error(exc)})"
+        ) from exc
+    return text
+
+
+_ENCODE_ERRORS: tuple[type[Exception], ...] = (
+    TypeError,
+    ValueError,
+    OverflowError,
+    RecursionError,
+    UnicodeError,
+)
+
+_PYDANTIC_ENCODE_ERRORS: tuple[type[Exception], ...] = (
+    pydantic_core.PydanticSerializationError,
+    pydantic.ValidationError,
+    *_ENCODE_ERRORS,
+)
+
+_ANY: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(Any)
+
+
+def _first_error(exc: Exception) -> str:
+    if isinstance(exc, pydantic.ValidationError):
+        errors = exc.errors(include_input=False)
+        if errors:
+            return clip(str(errors[0]["msg"]))
+    return clip(f"{type(exc).__name__}: {exc}")

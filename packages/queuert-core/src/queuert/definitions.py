@@ -8,19 +8,21 @@ from typing import Any, Generic, TypeVar, overload
 from queuert.codec import Codec
 from queuert.errors import ValidationError
 from queuert.retry import RetryPolicy
+from queuert.validation import check_int32, show
 
 InT = TypeVar("InT")
 OutT = TypeVar("OutT")
 StepInT = TypeVar("StepInT")
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,119}$")
+# fullmatch: "$" would also match before a trailing newline.
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,119}")
 
 
 def _check_name(kind: str, name: object) -> str:
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise ValidationError(
             f"{kind} name must be 1-120 letters, digits, '_', '.' or '-' "
-            f"(starting with a letter or digit), got {name!r}"
+            f"(starting with a letter or digit), got {show(name)}"
         )
     return name
 
@@ -33,7 +35,15 @@ class QueueDef(Generic[InT, OutT]):
     steps come from :meth:`ChainDef.queue` and are named ``<chain>:<step>``.
     """
 
-    __slots__ = ("chain_name", "input_codec", "name", "priority", "retry")
+    __slots__ = (
+        "chain_name",
+        "external",
+        "input_codec",
+        "load_blockers",
+        "name",
+        "priority",
+        "retry",
+    )
 
     def __init__(
         self,
@@ -43,16 +53,24 @@ class QueueDef(Generic[InT, OutT]):
         input: type[InT] | Any,
         retry: RetryPolicy,
         priority: int,
+        external: bool = False,
     ) -> None:
         if not isinstance(retry, RetryPolicy):
-            raise ValidationError(f"retry must be a RetryPolicy, got {retry!r}")
-        if not isinstance(priority, int):
-            raise ValidationError(f"priority must be an integer, got {priority!r}")
+            raise ValidationError(f"retry must be a RetryPolicy, got {show(retry)}")
+        check_int32("priority", priority)
         self.name = name
         self.chain_name = chain_name
         self.input_codec: Codec[InT] = Codec(input, f"input of queue {name!r}")
         self.retry = retry
         self.priority = priority
+        if not isinstance(external, bool):
+            raise ValidationError(f"external must be a bool, got {external!r}")
+        # Jobs of an external queue are completed by the application
+        # (Queuert.complete_job), never acquired by a worker.
+        self.external = external
+        self.load_blockers = False
+        """Whether the worker reads the chains a job of this queue waited on into
+        ``job.blockers`` before its handler runs (one more read per job)."""
 
     def __repr__(self) -> str:
         return f"<queue {self.name!r}>"
@@ -61,7 +79,7 @@ class QueueDef(Generic[InT, OutT]):
 class ChainDef(QueueDef[InT, OutT]):
     """A named, typed chain of jobs; also its entry queue."""
 
-    __slots__ = ("output_codec", "queues")
+    __slots__ = ("on_blocker_failure", "output_codec", "queues")
 
     def __init__(
         self,
@@ -71,8 +89,14 @@ class ChainDef(QueueDef[InT, OutT]):
         output: type[OutT] | Any,
         retry: RetryPolicy | None = None,
         priority: int = 0,
+        on_blocker_failure: str = "fail",
+        load_blockers: bool = False,
     ) -> None:
         _check_name("chain", name)
+        if on_blocker_failure not in ("fail", "run"):
+            raise ValidationError(
+                f"on_blocker_failure must be 'fail' or 'run', got {on_blocker_failure!r:.200}"
+            )
         super().__init__(
             name=name,
             chain_name=name,
@@ -82,6 +106,11 @@ class ChainDef(QueueDef[InT, OutT]):
         )
         self.output_codec: Codec[OutT] = Codec(output, f"output of chain {name!r}")
         self.queues: dict[str, QueueDef[Any, OutT]] = {name: self}
+        self.on_blocker_failure = on_blocker_failure
+        self.load_blockers = bool(load_blockers)
+        """What a job of this chain waiting on blockers does when one of them ends
+        failed or cancelled: ``"fail"`` (with its chain) or ``"run"`` (once every
+        blocker has ended, reading which completed; see :mod:`queuert.blockers`)."""
 
     @overload
     def queue(
@@ -91,6 +120,8 @@ class ChainDef(QueueDef[InT, OutT]):
         input: type[StepInT],
         retry: RetryPolicy | None = None,
         priority: int | None = None,
+        external: bool = False,
+        load_blockers: bool = False,
     ) -> QueueDef[StepInT, OutT]: ...
     @overload
     def queue(
@@ -100,6 +131,8 @@ class ChainDef(QueueDef[InT, OutT]):
         input: Any,
         retry: RetryPolicy | None = None,
         priority: int | None = None,
+        external: bool = False,
+        load_blockers: bool = False,
     ) -> QueueDef[Any, OutT]: ...
     def queue(
         self,
@@ -108,8 +141,13 @@ class ChainDef(QueueDef[InT, OutT]):
         input: Any,
         retry: RetryPolicy | None = None,
         priority: int | None = None,
+        external: bool = False,
+        load_blockers: bool = False,
     ) -> QueueDef[Any, OutT]:
-        """Declare a further step ``<chain>:<step>`` with its own input type.
+        """Declare a further step ``<chain>:<step>`` with its own input type. An
+        ``external`` step is never run by a worker: the application ends its jobs with
+        :meth:`~queuert.Queuert.complete_job` (webhooks, approvals). With
+        ``load_blockers`` its jobs' handlers find their blockers in ``job.blockers``.
         Raises :class:`~queuert.errors.ValidationError` for a bad or duplicate name."""
         _check_name("step", step)
         name = f"{self.name}:{step}"
@@ -121,7 +159,9 @@ class ChainDef(QueueDef[InT, OutT]):
             input=input,
             retry=retry or self.retry,
             priority=self.priority if priority is None else priority,
+            external=external,
         )
+        q.load_blockers = bool(load_blockers)
         self.queues[name] = q
         return q
 
@@ -137,6 +177,8 @@ def chain(
     output: type[OutT],
     retry: RetryPolicy | None = None,
     priority: int = 0,
+    on_blocker_failure: str = "fail",
+    load_blockers: bool = False,
 ) -> ChainDef[InT, OutT]: ...
 @overload
 def chain(
@@ -146,6 +188,8 @@ def chain(
     output: Any,
     retry: RetryPolicy | None = None,
     priority: int = 0,
+    on_blocker_failure: str = "fail",
+    load_blockers: bool = False,
 ) -> ChainDef[Any, Any]: ...
 def chain(
     name: str,
@@ -154,8 +198,18 @@ def chain(
     output: Any,
     retry: RetryPolicy | None = None,
     priority: int = 0,
+    on_blocker_failure: str = "fail",
+    load_blockers: bool = False,
 ) -> ChainDef[Any, Any]:
     """Declare a chain named ``name`` whose first job takes ``input`` and whose last
     job returns ``output``. Raises :class:`~queuert.errors.ValidationError` for a bad
     name or a type that cannot be stored as JSON."""
-    return ChainDef(name, input=input, output=output, retry=retry, priority=priority)
+    return ChainDef(
+        name,
+        input=input,
+        output=output,
+        retry=retry,
+        priority=priority,
+        on_blocker_failure=on_blocker_failure,
+        load_blockers=load_blockers,
+    )

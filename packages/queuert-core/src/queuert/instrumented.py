@@ -8,14 +8,28 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import (
+    AbstractAsyncContextManager,
+    AbstractContextManager,
+    asynccontextmanager,
+    nullcontext,
+)
 from datetime import datetime
 from typing import TypeVar
 
-from queuert.errors import TransientStateError
+from queuert.control_records import (
+    QueueCounts,
+    QueuePosition,
+    RevokedChain,
+    SettledJob,
+    WorkerInfo,
+    WorkerRecord,
+)
+from queuert.errors import LeaseLostError, TransientStateError
 from queuert.handed_out import HandedOut
 from queuert.metrics import Metrics
+from queuert.observer import Observer, Outcome
 from queuert.ports.notify import (
     IdListener,
     NotifyAdapter,
@@ -25,11 +39,14 @@ from queuert.ports.notify import (
 )
 from queuert.ports.state import StateAdapter, Tx
 from queuert.records import (
+    BlockerRecord,
     ChainFilter,
     ChainRecord,
+    DedupKey,
     JobError,
     JobFilter,
     JobRecord,
+    JobStatus,
     Lease,
     NewJob,
     Page,
@@ -45,7 +62,13 @@ class InstrumentedState(StateAdapter[Tx]):
     """Wraps a state adapter: counts calls and errors, logs failures, and retries
     operations that run in their own transaction (``tx=None``) when they raise
     :class:`~queuert.errors.TransientStateError`. Inside a caller's transaction
-    nothing is retried: the caller's transaction is already broken."""
+    nothing is retried: the caller's transaction is already broken.
+
+    An :class:`~queuert.observer.Observer` set as ``observer`` is told about chain
+    starts, continuations, phases, lease renewals and losses, attempt ends and reaps.
+    """
+
+    observer: Observer | None = None
 
     def __init__(
         self,
@@ -100,7 +123,11 @@ class InstrumentedState(StateAdapter[Tx]):
     def leased_transaction(self, *, lease: Lease, lock: bool) -> AbstractAsyncContextManager[Tx]:
         # Counted as the operation it stands for; never retried (it is a transaction).
         self.metrics.incr("state.lock_job.calls" if lock else "state.verify_lease.calls")
-        return self.inner.leased_transaction(lease=lease, lock=lock)
+        inner = self.inner.leased_transaction(lease=lease, lock=lock)
+        if self.observer is None:
+            return inner
+        phase = self.observer.phase(lease, "finalize" if lock else "claim")
+        return _observed_transaction(inner, phase, self.observer, lease)
 
     def savepoint(self, *, tx: Tx) -> AbstractAsyncContextManager[Tx]:
         return self.inner.savepoint(tx=tx)
@@ -128,12 +155,15 @@ class InstrumentedState(StateAdapter[Tx]):
                 records.append(record)
             return records
 
-        return await self._call(
-            "create_jobs",
-            tx,
-            lambda: self.inner.create_jobs(tx=tx, jobs=jobs),
-            created if tx is None and jobs else None,
-        )
+        done = created if tx is None and jobs else None
+        if self.observer is None:
+            return await self._call(
+                "create_jobs", tx, lambda: self.inner.create_jobs(tx=tx, jobs=jobs), done
+            )
+        with self.observer.creating(jobs, by=None) as traced:
+            return await self._call(
+                "create_jobs", tx, lambda: self.inner.create_jobs(tx=tx, jobs=traced), done
+            )
 
     async def acquire_jobs(
         self, *, tx: Tx | None, queues: Sequence[str], limit: int, owner: str, lease_ms: int
@@ -156,9 +186,17 @@ class InstrumentedState(StateAdapter[Tx]):
         return records
 
     async def renew_lease(self, *, tx: Tx | None, lease: Lease, lease_ms: int) -> datetime:
-        return await self._call(
-            "renew_lease", tx, lambda: self.inner.renew_lease(tx=tx, lease=lease, lease_ms=lease_ms)
+        until = await self._leased(
+            lease,
+            self._call(
+                "renew_lease",
+                tx,
+                lambda: self.inner.renew_lease(tx=tx, lease=lease, lease_ms=lease_ms),
+            ),
         )
+        if self.observer is not None:
+            self.observer.lease_renewed(lease, until)
+        return until
 
     async def lock_job(self, *, tx: Tx, lease: Lease) -> JobRecord:
         return await self._call("lock_job", tx, lambda: self.inner.lock_job(tx=tx, lease=lease))
@@ -170,33 +208,71 @@ class InstrumentedState(StateAdapter[Tx]):
 
     async def complete_job(self, *, tx: Tx | None, lease: Lease, output: str) -> JobRecord:
         self._handed_out.end(lease)
-        return await self._call(
+        call = self._call(
             "complete_job", tx, lambda: self.inner.complete_job(tx=tx, lease=lease, output=output)
         )
+        if self.observer is None:
+            return await call
+        with self._own_finalize(tx, lease):
+            record = await self._leased(lease, call)
+            self.observer.ended(lease, "completed")
+        return record
 
     async def continue_job(self, *, tx: Tx | None, lease: Lease, next_job: NewJob) -> JobRecord:
         self._handed_out.end(lease)
-        return await self._call(
-            "continue_job",
-            tx,
-            lambda: self.inner.continue_job(tx=tx, lease=lease, next_job=next_job),
-        )
+        if self.observer is None:
+            return await self._call(
+                "continue_job",
+                tx,
+                lambda: self.inner.continue_job(tx=tx, lease=lease, next_job=next_job),
+            )
+        with (
+            self._own_finalize(tx, lease),
+            self.observer.creating([next_job], by=lease) as traced,
+        ):
+            record = await self._leased(
+                lease,
+                self._call(
+                    "continue_job",
+                    tx,
+                    lambda: self.inner.continue_job(tx=tx, lease=lease, next_job=traced[0]),
+                ),
+            )
+            self.observer.ended(lease, "continued")
+        return record
 
     async def complete_locked_job(self, *, tx: Tx, lease: Lease, output: str) -> None:
         self._handed_out.end(lease)
-        await self._call(
-            "complete_job",
-            tx,
-            lambda: self.inner.complete_locked_job(tx=tx, lease=lease, output=output),
+        await self._leased(
+            lease,
+            self._call(
+                "complete_job",
+                tx,
+                lambda: self.inner.complete_locked_job(tx=tx, lease=lease, output=output),
+            ),
         )
+        if self.observer is not None:
+            self.observer.ended(lease, "completed")
 
     async def continue_locked_job(self, *, tx: Tx, lease: Lease, next_job: NewJob) -> None:
         self._handed_out.end(lease)
-        await self._call(
-            "continue_job",
-            tx,
-            lambda: self.inner.continue_locked_job(tx=tx, lease=lease, next_job=next_job),
-        )
+        if self.observer is None:
+            await self._call(
+                "continue_job",
+                tx,
+                lambda: self.inner.continue_locked_job(tx=tx, lease=lease, next_job=next_job),
+            )
+            return
+        with self.observer.creating([next_job], by=lease) as traced:
+            await self._leased(
+                lease,
+                self._call(
+                    "continue_job",
+                    tx,
+                    lambda: self.inner.continue_locked_job(tx=tx, lease=lease, next_job=traced[0]),
+                ),
+            )
+        self.observer.ended(lease, "continued")
 
     async def reschedule_job(
         self,
@@ -209,34 +285,59 @@ class InstrumentedState(StateAdapter[Tx]):
         refund_attempt: bool = False,
     ) -> JobRecord:
         self._handed_out.end(lease)
-        return await self._call(
-            "reschedule_job",
-            tx,
-            lambda: self.inner.reschedule_job(
-                tx=tx,
-                lease=lease,
-                error=error,
-                delay_ms=delay_ms,
-                scheduled_at=scheduled_at,
-                refund_attempt=refund_attempt,
+        record = await self._leased(
+            lease,
+            self._call(
+                "reschedule_job",
+                tx,
+                lambda: self.inner.reschedule_job(
+                    tx=tx,
+                    lease=lease,
+                    error=error,
+                    delay_ms=delay_ms,
+                    scheduled_at=scheduled_at,
+                    refund_attempt=refund_attempt,
+                ),
             ),
         )
+        if self.observer is not None:
+            if not refund_attempt:
+                outcome: Outcome = "retried"
+            elif error is None:
+                outcome = "rescheduled"
+            else:
+                outcome = "released"
+            delay = delay_ms if scheduled_at is None else None
+            self.observer.ended(lease, outcome, error=error, delay_ms=delay)
+        return record
 
     async def fail_job(self, *, tx: Tx | None, lease: Lease, error: JobError) -> JobRecord:
         self._handed_out.end(lease)
-        return await self._call(
-            "fail_job", tx, lambda: self.inner.fail_job(tx=tx, lease=lease, error=error)
+        record = await self._leased(
+            lease,
+            self._call(
+                "fail_job", tx, lambda: self.inner.fail_job(tx=tx, lease=lease, error=error)
+            ),
         )
+        if self.observer is not None:
+            self.observer.ended(lease, "failed", error=error)
+        return record
 
     async def reap_expired_leases(self, *, tx: Tx | None, limit: int) -> list[JobRecord]:
-        return await self._call(
+        records = await self._call(
             "reap_expired_leases", tx, lambda: self.inner.reap_expired_leases(tx=tx, limit=limit)
         )
+        if self.observer is not None and records:
+            self.observer.leases_expired(records)
+        return records
 
     async def cancel_chain(self, *, tx: Tx | None, chain_id: str) -> ChainRecord | None:
-        return await self._call(
+        record = await self._call(
             "cancel_chain", tx, lambda: self.inner.cancel_chain(tx=tx, chain_id=chain_id)
         )
+        if self.observer is not None and record is not None:
+            self.observer.chain_cancelled(record)
+        return record
 
     async def time_until_next_job(self, *, tx: Tx | None, queues: Sequence[str]) -> float | None:
         return await self._call(
@@ -278,6 +379,166 @@ class InstrumentedState(StateAdapter[Tx]):
 
     async def expect_concurrency(self, *, jobs: int) -> None:
         await self.inner.expect_concurrency(jobs=jobs)
+
+    async def caller_transaction(self, tx: object) -> Tx:
+        return await self.inner.caller_transaction(tx)
+
+    async def revoke_chain(self, *, tx: Tx | None, chain_id: str) -> RevokedChain:
+        return await self._call(
+            "revoke_chain", tx, lambda: self.inner.revoke_chain(tx=tx, chain_id=chain_id)
+        )
+
+    async def resume_job(self, *, tx: Tx | None, job_id: str) -> JobRecord:
+        return await self._call(
+            "resume_job", tx, lambda: self.inner.resume_job(tx=tx, job_id=job_id)
+        )
+
+    async def settle_job(
+        self, *, tx: Tx | None, job_id: str, output: str | None, next_job: NewJob | None
+    ) -> SettledJob:
+        return await self._call(
+            "settle_job",
+            tx,
+            lambda: self.inner.settle_job(tx=tx, job_id=job_id, output=output, next_job=next_job),
+        )
+
+    async def purge_chains(
+        self, *, tx: Tx | None, ended_before: datetime, statuses: Sequence[JobStatus], limit: int
+    ) -> int:
+        return await self._call(
+            "purge_chains",
+            tx,
+            lambda: self.inner.purge_chains(
+                tx=tx, ended_before=ended_before, statuses=statuses, limit=limit
+            ),
+        )
+
+    async def record_worker(self, *, tx: Tx | None, worker: WorkerInfo, forget_ms: int) -> None:
+        await self._call(
+            "record_worker",
+            tx,
+            lambda: self.inner.record_worker(tx=tx, worker=worker, forget_ms=forget_ms),
+        )
+
+    async def remove_worker(self, *, tx: Tx | None, worker_id: str) -> None:
+        await self._call(
+            "remove_worker", tx, lambda: self.inner.remove_worker(tx=tx, worker_id=worker_id)
+        )
+
+    async def list_workers(self, *, tx: Tx | None) -> list[WorkerRecord]:
+        return await self._call("list_workers", tx, lambda: self.inner.list_workers(tx=tx))
+
+    async def count_jobs(self, *, tx: Tx | None) -> QueueCounts:
+        return await self._call("count_jobs", tx, lambda: self.inner.count_jobs(tx=tx))
+
+    async def queue_position(self, *, tx: Tx | None, job_id: str) -> QueuePosition | None:
+        return await self._call(
+            "queue_position", tx, lambda: self.inner.queue_position(tx=tx, job_id=job_id)
+        )
+
+    async def schema_sql(self) -> list[str]:
+        return await self.inner.schema_sql()
+
+    async def is_transaction_open(self, *, tx: Tx) -> bool:
+        return await self.inner.is_transaction_open(tx=tx)
+
+    async def check_transaction(self, *, tx: object) -> Tx:
+        return await self.inner.check_transaction(tx=tx)
+
+    async def create_blocked_jobs(
+        self,
+        *,
+        tx: Tx | None,
+        jobs: Sequence[NewJob],
+        blocker_chain_ids: Sequence[str],
+        run_on_blocker_failure: bool = False,
+    ) -> Sequence[JobRecord]:
+        return await self._call(
+            "create_blocked_jobs",
+            tx,
+            lambda: self.inner.create_blocked_jobs(
+                tx=tx,
+                jobs=jobs,
+                blocker_chain_ids=blocker_chain_ids,
+                run_on_blocker_failure=run_on_blocker_failure,
+            ),
+        )
+
+    async def continue_blocked_job(
+        self,
+        *,
+        tx: Tx | None,
+        lease: Lease,
+        next_job: NewJob,
+        blocker_chain_ids: Sequence[str],
+        run_on_blocker_failure: bool = False,
+    ) -> JobRecord:
+        return await self._call(
+            "continue_blocked_job",
+            tx,
+            lambda: self.inner.continue_blocked_job(
+                tx=tx,
+                lease=lease,
+                next_job=next_job,
+                blocker_chain_ids=blocker_chain_ids,
+                run_on_blocker_failure=run_on_blocker_failure,
+            ),
+        )
+
+    async def get_blockers(self, *, tx: Tx | None, job_id: str) -> list[BlockerRecord]:
+        return await self._call(
+            "get_blockers", tx, lambda: self.inner.get_blockers(tx=tx, job_id=job_id)
+        )
+
+    async def list_dependent_chains(self, *, tx: Tx | None, chain_ids: Sequence[str]) -> list[str]:
+        return await self._call(
+            "list_dependent_chains",
+            tx,
+            lambda: self.inner.list_dependent_chains(tx=tx, chain_ids=chain_ids),
+        )
+
+    async def create_deduplicated_jobs(
+        self, *, tx: Tx | None, jobs: Sequence[NewJob], dedup: Sequence[DedupKey]
+    ) -> list[str]:
+        return await self._call(
+            "create_deduplicated_jobs",
+            tx,
+            lambda: self.inner.create_deduplicated_jobs(tx=tx, jobs=jobs, dedup=dedup),
+        )
+
+    # -- observation ---------------------------------------------------------------------
+
+    async def _leased(self, lease: Lease, call: Awaitable[R]) -> R:
+        """``call``'s result; a lost lease is told to the observer on its way out."""
+        try:
+            return await call
+        except LeaseLostError:
+            if self.observer is not None:
+                self.observer.lease_lost(lease)
+            raise
+
+    def _own_finalize(self, tx: Tx | None, lease: Lease) -> AbstractContextManager[None]:
+        """A finalize phase for a completion written in its own transaction (inside a
+        caller's transaction the leased transaction is the phase)."""
+        if tx is None and self.observer is not None:
+            return self.observer.phase(lease, "finalize")
+        return nullcontext()
+
+
+@asynccontextmanager
+async def _observed_transaction(
+    inner: AbstractAsyncContextManager[Tx],
+    phase: AbstractContextManager[None],
+    observer: Observer,
+    lease: Lease,
+) -> AsyncIterator[Tx]:
+    with phase:
+        try:
+            async with inner as tx:
+                yield tx
+        except LeaseLostError:
+            observer.lease_lost(lease)
+            raise
 
 
 PUBLISH_TIMEOUT_S = 5.0

@@ -6,9 +6,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, TypeVar
 
+from queuert.blockers import Blockers
 from queuert.records import JobRecord
 
 InT = TypeVar("InT")
+
+NO_BLOCKERS = Blockers(())
+"""The blockers of a job that waited on none (or whose queue does not load them)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +29,11 @@ class Job(Generic[InT]):
     created_at: datetime
     scheduled_at: datetime
     record: JobRecord
+    blockers: Blockers = NO_BLOCKERS
+    """The chains the job waited on, in the order given, with their outputs (read
+    them typed with ``blockers[i].output(chain)``); loaded for jobs of queues
+    declared with ``load_blockers=True``, empty otherwise (``ctx.blockers()`` reads
+    them on demand)."""
 
 
 @dataclass(frozen=True, slots=True)

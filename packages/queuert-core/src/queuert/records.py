@@ -68,6 +68,9 @@ class NewJob:
     priority: int = 0
     scheduled_at: datetime | None = None
     delay_ms: int = 0
+    trace_context: str | None = None
+    """Telemetry context carried from the code that created the job (JSON text,
+    stored unchanged; see :mod:`queuert.otel`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +110,7 @@ class JobRecord:
     error: JobError | None = None
     next_job_id: str | None = None
     completed_at: datetime | None = None
+    trace_context: str | None = None
 
     @property
     def continued(self) -> bool:
@@ -145,6 +149,8 @@ class ChainRecord:
     created_at: datetime
     updated_at: datetime
     completed_at: datetime | None
+    dedup_key: str | None = None
+    """The deduplication key the chain was started with, if any."""
 
     def input_value(self) -> Any:
         return json.loads(self.input)
@@ -155,19 +161,30 @@ class ChainRecord:
 
 @dataclass(frozen=True, slots=True)
 class JobFilter:
-    """Filters for listing jobs; ``None`` means any."""
+    """Filters for listing jobs; ``None`` means any. ``created_after`` and
+    ``created_before`` bound ``created_at`` (exclusive). ``newest_first`` lists in
+    descending id order: the page after cursor ``after`` then holds smaller ids."""
 
     statuses: tuple[JobStatus, ...] | None = None
     chain_id: str | None = None
     queues: tuple[str, ...] | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    newest_first: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class ChainFilter:
-    """Filters for listing chains; ``None`` means any."""
+    """Filters for listing chains; ``None`` means any. The time bounds and
+    ``newest_first`` work as in :class:`JobFilter`, on the chain's ``created_at``
+    (its first job's)."""
 
     statuses: tuple[JobStatus, ...] | None = None
     chain_names: tuple[str, ...] | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    newest_first: bool = False
+    dedup_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,3 +197,34 @@ class Page(Generic[T]):
 
     items: list[T] = field(default_factory=list)
     next_cursor: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BlockerRecord:
+    """One chain a job waits on, as it is now: the status of the chain's last job
+    and, once the chain completed, its output (JSON text)."""
+
+    chain_id: str
+    chain_name: str
+    status: JobStatus
+    output: str | None
+
+
+class DedupScope(StrEnum):
+    """Which existing chain with the same key stops a new one from starting."""
+
+    INCOMPLETE = "incomplete"
+    """A chain that has not ended (``completed``, ``failed`` or ``cancelled``)."""
+    ANY = "any"
+    """Any chain, ended or not (within the window, when one is given)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DedupKey:
+    """The deduplication of one chain start: ``key`` (scoped by chain name), which
+    chains it matches (``scope``) and, for ``any``, how recent a chain must be
+    (``window_ms`` since its start; ``None``: however old)."""
+
+    key: str
+    scope: DedupScope = DedupScope.INCOMPLETE
+    window_ms: int | None = None

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from queuert.errors import ValidationError
+from queuert.validation import check_duration_ms, check_finite, check_int32
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,6 +19,12 @@ class RetryPolicy:
     ``min(max_delay_ms, initial_delay_ms * multiplier ** (n - 1))``, then scaled
     by a random factor in ``[1 - jitter, 1 + jitter]`` and capped again at
     ``max_delay_ms``. After ``max_attempts`` attempts the job fails for good.
+
+    Raises :class:`~queuert.errors.ValidationError` at construction unless
+    ``max_attempts`` is within ``1..2**31-1``, both delays are integers of
+    milliseconds within ``0..MAX_DURATION_MS`` (see :mod:`queuert.validation`)
+    with ``initial_delay_ms <= max_delay_ms``, ``multiplier`` is finite within
+    ``1..1e6`` and ``jitter`` within ``0..1``.
     """
 
     max_attempts: int = 5
@@ -26,24 +34,24 @@ class RetryPolicy:
     jitter: float = 0.2
 
     def __post_init__(self) -> None:
-        if not isinstance(self.max_attempts, int) or self.max_attempts < 1:
+        check_int32("max_attempts", self.max_attempts, minimum=1)
+        check_duration_ms("initial_delay_ms", self.initial_delay_ms, minimum=0)
+        check_duration_ms("max_delay_ms", self.max_delay_ms, minimum=0)
+        if self.max_delay_ms < self.initial_delay_ms:
             raise ValidationError(
-                f"max_attempts must be an integer >= 1, got {self.max_attempts!r}"
-            )
-        if self.initial_delay_ms < 0 or self.max_delay_ms < self.initial_delay_ms:
-            raise ValidationError(
-                "retry delays must satisfy 0 <= initial_delay_ms <= max_delay_ms, got "
+                "retry delays must satisfy initial_delay_ms <= max_delay_ms, got "
                 f"initial_delay_ms={self.initial_delay_ms!r}, max_delay_ms={self.max_delay_ms!r}"
             )
-        if self.multiplier < 1:
-            raise ValidationError(f"multiplier must be >= 1, got {self.multiplier!r}")
-        if not 0 <= self.jitter <= 1:
-            raise ValidationError(f"jitter must be within [0, 1], got {self.jitter!r}")
+        check_finite("multiplier", self.multiplier, minimum=1, maximum=1e6)
+        check_finite("jitter", self.jitter, minimum=0, maximum=1)
 
     def delay_ms(self, attempt: int, rand: Callable[[], float] = random.random) -> int:
-        """Milliseconds to wait after failed attempt number ``attempt`` (1-based)."""
-        base = min(
-            float(self.max_delay_ms), self.initial_delay_ms * self.multiplier ** (attempt - 1)
-        )
+        """Milliseconds to wait after failed attempt number ``attempt`` (1-based),
+        within ``0..max_delay_ms``."""
+        try:
+            grown = self.initial_delay_ms * self.multiplier ** (attempt - 1)
+        except OverflowError:
+            grown = math.inf
+        base = min(float(self.max_delay_ms), grown)
         factor = 1.0 + self.jitter * (2.0 * rand() - 1.0)
-        return int(min(self.max_delay_ms, base * factor))
+        return max(0, int(min(self.max_delay_ms, base * factor)))

@@ -28,11 +28,12 @@ import re
 from collections.abc import Mapping
 from importlib.metadata import EntryPoint, PackageNotFoundError, distribution, entry_points
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, unquote_plus
 
 from queuert.errors import ConfigurationError, QueuertError
 from queuert.ports.notify import NotifyAdapter
 from queuert.ports.state import StateAdapter
+from queuert.validation import clip, show
 
 STATE_GROUP = "queuert.state"
 NOTIFY_GROUP = "queuert.notify"
@@ -139,7 +140,7 @@ def url_scheme(url: object) -> str:
     :class:`~queuert.errors.ConfigurationError` when ``url`` is not a string of
     the form ``scheme://...``."""
     if not isinstance(url, str):
-        raise ConfigurationError(f"an adapter URL must be a string, got {url!r}")
+        raise ConfigurationError(f"an adapter URL must be a string, got {show(url)}")
     match = _URL.match(url.strip())
     if match is None:
         raise ConfigurationError(
@@ -149,18 +150,72 @@ def url_scheme(url: object) -> str:
     return match.group("scheme").lower()
 
 
-def redact_url(url: str) -> str:
-    """``url`` with its password replaced by ``***``, for messages and logs."""
-    try:
-        parts = urlsplit(url)
-        password = parts.password
-    except ValueError:
-        return url
-    if not password:
-        return url
-    user = parts.username or ""
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+# Query parameters whose values are secrets (password=, sslpassword=, token=...).
+_SECRET_PARAMETER = re.compile(r"pass|secret|token|key|auth|credential", re.IGNORECASE)
+_QUERY_ITEM = re.compile(r"(?:(?<=[?&;])|^)(?P<key>[^=&;#]*)=(?P<value>[^&;#]*)")
+_SCHEME_AUTHORITY = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://")
+_MAX_URL_SHOWN = 300
+
+
+def redact_url(url: object) -> str:
+    """``url`` fit for messages and logs: the password of its user information
+    (``user:***@``) and the values of query parameters that hold secrets
+    (``?password=***``) are replaced, also in a URL that is malformed or lacks
+    ``//``, and at most a bounded prefix of it is kept. Every adapter's URL
+    parsing quotes URLs through this function."""
+    if not isinstance(url, str):
+        return show(url)
+    text = url
+    for start, end in reversed(_secret_spans(url)):
+        text = f"{text[:start]}***{text[end:]}"
+    return clip(text, _MAX_URL_SHOWN)
+
+
+def url_secrets(url: object) -> list[str]:
+    """The secrets :func:`redact_url` hides in ``url``, as written and
+    percent-decoded, longest first."""
+    if not isinstance(url, str):
+        return []
+    found = {url[start:end] for start, end in _secret_spans(url)}
+    found |= {unquote_plus(secret) for secret in found} | {unquote(secret) for secret in found}
+    # Ties in length are ordered by text so that the result does not depend on
+    # string hashing.
+    return sorted((secret for secret in found if secret), key=lambda s: (-len(s), s))
+
+
+def _secret_spans(url: str) -> list[tuple[int, int]]:
+    """Where the secrets of ``url`` are, in order: the password of the user
+    information, then values of query parameters named like secrets."""
+    spans: list[tuple[int, int]] = []
+    # The user information ends at the last "@" before the query or fragment (a
+    # password may hold an unencoded "/"); without "//" nothing tells where a
+    # scheme ends, so everything before it counts.
+    start = match.end() if (match := _SCHEME_AUTHORITY.match(url)) else 0
+    end = len(url)
+    for mark in "?#":
+        found = url.find(mark, start)
+        if found != -1:
+            end = min(end, found)
+    at = url.rfind("@", start, end)
+    colon = url.find(":", start, at) if at != -1 else -1
+    if colon != -1 and colon + 1 < at:
+        spans.append((colon + 1, at))
+    query = url.find("?", max(at, start))
+    if query != -1:
+        fragment = url.find("#", query)
+        stop = len(url) if fragment == -1 else fragment
+        for item in _QUERY_ITEM.finditer(url, query + 1, stop):
+            if _SECRET_PARAMETER.search(unquote_plus(item["key"])) and item["value"]:
+                spans.append((item.start("value"), item.end("value")))
+    return spans
+
+
+def redact_message(text: str, url: str) -> str:
+    """``text`` (an error message that may quote ``url`` or parts of it) with every
+    secret of ``url`` replaced by ``***``."""
+    for secret in url_secrets(url):
+        text = text.replace(secret, "***")
+    return text
 
 
 async def _build(group: str, url: str) -> object:
@@ -186,10 +241,20 @@ async def _build(group: str, url: str) -> object:
         result = factory(url)
         if inspect.isawaitable(result):
             result = await result
-    except QueuertError:
-        raise
-    except (ValueError, TypeError) as exc:
-        raise ConfigurationError(f"invalid adapter URL {redact_url(url)!r}: {exc}") from exc
+    except (QueuertError, ValueError, TypeError) as exc:
+        message = str(exc)
+        clean = redact_message(message, url)
+        if clean != message:
+            # The adapter quoted a secret: raise a redacted copy, without the
+            # original (whose message would show the secret in a traceback).
+            raise (
+                type(exc)(clean)
+                if isinstance(exc, ConfigurationError)
+                else ConfigurationError(f"invalid adapter URL {redact_url(url)!r}: {clean}")
+            ) from None
+        if isinstance(exc, QueuertError):
+            raise
+        raise ConfigurationError(f"invalid adapter URL {redact_url(url)!r}: {clip(clean)}") from exc
     return result
 
 

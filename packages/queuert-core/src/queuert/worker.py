@@ -7,8 +7,8 @@ import logging
 import os
 import signal
 import socket
-import traceback
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from queuert.context import JobContext, JobRescheduled, check_lease_ms
@@ -21,11 +21,15 @@ from queuert.errors import (
     ValidationError,
 )
 from queuert.ids import new_id
-from queuert.job import Continuation, Job
+from queuert.job import NO_BLOCKERS, Continuation, Job
+from queuert.job_errors import job_error, retry_delay_ms, unrecordable_error
 from queuert.notifications import PendingNotifications
+from queuert.outage import Outage
 from queuert.ports.notify import ScheduledSignal, Subscription
 from queuert.ports.state import Tx
 from queuert.records import JobError, JobRecord, JobStatus
+from queuert.upkeep import Upkeep, check_retention
+from queuert.validation import MAX_WORKER_ID, check_many, check_seconds, check_text, show
 
 if TYPE_CHECKING:
     from queuert.client import Queuert
@@ -37,18 +41,16 @@ Handler = Callable[[Job[InT], JobContext[Tx, OutT]], Awaitable[OutT | Continuati
 
 log = logging.getLogger("queuert.worker")
 
-_MESSAGE_LIMIT = 2_000
-_TRACEBACK_LIMIT = 8_000
+__all__ = ["Handler", "Worker", "job_error"]
 
-
-def job_error(exc: BaseException) -> JobError:
-    """The recorded form of an exception, truncated to keep rows small."""
-    tb = "".join(traceback.format_exception(exc))
-    return JobError(
-        type=f"{type(exc).__module__}.{type(exc).__qualname__}",
-        message=str(exc)[:_MESSAGE_LIMIT],
-        traceback=tb[-_TRACEBACK_LIMIT:],
-    )
+_RELOOKS = (0.01, 0.05, 0.25, 1.0)
+"""Seconds after which a worker woken by a signal, that found nothing, looks again:
+the signal may have left before the transaction that scheduled the job committed."""
+_MAX_BACKOFF = 30.0
+"""Longest wait between tries of a failing acquire or reap (seconds)."""
+_FALLBACK_DELAY_MS = 3_600_000
+"""Longest retry delay used when recording an attempt's failure had to fall back to
+a minimal error (the computed delay may be what could not be stored)."""
 
 
 class _Slot:
@@ -82,17 +84,17 @@ class Worker(Generic[Tx]):
         reaper_interval: float | None = None,
         worker_id: str | None = None,
         shutdown_timeout: float = 30.0,
+        retention: timedelta | None = None,
     ) -> None:
         if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
-            raise ValidationError(f"concurrency must be a positive integer, got {concurrency!r}")
-        if not isinstance(poll_interval, int | float) or poll_interval <= 0:
-            raise ValidationError(f"poll_interval must be positive seconds, got {poll_interval!r}")
-        if reaper_interval is not None and (
-            not isinstance(reaper_interval, int | float) or reaper_interval <= 0
-        ):
             raise ValidationError(
-                f"reaper_interval must be positive seconds, got {reaper_interval!r}"
+                f"concurrency must be a positive integer, got {show(concurrency)}"
             )
+        check_seconds("poll_interval", poll_interval)
+        if reaper_interval is not None:
+            check_seconds("reaper_interval", reaper_interval)
+        if worker_id is not None:
+            check_text("worker_id", worker_id, max_length=MAX_WORKER_ID)
         self.app = app
         self.concurrency = concurrency
         self.lease_ms = check_lease_ms(lease_ms)
@@ -104,6 +106,11 @@ class Worker(Generic[Tx]):
         )
         self.shutdown_timeout = shutdown_timeout
         self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{new_id()[-8:]}"
+        if queues is not None:
+            queues = check_many("queues", queues)
+            for queue in queues:
+                if not isinstance(queue, QueueDef):
+                    raise ValidationError(f"queues must hold QueueDef objects, got {show(queue)}")
         self._queue_filter = None if queues is None else [q.name for q in queues]
         for name in self._queue_filter or ():
             app.queue_def(name)
@@ -120,6 +127,11 @@ class Worker(Generic[Tx]):
         self._stop_task: asyncio.Future[None] | None = None
         self._subscriptions: list[Subscription] = []
         self._log = logging.LoggerAdapter(log, {"worker_id": self.id})
+        # Worker record and, with retention, the purge of old chains (off by default).
+        self._upkeep = Upkeep(self, check_retention(retention))
+
+        # Woken by a signal whose job may not be visible yet (see _RELOOKS).
+        self._signalled = False
 
     # -- registration ------------------------------------------------------------------
 
@@ -130,7 +142,12 @@ class Worker(Generic[Tx]):
         entry queue). Raises UnknownQueueError when the queue is not registered
         with the application."""
         if not isinstance(queue, QueueDef) or self.app.queues.get(queue.name) is not queue:
-            raise UnknownQueueError(f"queue {queue!r} is not part of any registered chain")
+            raise UnknownQueueError(f"queue {show(queue)} is not part of any registered chain")
+        if queue.external:
+            raise ValidationError(
+                f"queue {queue.name!r} is external: the application completes its jobs "
+                "with complete_job, no worker runs them"
+            )
 
         def register(fn: Handler[InT, Tx, OutT]) -> Handler[InT, Tx, OutT]:
             if queue.name in self._handlers:
@@ -171,6 +188,7 @@ class Worker(Generic[Tx]):
             self._subscriptions.append(
                 await notify.subscribe_lease_lost(job_id=None, listener=self._on_lease_lost)
             )
+        await self._upkeep.tick()
         self._main = asyncio.create_task(self._run_loops(), name=f"queuert-worker-{self.id}")
         self._log.info("worker %s started on queues %s", self.id, self.queue_names)
 
@@ -207,7 +225,9 @@ class Worker(Generic[Tx]):
     async def stop(self, *, timeout: float = 30.0) -> None:
         """Stop acquiring, let in-flight jobs finish within ``timeout`` seconds, then
         cancel the rest and release their leases so another worker can take them at
-        once. Idempotent."""
+        once. A handler that ignores its cancellation is given up on after as long
+        again (between 1 and 5 s): its job is logged and its lease left to expire,
+        and stop returns. Idempotent."""
         if self._stopping.is_set():
             await self._stopped.wait()
             return
@@ -221,10 +241,11 @@ class Worker(Generic[Tx]):
             for task in pending:
                 task.cancel()
             if pending:
-                await asyncio.wait(pending)
+                await self._abandon_stuck(pending, grace=min(max(timeout, 1.0), 5.0))
         for sub in self._subscriptions:
             await sub.unsubscribe()
         self._subscriptions.clear()
+        await self._upkeep.stop()
         self._stopped.set()
         self._log.info("worker %s stopped", self.id)
 
@@ -240,6 +261,7 @@ class Worker(Generic[Tx]):
             return
         notify = self.app.notify
         if notify is not None and await notify.claim_wake(signal=signal):
+            self._signalled = not self.app._signals_in_writes
             self._wake.set()
 
     async def _on_lease_lost(self, job_id: str) -> None:
@@ -283,26 +305,38 @@ class Worker(Generic[Tx]):
     async def _acquire_loop(self) -> None:
         state = self.app.state
         queues = self.queue_names
+        outage = self._outage("acquiring jobs")
+        relooks = len(_RELOOKS)
         while not self._stopping.is_set():
             free = self.concurrency - self._running
             timeout = self.poll_interval
             if free > 0:
                 self._wake.clear()
+                if self._signalled:
+                    self._signalled = False
+                    relooks = 0
                 try:
                     records = await state.acquire_jobs(
                         tx=None, queues=queues, limit=free, owner=self.id, lease_ms=self.lease_ms
                     )
                 except Exception as exc:
-                    self._log.error("acquiring jobs failed: %s", exc)
-                    records = []
+                    self.app.metrics.incr("worker.acquire_attempts")
+                    await self._pause(outage.failed(exc))
+                    continue
+                outage.succeeded()
                 self.app.metrics.incr("worker.acquire_attempts")
                 for record in records:
                     self._spawn(record)
                 self._maybe_more = len(records) == free
                 if self._maybe_more:
                     continue
-                if not records:
+                if records:
+                    relooks = len(_RELOOKS)
+                else:
                     timeout = await self._idle_timeout(queues)
+                    if relooks < len(_RELOOKS):
+                        timeout = min(timeout, _RELOOKS[relooks])
+                        relooks += 1
             else:
                 self._wake.clear()
             if self._stopping.is_set():
@@ -324,16 +358,17 @@ class Worker(Generic[Tx]):
         return max(0.0, min(self.poll_interval, until))
 
     async def _reap_loop(self) -> None:
+        outage = self._outage("reaping expired leases")
         while not self._stopping.is_set():
+            delay = self.reaper_interval
             try:
                 await self.reap_once()
             except Exception as exc:
-                self._log.warning("reaping expired leases failed: %s", exc)
-            try:
-                async with asyncio.timeout(self.reaper_interval):
-                    await self._stopping.wait()
-            except TimeoutError:
-                pass
+                delay = max(delay, outage.failed(exc))
+            else:
+                outage.succeeded()
+            await self._upkeep.tick()
+            await self._pause(delay)
 
     async def reap_once(self, limit: int = 100) -> list[JobRecord]:
         """Return jobs whose lease expired to ``pending`` (or ``failed`` when out of
@@ -388,8 +423,13 @@ class Worker(Generic[Tx]):
     ) -> None:
         record = ctx.record
         extra = _job_extra(record, self.id)
+        observer = self.app.observer
         try:
-            await self._execute(ctx, handler, extra)
+            if observer is None:
+                await self._execute(ctx, handler, extra)
+            else:
+                with observer.attempt(ctx):
+                    await self._execute(ctx, handler, extra)
         finally:
             key = (record.id, record.attempt)
             self._free_slot(key)
@@ -412,6 +452,7 @@ class Worker(Generic[Tx]):
                 raise NonRetryableError(
                     f"stored input does not match the queue's type: {exc}"
                 ) from exc
+            blockers = await ctx.blockers() if ctx.queue.load_blockers else NO_BLOCKERS
             job: Job[Any] = Job(
                 id=record.id,
                 chain_id=record.chain_id,
@@ -423,6 +464,7 @@ class Worker(Generic[Tx]):
                 created_at=record.created_at,
                 scheduled_at=record.scheduled_at,
                 record=record,
+                blockers=blockers,
             )
             result = await handler(job, ctx)
             if not ctx.finalized:
@@ -440,24 +482,42 @@ class Worker(Generic[Tx]):
         except LeaseLostError:
             metrics.incr("jobs.lease_lost")
             log.warning("job %s lost its lease; its attempt is abandoned", record.id, extra=extra)
-        except asyncio.CancelledError:
+        except asyncio.CancelledError as exc:
             if ctx.lease_lost:
                 metrics.incr("jobs.lease_lost")
                 log.warning("job %s lost its lease and was cancelled", record.id, extra=extra)
                 return
-            if not ctx.finalized:
-                await self._release(ctx, extra)
-            raise
-        except Exception as exc:
-            if ctx.finalized:
-                log.error("job %s raised after it was finalized: %s", record.id, exc, extra=extra)
+            if not _cancelled_by_worker():
+                # Something the handler awaited was cancelled by someone else: the
+                # handler's own failure, not a stop.
+                await self._handler_raised(ctx, exc, extra)
             else:
-                await self._handle_failure(ctx, exc, extra)
+                if not ctx.finalized:
+                    await self._release(ctx, extra)
+                raise
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:
+            await self._handler_raised(ctx, exc, extra)
         else:
             metrics.incr("jobs.finalized")
-            if log.isEnabledFor(logging.DEBUG):
-                log.debug("job %s finalized", record.id, extra=extra)
+            # One INFO line per job end: what `queuert worker` shows.
+            if log.isEnabledFor(logging.INFO):
+                log.info("job %s finalized", record.id, extra=extra)
         await self.app.publish(ctx.notifications)
+
+    async def _handler_raised(
+        self, ctx: JobContext[Tx, Any], exc: BaseException, extra: dict[str, Any]
+    ) -> None:
+        if ctx.finalized:
+            log.error(
+                "job %s raised after it was finalized: %s",
+                ctx.record.id,
+                job_error(exc).message,
+                extra=extra,
+            )
+        else:
+            await self._handle_failure(ctx, exc, extra)
 
     async def _release(self, ctx: JobContext[Tx, Any], extra: dict[str, Any]) -> None:
         error = JobError(
@@ -476,44 +536,118 @@ class Worker(Generic[Tx]):
         await self.app.publish(ctx.notifications)
 
     async def _handle_failure(
-        self, ctx: JobContext[Tx, Any], exc: Exception, extra: dict[str, Any]
+        self, ctx: JobContext[Tx, Any], exc: BaseException, extra: dict[str, Any]
     ) -> None:
         record = ctx.record
-        error = job_error(exc)
-        state = self.app.state
         final = isinstance(exc, NonRetryableError) or record.attempt >= record.max_attempts
+        delay = 0 if final else retry_delay_ms(ctx.queue.retry, record.attempt)
         try:
-            if final:
-                await state.fail_job(tx=None, lease=ctx.lease, error=error)
-                self.app.metrics.incr("jobs.failed")
-                ctx.notifications.completed_chains.append(record.chain_id)
-                log.error(
-                    "job %s failed for good after attempt %d: %s",
-                    record.id,
-                    record.attempt,
-                    error.message,
-                    extra=extra,
-                )
-            else:
-                delay = ctx.queue.retry.delay_ms(record.attempt)
-                await state.reschedule_job(tx=None, lease=ctx.lease, error=error, delay_ms=delay)
-                self.app.metrics.incr("jobs.retried")
-                log.warning(
-                    "job %s attempt %d failed (%s: %s); retry in %d ms",
-                    record.id,
-                    record.attempt,
-                    error.type,
-                    error.message,
-                    delay,
-                    extra=extra,
-                )
+            await self._record_failure(ctx, job_error(exc), final, delay, extra)
+            return
+        except LeaseLostError:
+            log.warning("job %s failed after losing its lease", record.id, extra=extra)
+            return
+        except Exception as write_exc:
+            log.error(
+                "recording the failure of job %s failed (%s); recording a minimal error instead",
+                record.id,
+                job_error(write_exc).message,
+                extra=extra,
+            )
+            minimal = unrecordable_error(exc, write_exc)
+        try:
+            await self._record_failure(ctx, minimal, final, min(delay, _FALLBACK_DELAY_MS), extra)
         except LeaseLostError:
             log.warning("job %s failed after losing its lease", record.id, extra=extra)
         except Exception as write_exc:
             # The lease will expire and the reaper will retry the job.
             log.error(
-                "recording the failure of job %s failed: %s", record.id, write_exc, extra=extra
+                "recording the failure of job %s failed again: %s",
+                record.id,
+                job_error(write_exc).message,
+                extra=extra,
             )
+
+    async def _record_failure(
+        self,
+        ctx: JobContext[Tx, Any],
+        error: JobError,
+        final: bool,
+        delay: int,
+        extra: dict[str, Any],
+    ) -> None:
+        record = ctx.record
+        state = self.app.state
+        if final:
+            await state.fail_job(tx=None, lease=ctx.lease, error=error)
+            self.app.metrics.incr("jobs.failed")
+            ctx.notifications.completed_chains.append(record.chain_id)
+            log.error(
+                "job %s failed for good after attempt %d: %s",
+                record.id,
+                record.attempt,
+                error.message,
+                extra=extra,
+            )
+        else:
+            await state.reschedule_job(tx=None, lease=ctx.lease, error=error, delay_ms=delay)
+            self.app.metrics.incr("jobs.retried")
+            log.warning(
+                "job %s attempt %d failed (%s: %s); retry in %d ms",
+                record.id,
+                record.attempt,
+                error.type,
+                error.message,
+                delay,
+                extra=extra,
+            )
+
+    # -- stopping and backing off ---------------------------------------------------------
+
+    async def _abandon_stuck(self, cancelled: set[asyncio.Task[None]], *, grace: float) -> None:
+        """Wait up to ``grace`` seconds for cancelled job tasks to end; log those that
+        ignore their cancellation and leave them (their leases expire)."""
+        _, stuck = await asyncio.wait(cancelled, timeout=grace)
+        if not stuck:
+            return
+        jobs = sorted(
+            f"{job_id} (attempt {attempt})"
+            for (job_id, attempt), slot in self._active.items()
+            if slot.task in stuck
+        )
+        self.app.metrics.incr("jobs.abandoned", len(stuck))
+        self._log.error(
+            "worker %s gave up on %d job(s) whose handlers ignore cancellation: %s; "
+            "their leases are left to expire",
+            self.id,
+            len(stuck),
+            ", ".join(jobs),
+        )
+
+    def _outage(self, what: str) -> Outage:
+        cap = max(self.poll_interval, min(_MAX_BACKOFF, self.poll_interval * 32))
+        return Outage(self._log, what, base=self.poll_interval, cap=cap)
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep ``seconds`` unless the worker stops meanwhile (wake-ups are ignored)."""
+        try:
+            async with asyncio.timeout(seconds):
+                await self._stopping.wait()
+        except TimeoutError:
+            pass
+
+
+def _cancelled_by_worker() -> bool:
+    """Whether the current task was asked to stop by a ``cancel()`` (the worker's own
+    stop or lost lease) rather than re-raising a CancelledError of something it awaited."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
+def handlers_of(worker: Worker[Any]) -> dict[str, Callable[..., Awaitable[Any]]]:
+    """The handlers registered on ``worker`` by queue name (a copy), for tools that
+    run the same handlers in a worker configured otherwise (``queuert worker``)."""
+    return dict(worker._handlers)
 
 
 def _job_extra(record: JobRecord, worker_id: str | None = None) -> dict[str, Any]:

@@ -47,6 +47,9 @@ DRIVER_ERRORS: tuple[type[BaseException], ...] = (
     pg.InternalClientError,
     OSError,
     asyncio.TimeoutError,
+    # A stored value Python cannot hold (a time past year 9999, written before
+    # queuert bounded leases and delays); it is an AdapterError.
+    OverflowError,
 )
 """Every exception type :func:`translate` knows how to turn into a queuert error."""
 

@@ -7,6 +7,7 @@ step is never edited.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -80,7 +81,133 @@ def _create_jobs(n: Names) -> list[str]:
     ]
 
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "create jobs", _create_jobs),)
+def _workers_and_ended_index(n: Names) -> list[str]:
+    return [
+        f"""
+        CREATE TABLE {n.table("workers")} (
+            id text COLLATE "C" PRIMARY KEY,
+            host text NOT NULL,
+            pid integer NOT NULL,
+            queues text[] NOT NULL,
+            concurrency integer NOT NULL,
+            purges boolean NOT NULL DEFAULT false,
+            started_at timestamptz NOT NULL,
+            last_seen_at timestamptz NOT NULL
+        )
+        """,
+        # Purging: chains' last jobs by the time they ended.
+        f"""
+        CREATE INDEX {n.name("jobs_ended_idx")} ON {n.jobs}
+            (completed_at) WHERE next_job_id IS NULL AND completed_at IS NOT NULL
+        """,
+    ]
+
+
+def _blockers(n: Names) -> list[str]:
+    jobs = n.jobs
+    blockers = n.table("job_blockers")
+    ended = n.table("jobs_chain_ended")
+    # The error is queuert.blockers.blocker_error's.
+    failure = (
+        "jsonb_build_object('type', 'queuert.errors.BlockerFailedError', "
+        "'message', 'blocker chain ''' || NEW.chain_id || ''' ended ' || NEW.status, "
+        "'traceback', NULL)"
+    )
+    return [
+        # The deduplication key a chain was started with, on its first job.
+        f"ALTER TABLE {jobs} ADD COLUMN dedup_key text",
+        f"""
+        CREATE INDEX {n.name("jobs_dedup_key_idx")} ON {jobs} (dedup_key)
+            WHERE dedup_key IS NOT NULL
+        """,
+        # Who holds each key: the primary key (a unique index) makes one holder per
+        # (chain name, key), whatever the number of transactions taking it at once.
+        f"""
+        CREATE TABLE {n.table("job_dedup")} (
+            chain_name text NOT NULL,
+            dedup_key text NOT NULL,
+            chain_id text COLLATE "C" NOT NULL,
+            taken_at timestamptz NOT NULL,
+            CONSTRAINT {n.name("job_dedup_pkey")} PRIMARY KEY (chain_name, dedup_key)
+        )
+        """,
+        # Distinct blocker chains of a blocked job that have not completed yet.
+        f"ALTER TABLE {jobs} ADD COLUMN blockers_left integer NOT NULL DEFAULT 0",
+        # The job runs once its blockers ended, however (on_blocker_failure="run").
+        f"ALTER TABLE {jobs} ADD COLUMN run_on_blocker_failure boolean NOT NULL DEFAULT false",
+        f"""
+        CREATE TABLE {blockers} (
+            job_id text COLLATE "C" NOT NULL
+                CONSTRAINT {n.name("job_blockers_job_fkey")}
+                REFERENCES {jobs} (id) ON DELETE CASCADE,
+            position integer NOT NULL,
+            blocker_chain_id text COLLATE "C" NOT NULL,
+            CONSTRAINT {n.name("job_blockers_pkey")} PRIMARY KEY (job_id, position)
+        )
+        """,
+        f"CREATE INDEX {n.name('job_blockers_chain_idx')} ON {blockers} (blocker_chain_id)",
+        # Runs in the statement that ends a chain (its last job completes without
+        # continuing, fails or is cancelled), whichever operation that is. Its
+        # statements take snapshots of their own (a VOLATILE function), so they see
+        # the waits of every transaction that committed before: one that makes a job
+        # wait holds a share lock on the blocker chain's last job until it commits,
+        # so the statement ending that chain waits for it. Decrementing a waiting
+        # job's count updates its row, so two blockers completing in two
+        # transactions at once serialise on it and the second sees the first's count.
+        f"""
+        CREATE FUNCTION {ended}() RETURNS trigger LANGUAGE plpgsql AS $body$
+        BEGIN
+            -- A completed blocker counts down every waiting job; a failed or cancelled
+            -- one only those that run however.
+            UPDATE {jobs} AS j SET
+                blockers_left = j.blockers_left - 1,
+                status = CASE WHEN j.blockers_left <= 1 THEN 'pending' ELSE 'blocked' END,
+                updated_at = statement_timestamp()
+            WHERE j.status = 'blocked'
+                AND (NEW.status = 'completed' OR j.run_on_blocker_failure)
+                AND j.id IN (
+                    SELECT b.job_id FROM {blockers} AS b
+                    WHERE b.blocker_chain_id = NEW.chain_id
+                );
+            IF NEW.status <> 'completed' THEN
+                -- Fails the waiting jobs, whose chains end with them: the trigger
+                -- fires again for those and reaches the jobs waiting on them.
+                UPDATE {jobs} AS j SET
+                    status = 'failed',
+                    error = {failure},
+                    blockers_left = 0,
+                    completed_at = statement_timestamp(),
+                    updated_at = statement_timestamp()
+                WHERE j.status = 'blocked' AND NOT j.run_on_blocker_failure AND j.id IN (
+                    SELECT b.job_id FROM {blockers} AS b
+                    WHERE b.blocker_chain_id = NEW.chain_id
+                );
+            END IF;
+            RETURN NULL;
+        END
+        $body$
+        """,
+        f"""
+        CREATE TRIGGER {n.name("jobs_chain_ended")}
+        AFTER UPDATE OF status ON {jobs}
+        FOR EACH ROW
+        WHEN (NEW.status IN ('completed', 'failed', 'cancelled')
+            AND NEW.next_job_id IS NULL AND OLD.status IS DISTINCT FROM NEW.status)
+        EXECUTE FUNCTION {ended}()
+        """,
+    ]
+
+
+def _add_trace_context(n: Names) -> list[str]:
+    return [f"ALTER TABLE {n.jobs} ADD COLUMN trace_context text"]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "create jobs", _create_jobs),
+    Migration(2, "worker records and ended-chain index", _workers_and_ended_index),
+    Migration(3, "blockers and deduplication", _blockers),
+    Migration(4, "store trace context", _add_trace_context),
+)
 """Every step, in version order."""
 
 LATEST_VERSION = MIGRATIONS[-1].version
@@ -91,6 +218,16 @@ async def applied_versions(conn: PostgresTx, names: Names) -> set[int]:
     table or schema is missing)."""
     rows = await conn.fetch(f"SELECT version FROM {names.migrations}")
     return {int(row[0]) for row in rows}
+
+
+async def missing_tables(conn: PostgresTx, names: Names) -> list[str]:
+    """The tables the migrations create that do not exist (as qualified names)."""
+    tables = [names.jobs]
+    found = await conn.fetch(
+        "SELECT t.name FROM unnest($1::text[]) AS t(name) WHERE to_regclass(t.name) IS NULL",
+        tables,
+    )
+    return [row[0] for row in found]
 
 
 async def migrate(conn: PostgresTx, names: Names) -> list[int]:
@@ -131,3 +268,20 @@ async def migrate(conn: PostgresTx, names: Names) -> list[int]:
             )
             applied.append(step.version)
         return applied
+
+
+def script(names: Names) -> list[str]:
+    """The statements :func:`migrate` runs on an empty database, with the records of
+    the versions, for teams that apply schema changes with their own tools."""
+    statements = [
+        f'CREATE SCHEMA IF NOT EXISTS "{names.schema}"',
+        f"CREATE TABLE IF NOT EXISTS {names.migrations} (version integer PRIMARY KEY, "
+        "name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT statement_timestamp())",
+    ]
+    for step in MIGRATIONS:
+        statements += [textwrap.dedent(text).strip() for text in step.statements(names)]
+        statements.append(
+            f"INSERT INTO {names.migrations} (version, name) "
+            f"VALUES ({int(step.version)}, '{step.name}')"
+        )
+    return statements

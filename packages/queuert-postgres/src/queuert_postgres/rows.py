@@ -30,6 +30,7 @@ def job_record(row: asyncpg.Record) -> JobRecord:
         JobError.from_json(row[16]),
         row[17],
         row[18],
+        row[19],
     )
 
 
@@ -47,4 +48,5 @@ def chain_record(row: asyncpg.Record) -> ChainRecord:
         created_at=row[8],
         updated_at=row[9],
         completed_at=row[10],
+        dedup_key=row[11],
     )

@@ -15,20 +15,34 @@ from asyncpg.pool import PoolConnectionProxy
 
 from queuert.adapter_support import CreatedRecords, keyset_page
 from queuert.batching import Batcher
+from queuert.blockers import initial_wait
+from queuert.control_records import (
+    QueueCounts,
+    QueuePosition,
+    RevokedChain,
+    SettledJob,
+    WorkerInfo,
+    WorkerRecord,
+)
 from queuert.errors import (
     AdapterError,
     ConfigurationError,
+    JobNotFoundError,
     LeaseLostError,
     QueuertError,
+    SchemaDamagedError,
     SchemaNotMigratedError,
+    SchemaTooNewError,
     TransientStateError,
 )
 from queuert.ports.notify import NotifyAdapter
 from queuert.ports.state import StateAdapter, StateCapabilities
 from queuert.records import (
     LEASE_EXPIRED_ERROR,
+    BlockerRecord,
     ChainFilter,
     ChainRecord,
+    DedupKey,
     JobError,
     JobFilter,
     JobRecord,
@@ -37,13 +51,19 @@ from queuert.records import (
     NewJob,
     Page,
 )
-from queuert_postgres import migrations
+from queuert.urls import redact_message
+from queuert_postgres import control_ops as postgres_control
+from queuert_postgres import migrations, tx_checks
+from queuert_postgres.blockers import BlockerStatements
+from queuert_postgres.caller_tx import caller_connection
 from queuert_postgres.connections import (
     LendingConnection,
     PostgresTx,
     mark_clean,
     reset_on_release,
 )
+from queuert_postgres.control import ControlStatements
+from queuert_postgres.dedup import DedupStatements
 from queuert_postgres.driver_errors import DRIVER_ERRORS, MIGRATE_HINT, translate
 from queuert_postgres.names import Names
 from queuert_postgres.notify import PostgresNotifyAdapter
@@ -74,6 +94,9 @@ _CLOSE_ERRORS: tuple[type[BaseException], ...] = (TimeoutError, *DRIVER_ERRORS)
 
 DEFAULT_ACQUIRE_TIMEOUT = 30.0
 """Seconds an operation waits for a free connection of the pool."""
+
+# How often the lock of blocker chains is retried when they keep continuing meanwhile.
+_BLOCKER_LOCK_ROUNDS = 20
 
 
 class PostgresStateAdapter(StateAdapter[PostgresTx]):
@@ -124,6 +147,8 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
         clock_precision_ms=0.001,
         native_notify=True,
         multi_process=True,
+        blockers=True,
+        deduplication=True,
     )
 
     def __init__(
@@ -144,6 +169,9 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
         self._holders: dict[asyncio.Task[Any], int] = {}
         self._names = Names.create(schema, table_prefix)
         self._sql = Statements(self._names)
+        self._ctl: ControlStatements | None = None
+        self._blocker_sql = BlockerStatements(self._names)
+        self._dedup_sql = DedupStatements(self._names, self._sql.chain_cols, self._sql.chain_from)
         self._pool = pool
         self._dsn: str | None = None
         self._owns_pool = False
@@ -198,9 +226,11 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
         try:
             pool = await create_pool(size)
         except (ValueError, TypeError) as exc:
+            # The driver's message may quote the DSN: redact it, and do not chain it.
             raise ConfigurationError(
-                f"invalid PostgreSQL connection options for {redact(dsn)!r}: {exc}"
-            ) from exc
+                f"invalid PostgreSQL connection options for {redact(dsn)!r}: "
+                f"{redact_message(str(exc), dsn)}"
+            ) from None
         except DRIVER_ERRORS as exc:
             raise translate(exc, schema=schema) from exc
         try:
@@ -455,15 +485,28 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
         try:
             async with self._pool.acquire(timeout=self._acquire_timeout) as conn:
                 versions = await migrations.applied_versions(conn, names)
+                absent = await migrations.missing_tables(conn, names)
         except (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError) as exc:
             raise SchemaNotMigratedError(f"{where} has no queuert tables: {MIGRATE_HINT}") from exc
         except DRIVER_ERRORS as exc:
             self._raise(exc)
+        newer = [v for v in versions if v > migrations.LATEST_VERSION]
+        if newer:
+            raise SchemaTooNewError(
+                f"{where} is at version {max(newer)}, newer than the version "
+                f"{migrations.LATEST_VERSION} this queuert-postgres knows: upgrade queuert-postgres"
+            )
         missing = [m.version for m in migrations.MIGRATIONS if m.version not in versions]
         if missing:
             raise SchemaNotMigratedError(
                 f"{where} is at version {max(versions, default=0)} but this queuert-postgres "
                 f"needs version {migrations.LATEST_VERSION}: {MIGRATE_HINT}"
+            )
+        if absent:
+            raise SchemaDamagedError(
+                f"{where} records version {max(versions)} but its table(s) "
+                f"{', '.join(absent)} are missing; migrate() does not recreate tables of "
+                "recorded versions: restore them or migrate into a new schema"
             )
 
     # -- writing jobs -------------------------------------------------------------
@@ -497,6 +540,7 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
                 [j.priority for j in jobs],
                 [j.scheduled_at for j in jobs],
                 [j.delay_ms for j in jobs],
+                [j.trace_context for j in jobs],
             )
         assert row is not None
         now: datetime = row[0]
@@ -731,11 +775,15 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
             args.append(filter.chain_id)
         if filter.queues is not None:
             args.append(list(filter.queues))
+        args += [t for t in (filter.created_after, filter.created_before) if t is not None]
         sql = self._sql.list_jobs(
             after=after is not None,
             statuses=filter.statuses is not None,
             chain_id=filter.chain_id is not None,
             queues=filter.queues is not None,
+            created_after=filter.created_after is not None,
+            created_before=filter.created_before is not None,
+            newest=filter.newest_first,
         )
         rows = await self._fetch(tx, sql, *args, limit)
         items = [job_record(row) for row in rows]
@@ -750,6 +798,8 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
     ) -> Page[ChainRecord]:
         if limit <= 0:
             return Page()
+        if filter.dedup_key is not None:
+            return await self._list_chains_by_key(tx, filter, after, limit)
         args: list[Any] = []
         if after is not None:
             args.append(after)
@@ -757,10 +807,14 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
             args.append([JobStatus(s).value for s in filter.statuses])
         if filter.chain_names is not None:
             args.append(list(filter.chain_names))
+        args += [t for t in (filter.created_after, filter.created_before) if t is not None]
         sql = self._sql.list_chains(
             after=after is not None,
             statuses=filter.statuses is not None,
             chain_names=filter.chain_names is not None,
+            created_after=filter.created_after is not None,
+            created_before=filter.created_before is not None,
+            newest=filter.newest_first,
         )
         rows = await self._fetch(tx, sql, *args, limit)
         items = [chain_record(row) for row in rows]
@@ -807,6 +861,248 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
     def _is_closed(self) -> bool:
         return self._closed
 
+    async def caller_transaction(self, tx: object) -> PostgresTx:
+        """An asyncpg connection as it is; an SQLAlchemy ``AsyncSession`` or
+        ``AsyncConnection`` (``postgresql+asyncpg``) of this database as its asyncpg
+        connection, in its transaction (see :mod:`queuert_postgres.caller_tx`)."""
+        return await caller_connection(self, tx)
+
+    # -- control from outside a worker (SQL in queuert_postgres.control) -----------------
+
+    def _control(self) -> ControlStatements:
+        # Rebuilt when bind_notify replaced the statements (their signal channels).
+        if self._ctl is None or self._ctl.sql is not self._sql:
+            self._ctl = ControlStatements(self._sql)
+        return self._ctl
+
+    @asynccontextmanager
+    async def _unit(self, tx: PostgresTx | None) -> AsyncIterator[PostgresTx]:
+        """Several statements as one unit: a transaction of the adapter's own, or a
+        savepoint inside ``tx``; driver errors of the statements are translated."""
+        try:
+            if tx is None:
+                async with self.transaction() as conn:
+                    yield conn
+            else:
+                async with self._block(tx) as conn:
+                    yield conn
+        except DRIVER_ERRORS as exc:
+            self._raise(exc)
+
+    async def revoke_chain(self, *, tx: PostgresTx | None, chain_id: str) -> RevokedChain:
+        return await postgres_control.revoke_chain(self, self._control(), tx, chain_id)
+
+    async def resume_job(self, *, tx: PostgresTx | None, job_id: str) -> JobRecord:
+        return await postgres_control.resume_job(self, self._control(), tx, job_id)
+
+    async def settle_job(
+        self, *, tx: PostgresTx | None, job_id: str, output: str | None, next_job: NewJob | None
+    ) -> SettledJob:
+        return await postgres_control.settle_job(
+            self, self._control(), tx, job_id, output, next_job, _new_job_args
+        )
+
+    async def purge_chains(
+        self,
+        *,
+        tx: PostgresTx | None,
+        ended_before: datetime,
+        statuses: Sequence[JobStatus],
+        limit: int,
+    ) -> int:
+        names = [JobStatus(s).value for s in statuses]
+        row = await self._fetchrow(tx, self._control().purge, names, ended_before, limit)
+        return 0 if row is None else int(row[0])
+
+    async def record_worker(
+        self, *, tx: PostgresTx | None, worker: WorkerInfo, forget_ms: int
+    ) -> None:
+        await self._fetchrow(
+            tx,
+            self._control().record_worker,
+            worker.id,
+            worker.host,
+            worker.pid,
+            list(worker.queues),
+            worker.concurrency,
+            worker.purges,
+            forget_ms,
+        )
+
+    async def remove_worker(self, *, tx: PostgresTx | None, worker_id: str) -> None:
+        await self._fetch(tx, self._control().remove_worker, worker_id)
+
+    async def list_workers(self, *, tx: PostgresTx | None) -> list[WorkerRecord]:
+        rows = await self._fetch(tx, self._control().list_workers)
+        return [postgres_control.worker_record(row) for row in rows]
+
+    async def count_jobs(self, *, tx: PostgresTx | None) -> QueueCounts:
+        rows = await self._fetch(tx, self._control().count_jobs)
+        return postgres_control.queue_counts(rows)
+
+    async def queue_position(self, *, tx: PostgresTx | None, job_id: str) -> QueuePosition | None:
+        row = await self._fetchrow(tx, self._control().queue_position, job_id)
+        if row is None:
+            return None
+        return QueuePosition(job=job_record(row), now=row[19], ahead=int(row[20]))
+
+    async def schema_sql(self) -> list[str]:
+        return migrations.script(self._names)
+
+    # -- the caller's transaction --------------------------------------------------
+
+    async def is_transaction_open(self, *, tx: PostgresTx) -> bool:
+        """asyncpg's ``is_in_transaction()`` on an open connection; ``False`` for a
+        closed one or a pool proxy already released."""
+        return tx_checks.is_open(tx)
+
+    async def check_transaction(self, *, tx: object) -> PostgresTx:
+        """Accept an asyncpg connection (or pool proxy) inside an open transaction;
+        raise :class:`~queuert.errors.InvalidTransactionError` for another type and
+        :class:`~queuert.errors.TransactionClosedError` for one that is closed,
+        released or not in a transaction."""
+        return tx_checks.checked(tx)
+
+    # -- blockers -------------------------------------------------------------------
+
+    def _atomic(self, tx: PostgresTx | None) -> AbstractAsyncContextManager[PostgresTx]:
+        """A transaction of the adapter's own, or a savepoint in ``tx``."""
+        return self._transaction(None) if tx is None else self._block(tx)
+
+    async def create_blocked_jobs(
+        self,
+        *,
+        tx: PostgresTx | None,
+        jobs: Sequence[NewJob],
+        blocker_chain_ids: Sequence[str],
+        run_on_blocker_failure: bool = False,
+    ) -> Sequence[JobRecord]:
+        async with self._atomic(tx) as conn:
+            statuses = await self._lock_blocker_chains(conn, blocker_chain_ids)
+            await self.create_jobs(tx=conn, jobs=jobs)
+            ids = [j.id for j in jobs]
+            return await self._wait_on(
+                conn, ids, blocker_chain_ids, statuses, run_on_blocker_failure
+            )
+
+    async def continue_blocked_job(
+        self,
+        *,
+        tx: PostgresTx | None,
+        lease: Lease,
+        next_job: NewJob,
+        blocker_chain_ids: Sequence[str],
+        run_on_blocker_failure: bool = False,
+    ) -> JobRecord:
+        async with self._atomic(tx) as conn:
+            statuses = await self._lock_blocker_chains(conn, blocker_chain_ids)
+            await self.continue_job(tx=conn, lease=lease, next_job=next_job)
+            (record,) = await self._wait_on(
+                conn, [next_job.id], blocker_chain_ids, statuses, run_on_blocker_failure
+            )
+            return record
+
+    async def _lock_blocker_chains(
+        self, conn: PostgresTx, chain_ids: Sequence[str]
+    ) -> dict[str, str]:
+        """The status of each chain's last job, share-locked until ``conn``'s
+        transaction ends. Raises JobNotFoundError (through initial_wait) for a chain
+        that does not exist."""
+        sql = self._blocker_sql
+        statuses: dict[str, str] = {}
+        wanted = sorted(set(chain_ids))
+        for _ in range(_BLOCKER_LOCK_ROUNDS):
+            rows = await self._fetch(conn, sql.lock_chain_heads, wanted)
+            statuses.update((row[0], row[1]) for row in rows)
+            wanted = [chain_id for chain_id in wanted if chain_id not in statuses]
+            if not wanted:
+                return statuses
+            existing = {row[0] for row in await self._fetch(conn, sql.existing_chains, wanted)}
+            missing = [c for c in chain_ids if c not in statuses and c not in existing]
+            if missing:
+                raise JobNotFoundError(f"blocker chain {missing[0]!r} does not exist")
+            # The rest continued while this waited for their locks: read their new ends.
+        raise TransientStateError("blocker chains kept moving on while being locked; retry")
+
+    async def _wait_on(
+        self,
+        conn: PostgresTx,
+        job_ids: list[str],
+        blocker_chain_ids: Sequence[str],
+        statuses: dict[str, str],
+        run_on_failure: bool,
+    ) -> list[JobRecord]:
+        status, left, error = initial_wait(statuses, blocker_chain_ids, run_on_failure)
+        sql = self._blocker_sql
+        await self._fetch(conn, sql.insert_blockers, job_ids, list(blocker_chain_ids))
+        rows = await self._fetch(
+            conn,
+            sql.set_waiting,
+            job_ids,
+            status.value,
+            left,
+            None if error is None else error.to_json(),
+            run_on_failure,
+        )
+        by_id = {record.id: record for record in map(job_record, rows)}
+        return [by_id[job_id] for job_id in job_ids]
+
+    async def get_blockers(self, *, tx: PostgresTx | None, job_id: str) -> list[BlockerRecord]:
+        rows = await self._fetch(tx, self._blocker_sql.get_blockers, job_id)
+        return [
+            BlockerRecord(chain_id=r[0], chain_name=r[1], status=JobStatus(r[2]), output=r[3])
+            for r in rows
+        ]
+
+    async def list_dependent_chains(
+        self, *, tx: PostgresTx | None, chain_ids: Sequence[str]
+    ) -> list[str]:
+        if not chain_ids:
+            return []
+        rows = await self._fetch(tx, self._blocker_sql.dependent_chains, list(chain_ids))
+        return [row[0] for row in rows]
+
+    # -- deduplication ---------------------------------------------------------------
+
+    async def create_deduplicated_jobs(
+        self, *, tx: PostgresTx | None, jobs: Sequence[NewJob], dedup: Sequence[DedupKey]
+    ) -> list[str]:
+        sql = self._dedup_sql
+        holders: list[str] = []
+        async with self._atomic(tx) as conn:
+            for job, request in zip(jobs, dedup, strict=True):
+                name, key = job.chain_name, request.key
+                taken = await self._fetchrow(conn, sql.insert_key, name, key, job.chain_id)
+                if taken is None:
+                    holder = await self._fetchrow(conn, sql.lock_key, name, key)
+                    assert holder is not None  # key rows are never deleted
+                    scope = request.scope.value
+                    kept = await self._fetchrow(
+                        conn, sql.holds_key, name, key, scope, request.window_ms
+                    )
+                    if kept is not None and kept[0]:
+                        holders.append(holder[0])
+                        continue
+                    await self._fetch(conn, sql.take_over_key, name, key, job.chain_id)
+                await self.create_jobs(tx=conn, jobs=[job])
+                await self._fetch(conn, sql.mark_key, job.id, request.key)
+                holders.append(job.chain_id)
+        return holders
+
+    async def _list_chains_by_key(
+        self, tx: PostgresTx | None, filter: ChainFilter, after: str | None, limit: int
+    ) -> Page[ChainRecord]:
+        rows = await self._fetch(
+            tx,
+            self._dedup_sql.list_chains,
+            filter.dedup_key,
+            after,
+            None if filter.statuses is None else [JobStatus(s).value for s in filter.statuses],
+            None if filter.chain_names is None else list(filter.chain_names),
+            limit,
+        )
+        return keyset_page([chain_record(row) for row in rows], limit)
+
 
 def _pool_is_short(pool: asyncpg.Pool[asyncpg.Record]) -> bool:
     """Whether an acquire from ``pool`` would wait: no idle connection, no room."""
@@ -825,6 +1121,7 @@ def _new_job_args(job: NewJob) -> tuple[Any, ...]:
         job.priority,
         job.scheduled_at,
         job.delay_ms,
+        job.trace_context,
     )
 
 
@@ -843,9 +1140,15 @@ def _shared_fields(job: NewJob) -> tuple[Any, ...]:
 
 def _alike_chain_starts(jobs: Sequence[NewJob]) -> bool:
     """Whether ``jobs`` are all first jobs of their chains and differ only in id and
-    input (as the jobs of one ``enqueue_job_chains`` call do)."""
+    input (as the jobs of one ``enqueue_job_chains`` call do) and carry no trace context."""
     shared = _shared_fields(jobs[0])
-    return all(j.position == 0 and j.chain_id == j.id and _shared_fields(j) == shared for j in jobs)
+    return all(
+        j.position == 0
+        and j.chain_id == j.id
+        and j.trace_context is None
+        and _shared_fields(j) == shared
+        for j in jobs
+    )
 
 
 def _continue_args(lease: Lease, job: NewJob) -> tuple[Any, ...]:

@@ -36,6 +36,7 @@ _JOB_COLUMNS = (
     "error::text",
     "next_job_id",
     "completed_at",
+    "trace_context",
 )
 
 
@@ -90,19 +91,23 @@ class Statements:
         cols = job_columns()
         chain_cols = (
             "h.chain_id, h.chain_name, h.status, f.input::text, h.output::text, h.error::text, "
-            "h.id, h.queue, f.created_at, h.updated_at, h.completed_at"
+            "h.id, h.queue, f.created_at, h.updated_at, h.completed_at, f.dedup_key"
         )
         self._chain_from = f"{jobs} h JOIN {jobs} f ON f.id = h.chain_id"
         self._chain_cols = chain_cols
+        self.chain_cols = chain_cols
+        """The select list of a chain row (``queuert_postgres.rows.chain_record``)."""
+        self.chain_from = self._chain_from
 
         # $1 id, $2 chain_id, $3 chain_name, $4 queue, $5 position, $6 input,
-        # $7 max_attempts, $8 priority, $9 scheduled_at, $10 delay_ms
+        # $7 max_attempts, $8 priority, $9 scheduled_at, $10 delay_ms, $11 trace_context
         self.create_job = write(
             f"""
             INSERT INTO {jobs} (id, chain_id, chain_name, queue, position, status, input,
-                attempt, max_attempts, priority, scheduled_at, created_at, updated_at)
+                attempt, max_attempts, priority, scheduled_at, created_at, updated_at,
+                trace_context)
             VALUES ($1, $2, $3, $4, $5, 'pending', $6::json, 0, $7, $8,
-                COALESCE($9::timestamptz, {NOW} + {_ms("$10")}), {NOW}, {NOW})
+                COALESCE($9::timestamptz, {NOW} + {_ms("$10")}), {NOW}, {NOW}, $11)
             RETURNING created_at, queue, status
             """,
             result=_CREATED_AT,
@@ -112,14 +117,17 @@ class Statements:
         self.create_jobs = write(
             f"""
             INSERT INTO {jobs} (id, chain_id, chain_name, queue, position, status, input,
-                attempt, max_attempts, priority, scheduled_at, created_at, updated_at)
+                attempt, max_attempts, priority, scheduled_at, created_at, updated_at,
+                trace_context)
             SELECT u.id, u.chain_id, u.chain_name, u.queue, u.position, 'pending',
                 u.input::json, 0, u.max_attempts, u.priority,
-                COALESCE(u.scheduled_at, {NOW} + {_ms("u.delay_ms")}), {NOW}, {NOW}
+                COALESCE(u.scheduled_at, {NOW} + {_ms("u.delay_ms")}), {NOW}, {NOW},
+                u.trace_context
             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::integer[],
-                $6::text[], $7::integer[], $8::integer[], $9::timestamptz[], $10::bigint[])
+                $6::text[], $7::integer[], $8::integer[], $9::timestamptz[], $10::bigint[],
+                $11::text[])
                 AS u(id, chain_id, chain_name, queue, position, input, max_attempts, priority,
-                     scheduled_at, delay_ms)
+                     scheduled_at, delay_ms, trace_context)
             RETURNING created_at, queue, status
             """,
             result=_CREATED_AT,
@@ -215,14 +223,15 @@ class Statements:
         )
         # $1 id, $2 owner, $3 attempt, then the new job: $4 id, $5 chain_id,
         # $6 chain_name, $7 queue, $8 position, $9 input, $10 max_attempts,
-        # $11 priority, $12 scheduled_at, $13 delay_ms.
+        # $11 priority, $12 scheduled_at, $13 delay_ms, $14 trace_context.
         # Both writes in one statement; nothing is inserted when the lease check fails.
         self.continue_job = write(
             f"""
             INSERT INTO {jobs} (id, chain_id, chain_name, queue, position, status, input,
-                attempt, max_attempts, priority, scheduled_at, created_at, updated_at)
+                attempt, max_attempts, priority, scheduled_at, created_at, updated_at,
+                trace_context)
             SELECT $4, $5, $6, $7, $8, 'pending', $9::json, 0, $10, $11,
-                COALESCE($12::timestamptz, {NOW} + {_ms("$13")}), {NOW}, {NOW}
+                COALESCE($12::timestamptz, {NOW} + {_ms("$13")}), {NOW}, {NOW}, $14
             FROM old
             RETURNING {cols}
             """,
@@ -241,10 +250,12 @@ class Statements:
         self.continue_jobs = write(
             f"""
             INSERT INTO {jobs} (id, chain_id, chain_name, queue, position, status, input,
-                attempt, max_attempts, priority, scheduled_at, created_at, updated_at)
+                attempt, max_attempts, priority, scheduled_at, created_at, updated_at,
+                trace_context)
             SELECT u.next_id, u.chain_id, u.chain_name, u.queue, u.position, 'pending',
                 u.input::json, 0, u.max_attempts, u.priority,
-                COALESCE(u.scheduled_at, {NOW} + {_ms("u.delay_ms")}), {NOW}, {NOW}
+                COALESCE(u.scheduled_at, {NOW} + {_ms("u.delay_ms")}), {NOW}, {NOW},
+                u.trace_context
             FROM old JOIN input u ON u.id = old.id
             RETURNING {cols}
             """,
@@ -252,9 +263,10 @@ class Statements:
             input AS (
                 SELECT * FROM unnest($1::text[], $2::text[], $3::integer[], $4::text[],
                     $5::text[], $6::text[], $7::text[], $8::integer[], $9::text[],
-                    $10::integer[], $11::integer[], $12::timestamptz[], $13::bigint[])
+                    $10::integer[], $11::integer[], $12::timestamptz[], $13::bigint[],
+                    $14::text[])
                     AS u(id, owner, attempt, next_id, chain_id, chain_name, queue, position,
-                         input, max_attempts, priority, scheduled_at, delay_ms)
+                         input, max_attempts, priority, scheduled_at, delay_ms, trace_context)
             ), locked AS (
                 SELECT j.id
                 FROM {jobs} j JOIN input u ON u.id = j.id
@@ -338,7 +350,8 @@ class Statements:
             ){self._signal_cte("cancelled", schedules=False)}
             SELECT h.chain_id, h.chain_name, COALESCE(c.status, h.status), f.input::text,
                 h.output, h.error, h.id, h.queue, f.created_at,
-                COALESCE(c.updated_at, h.updated_at), COALESCE(c.completed_at, h.completed_at)
+                COALESCE(c.updated_at, h.updated_at), COALESCE(c.completed_at, h.completed_at),
+                f.dedup_key
             FROM head h
             JOIN {jobs} f ON f.id = h.chain_id
             LEFT JOIN cancelled c ON c.id = h.id{self._signals_sent()}
@@ -368,8 +381,8 @@ class Statements:
             )
             SELECT count(DISTINCT chain_id) FROM deleted
         """
-        self._list_jobs: dict[tuple[bool, bool, bool, bool], str] = {}
-        self._list_chains: dict[tuple[bool, bool, bool], str] = {}
+        self._list_jobs: dict[tuple[bool, ...], str] = {}
+        self._list_chains: dict[tuple[bool, ...], str] = {}
 
     # -- signals ---------------------------------------------------------------------
 
@@ -427,49 +440,76 @@ class Statements:
 
     # -- listings ---------------------------------------------------------------------
 
-    def list_jobs(self, *, after: bool, statuses: bool, chain_id: bool, queues: bool) -> str:
+    def list_jobs(
+        self,
+        *,
+        after: bool,
+        statuses: bool,
+        chain_id: bool,
+        queues: bool,
+        created_after: bool = False,
+        created_before: bool = False,
+        newest: bool = False,
+    ) -> str:
         """Listing SQL for one combination of filters (one statement per combination, so
         that each gets a plan using the right index). Parameters in order: after,
-        statuses, chain_id, queues (those present), then limit."""
-        key = (after, statuses, chain_id, queues)
+        statuses, chain_id, queues, created_after, created_before (those present), then
+        limit; ``newest`` lists in descending id order."""
+        key = (after, statuses, chain_id, queues, created_after, created_before, newest)
         sql = self._list_jobs.get(key)
         if sql is None:
             conditions: list[str] = []
             n = 0
             for present, template in (
-                (after, "id > ${}"),
+                (after, "id < ${}" if newest else "id > ${}"),
                 (statuses, "status = ANY(${}::text[])"),
                 (chain_id, "chain_id = ${}"),
                 (queues, "queue = ANY(${}::text[])"),
+                (created_after, "created_at > ${}"),
+                (created_before, "created_at < ${}"),
             ):
                 if present:
                     n += 1
                     conditions.append(template.format(n))
             where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
             sql = (
-                f"SELECT {job_columns()} FROM {self.names.jobs} {where} ORDER BY id LIMIT ${n + 1}"
+                f"SELECT {job_columns()} FROM {self.names.jobs} {where} "
+                f"ORDER BY id{' DESC' if newest else ''} LIMIT ${n + 1}"
             )
             self._list_jobs[key] = sql
         return sql
 
-    def list_chains(self, *, after: bool, statuses: bool, chain_names: bool) -> str:
-        """Like :meth:`list_jobs`; parameters: after, statuses, chain_names, then limit."""
-        key = (after, statuses, chain_names)
+    def list_chains(
+        self,
+        *,
+        after: bool,
+        statuses: bool,
+        chain_names: bool,
+        created_after: bool = False,
+        created_before: bool = False,
+        newest: bool = False,
+    ) -> str:
+        """Like :meth:`list_jobs`; parameters: after, statuses, chain_names,
+        created_after, created_before, then limit."""
+        key = (after, statuses, chain_names, created_after, created_before, newest)
         sql = self._list_chains.get(key)
         if sql is None:
             conditions = ["h.next_job_id IS NULL"]
             n = 0
             for present, template in (
-                (after, "h.chain_id > ${}"),
+                (after, "h.chain_id < ${}" if newest else "h.chain_id > ${}"),
                 (statuses, "h.status = ANY(${}::text[])"),
                 (chain_names, "h.chain_name = ANY(${}::text[])"),
+                (created_after, "f.created_at > ${}"),
+                (created_before, "f.created_at < ${}"),
             ):
                 if present:
                     n += 1
                     conditions.append(template.format(n))
             sql = (
                 f"SELECT {self._chain_cols} FROM {self._chain_from} "
-                f"WHERE {' AND '.join(conditions)} ORDER BY h.chain_id LIMIT ${n + 1}"
+                f"WHERE {' AND '.join(conditions)} "
+                f"ORDER BY h.chain_id{' DESC' if newest else ''} LIMIT ${n + 1}"
             )
             self._list_chains[key] = sql
         return sql

@@ -6,20 +6,16 @@ from collections.abc import Collection
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from queuert.errors import ConfigurationError
+from queuert.urls import redact_message, redact_url
+from queuert.validation import show
 
 SCHEMES = ("postgresql", "postgres")
 
 
 def redact(url: str) -> str:
-    """The URL with its password replaced, fit for an error message."""
-    try:
-        parts = urlsplit(url)
-        if parts.password is None:
-            return url
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-        return urlunsplit(parts._replace(netloc=netloc))
-    except ValueError:
-        return "<unparsable URL>"
+    """The URL with its secrets replaced, fit for an error message (see
+    :func:`queuert.urls.redact_url`)."""
+    return redact_url(url)
 
 
 def split_url(url: str, *, options: Collection[str]) -> tuple[str, dict[str, str]]:
@@ -32,7 +28,9 @@ def split_url(url: str, *, options: Collection[str]) -> tuple[str, dict[str, str
     try:
         parts = urlsplit(url)
     except ValueError as exc:
-        raise ConfigurationError(f"invalid PostgreSQL URL {redact(url)!r}: {exc}") from exc
+        raise ConfigurationError(
+            f"invalid PostgreSQL URL {redact(url)!r}: {redact_message(str(exc), url)}"
+        ) from None
     if parts.scheme not in SCHEMES:
         raise ConfigurationError(
             f"invalid PostgreSQL URL {redact(url)!r}: the scheme must be one of {SCHEMES}"
@@ -62,7 +60,7 @@ def int_option(url: str, options: dict[str, str], name: str, default: int, minim
         value = minimum - 1
     if value < minimum:
         raise ConfigurationError(
-            f"invalid PostgreSQL URL {redact(url)!r}: {name}={raw!r} must be an integer "
+            f"invalid PostgreSQL URL {redact(url)!r}: {name}={show(raw)} must be an integer "
             f">= {minimum}"
         )
     return value

@@ -9,7 +9,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from queuert.errors import ConfigurationError
-from queuert.urls import redact_url
+from queuert.urls import redact_message, redact_url
 from queuert_redis_notify.adapter import DEFAULT_HINT_TTL, DEFAULT_PREFIX, RedisNotifyAdapter
 
 SCHEMES = ("redis", "rediss")
@@ -67,7 +67,10 @@ async def from_url(url: str) -> RedisNotifyAdapter:
     except ConfigurationError:
         raise
     except (ValueError, TypeError) as exc:
-        raise ConfigurationError(f"invalid redis notify URL {shown!r}: {exc}") from exc
+        # The client's message may quote the URL: redact it, and do not chain it.
+        raise ConfigurationError(
+            f"invalid redis notify URL {shown!r}: {redact_message(str(exc), url)}"
+        ) from None
     try:
         return RedisNotifyAdapter(client, prefix=prefix, hint_ttl=hint_ttl, close_client=True)
     except ConfigurationError as exc:

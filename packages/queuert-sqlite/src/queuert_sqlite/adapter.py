@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import sqlite3
+import textwrap
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime
@@ -14,17 +16,31 @@ import aiosqlite
 
 from queuert.adapter_support import CreatedRecords, keyset_page
 from queuert.batching import Batcher
+from queuert.control_records import (
+    QueueCounts,
+    QueuePosition,
+    RevokedChain,
+    SettledJob,
+    WorkerInfo,
+    WorkerRecord,
+)
 from queuert.errors import (
     ConfigurationError,
+    InvalidTransactionError,
     LeaseLostError,
+    SchemaDamagedError,
     SchemaNotMigratedError,
+    SchemaTooNewError,
+    TransactionClosedError,
     TransientStateError,
 )
-from queuert.ports.state import StateAdapter, StateCapabilities
+from queuert.ports.state import StateAdapter, StateCapabilities, describe_transaction
 from queuert.records import (
     LEASE_EXPIRED_ERROR,
+    BlockerRecord,
     ChainFilter,
     ChainRecord,
+    DedupKey,
     JobError,
     JobFilter,
     JobRecord,
@@ -33,9 +49,19 @@ from queuert.records import (
     NewJob,
     Page,
 )
+from queuert_sqlite import control
+from queuert_sqlite.blockers import (
+    BlockerStatements,
+    blocker_record,
+    blocker_rows,
+    ids_json,
+    waiting_state,
+)
+from queuert_sqlite.caller_tx import caller_connection
 from queuert_sqlite.clock import from_us, now_us, to_us
 from queuert_sqlite.connections import MEMORY, ConnectContext
 from queuert_sqlite.database import Database, Transaction
+from queuert_sqlite.dedup import DedupStatements
 from queuert_sqlite.errors import schema_missing
 from queuert_sqlite.migrations import MIGRATIONS, SCHEMA_VERSION
 from queuert_sqlite.rows import acquisition_order, chain_from_row, job_from_row
@@ -58,7 +84,9 @@ class SqliteStateAdapter(StateAdapter[aiosqlite.Connection]):
     ``transaction(connection=...)`` runs a transaction on it. Operations given a
     ``tx`` run inside it and neither commit nor roll it back (a ``tx`` in autocommit
     mode gets a savepoint around operations of several statements); with
-    ``tx=None`` they commit before returning.
+    ``tx=None`` they commit before returning. The public calls of
+    :class:`~queuert.Queuert` accept only a ``tx`` inside a transaction
+    (:meth:`check_transaction`).
 
     **Concurrency.** SQLite has one writer at a time. Write transactions this
     adapter begins use ``BEGIN IMMEDIATE`` and so hold the database write lock from
@@ -125,8 +153,13 @@ class SqliteStateAdapter(StateAdapter[aiosqlite.Connection]):
             clock_precision_ms=0.001,
             native_notify=False,
             multi_process=not self._memory,
+            blockers=True,
+            deduplication=True,
         )
         self._sql = Statements(table_prefix)
+        self._ctl = control.ControlStatements(table_prefix)
+        self._blocker_sql = BlockerStatements(table_prefix)
+        self._dedup_sql = DedupStatements(table_prefix)
         self._db = Database(
             path_text, busy_timeout_ms=busy_timeout_ms, error_args=self._error_args()
         )
@@ -265,20 +298,33 @@ class SqliteStateAdapter(StateAdapter[aiosqlite.Connection]):
         """Raise :class:`~queuert.errors.SchemaNotMigratedError`, naming the call to
         :meth:`migrate`, unless the database is at this adapter's schema version."""
         try:
-            rows = await self._db.read(None, self._sql.schema_version, ())
+            rows = await self._db.read(None, self._sql.applied_versions, ())
         except SchemaNotMigratedError:
             raise schema_missing(self.path, "no queuert tables", self._error_args()) from None
-        version = rows[0][0] if rows else None
-        if version is None or version < SCHEMA_VERSION:
+        applied = {row[0] for row in rows}
+        version = max(applied, default=None)
+        # Versions may have gaps: every migration this adapter has must be applied.
+        if version is None or any(m.version not in applied for m in MIGRATIONS):
             raise schema_missing(
                 self.path,
                 f"schema version {version or 0}, this queuert-sqlite needs {SCHEMA_VERSION}",
                 self._error_args(),
             )
         if version > SCHEMA_VERSION:
-            raise SchemaNotMigratedError(
+            raise SchemaTooNewError(
                 f"SQLite database {self.path!r} has queuert schema version {version}, newer "
                 f"than the {SCHEMA_VERSION} this queuert-sqlite knows; upgrade queuert-sqlite"
+            )
+        tables = await self._db.read(
+            None,
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name = ?",
+            (self._sql.jobs_table,),
+        )
+        if not tables:
+            raise SchemaDamagedError(
+                f"SQLite database {self.path!r} records queuert schema version {version} but "
+                f"its table {self._sql.jobs_table!r} is missing; migrate() does not recreate "
+                "tables of recorded versions: restore it or use a new database"
             )
 
     # -- writing jobs --------------------------------------------------------------------
@@ -483,8 +529,14 @@ class SqliteStateAdapter(StateAdapter[aiosqlite.Connection]):
         clauses: list[str] = []
         params: list[Any] = []
         if after is not None:
-            clauses.append("id > ?")
+            clauses.append("id < ?" if filter.newest_first else "id > ?")
             params.append(after)
+        if filter.created_after is not None:
+            clauses.append("created_at > ?")
+            params.append(to_us(filter.created_after, "created_after"))
+        if filter.created_before is not None:
+            clauses.append("created_at < ?")
+            params.append(to_us(filter.created_before, "created_before"))
         if filter.statuses is not None:
             clauses.append("status IN (SELECT value FROM json_each(?))")
             params.append(json.dumps([str(status) for status in filter.statuses]))
@@ -498,7 +550,8 @@ class SqliteStateAdapter(StateAdapter[aiosqlite.Connection]):
         params.append(limit)
         rows = await self._db.read(
             tx,
-            f"SELECT {JOB_COLUMNS} FROM {self._sql.jobs_table}{where} ORDER BY id LIMIT ?",
+            f"SELECT {JOB_COLUMNS} FROM {self._sql.jobs_table}{where} "
+            f"ORDER BY id{' DESC' if filter.newest_first else ''} LIMIT ?",
             params,
         )
         items = [job_from_row(row) for row in rows]
@@ -516,15 +569,24 @@ class SqliteStateAdapter(StateAdapter[aiosqlite.Connection]):
         sql = self._sql.chain_select
         params: list[Any] = []
         if after is not None:
-            sql += " AND l.chain_id > ?"
+            sql += " AND l.chain_id < ?" if filter.newest_first else " AND l.chain_id > ?"
             params.append(after)
+        if filter.created_after is not None:
+            sql += " AND f.created_at > ?"
+            params.append(to_us(filter.created_after, "created_after"))
+        if filter.created_before is not None:
+            sql += " AND f.created_at < ?"
+            params.append(to_us(filter.created_before, "created_before"))
         if filter.statuses is not None:
             sql += " AND l.status IN (SELECT value FROM json_each(?))"
             params.append(json.dumps([str(status) for status in filter.statuses]))
         if filter.chain_names is not None:
             sql += " AND l.chain_name IN (SELECT value FROM json_each(?))"
             params.append(json.dumps(list(filter.chain_names)))
-        sql += " ORDER BY l.chain_id LIMIT ?"
+        if filter.dedup_key is not None:
+            sql += " AND f.dedup_key = ?"
+            params.append(filter.dedup_key)
+        sql += f" ORDER BY l.chain_id{' DESC' if filter.newest_first else ''} LIMIT ?"
         params.append(limit)
         rows = await self._db.read(tx, sql, params)
         items = [chain_from_row(row) for row in rows]
@@ -535,6 +597,196 @@ class SqliteStateAdapter(StateAdapter[aiosqlite.Connection]):
             return 0
         rows = await self._db.write(tx, self._sql.delete_chains, (json.dumps(list(chain_ids)),))
         return len({row[0] for row in rows})
+
+    async def caller_transaction(self, tx: object) -> Connection:
+        """An aiosqlite connection as it is; an SQLAlchemy ``AsyncSession`` or
+        ``AsyncConnection`` (``sqlite+aiosqlite``) of this database file as its
+        aiosqlite connection, in its transaction (see
+        :mod:`queuert_sqlite.caller_tx`)."""
+        return await caller_connection(self, tx)
+
+    # -- control from outside a worker (statements in queuert_sqlite.control) -----------
+
+    async def revoke_chain(self, *, tx: Connection | None, chain_id: str) -> RevokedChain:
+        return await control.revoke_chain(self._db, self._sql, self._ctl, tx, chain_id)
+
+    async def resume_job(self, *, tx: Connection | None, job_id: str) -> JobRecord:
+        return await control.resume_job(self._db, self._sql, self._ctl, tx, job_id)
+
+    async def settle_job(
+        self, *, tx: Connection | None, job_id: str, output: str | None, next_job: NewJob | None
+    ) -> SettledJob:
+        return await control.settle_job(
+            self._db, self._sql, self._ctl, tx, job_id, output, next_job, _job_row
+        )
+
+    async def purge_chains(
+        self,
+        *,
+        tx: Connection | None,
+        ended_before: datetime,
+        statuses: Sequence[JobStatus],
+        limit: int,
+    ) -> int:
+        before = to_us(ended_before, "ended_before")
+        return await control.purge_chains(self._db, self._ctl, tx, statuses, before, limit)
+
+    async def record_worker(
+        self, *, tx: Connection | None, worker: WorkerInfo, forget_ms: int
+    ) -> None:
+        await control.record_worker(self._db, self._ctl, tx, worker, forget_ms)
+
+    async def remove_worker(self, *, tx: Connection | None, worker_id: str) -> None:
+        await self._db.write(tx, self._ctl.remove_worker, (worker_id,))
+
+    async def list_workers(self, *, tx: Connection | None) -> list[WorkerRecord]:
+        return await control.list_workers(self._db, self._ctl, tx)
+
+    async def count_jobs(self, *, tx: Connection | None) -> QueueCounts:
+        return await control.count_jobs(self._db, self._ctl, tx)
+
+    async def queue_position(self, *, tx: Connection | None, job_id: str) -> QueuePosition | None:
+        return await control.queue_position(self._db, self._sql, self._ctl, tx, job_id)
+
+    async def schema_sql(self) -> list[str]:
+        statements = [self._sql.create_migrations]
+        for migration in MIGRATIONS:
+            statements += [
+                textwrap.dedent(text).strip() for text in migration.render(self.table_prefix)
+            ]
+            statements.append(
+                f"INSERT INTO {self._sql.migrations_table} (version, name, applied_at) VALUES "
+                f"({int(migration.version)}, '{migration.name}', "
+                "CAST((julianday('now') - 2440587.5) * 86400000000 AS INTEGER))"
+            )
+        return statements
+
+    # -- the caller's transaction ------------------------------------------------------
+
+    async def is_transaction_open(self, *, tx: Connection) -> bool:
+        """Whether ``tx`` is an open connection inside a transaction (sqlite3's
+        ``in_transaction``): ``False`` after a ``COMMIT`` or ``ROLLBACK`` sent through
+        it, in autocommit mode, and once it is closed."""
+        given: object = tx  # a caller may hand anything over
+        if not isinstance(given, aiosqlite.Connection):
+            return False
+        try:
+            return self._db.in_transaction(given)
+        except (ValueError, sqlite3.Error):  # aiosqlite's and sqlite3's "closed"
+            return False
+
+    async def check_transaction(self, *, tx: object) -> Connection:
+        """Accept an :class:`aiosqlite.Connection` inside a transaction; an object of
+        another type raises :class:`~queuert.errors.InvalidTransactionError`, a closed
+        connection or one in autocommit mode (its transaction committed or rolled
+        back, or never begun) :class:`~queuert.errors.TransactionClosedError`."""
+        if not isinstance(tx, aiosqlite.Connection):
+            raise InvalidTransactionError(
+                f"{describe_transaction(tx)} is not an aiosqlite.Connection inside a transaction"
+            )
+        if not await self.is_transaction_open(tx=tx):
+            raise TransactionClosedError(
+                f"{describe_transaction(tx)} is closed or not inside a transaction (it was "
+                "committed or rolled back, or never begun)"
+            )
+        return tx
+
+    # -- blockers --------------------------------------------------------------------
+
+    async def create_blocked_jobs(
+        self,
+        *,
+        tx: Connection | None,
+        jobs: Sequence[NewJob],
+        blocker_chain_ids: Sequence[str],
+        run_on_blocker_failure: bool = False,
+    ) -> Sequence[JobRecord]:
+        """As the port says; inside one write transaction, so no blocker chain ends
+        between the read of its state and the commit (a caller's transaction begun
+        with a deferred ``BEGIN`` raises TransientStateError if one did)."""
+        async with self._db.atomic(tx) as conn:
+            state = await self._waiting_state(conn, blocker_chain_ids, run_on_blocker_failure)
+            await self.create_jobs(tx=conn, jobs=jobs)
+            return await self._wait_on(conn, [job.id for job in jobs], blocker_chain_ids, state)
+
+    async def continue_blocked_job(
+        self,
+        *,
+        tx: Connection | None,
+        lease: Lease,
+        next_job: NewJob,
+        blocker_chain_ids: Sequence[str],
+        run_on_blocker_failure: bool = False,
+    ) -> JobRecord:
+        async with self._db.atomic(tx) as conn:
+            state = await self._waiting_state(conn, blocker_chain_ids, run_on_blocker_failure)
+            await self.continue_job(tx=conn, lease=lease, next_job=next_job)
+            (record,) = await self._wait_on(conn, [next_job.id], blocker_chain_ids, state)
+            return record
+
+    async def _waiting_state(
+        self, conn: Connection, blocker_chain_ids: Sequence[str], run_on_failure: bool
+    ) -> tuple[str, int, str | None, int | None, int]:
+        heads = await self._db.run(
+            conn, self._blocker_sql.chain_heads, (ids_json(blocker_chain_ids),)
+        )
+        wait = waiting_state(heads, blocker_chain_ids, now_us(), run_on_failure)
+        return (*wait, 1 if run_on_failure else 0)
+
+    async def _wait_on(
+        self,
+        conn: Connection,
+        job_ids: list[str],
+        blocker_chain_ids: Sequence[str],
+        state: tuple[str, int, str | None, int | None, int],
+    ) -> list[JobRecord]:
+        sql = self._blocker_sql
+        status, left, error, completed_at, runs = state
+        now = now_us()
+        await self._db.run_many(conn, sql.insert_blocker, blocker_rows(job_ids, blocker_chain_ids))
+        rows = await self._db.run(
+            conn,
+            sql.set_waiting,
+            (status, left, error, completed_at, now, runs, ids_json(job_ids)),
+        )
+        by_id = {record.id: record for record in map(job_from_row, rows)}
+        return [by_id[job_id] for job_id in job_ids]
+
+    async def get_blockers(self, *, tx: Connection | None, job_id: str) -> list[BlockerRecord]:
+        rows = await self._db.read(tx, self._blocker_sql.get_blockers, (job_id,))
+        return [blocker_record(row) for row in rows]
+
+    async def list_dependent_chains(
+        self, *, tx: Connection | None, chain_ids: Sequence[str]
+    ) -> list[str]:
+        if not chain_ids:
+            return []
+        rows = await self._db.read(tx, self._blocker_sql.dependent_chains, (ids_json(chain_ids),))
+        return [row[0] for row in rows]
+
+    # -- deduplication ---------------------------------------------------------------
+
+    async def create_deduplicated_jobs(
+        self, *, tx: Connection | None, jobs: Sequence[NewJob], dedup: Sequence[DedupKey]
+    ) -> list[str]:
+        """As the port says; the key is taken in the write transaction that inserts
+        the job, under the key table's primary key."""
+        sql = self._dedup_sql
+        holders: list[str] = []
+        async with self._db.atomic(tx) as conn:
+            for job, request in zip(jobs, dedup, strict=True):
+                now = now_us()
+                window = None if request.window_ms is None else request.window_ms * 1000
+                params = (job.chain_name, request.key, job.chain_id, now, request.scope.value)
+                taken = await self._db.run(conn, sql.take_key, (*params, window))
+                if not taken:
+                    rows = await self._db.run(conn, sql.holder, (job.chain_name, request.key))
+                    holders.append(rows[0][0])
+                    continue
+                await self.create_jobs(tx=conn, jobs=[job])
+                await self._db.run(conn, sql.mark_key, (request.key, job.id))
+                holders.append(job.chain_id)
+        return holders
 
 
 def _job_row(job: NewJob, now: int) -> tuple[Any, ...]:
@@ -552,6 +804,7 @@ def _job_row(job: NewJob, now: int) -> tuple[Any, ...]:
         _scheduled(job.scheduled_at, job.delay_ms, now),
         now,
         now,
+        job.trace_context,
     )
 
 

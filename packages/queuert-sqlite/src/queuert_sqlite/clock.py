@@ -9,7 +9,8 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime, timedelta
 
-from queuert.errors import ValidationError
+from queuert.errors import AdapterError, ValidationError
+from queuert.validation import show
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_US = timedelta(microseconds=1)
@@ -29,9 +30,17 @@ def to_us(value: datetime, name: str) -> int:
 
 
 def from_us(value: int) -> datetime:
-    """The timezone-aware UTC datetime of a stored timestamp."""
-    return EPOCH + timedelta(microseconds=value)
+    """The timezone-aware UTC datetime of a stored timestamp. Raises
+    :class:`~queuert.errors.AdapterError` for one beyond what ``datetime`` holds
+    (written outside queuert, or before queuert bounded leases and delays)."""
+    try:
+        return EPOCH + timedelta(microseconds=value)
+    except (OverflowError, TypeError) as exc:
+        raise AdapterError(
+            f"stored timestamp {show(value)} (microseconds since the epoch) is beyond "
+            "what a datetime holds"
+        ) from exc
 
 
 def optional_from_us(value: int | None) -> datetime | None:
-    return None if value is None else EPOCH + timedelta(microseconds=value)
+    return None if value is None else from_us(value)

@@ -89,7 +89,13 @@ def _check_wal(rows: list[Any], path: str) -> None:
 # fsync at each commit (the database stays consistent, a power cut may lose the last
 # commits). Switching a file to WAL needs it to itself, and SQLite reports busy at
 # once instead of waiting, so the switch is retried within the busy timeout.
-_SETTINGS = ("PRAGMA synchronous = NORMAL", "PRAGMA foreign_keys = ON")
+# Recursive triggers: a blocker chain's failure reaches the jobs waiting on the jobs it
+# fails (migration 3).
+_SETTINGS = (
+    "PRAGMA synchronous = NORMAL",
+    "PRAGMA foreign_keys = ON",
+    "PRAGMA recursive_triggers = ON",
+)
 
 
 async def open_raw(path: str, *, busy_timeout_ms: int) -> sqlite3.Connection:

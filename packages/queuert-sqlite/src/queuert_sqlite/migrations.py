@@ -73,6 +73,130 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        version=2,
+        name="worker records and ended-chain index",
+        statements=(
+            """
+            CREATE TABLE {prefix}workers (
+                id TEXT PRIMARY KEY NOT NULL,
+                host TEXT NOT NULL,
+                pid INTEGER NOT NULL,
+                queues TEXT NOT NULL,
+                concurrency INTEGER NOT NULL,
+                purges INTEGER NOT NULL DEFAULT 0,
+                started_at INTEGER NOT NULL,
+                last_seen_at INTEGER NOT NULL
+            )
+            """,
+            # Purging: chains' last jobs by the time they ended.
+            """
+            CREATE INDEX {prefix}jobs_ended
+            ON {prefix}jobs (completed_at)
+            WHERE next_job_id IS NULL AND completed_at IS NOT NULL
+            """,
+        ),
+    ),
+    # This step touches only what it creates, so
+    # it applies the same on top of version 1 alone or of versions 1 and 2.
+    Migration(
+        version=3,
+        name="blockers and deduplication",
+        statements=(
+            # The deduplication key a chain was started with, on its first job.
+            "ALTER TABLE {prefix}jobs ADD COLUMN dedup_key TEXT",
+            """
+            CREATE INDEX {prefix}jobs_dedup_key
+            ON {prefix}jobs (dedup_key) WHERE dedup_key IS NOT NULL
+            """,
+            # Who holds each key: the primary key makes one holder per (chain, key).
+            """
+            CREATE TABLE {prefix}job_dedup (
+                chain_name TEXT NOT NULL,
+                dedup_key TEXT NOT NULL,
+                chain_id TEXT NOT NULL,
+                taken_at INTEGER NOT NULL,
+                PRIMARY KEY (chain_name, dedup_key)
+            ) WITHOUT ROWID
+            """,
+            # Distinct blocker chains of a blocked job that have not completed yet.
+            "ALTER TABLE {prefix}jobs ADD COLUMN blockers_left INTEGER NOT NULL DEFAULT 0",
+            # 1: the job runs once its blockers ended, however (on_blocker_failure="run").
+            "ALTER TABLE {prefix}jobs ADD COLUMN run_on_blocker_failure INTEGER NOT NULL DEFAULT 0",
+            """
+            CREATE TABLE {prefix}job_blockers (
+                job_id TEXT NOT NULL REFERENCES {prefix}jobs (id) ON DELETE CASCADE,
+                position INTEGER NOT NULL,
+                blocker_chain_id TEXT NOT NULL,
+                PRIMARY KEY (job_id, position)
+            ) WITHOUT ROWID
+            """,
+            """
+            CREATE INDEX {prefix}job_blockers_chain
+            ON {prefix}job_blockers (blocker_chain_id)
+            """,
+            # A chain completes when its last job completes without continuing: in that
+            # same statement, jobs waiting on it count one blocker less and become
+            # pending with the last.
+            """
+            CREATE TRIGGER {prefix}jobs_unblock
+            AFTER UPDATE OF status ON {prefix}jobs
+            WHEN NEW.status = 'completed' AND NEW.next_job_id IS NULL
+                AND OLD.status <> 'completed'
+            BEGIN
+                UPDATE {prefix}jobs SET
+                    blockers_left = blockers_left - 1,
+                    status = CASE WHEN blockers_left <= 1 THEN 'pending' ELSE 'blocked' END,
+                    updated_at = NEW.updated_at
+                WHERE status = 'blocked' AND id IN (
+                    SELECT job_id FROM {prefix}job_blockers
+                    WHERE blocker_chain_id = NEW.chain_id
+                );
+            END
+            """,
+            # A chain that ends failed or cancelled fails the jobs waiting on it, whose
+            # chains end with them (the adapter's connections enable recursive
+            # triggers, so the failure reaches the jobs waiting on those in turn),
+            # and counts as ended for the jobs that run however. The error is
+            # queuert.blockers.blocker_error's.
+            """
+            CREATE TRIGGER {prefix}jobs_blocker_failed
+            AFTER UPDATE OF status ON {prefix}jobs
+            WHEN NEW.status IN ('failed', 'cancelled') AND NEW.next_job_id IS NULL
+                AND OLD.status <> NEW.status
+            BEGIN
+                UPDATE {prefix}jobs SET
+                    blockers_left = blockers_left - 1,
+                    status = CASE WHEN blockers_left <= 1 THEN 'pending' ELSE 'blocked' END,
+                    updated_at = NEW.updated_at
+                WHERE status = 'blocked' AND run_on_blocker_failure = 1 AND id IN (
+                    SELECT job_id FROM {prefix}job_blockers
+                    WHERE blocker_chain_id = NEW.chain_id
+                );
+                UPDATE {prefix}jobs SET
+                    status = 'failed',
+                    error = json_object(
+                        'type', 'queuert.errors.BlockerFailedError',
+                        'message', 'blocker chain ''' || NEW.chain_id || ''' ended '
+                            || NEW.status,
+                        'traceback', NULL
+                    ),
+                    blockers_left = 0,
+                    completed_at = NEW.updated_at,
+                    updated_at = NEW.updated_at
+                WHERE status = 'blocked' AND run_on_blocker_failure = 0 AND id IN (
+                    SELECT job_id FROM {prefix}job_blockers
+                    WHERE blocker_chain_id = NEW.chain_id
+                );
+            END
+            """,
+        ),
+    ),
+    Migration(
+        version=4,
+        name="store trace context",
+        statements=("ALTER TABLE {prefix}jobs ADD COLUMN trace_context TEXT",),
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

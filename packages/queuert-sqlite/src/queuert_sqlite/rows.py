@@ -38,6 +38,7 @@ def job_from_row(row: Sequence[Any]) -> JobRecord:
         _error(row[16]),
         row[17],
         optional_from_us(row[18]),
+        row[19],
     )
 
 
@@ -55,6 +56,7 @@ def chain_from_row(row: Sequence[Any]) -> ChainRecord:
         created_at=from_us(row[8]),
         updated_at=from_us(row[9]),
         completed_at=optional_from_us(row[10]),
+        dedup_key=row[11],
     )
 
 

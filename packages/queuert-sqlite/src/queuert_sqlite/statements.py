@@ -12,7 +12,7 @@ from functools import lru_cache
 JOB_COLUMNS = (
     "id, chain_id, chain_name, queue, position, status, input, attempt, max_attempts, "
     "priority, scheduled_at, created_at, updated_at, leased_by, leased_until, output, "
-    "error, next_job_id, completed_at"
+    "error, next_job_id, completed_at, trace_context"
 )
 
 MAX_MERGED_QUEUES = 32
@@ -44,15 +44,15 @@ class Statements:
 
         self.insert_job = (
             f"INSERT INTO {jobs} (id, chain_id, chain_name, queue, position, status, input, "
-            "attempt, max_attempts, priority, scheduled_at, created_at, updated_at) "
-            "VALUES (?, ?, ?, ?, ?, 'pending', ?, 0, ?, ?, ?, ?, ?)"
+            "attempt, max_attempts, priority, scheduled_at, created_at, updated_at, "
+            "trace_context) VALUES (?, ?, ?, ?, ?, 'pending', ?, 0, ?, ?, ?, ?, ?, ?)"
         )
         # The next job is inserted only while the lease of the job it continues holds, so a
         # lost lease or a second continuation (UNIQUE (chain_id, position)) writes nothing.
         self.insert_next_job = (
             f"INSERT INTO {jobs} (id, chain_id, chain_name, queue, position, status, input, "
-            "attempt, max_attempts, priority, scheduled_at, created_at, updated_at) "
-            "SELECT ?, ?, ?, ?, ?, 'pending', ?, 0, ?, ?, ?, ?, ? "
+            "attempt, max_attempts, priority, scheduled_at, created_at, updated_at, "
+            "trace_context) SELECT ?, ?, ?, ?, ?, 'pending', ?, 0, ?, ?, ?, ?, ?, ? "
             f"FROM {jobs} WHERE {_GUARD} RETURNING {c}"
         )
         self.mark_continued = (
@@ -106,7 +106,7 @@ class Statements:
         self.get_job = f"SELECT {c} FROM {jobs} WHERE id = ?"
         self.chain_select = (
             "SELECT f.id, f.chain_name, l.status, f.input, l.output, l.error, l.id, l.queue, "
-            f"f.created_at, l.updated_at, l.completed_at FROM {jobs} AS l "
+            f"f.created_at, l.updated_at, l.completed_at, f.dedup_key FROM {jobs} AS l "
             f"JOIN {jobs} AS f ON f.id = l.chain_id WHERE l.next_job_id IS NULL"
         )
         self.get_chain = f"{self.chain_select} AND l.chain_id = ?"

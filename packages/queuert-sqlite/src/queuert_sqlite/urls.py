@@ -7,6 +7,8 @@ from typing import TypedDict
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from queuert.errors import ConfigurationError
+from queuert.urls import redact_url
+from queuert.validation import show
 from queuert_sqlite.adapter import SqliteStateAdapter
 from queuert_sqlite.connections import MEMORY
 
@@ -36,30 +38,34 @@ async def from_url(url: str) -> SqliteStateAdapter:
 def parse_url(url: str) -> tuple[str, SqliteOptions]:
     """The database path and constructor options a URL describes."""
     if not isinstance(url, str):
-        raise ConfigurationError(f"SQLite URL must be a string: {url!r}")
-    parts = urlsplit(url)
+        raise ConfigurationError(f"SQLite URL must be a string: {show(url)}")
+    shown = redact_url(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        raise ConfigurationError(f"invalid SQLite URL {shown!r}: {exc}") from None
     if parts.scheme != "sqlite":
-        raise ConfigurationError(f"not a sqlite: URL: {url!r}")
+        raise ConfigurationError(f"not a sqlite: URL: {shown!r}")
     if parts.fragment:
-        raise ConfigurationError(f"SQLite URL must not have a fragment: {url!r}")
+        raise ConfigurationError(f"SQLite URL must not have a fragment: {shown!r}")
     if parts.netloc == MEMORY and parts.path in ("", "/"):
         path = MEMORY
     elif parts.netloc:
         raise ConfigurationError(
-            f"SQLite URL has a host ({parts.netloc!r}): {url!r}; write sqlite:///relative.db, "
+            f"SQLite URL has a host: {shown!r}; write sqlite:///relative.db, "
             "sqlite:////absolute/path.db or sqlite://:memory:"
         )
     else:
         path = unquote(parts.path[1:]) if parts.path.startswith("/") else ""
         if not path:
             raise ConfigurationError(
-                f"SQLite URL names no database file: {url!r}; write sqlite:///relative.db, "
+                f"SQLite URL names no database file: {shown!r}; write sqlite:///relative.db, "
                 "sqlite:////absolute/path.db or sqlite://:memory:"
             )
     options: SqliteOptions = {}
     for key, value in parse_qsl(parts.query, keep_blank_values=True):
         if key in options:
-            raise ConfigurationError(f"SQLite URL option {key!r} given twice: {url!r}")
+            raise ConfigurationError(f"SQLite URL option {show(key)} given twice: {shown!r}")
         if key == "table_prefix":
             options["table_prefix"] = value
         elif key == "busy_timeout_ms":
@@ -67,11 +73,11 @@ def parse_url(url: str) -> tuple[str, SqliteOptions]:
                 options["busy_timeout_ms"] = int(value)
             except ValueError:
                 raise ConfigurationError(
-                    f"SQLite URL option {key}={value!r} is not an integer: {url!r}"
+                    f"SQLite URL option {key}={show(value)} is not an integer: {shown!r}"
                 ) from None
         else:
             raise ConfigurationError(
-                f"unknown SQLite URL option {key!r} in {url!r}; known: "
+                f"unknown SQLite URL option {show(key)} in {shown!r}; known: "
                 "table_prefix, busy_timeout_ms"
             )
     return path, options

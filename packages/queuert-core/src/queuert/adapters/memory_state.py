@@ -30,18 +30,33 @@ from typing import Concatenate, ParamSpec, TypeVar
 from urllib.parse import urlsplit
 
 from queuert.adapter_support import CreatedRecords, job_record, keyset_page
+from queuert.adapters import memory_control
+from queuert.adapters.memory_blockers import MemoryBlockers
+from queuert.adapters.memory_dedup import MemoryDedup
+from queuert.control_records import (
+    QueueCounts,
+    QueuePosition,
+    RevokedChain,
+    SettledJob,
+    WorkerInfo,
+    WorkerRecord,
+)
 from queuert.errors import (
     AdapterError,
     ConfigurationError,
+    InvalidTransactionError,
     LeaseLostError,
     SchemaNotMigratedError,
+    TransactionClosedError,
     ValidationError,
 )
-from queuert.ports.state import StateAdapter, StateCapabilities
+from queuert.ports.state import StateAdapter, StateCapabilities, describe_transaction
 from queuert.records import (
     LEASE_EXPIRED_ERROR,
+    BlockerRecord,
     ChainFilter,
     ChainRecord,
+    DedupKey,
     JobError,
     JobFilter,
     JobRecord,
@@ -89,6 +104,7 @@ class _Row:
         "queue",
         "scheduled_at",
         "status",
+        "trace_context",
         "updated_at",
     )
 
@@ -112,6 +128,7 @@ class _Row:
         self.error: JobError | None = None
         self.next_job_id: str | None = None
         self.completed_at: datetime | None = None
+        self.trace_context = job.trace_context
         # The record of the current values; every change goes through _touch, which drops it.
         self.cached: JobRecord | None = None
 
@@ -324,6 +341,8 @@ class MemoryStateAdapter(StateAdapter[MemoryTransaction]):
         clock_precision_ms=0.001,
         native_notify=False,
         multi_process=False,
+        blockers=True,
+        deduplication=True,
     )
 
     def __init__(self, *, clock: Callable[[], datetime] | None = None) -> None:
@@ -339,6 +358,9 @@ class MemoryStateAdapter(StateAdapter[MemoryTransaction]):
         self._pending: dict[str, list[tuple[datetime, int, str]]] = {}
         self._leases: list[tuple[datetime, str]] = []
         self._stale_pushes = 0
+        self._workers: dict[str, WorkerRecord] = {}
+        self._blockers = MemoryBlockers()
+        self._dedup = MemoryDedup()
 
     def now(self) -> datetime:
         """The store's clock: the time every timestamp and eligibility check uses."""
@@ -696,6 +718,8 @@ class MemoryStateAdapter(StateAdapter[MemoryTransaction]):
         row: _Row,
         status: JobStatus,
         now: datetime,
+        *,
+        continued: bool = False,
     ) -> None:
         self._touch(tx, row)
         row.status = status
@@ -703,6 +727,8 @@ class MemoryStateAdapter(StateAdapter[MemoryTransaction]):
         row.leased_until = None
         row.completed_at = now
         row.updated_at = now
+        if not continued and self._blockers.dependents:
+            self._blockers.chain_ended(self, tx, row, now)
 
     def _complete_job(self, tx: MemoryTransaction, lease: Lease, output: str) -> JobRecord:
         row = self._guarded(lease)
@@ -715,7 +741,7 @@ class MemoryStateAdapter(StateAdapter[MemoryTransaction]):
         now = self.now()
         new = _Row(next_job, self._scheduled_at(now, next_job.scheduled_at, next_job.delay_ms), now)
         self._insert(tx, new)
-        self._finish(tx, row, _COMPLETED, now)
+        self._finish(tx, row, _COMPLETED, now, continued=True)
         row.next_job_id = new.id
         return new.record()
 
@@ -780,7 +806,7 @@ class MemoryStateAdapter(StateAdapter[MemoryTransaction]):
         last = chain.last()
         if last.status is _PENDING or last.status is _BLOCKED:
             self._finish(tx, last, _CANCELLED, self.now())
-        return _chain_record(chain_id, chain)
+        return _chain_record(chain_id, chain, self._dedup.keys.get(chain_id))
 
     def _time_until_next_job(self, tx: MemoryTransaction, queues: Sequence[str]) -> float | None:
         earliest: datetime | None = None
@@ -799,6 +825,8 @@ class MemoryStateAdapter(StateAdapter[MemoryTransaction]):
     def _list_jobs(
         self, tx: MemoryTransaction, filter: JobFilter, after: str | None, limit: int
     ) -> Page[JobRecord]:
+        if filter.newest_first or filter.created_after or filter.created_before:
+            return memory_control.list_jobs(self, filter, after, limit)
         ids: Iterable[str]
         if filter.chain_id is not None:
             chain = self._chains.get(filter.chain_id)
@@ -823,11 +851,17 @@ class MemoryStateAdapter(StateAdapter[MemoryTransaction]):
 
     def _get_chain(self, tx: MemoryTransaction, chain_id: str) -> ChainRecord | None:
         chain = self._chains.get(chain_id)
-        return None if chain is None else _chain_record(chain_id, chain)
+        return (
+            None
+            if chain is None
+            else _chain_record(chain_id, chain, self._dedup.keys.get(chain_id))
+        )
 
     def _list_chains(
         self, tx: MemoryTransaction, filter: ChainFilter, after: str | None, limit: int
     ) -> Page[ChainRecord]:
+        if filter.newest_first or filter.created_after or filter.created_before:
+            return memory_control.list_chains(self, filter, after, limit)
         statuses = None if filter.statuses is None else frozenset(filter.statuses)
         names = None if filter.chain_names is None else frozenset(filter.chain_names)
         items: list[ChainRecord] = []
@@ -838,7 +872,10 @@ class MemoryStateAdapter(StateAdapter[MemoryTransaction]):
                     continue
                 if statuses is not None and chain.last().status not in statuses:
                     continue
-                items.append(_chain_record(chain_id, chain))
+                key = self._dedup.keys.get(chain_id)
+                if filter.dedup_key is not None and key != filter.dedup_key:
+                    continue
+                items.append(_chain_record(chain_id, chain, key))
                 if len(items) == limit:
                     break
         return keyset_page(items, limit)
@@ -855,8 +892,154 @@ class MemoryStateAdapter(StateAdapter[MemoryTransaction]):
                 tx._undo.append((_DELETED, row, None))
         return deleted
 
+    # -- control from outside a worker (statements in memory_control) -------------------
 
-def _chain_record(chain_id: str, chain: _Chain) -> ChainRecord:
+    async def revoke_chain(self, *, tx: MemoryTransaction | None, chain_id: str) -> RevokedChain:
+        return await self._run(tx, lambda t: memory_control.revoke_chain(self, t, chain_id))
+
+    async def resume_job(self, *, tx: MemoryTransaction | None, job_id: str) -> JobRecord:
+        return await self._run(tx, lambda t: memory_control.resume_job(self, t, job_id))
+
+    async def settle_job(
+        self,
+        *,
+        tx: MemoryTransaction | None,
+        job_id: str,
+        output: str | None,
+        next_job: NewJob | None,
+    ) -> SettledJob:
+        return await self._run(
+            tx, lambda t: memory_control.settle_job(self, t, job_id, output, next_job)
+        )
+
+    async def purge_chains(
+        self,
+        *,
+        tx: MemoryTransaction | None,
+        ended_before: datetime,
+        statuses: Sequence[JobStatus],
+        limit: int,
+    ) -> int:
+        when = _aware(ended_before, "ended_before")
+        return await self._run(
+            tx, lambda t: memory_control.purge_chains(self, t, when, statuses, limit)
+        )
+
+    async def record_worker(
+        self, *, tx: MemoryTransaction | None, worker: WorkerInfo, forget_ms: int
+    ) -> None:
+        await self._run(tx, lambda t: memory_control.record_worker(self, t, worker, forget_ms))
+
+    async def remove_worker(self, *, tx: MemoryTransaction | None, worker_id: str) -> None:
+        await self._run(tx, lambda t: memory_control.remove_worker(self, t, worker_id))
+
+    async def list_workers(self, *, tx: MemoryTransaction | None) -> list[WorkerRecord]:
+        return await self._run(tx, lambda t: memory_control.list_workers(self, t))
+
+    async def count_jobs(self, *, tx: MemoryTransaction | None) -> QueueCounts:
+        return await self._run(tx, lambda t: memory_control.count_jobs(self, t))
+
+    async def queue_position(
+        self, *, tx: MemoryTransaction | None, job_id: str
+    ) -> QueuePosition | None:
+        return await self._run(tx, lambda t: memory_control.queue_position(self, t, job_id))
+
+    # -- the caller's transaction ------------------------------------------------
+
+    async def is_transaction_open(self, *, tx: MemoryTransaction) -> bool:
+        return isinstance(tx, MemoryTransaction) and tx._open
+
+    async def check_transaction(self, *, tx: object) -> MemoryTransaction:
+        if not isinstance(tx, MemoryTransaction) or tx._adapter is not self:
+            raise InvalidTransactionError(
+                f"{describe_transaction(tx)} is not a transaction of this in-memory store"
+            )
+        if not tx._open:
+            raise TransactionClosedError(f"{describe_transaction(tx)} has already ended")
+        return tx
+
+    # -- blockers --------------------------------------------------------------
+
+    async def create_blocked_jobs(
+        self,
+        *,
+        tx: MemoryTransaction | None,
+        jobs: Sequence[NewJob],
+        blocker_chain_ids: Sequence[str],
+        run_on_blocker_failure: bool = False,
+    ) -> Sequence[JobRecord]:
+        return await self._run(
+            tx, self._create_blocked_jobs, jobs, blocker_chain_ids, run_on_blocker_failure
+        )
+
+    async def continue_blocked_job(
+        self,
+        *,
+        tx: MemoryTransaction | None,
+        lease: Lease,
+        next_job: NewJob,
+        blocker_chain_ids: Sequence[str],
+        run_on_blocker_failure: bool = False,
+    ) -> JobRecord:
+        return await self._run(
+            tx,
+            self._continue_blocked_job,
+            lease,
+            next_job,
+            blocker_chain_ids,
+            run_on_blocker_failure,
+        )
+
+    async def get_blockers(
+        self, *, tx: MemoryTransaction | None, job_id: str
+    ) -> list[BlockerRecord]:
+        return await self._run(tx, lambda _tx: self._blockers.records(self, job_id))
+
+    async def list_dependent_chains(
+        self, *, tx: MemoryTransaction | None, chain_ids: Sequence[str]
+    ) -> list[str]:
+        return await self._run(tx, lambda _tx: self._blockers.dependent_chains(self, chain_ids))
+
+    def _create_blocked_jobs(
+        self,
+        tx: MemoryTransaction,
+        jobs: Sequence[NewJob],
+        blocker_chain_ids: Sequence[str],
+        run_on_failure: bool,
+    ) -> list[JobRecord]:
+        self._blockers.check(self, blocker_chain_ids)
+        self._create_jobs(tx, jobs)
+        rows = [self._jobs[job.id] for job in jobs]
+        self._blockers.attach(self, tx, rows, blocker_chain_ids, self.now(), run_on_failure)
+        return [row.record() for row in rows]
+
+    def _continue_blocked_job(
+        self,
+        tx: MemoryTransaction,
+        lease: Lease,
+        next_job: NewJob,
+        blocker_chain_ids: Sequence[str],
+        run_on_failure: bool,
+    ) -> JobRecord:
+        self._blockers.check(self, blocker_chain_ids)
+        self._continue_job(tx, lease, next_job)
+        row = self._jobs[next_job.id]
+        self._blockers.attach(self, tx, [row], blocker_chain_ids, self.now(), run_on_failure)
+        return row.record()
+
+    # -- deduplication -----------------------------------------------------------
+
+    async def create_deduplicated_jobs(
+        self,
+        *,
+        tx: MemoryTransaction | None,
+        jobs: Sequence[NewJob],
+        dedup: Sequence[DedupKey],
+    ) -> list[str]:
+        return await self._run(tx, lambda own: self._dedup.create(self, own, jobs, dedup))
+
+
+def _chain_record(chain_id: str, chain: _Chain, dedup_key: str | None = None) -> ChainRecord:
     first = chain.first()
     last = chain.last()
     return ChainRecord(
@@ -871,6 +1054,7 @@ def _chain_record(chain_id: str, chain: _Chain) -> ChainRecord:
         created_at=first.created_at,
         updated_at=last.updated_at,
         completed_at=last.completed_at,
+        dedup_key=dedup_key,
     )
 
 

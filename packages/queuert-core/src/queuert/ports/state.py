@@ -24,13 +24,25 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, TypeVar
 
+from queuert.control_records import (
+    QueueCounts,
+    QueuePosition,
+    RevokedChain,
+    SettledJob,
+    WorkerInfo,
+    WorkerRecord,
+)
+from queuert.errors import AdapterError, TransactionClosedError, UnsupportedOperationError
 from queuert.ports.notify import NotifyAdapter
 from queuert.records import (
+    BlockerRecord,
     ChainFilter,
     ChainRecord,
+    DedupKey,
     JobError,
     JobFilter,
     JobRecord,
+    JobStatus,
     Lease,
     NewJob,
     Page,
@@ -52,6 +64,10 @@ class StateCapabilities:
     - ``native_notify``: the adapter's writes can carry a notifier's signals in their
       own transaction (see :meth:`StateAdapter.bind_notify`).
     - ``multi_process``: several processes may share the store.
+    - ``deduplication``: chain starts may carry a deduplication key
+      (:meth:`StateAdapter.create_deduplicated_jobs`) and chains are filtered by it.
+    - ``blockers``: jobs may wait on other chains (:meth:`StateAdapter.create_blocked_jobs`
+      and the operations after it).
     """
 
     row_locks: bool = True
@@ -60,6 +76,8 @@ class StateCapabilities:
     clock_precision_ms: float = 1.0
     native_notify: bool = False
     multi_process: bool = True
+    blockers: bool = False
+    deduplication: bool = False
 
 
 class StateAdapter(ABC, Generic[Tx]):
@@ -242,6 +260,214 @@ class StateAdapter(ABC, Generic[Tx]):
         of its own may grow it to match (summing over workers); the default does
         nothing. Does not raise: an adapter that cannot grow keeps what it has."""
         return None
+    # -- the caller's transaction ---------------------------------------------
+
+    async def caller_transaction(self, tx: object) -> Tx:
+        """The transaction object to run in for the ``tx`` a caller passed to a public
+        entry point: ``tx`` itself when it is already this adapter's ``Tx``, or the
+        driver connection behind an SQLAlchemy ``AsyncSession`` / ``AsyncConnection``
+        of the same database, inside that object's current transaction (begun now
+        when none is). Raises :class:`~queuert.errors.ForeignTransactionError` for an
+        SQLAlchemy object this adapter cannot use. The default refuses every
+        SQLAlchemy object and returns anything else unchanged."""
+        from queuert import sqlalchemy_tx
+
+        if sqlalchemy_tx.is_sqlalchemy(tx):
+            raise sqlalchemy_tx.refuse(
+                tx, type(self).__name__, "this adapter does not take SQLAlchemy objects"
+            )
+        return tx  # type: ignore[return-value]
+
+    # -- control from outside a worker (optional: the defaults raise) ------------------
+
+    def _unsupported(self, operation: str) -> UnsupportedOperationError:
+        return UnsupportedOperationError(f"{type(self).__name__} does not implement {operation}")
+
+    async def revoke_chain(self, *, tx: Tx | None, chain_id: str) -> RevokedChain:
+        """Cancel the chain at any point: its last job, ``pending``, ``blocked`` or
+        ``running``, becomes ``cancelled``; a running job's lease is cleared in the
+        same write, so that its holder's heartbeat and finalize raise
+        :class:`~queuert.errors.LeaseLostError` and commit nothing. Raises
+        :class:`~queuert.errors.JobNotFoundError` for an unknown chain and
+        :class:`~queuert.errors.ChainEndedError` (nothing written) for one that ended."""
+        raise self._unsupported("revoke_chain")
+
+    async def resume_job(self, *, tx: Tx | None, job_id: str) -> JobRecord:
+        """Return a ``failed`` or ``cancelled`` job that is the last of its chain to
+        ``pending``, due now, with a fresh attempt budget (``attempt`` 0, no
+        ``completed_at``); its last error stays recorded until the next attempt ends.
+        Raises :class:`~queuert.errors.JobNotFoundError` for an unknown job and
+        :class:`~queuert.errors.JobStateError` (nothing written) for a job in any
+        other state or one that continued its chain."""
+        raise self._unsupported("resume_job")
+
+    async def settle_job(
+        self, *, tx: Tx | None, job_id: str, output: str | None, next_job: NewJob | None
+    ) -> SettledJob:
+        """Complete a job that has not ended (``pending``, ``blocked`` or ``running``)
+        without a lease: with ``output`` it ends its chain, with ``next_job`` (at the
+        next chain position) it continues it, exactly one of the two. A running job's
+        lease is cleared in the same write. Raises
+        :class:`~queuert.errors.JobNotFoundError` for an unknown job and
+        :class:`~queuert.errors.ChainEndedError` (nothing written) for one that ended,
+        so a second completion of the same job fails."""
+        raise self._unsupported("settle_job")
+
+    async def purge_chains(
+        self,
+        *,
+        tx: Tx | None,
+        ended_before: datetime,
+        statuses: Sequence[JobStatus],
+        limit: int,
+    ) -> int:
+        """Delete up to ``limit`` chains whose last job ended (``completed_at``) before
+        ``ended_before`` with one of ``statuses`` (terminal), with all their jobs;
+        returns how many were deleted."""
+        raise self._unsupported("purge_chains")
+
+    async def record_worker(self, *, tx: Tx | None, worker: WorkerInfo, forget_ms: int) -> None:
+        """Insert or refresh the worker's record (``last_seen_at`` = now; ``started_at``
+        kept from its first record), and delete the records of workers not seen for
+        ``forget_ms``."""
+        raise self._unsupported("record_worker")
+
+    async def remove_worker(self, *, tx: Tx | None, worker_id: str) -> None:
+        """Delete the worker's record (a worker that stops). No error when absent."""
+        raise self._unsupported("remove_worker")
+
+    async def list_workers(self, *, tx: Tx | None) -> list[WorkerRecord]:
+        """Every recorded worker, by id."""
+        raise self._unsupported("list_workers")
+
+    async def count_jobs(self, *, tx: Tx | None) -> QueueCounts:
+        """Job counts by queue and status, with the earliest ``scheduled_at`` of each
+        queue's ``pending`` jobs, read with the database's now."""
+        raise self._unsupported("count_jobs")
+
+    async def queue_position(self, *, tx: Tx | None, job_id: str) -> QueuePosition | None:
+        """The job, the database's now, and for a ``pending`` job the number of
+        ``pending`` jobs of its queue due now that acquisition takes before it
+        (earlier ``scheduled_at``, then higher priority, then smaller id). ``None``
+        for an unknown job."""
+        raise self._unsupported("queue_position")
+
+    async def schema_sql(self) -> list[str]:
+        """The statements :meth:`migrate` runs on an empty database, in order, with the
+        records of the applied versions: for teams that apply schema changes with
+        their own tools. Reads nothing from the database."""
+        raise self._unsupported("schema_sql")
+
+    # -- the caller's transaction ------------------------------------------------------
+
+    async def is_transaction_open(self, *, tx: Tx) -> bool:
+        """Whether ``tx`` is still inside an open transaction: ``False`` once it was
+        committed or rolled back (by its block, or by statements sent through it) or
+        its connection closed. Never raises, sends nothing to the database. Core asks
+        before writing a finalize's job end, so that a callback that ended the
+        transaction itself fails instead of having the end written in autocommit.
+        The default answers ``True`` (it cannot tell), which the conformance suite's
+        case of this operation fails: adapters override it."""
+        return True
+
+    async def check_transaction(self, *, tx: object) -> Tx:
+        """The caller's ``tx`` as this adapter's operations take it, after checking it:
+        raises :class:`~queuert.errors.InvalidTransactionError` when it is not a
+        transaction object of this adapter's driver and
+        :class:`~queuert.errors.TransactionClosedError` when it is no longer inside an
+        open transaction. Sends nothing to the database. Core calls it once per
+        public call given a ``tx``, before anything is written; the one place where
+        an adapter accepts (and unwraps) other kinds of transaction objects. The
+        default checks :meth:`is_transaction_open` only."""
+        if not await self.is_transaction_open(tx=tx):  # type: ignore[arg-type]
+            raise TransactionClosedError(
+                f"{describe_transaction(tx)} is not inside an open transaction"
+            )
+        return tx  # type: ignore[return-value]
+
+    # -- blockers (capability ``blockers``) --------------------------------------
+
+    async def create_blocked_jobs(
+        self,
+        *,
+        tx: Tx | None,
+        jobs: Sequence[NewJob],
+        blocker_chain_ids: Sequence[str],
+        run_on_blocker_failure: bool = False,
+    ) -> Sequence[JobRecord]:
+        """Insert ``jobs`` as :meth:`create_jobs` does, each waiting on the chains
+        ``blocker_chain_ids`` (in this order; the same for every job).
+
+        A job is ``pending`` when every blocker chain has already completed,
+        ``failed`` with a :class:`~queuert.errors.BlockerFailedError` error (naming the
+        blocker) when one ended ``failed`` or ``cancelled``, and ``blocked`` otherwise.
+        A blocked job becomes ``pending`` in the transaction that completes the last
+        of its blocker chains (a chain completes when its last job completes without
+        continuing), whichever operation ends it, and exactly once when several
+        complete at the same moment in different transactions; it becomes ``failed``
+        (as above, recursively for jobs blocked on its chain) in the transaction that
+        fails or cancels one of them. A blocker chain that completes while this
+        operation's transaction is open is seen as completed, never missed.
+
+        With ``run_on_blocker_failure`` a blocker that ends ``failed`` or ``cancelled``
+        counts as ended instead: the job becomes ``pending`` once every blocker chain
+        has ended, however.
+
+        Raises :class:`~queuert.errors.JobNotFoundError` naming the first blocker chain
+        that does not exist, with nothing written. Returns the jobs as they are now.
+        Adapters without the capability raise :class:`~queuert.errors.AdapterError`."""
+        raise AdapterError(f"{type(self).__name__} does not support blockers")
+
+    async def continue_blocked_job(
+        self,
+        *,
+        tx: Tx | None,
+        lease: Lease,
+        next_job: NewJob,
+        blocker_chain_ids: Sequence[str],
+        run_on_blocker_failure: bool = False,
+    ) -> JobRecord:
+        """:meth:`continue_job` whose new job waits on ``blocker_chain_ids`` under the
+        terms of :meth:`create_blocked_jobs`. Returns the new job as it is now."""
+        raise AdapterError(f"{type(self).__name__} does not support blockers")
+
+    async def get_blockers(self, *, tx: Tx | None, job_id: str) -> list[BlockerRecord]:
+        """The chains the job waits (or waited) on, in the order they were given;
+        empty for a job created without blockers or an unknown job."""
+        raise AdapterError(f"{type(self).__name__} does not support blockers")
+
+    async def list_dependent_chains(self, *, tx: Tx | None, chain_ids: Sequence[str]) -> list[str]:
+        """Ids, in order, of the chains not in ``chain_ids`` holding a job created
+        with one of ``chain_ids`` among its blockers."""
+        raise AdapterError(f"{type(self).__name__} does not support blockers")
+
+    # -- deduplication (capability ``deduplication``) ----------------------------
+
+    async def create_deduplicated_jobs(
+        self, *, tx: Tx | None, jobs: Sequence[NewJob], dedup: Sequence[DedupKey]
+    ) -> list[str]:
+        """Insert each of ``jobs`` (first jobs of new chains, as :meth:`create_jobs`
+        does) unless a chain of the same ``chain_name`` holds its key ``dedup[i]`` in
+        scope; return, per job, the id of the chain holding the key: the job's own
+        chain when it was inserted, the existing chain otherwise.
+
+        A key is held by the chain that last took it while that chain is in the
+        key's scope: not ended, for ``incomplete``; started within ``window_ms``
+        (or at any time without a window), for ``any``; a deleted chain holds no
+        key. Two transactions taking one key at the same time, in any processes,
+        start exactly one chain: the second waits for the first to end and returns
+        its chain (enforced by a unique index or the store's equivalent, never by a
+        read then a write). Later jobs of one call with an earlier job's key get that
+        job's chain. The key is stored with the chain (``ChainRecord.dedup_key``).
+        Adapters without the capability raise :class:`~queuert.errors.AdapterError`."""
+        raise AdapterError(f"{type(self).__name__} does not support deduplication")
+
+
+def describe_transaction(tx: object) -> str:
+    """How error messages name a caller's transaction object: by its type only (its
+    repr may be long, raise, or show connection details)."""
+    cls = type(tx)
+    return f"tx (a {cls.__module__}.{cls.__qualname__})"
 
 
 @asynccontextmanager

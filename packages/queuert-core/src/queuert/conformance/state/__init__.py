@@ -2,18 +2,25 @@
 :class:`StateAdapterConformance`."""
 
 from queuert.conformance.state.acquire import AcquireJobsCases
+from queuert.conformance.state.blockers import BlockerCases
+from queuert.conformance.state.caller_tx import CallerTransactionCases
 from queuert.conformance.state.chains import ChainCases
 from queuert.conformance.state.create import CreateJobsCases
+from queuert.conformance.state.dedup import DedupCases
 from queuert.conformance.state.delete import DeleteCases
 from queuert.conformance.state.finalize import FinalizeCases
 from queuert.conformance.state.fixtures import PoisonTransaction, StateAdapterFixtures
 from queuert.conformance.state.lease import LeaseCases
 from queuert.conformance.state.next_job import NextJobCases
+from queuert.conformance.state.operations_control import ControlCases
+from queuert.conformance.state.operations_observe import ObserveCases
 from queuert.conformance.state.read import ReadCases
 from queuert.conformance.state.reap import ReapCases
 from queuert.conformance.state.reschedule import RescheduleCases
 from queuert.conformance.state.schema import SchemaCases
+from queuert.conformance.state.trace_context import TraceContextCases
 from queuert.conformance.state.transactions import TransactionCases
+from queuert.conformance.state.tx_checks import TransactionCheckCases
 
 
 class StateAdapterConformance(
@@ -30,6 +37,13 @@ class StateAdapterConformance(
     ReadCases,
     DeleteCases,
     TransactionCases,
+    CallerTransactionCases,
+    ControlCases,
+    ObserveCases,
+    TransactionCheckCases,
+    BlockerCases,
+    DedupCases,
+    TraceContextCases,
 ):
     """Every state adapter case. Subclass it as ``Test...`` and override the
     ``state_adapter`` fixture (and optionally ``second_state_adapter`` and
@@ -39,12 +53,17 @@ class StateAdapterConformance(
 
 __all__ = [
     "AcquireJobsCases",
+    "BlockerCases",
+    "CallerTransactionCases",
     "ChainCases",
+    "ControlCases",
     "CreateJobsCases",
+    "DedupCases",
     "DeleteCases",
     "FinalizeCases",
     "LeaseCases",
     "NextJobCases",
+    "ObserveCases",
     "PoisonTransaction",
     "ReadCases",
     "ReapCases",
@@ -52,5 +71,7 @@ __all__ = [
     "SchemaCases",
     "StateAdapterConformance",
     "StateAdapterFixtures",
+    "TraceContextCases",
     "TransactionCases",
+    "TransactionCheckCases",
 ]

@@ -1,0 +1,5 @@
+"""``python -m queuert``: the ``queuert`` command."""
+
+from queuert.cli import main
+
+main()

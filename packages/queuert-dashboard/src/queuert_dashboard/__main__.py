@@ -1,0 +1,3 @@
+from queuert_dashboard.serve import main
+
+main()

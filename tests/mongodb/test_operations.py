@@ -1,0 +1,101 @@
+"""Behaviour particular to MongoDB, on a real replica set (needs
+``QUEUERT_TEST_MONGODB_URL``; see tests/mongodb/server.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from queuert.conformance.support import new_job, running_job
+from queuert.errors import AdapterError, SchemaNotMigratedError, TransientStateError
+from queuert.records import JobStatus
+from queuert_mongodb import MongoStateAdapter
+from queuert_mongodb.migrations import MIGRATIONS, SCHEMA_VERSION
+
+
+class Rollback(Exception):
+    pass
+
+
+async def test_jobs_enqueued_in_the_callers_session_exist_when_it_commits(
+    adapter: MongoStateAdapter,
+) -> None:
+    kept, dropped = new_job(), new_job()
+    async with adapter.client.start_session() as session:
+        async with await session.start_transaction():
+            await adapter.create_jobs(tx=session, jobs=[kept])
+            assert await adapter.get_job(tx=None, job_id=kept.id) is None
+        with pytest.raises(Rollback):
+            async with await session.start_transaction():
+                await adapter.create_jobs(tx=session, jobs=[dropped])
+                raise Rollback
+    assert await adapter.get_job(tx=None, job_id=kept.id) is not None
+    assert await adapter.get_job(tx=None, job_id=dropped.id) is None
+
+
+async def test_unmigrated_database_names_the_call_to_make(mongodb_url: str, database: str) -> None:
+    adapter = await MongoStateAdapter.connect(mongodb_url, database=database)
+    try:
+        with pytest.raises(SchemaNotMigratedError) as raised:
+            await adapter.get_job(tx=None, job_id="j")
+        assert "migrate()" in str(raised.value) and database in str(raised.value)
+        await adapter.migrate()
+        assert await adapter.get_job(tx=None, job_id="j") is None
+    finally:
+        await adapter.close()
+
+
+async def test_migrate_creates_every_index_and_records_the_version(
+    adapter: MongoStateAdapter,
+) -> None:
+    jobs = adapter.client[adapter.database][adapter.collections.jobs]
+    indexes = {index["name"]: index async for index in await jobs.list_indexes()}
+    for migration in MIGRATIONS:
+        for spec in migration.job_indexes:
+            assert list(indexes[spec.name]["key"].items()) == list(spec.keys)
+            assert bool(indexes[spec.name].get("unique")) == spec.unique
+    meta = adapter.client[adapter.database][adapter.collections.meta]
+    document = await meta.find_one({"_id": "schema"})
+    assert document is not None and document["version"] == SCHEMA_VERSION
+    await adapter.migrate()
+    assert await meta.count_documents({}) == 1
+
+
+async def test_newer_schema_asks_for_an_upgrade(adapter: MongoStateAdapter) -> None:
+    meta = adapter.client[adapter.database][adapter.collections.meta]
+    await meta.update_one({"_id": "schema"}, {"$set": {"version": SCHEMA_VERSION + 1}})
+    with pytest.raises(SchemaNotMigratedError, match="upgrade queuert-mongodb"):
+        await adapter.check_schema()
+    with pytest.raises(SchemaNotMigratedError, match="upgrade queuert-mongodb"):
+        await adapter.migrate()
+
+
+async def test_second_finalizer_conflicts_while_the_first_holds_the_job(
+    adapter: MongoStateAdapter,
+) -> None:
+    job = await running_job(adapter)
+    async with adapter.leased_transaction(lease=job.lease, lock=True):
+        with pytest.raises(TransientStateError):
+            async with adapter.leased_transaction(lease=job.lease, lock=True):
+                pass
+
+
+async def test_duplicate_in_the_callers_session_is_refused(adapter: MongoStateAdapter) -> None:
+    job = new_job()
+    await adapter.create_jobs(tx=None, jobs=[job])
+    with pytest.raises(AdapterError, match="duplicate key"):
+        async with adapter.transaction() as tx:
+            await adapter.create_jobs(tx=tx, jobs=[job])
+
+
+async def test_values_that_look_like_field_paths_are_stored_as_given(
+    adapter: MongoStateAdapter,
+) -> None:
+    job = new_job("$attempt", input='"$input"')
+    created = await running_job(adapter, job, owner="$leased_by")
+    assert (created.queue, created.input, created.leased_by) == (
+        "$attempt",
+        '"$input"',
+        "$leased_by",
+    )
+    done = await adapter.complete_job(tx=None, lease=created.lease, output='"$output"')
+    assert done.status is JobStatus.COMPLETED and done.output == '"$output"'
