@@ -71,7 +71,10 @@ class PostgresNotifyAdapter(NotifyAdapter):
     ``channel_prefix``. When that connection dies (server restart,
     ``pg_terminate_backend``, network failure noticed by a periodic ping), it is
     reopened with exponential backoff and every channel is listened to again;
-    notifications sent meanwhile are lost, which is fine for hints.
+    notifications sent meanwhile are lost, which is fine for hints. Connecting,
+    ``LISTEN`` and ``UNLISTEN`` each wait at most ``connect_timeout`` seconds: a
+    subscription whose ``LISTEN`` gets no answer returns all the same (its
+    listener is called once the reopened connection listens again).
 
     Publishing runs ``pg_notify`` on ``publish_pool`` (by default a small pool of
     the adapter's own); publications made while one is on its way share the next
@@ -303,7 +306,12 @@ class PostgresNotifyAdapter(NotifyAdapter):
             if conn is None or channel in self._listening or self._count[kind] == 0:
                 return  # the supervisor listens when it (re)connects
             try:
-                await conn.add_listener(channel, self._on_notification)
+                # A half-open connection never answers: bounded, like every wait on
+                # the network; the supervisor reconnects and listens again.
+                await asyncio.wait_for(
+                    conn.add_listener(channel, self._on_notification),
+                    timeout=self._connect_timeout,
+                )
                 self._listening.add(channel)
             except DRIVER_ERRORS as exc:
                 logger.warning("LISTEN %s failed, retrying after reconnect: %r", channel, exc)
@@ -316,8 +324,15 @@ class PostgresNotifyAdapter(NotifyAdapter):
             if conn is None or channel not in self._listening or self._count[kind] > 0:
                 return
             self._listening.discard(channel)
-            with contextlib.suppress(*DRIVER_ERRORS):
-                await conn.remove_listener(channel, self._on_notification)
+            try:
+                await asyncio.wait_for(
+                    conn.remove_listener(channel, self._on_notification),
+                    timeout=self._connect_timeout,
+                )
+            except DRIVER_ERRORS as exc:
+                # Still listening on a connection that does not answer: replace it.
+                logger.warning("UNLISTEN %s failed, reconnecting: %r", channel, exc)
+                conn.terminate()
 
     # -- the listening connection ----------------------------------------------
 
@@ -363,7 +378,10 @@ class PostgresNotifyAdapter(NotifyAdapter):
             async with self._conn_lock:
                 for kind, channel in self._channels.items():
                     if self._count[kind] > 0:
-                        await conn.add_listener(channel, self._on_notification)
+                        await asyncio.wait_for(
+                            conn.add_listener(channel, self._on_notification),
+                            timeout=self._connect_timeout,
+                        )
                         self._listening.add(channel)
                 self._conn = conn
         except BaseException:

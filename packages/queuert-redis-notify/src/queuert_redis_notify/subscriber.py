@@ -22,6 +22,10 @@ from redis.exceptions import RedisError
 
 logger = logging.getLogger("queuert.notify")
 
+READ_SLICE_S = 0.25
+"""Longest read of the shared connection: how long a subscribe may wait for the
+reader to let go of it."""
+
 MessageCallback = Callable[[str, str], None]
 
 
@@ -65,7 +69,15 @@ class SharedSubscriber:
     :meth:`add` returns once the server confirmed the new channels, or at once
     when Redis is unreachable (the channels are subscribed as soon as it is
     back). Connection errors never escape this class: they are logged and the
-    reader reconnects.
+    reader reconnects. Every command sent on the connection (connect,
+    ``SUBSCRIBE``, ``UNSUBSCRIBE``) waits at most ``confirm_timeout`` seconds.
+
+    Everything that uses the connection, the reader's reads included, holds one
+    lock: redis-py may read from it inside a ``SUBSCRIBE`` (a health check's
+    ``PING``, the handshake of a reconnection after an error), and two coroutines
+    reading one connection at once fail. The reader therefore reads in slices of
+    ``READ_SLICE_S`` seconds, letting a waiting (un)subscribe in between, and
+    does not read at all while the connection has no subscription.
     """
 
     def __init__(
@@ -93,6 +105,11 @@ class SharedSubscriber:
         self._state = _State.DOWN
         self._reader: asyncio.Task[None] | None = None
         self._closed = False
+        # Set when a (un)subscribe was sent or failed: the reader, idle while the
+        # connection has no subscription, looks again.
+        self._wake = asyncio.Event()
+        # A (un)subscribe failed or timed out: the connection is rebuilt.
+        self._broken = False
 
     async def add(self, channels: Iterable[str]) -> None:
         """Subscribe to ``channels``; returns once all of them are confirmed by
@@ -116,10 +133,13 @@ class SharedSubscriber:
                 # every wanted channel, these included. Subscribing twice to a
                 # channel is harmless.
                 try:
-                    await self._pubsub.subscribe(*sorted(pending))
-                except (RedisError, OSError) as exc:
-                    logger.warning("redis notify: subscribe failed: %s", exc)
+                    async with asyncio.timeout(self._confirm_timeout):
+                        await self._pubsub.subscribe(*sorted(pending))
+                except (RedisError, OSError) as exc:  # TimeoutError is an OSError
+                    logger.warning("redis notify: subscribe failed: %r", exc)
                     waiter.release()
+                    self._broken = True
+                self._wake.set()
         try:
             async with asyncio.timeout(self._confirm_timeout):
                 await asyncio.shield(waiter.done)
@@ -144,10 +164,13 @@ class SharedSubscriber:
             stale = gone - self._wanted
             if stale and self._state is _State.UP and self._pubsub is not None:
                 try:
-                    await self._pubsub.unsubscribe(*sorted(stale))
+                    async with asyncio.timeout(self._confirm_timeout):
+                        await self._pubsub.unsubscribe(*sorted(stale))
                 except (RedisError, OSError) as exc:
                     # The reader rebuilds the connection from the wanted set.
-                    logger.warning("redis notify: unsubscribe failed: %s", exc)
+                    logger.warning("redis notify: unsubscribe failed: %r", exc)
+                    self._broken = True
+                self._wake.set()
 
     async def close(self) -> None:
         """Stop the reader and close the connection. Idempotent."""
@@ -178,7 +201,14 @@ class SharedSubscriber:
                     logger.info("redis notify: subscription re-established")
                 failing = False
                 while True:
-                    message = await pubsub.get_message(timeout=None)
+                    if self._broken:
+                        raise ConnectionError("a subscribe or unsubscribe failed")
+                    if not pubsub.subscribed:
+                        self._wake.clear()
+                        await self._wake.wait()
+                        continue
+                    async with self._lock:
+                        message = await pubsub.get_message(timeout=READ_SLICE_S)
                     delay = self._min_backoff
                     if message is not None:
                         self._handle(message)
@@ -198,11 +228,13 @@ class SharedSubscriber:
 
     async def _connect(self) -> PubSub:
         async with self._lock:
+            self._broken = False
             pubsub = self._client.pubsub()
             self._pubsub = pubsub
-            await pubsub.connect()  # type: ignore[no-untyped-call]
-            if self._wanted:
-                await pubsub.subscribe(*sorted(self._wanted))
+            async with asyncio.timeout(self._confirm_timeout):
+                await pubsub.connect()  # type: ignore[no-untyped-call]
+                if self._wanted:
+                    await pubsub.subscribe(*sorted(self._wanted))
             self._state = _State.UP
             return pubsub
 

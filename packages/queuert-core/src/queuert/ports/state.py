@@ -260,6 +260,7 @@ class StateAdapter(ABC, Generic[Tx]):
         of its own may grow it to match (summing over workers); the default does
         nothing. Does not raise: an adapter that cannot grow keeps what it has."""
         return None
+
     # -- the caller's transaction ---------------------------------------------
 
     async def caller_transaction(self, tx: object) -> Tx:
