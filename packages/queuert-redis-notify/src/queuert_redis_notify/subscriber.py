@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import enum
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,9 +22,9 @@ from redis.exceptions import RedisError
 
 logger = logging.getLogger("queuert.notify")
 
-READ_SLICE_S = 0.25
-"""Longest read of the shared connection: how long a subscribe may wait for the
-reader to let go of it."""
+READ_SLICE_S = 1.0
+"""Longest read of the shared connection before the reader takes the lock again
+(and redis-py may send its health check)."""
 
 MessageCallback = Callable[[str, str], None]
 
@@ -76,8 +76,9 @@ class SharedSubscriber:
     lock: redis-py may read from it inside a ``SUBSCRIBE`` (a health check's
     ``PING``, the handshake of a reconnection after an error), and two coroutines
     reading one connection at once fail. The reader therefore reads in slices of
-    ``READ_SLICE_S`` seconds, letting a waiting (un)subscribe in between, and
-    does not read at all while the connection has no subscription.
+    ``READ_SLICE_S`` seconds, an (un)subscribe cuts the current slice short to
+    take its turn, and the reader does not read at all while the connection has
+    no subscription.
     """
 
     def __init__(
@@ -110,6 +111,8 @@ class SharedSubscriber:
         self._wake = asyncio.Event()
         # A (un)subscribe failed or timed out: the connection is rebuilt.
         self._broken = False
+        # The reader's read in progress, which an (un)subscribe cuts short.
+        self._read: asyncio.Future[Any] | None = None
 
     async def add(self, channels: Iterable[str]) -> None:
         """Subscribe to ``channels``; returns once all of them are confirmed by
@@ -121,7 +124,7 @@ class SharedSubscriber:
         if not wanted - self._confirmed:
             return
         self._start()
-        async with self._lock:
+        async with self._exclusive():
             # A concurrent remove() may have dropped some of them meanwhile.
             pending = (wanted & self._wanted) - self._confirmed
             if not pending or self._state is _State.DOWN:
@@ -159,7 +162,7 @@ class SharedSubscriber:
         self._confirmed -= gone
         if self._closed:
             return
-        async with self._lock:
+        async with self._exclusive():
             # A concurrent add() may have wanted some of them again.
             stale = gone - self._wanted
             if stale and self._state is _State.UP and self._pubsub is not None:
@@ -207,8 +210,7 @@ class SharedSubscriber:
                         self._wake.clear()
                         await self._wake.wait()
                         continue
-                    async with self._lock:
-                        message = await pubsub.get_message(timeout=READ_SLICE_S)
+                    message = await self._read_slice(pubsub)
                     delay = self._min_backoff
                     if message is not None:
                         self._handle(message)
@@ -225,6 +227,32 @@ class SharedSubscriber:
             await self._teardown()
             await asyncio.sleep(delay)
             delay = min(delay * 2, self._max_backoff)
+
+    @contextlib.asynccontextmanager
+    async def _exclusive(self) -> AsyncIterator[None]:
+        """The connection to this caller alone: the reader's read is cut short."""
+        if self._read is not None:
+            self._read.cancel()
+        async with self._lock:
+            yield
+
+    async def _read_slice(self, pubsub: PubSub) -> dict[str, Any] | None:
+        """The next message, or ``None`` after ``READ_SLICE_S`` or when an
+        (un)subscribe cut the read short. Cutting a read short cancels it at the
+        point where redis-py's own read timeout does, so nothing is lost."""
+        async with self._lock:
+            read = asyncio.ensure_future(pubsub.get_message(timeout=READ_SLICE_S))
+            self._read = read
+            try:
+                message: dict[str, Any] | None = await read
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise  # the reader itself is stopping
+                message = None
+            finally:
+                self._read = None
+            return message
 
     async def _connect(self) -> PubSub:
         async with self._lock:
