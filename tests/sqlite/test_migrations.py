@@ -120,7 +120,9 @@ async def test_version_3_upgrades_a_version_1_database_with_jobs(
 ) -> None:
     import queuert_sqlite.adapter
 
-    monkeypatch.setattr(queuert_sqlite.adapter, "MIGRATIONS", MIGRATIONS[:1])
+    # Version 1 with the trace-context column (version 4) that the adapter writes.
+    v1 = tuple(m for m in MIGRATIONS if m.version in (1, 4))
+    monkeypatch.setattr(queuert_sqlite.adapter, "MIGRATIONS", v1)
     old = SqliteStateAdapter(db_path)
     try:
         await old.migrate()

@@ -60,7 +60,7 @@ from queuert_postgres.driver_errors import DRIVER_ERRORS, MIGRATE_HINT, translat
 from queuert_postgres.names import Names
 from queuert_postgres.notify import PostgresNotifyAdapter
 from queuert_postgres.rows import chain_record, job_record
-from queuert_postgres.statements import SignalChannels, Statements, inline
+from queuert_postgres.statements import JOB_COLUMN_COUNT, SignalChannels, Statements, inline
 from queuert_postgres.urls import int_option, redact, split_url
 
 DEFAULT_SCHEMA = "queuert"
@@ -850,7 +850,8 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
         row = await self._fetchrow(tx, self._control().queue_position, job_id)
         if row is None:
             return None
-        return QueuePosition(job=job_record(row), now=row[19], ahead=int(row[20]))
+        extra = JOB_COLUMN_COUNT  # the statement's own columns follow the job's
+        return QueuePosition(job=job_record(row), now=row[extra], ahead=int(row[extra + 1]))
 
     async def schema_sql(self) -> list[str]:
         return migrations.script(self._names)
