@@ -3,6 +3,7 @@ suite catches that bug. Each is the reference adapter with a single override."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
@@ -10,7 +11,7 @@ from types import TracebackType
 from queuert.adapters.memory_notify import InProcessNotifyAdapter
 from queuert.adapters.memory_state import MemoryStateAdapter, MemoryTransaction
 from queuert.ports.notify import IdListener, ScheduledSignal, Subscription
-from queuert.records import JobRecord
+from queuert.records import JobFilter, JobRecord, JobStatus
 
 
 class DoubleHandingStateAdapter(MemoryStateAdapter):
@@ -77,3 +78,112 @@ class UnlimitedWakeNotifyAdapter(InProcessNotifyAdapter):
 
     async def claim_wake(self, *, signal: ScheduledSignal) -> bool:
         return True
+
+
+class LimitlessStateAdapter(MemoryStateAdapter):
+    """Bug: declares concurrency limits but ignores them."""
+
+    async def acquire_limited_jobs(
+        self,
+        *,
+        tx: MemoryTransaction | None,
+        queue: str,
+        limit: int,
+        owner: str,
+        lease_ms: int,
+        concurrency_limit: int,
+        per_key: bool,
+    ) -> list[JobRecord]:
+        return await self.acquire_jobs(
+            tx=tx, queues=[queue], limit=limit, owner=owner, lease_ms=lease_ms
+        )
+
+
+class KeylessLimitStateAdapter(MemoryStateAdapter):
+    """Bug: applies a per-key limit to the whole queue."""
+
+    async def acquire_limited_jobs(
+        self,
+        *,
+        tx: MemoryTransaction | None,
+        queue: str,
+        limit: int,
+        owner: str,
+        lease_ms: int,
+        concurrency_limit: int,
+        per_key: bool,
+    ) -> list[JobRecord]:
+        return await super().acquire_limited_jobs(
+            tx=tx,
+            queue=queue,
+            limit=limit,
+            owner=owner,
+            lease_ms=lease_ms,
+            concurrency_limit=concurrency_limit,
+            per_key=False,
+        )
+
+
+class RacyLimitStateAdapter(MemoryStateAdapter):
+    """Bug: counts the running jobs in one transaction and acquires in another, so
+    acquirers that count at the same time all see room."""
+
+    async def acquire_limited_jobs(
+        self,
+        *,
+        tx: MemoryTransaction | None,
+        queue: str,
+        limit: int,
+        owner: str,
+        lease_ms: int,
+        concurrency_limit: int,
+        per_key: bool,
+    ) -> list[JobRecord]:
+        page = await self.list_jobs(
+            tx=tx,
+            filter=JobFilter(statuses=(JobStatus.RUNNING,), queues=(queue,)),
+            after=None,
+            limit=1000,
+        )
+        free = concurrency_limit - len(page.items)
+        await asyncio.sleep(0.01)
+        if free <= 0:
+            return []
+        return await self.acquire_jobs(
+            tx=tx, queues=[queue], limit=min(limit, free), owner=owner, lease_ms=lease_ms
+        )
+
+
+class StickyLeaseLimitStateAdapter(MemoryStateAdapter):
+    """Bug: counts running jobs whose lease expired against the limit until they
+    are reaped."""
+
+    async def acquire_limited_jobs(
+        self,
+        *,
+        tx: MemoryTransaction | None,
+        queue: str,
+        limit: int,
+        owner: str,
+        lease_ms: int,
+        concurrency_limit: int,
+        per_key: bool,
+    ) -> list[JobRecord]:
+        page = await self.list_jobs(
+            tx=tx,
+            filter=JobFilter(statuses=(JobStatus.RUNNING,), queues=(queue,)),
+            after=None,
+            limit=1000,
+        )
+        free = concurrency_limit - len(page.items)
+        if free <= 0:
+            return []
+        return await super().acquire_limited_jobs(
+            tx=tx,
+            queue=queue,
+            limit=limit,
+            owner=owner,
+            lease_ms=lease_ms,
+            concurrency_limit=concurrency_limit,
+            per_key=per_key,
+        )

@@ -20,7 +20,11 @@ import pytest_asyncio
 
 from broken_adapters import (
     DoubleHandingStateAdapter,
+    KeylessLimitStateAdapter,
     LeakyRollbackStateAdapter,
+    LimitlessStateAdapter,
+    RacyLimitStateAdapter,
+    StickyLeaseLimitStateAdapter,
     UnfilteredLeaseLostNotifyAdapter,
     UnlimitedWakeNotifyAdapter,
 )
@@ -54,6 +58,10 @@ def notify_suite(adapter_class):
 TestReferenceState = state_suite(MemoryStateAdapter)
 TestDoubleHanding = state_suite(DoubleHandingStateAdapter)
 TestLeakyRollback = state_suite(LeakyRollbackStateAdapter)
+TestLimitless = state_suite(LimitlessStateAdapter)
+TestKeylessLimit = state_suite(KeylessLimitStateAdapter)
+TestRacyLimit = state_suite(RacyLimitStateAdapter)
+TestStickyLeaseLimit = state_suite(StickyLeaseLimitStateAdapter)
 TestReferenceNotify = notify_suite(InProcessNotifyAdapter)
 TestUnfilteredLeaseLost = notify_suite(UnfilteredLeaseLostNotifyAdapter)
 TestUnlimitedWake = notify_suite(UnlimitedWakeNotifyAdapter)
@@ -107,6 +115,34 @@ BUGS = {
             "test_rolled_back_delete_restores_the_chain",
             "test_rollback_discards_savepoint_writes",
         ),
+    ),
+    "ignored-limit-fails-the-limit-cases": Bug(
+        "TestLimitless",
+        "TestReferenceState",
+        (
+            "test_limited_acquire_stops_at_the_queue_limit",
+            "test_finished_job_frees_its_place",
+            "test_parallel_limited_acquires_stay_within_the_limit",
+            "test_per_key_limit_holds_each_key_without_blocking_others",
+        ),
+    ),
+    "keyless-limit-fails-the-per-key-cases": Bug(
+        "TestKeylessLimit",
+        "TestReferenceState",
+        (
+            "test_per_key_limit_holds_each_key_without_blocking_others",
+            "test_per_key_limit_of_two_counts_running_jobs_of_the_key",
+        ),
+    ),
+    "racy-limit-fails-the-parallel-limit-case": Bug(
+        "TestRacyLimit",
+        "TestReferenceState",
+        ("test_parallel_limited_acquires_stay_within_the_limit",),
+    ),
+    "sticky-expired-lease-fails-the-expiry-case": Bug(
+        "TestStickyLeaseLimit",
+        "TestReferenceState",
+        ("test_expired_lease_frees_its_place_before_reaping",),
     ),
     "unfiltered-subscription-fails-the-filter-case": Bug(
         "TestUnfilteredLeaseLost",

@@ -19,6 +19,7 @@ from queuert.errors import (
     ValidationError,
 )
 from queuert.ids import new_id
+from queuert.limits import concurrency_key_of
 from queuert.instrumented import InstrumentedNotify, InstrumentedState
 from queuert.metrics import Metrics
 from queuert.notifications import PendingNotifications, pending_notifications
@@ -239,7 +240,8 @@ class Queuert(Generic[Tx]):
         for value in inputs:
             job_id = new_id()
             # NewJob(id, chain_id, chain_name, queue, position, input, max_attempts,
-            # priority, scheduled_at, delay_ms): the first job of its own chain.
+            # priority, scheduled_at, delay_ms, concurrency_key): the first job of its
+            # own chain.
             jobs.append(
                 _new_job(
                     job_id,
@@ -252,6 +254,7 @@ class Queuert(Generic[Tx]):
                     priority,
                     scheduled_at,
                     delay_ms,
+                    concurrency_key_of(name, chain.limit, value),
                 )
             )
         return jobs

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any, Generic, TypeVar, overload
 
 from queuert.codec import Codec
 from queuert.errors import ValidationError
+from queuert.limits import ConcurrencyLimit
+from queuert.limits import concurrency_limit as _limit
 from queuert.retry import RetryPolicy
 from queuert.validation import check_int32, show
 
@@ -35,7 +38,7 @@ class QueueDef(Generic[InT, OutT]):
     steps come from :meth:`ChainDef.queue` and are named ``<chain>:<step>``.
     """
 
-    __slots__ = ("chain_name", "input_codec", "name", "priority", "retry")
+    __slots__ = ("chain_name", "input_codec", "limit", "name", "priority", "retry")
 
     def __init__(
         self,
@@ -45,6 +48,7 @@ class QueueDef(Generic[InT, OutT]):
         input: type[InT] | Any,
         retry: RetryPolicy,
         priority: int,
+        limit: ConcurrencyLimit | None = None,
     ) -> None:
         if not isinstance(retry, RetryPolicy):
             raise ValidationError(f"retry must be a RetryPolicy, got {show(retry)}")
@@ -54,6 +58,8 @@ class QueueDef(Generic[InT, OutT]):
         self.input_codec: Codec[InT] = Codec(input, f"input of queue {name!r}")
         self.retry = retry
         self.priority = priority
+        self.limit = limit
+        """The queue's global concurrency limit (see :mod:`queuert.limits`), if any."""
 
     def __repr__(self) -> str:
         return f"<queue {self.name!r}>"
@@ -72,14 +78,18 @@ class ChainDef(QueueDef[InT, OutT]):
         output: type[OutT] | Any,
         retry: RetryPolicy | None = None,
         priority: int = 0,
+        concurrency_limit: int | None = None,
+        concurrency_key: Callable[[InT], str] | None = None,
     ) -> None:
         _check_name("chain", name)
+        limit = _limit(concurrency_limit, concurrency_key)
         super().__init__(
             name=name,
             chain_name=name,
             input=input,
             retry=retry or RetryPolicy(),
             priority=priority,
+            limit=limit,
         )
         self.output_codec: Codec[OutT] = Codec(output, f"output of chain {name!r}")
         self.queues: dict[str, QueueDef[Any, OutT]] = {name: self}
@@ -92,6 +102,7 @@ class ChainDef(QueueDef[InT, OutT]):
         input: type[StepInT],
         retry: RetryPolicy | None = None,
         priority: int | None = None,
+        concurrency_limit: int | None = None,
     ) -> QueueDef[StepInT, OutT]: ...
     @overload
     def queue(
@@ -101,6 +112,7 @@ class ChainDef(QueueDef[InT, OutT]):
         input: Any,
         retry: RetryPolicy | None = None,
         priority: int | None = None,
+        concurrency_limit: int | None = None,
     ) -> QueueDef[Any, OutT]: ...
     def queue(
         self,
@@ -109,10 +121,14 @@ class ChainDef(QueueDef[InT, OutT]):
         input: Any,
         retry: RetryPolicy | None = None,
         priority: int | None = None,
+        concurrency_limit: int | None = None,
     ) -> QueueDef[Any, OutT]:
-        """Declare a further step ``<chain>:<step>`` with its own input type.
-        Raises :class:`~queuert.errors.ValidationError` for a bad or duplicate name."""
+        """Declare a further step ``<chain>:<step>`` with its own input type and, with
+        ``concurrency_limit``, at most that many of its jobs running at once across
+        every worker. Raises :class:`~queuert.errors.ValidationError` for a bad or
+        duplicate name or a bad limit."""
         _check_name("step", step)
+        limit = _limit(concurrency_limit, None)
         name = f"{self.name}:{step}"
         if name in self.queues:
             raise ValidationError(f"queue {name!r} is already declared")
@@ -122,6 +138,7 @@ class ChainDef(QueueDef[InT, OutT]):
             input=input,
             retry=retry or self.retry,
             priority=self.priority if priority is None else priority,
+            limit=limit,
         )
         self.queues[name] = q
         return q
@@ -138,6 +155,8 @@ def chain(
     output: type[OutT],
     retry: RetryPolicy | None = None,
     priority: int = 0,
+    concurrency_limit: int | None = None,
+    concurrency_key: Callable[[InT], str] | None = None,
 ) -> ChainDef[InT, OutT]: ...
 @overload
 def chain(
@@ -147,6 +166,8 @@ def chain(
     output: Any,
     retry: RetryPolicy | None = None,
     priority: int = 0,
+    concurrency_limit: int | None = None,
+    concurrency_key: Callable[[Any], str] | None = None,
 ) -> ChainDef[Any, Any]: ...
 def chain(
     name: str,
@@ -155,8 +176,23 @@ def chain(
     output: Any,
     retry: RetryPolicy | None = None,
     priority: int = 0,
+    concurrency_limit: int | None = None,
+    concurrency_key: Callable[[Any], str] | None = None,
 ) -> ChainDef[Any, Any]:
     """Declare a chain named ``name`` whose first job takes ``input`` and whose last
     job returns ``output``. Raises :class:`~queuert.errors.ValidationError` for a bad
-    name or a type that cannot be stored as JSON."""
-    return ChainDef(name, input=input, output=output, retry=retry, priority=priority)
+    name or a type that cannot be stored as JSON.
+
+    With ``concurrency_limit``, at most that many jobs of the entry queue run at once
+    across every worker; with ``concurrency_key`` too, at most that many per key, the
+    key being computed from each chain's input when the chain starts (see
+    :mod:`queuert.limits`)."""
+    return ChainDef(
+        name,
+        input=input,
+        output=output,
+        retry=retry,
+        priority=priority,
+        concurrency_limit=concurrency_limit,
+        concurrency_key=concurrency_key,
+    )

@@ -227,6 +227,31 @@ class InstrumentedState(StateAdapter[Tx]):
             "delete_chains", tx, lambda: self.inner.delete_chains(tx=tx, chain_ids=chain_ids)
         )
 
+    async def acquire_limited_jobs(
+        self,
+        *,
+        tx: Tx | None,
+        queue: str,
+        limit: int,
+        owner: str,
+        lease_ms: int,
+        concurrency_limit: int,
+        per_key: bool,
+    ) -> list[JobRecord]:
+        return await self._call(
+            "acquire_limited_jobs",
+            tx,
+            lambda: self.inner.acquire_limited_jobs(
+                tx=tx,
+                queue=queue,
+                limit=limit,
+                owner=owner,
+                lease_ms=lease_ms,
+                concurrency_limit=concurrency_limit,
+                per_key=per_key,
+            ),
+        )
+
 
 class InstrumentedNotify(NotifyAdapter):
     """Wraps a notify adapter: publishing never raises (notifications are hints, a

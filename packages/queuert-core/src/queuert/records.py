@@ -68,6 +68,8 @@ class NewJob:
     priority: int = 0
     scheduled_at: datetime | None = None
     delay_ms: int = 0
+    concurrency_key: str | None = None
+    """The key a per-key concurrency limit of ``queue`` counts the job under."""
 
 
 @dataclass(frozen=True, slots=True)

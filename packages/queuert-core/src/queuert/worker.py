@@ -20,6 +20,7 @@ from queuert.errors import (
     UnknownQueueError,
     ValidationError,
 )
+from queuert import limits
 from queuert.ids import new_id
 from queuert.job import Continuation, Job
 from queuert.notifications import PendingNotifications
@@ -164,6 +165,9 @@ class Worker(Generic[Tx]):
             raise ValidationError("worker already started")
         if not self.queue_names:
             raise ValidationError("worker has no handlers for its queues")
+        limits.check_supported(
+            self.app.state, limits.split_by_limit(self.app.queues, self.queue_names)[1]
+        )
         await self.app.state.check_schema()
         notify = self.app.notify
         if notify is not None:
@@ -286,15 +290,22 @@ class Worker(Generic[Tx]):
 
     async def _acquire_loop(self) -> None:
         state = self.app.state
-        queues = self.queue_names
+        # Limited queues are acquired one by one under their limit; a job they hold
+        # back is due but not acquirable, so only the other queues tell the idle wait.
+        queues, limited = limits.split_by_limit(self.app.queues, self.queue_names)
         while not self._stopping.is_set():
             free = self.concurrency - self._running
             timeout = self.poll_interval
             if free > 0:
                 self._wake.clear()
                 try:
-                    records = await state.acquire_jobs(
-                        tx=None, queues=queues, limit=free, owner=self.id, lease_ms=self.lease_ms
+                    records = await limits.acquire_jobs(
+                        state,
+                        plain=queues,
+                        limited=limited,
+                        limit=free,
+                        owner=self.id,
+                        lease_ms=self.lease_ms,
                     )
                 except Exception as exc:
                     self._log.error("acquiring jobs failed: %s", exc)
@@ -302,10 +313,11 @@ class Worker(Generic[Tx]):
                 self.app.metrics.incr("worker.acquire_attempts")
                 for record in records:
                     self._spawn(record)
-                self._maybe_more = len(records) == free
-                if self._maybe_more:
+                # A job of a limited queue that ends frees a place under its limit.
+                self._maybe_more = len(records) == free or bool(limited)
+                if len(records) == free:
                     continue
-                if not records:
+                if not records and queues:
                     timeout = await self._idle_timeout(queues)
             else:
                 self._wake.clear()

@@ -75,6 +75,7 @@ class _Row:
         "chain_id",
         "chain_name",
         "completed_at",
+        "concurrency_key",
         "created_at",
         "error",
         "id",
@@ -112,6 +113,7 @@ class _Row:
         self.error: JobError | None = None
         self.next_job_id: str | None = None
         self.completed_at: datetime | None = None
+        self.concurrency_key = job.concurrency_key
         # The record of the current values; every change goes through _touch, which drops it.
         self.cached: JobRecord | None = None
 
@@ -324,6 +326,7 @@ class MemoryStateAdapter(StateAdapter[MemoryTransaction]):
         clock_precision_ms=0.001,
         native_notify=False,
         multi_process=False,
+        concurrency_limits=True,
     )
 
     def __init__(self, *, clock: Callable[[], datetime] | None = None) -> None:
@@ -854,6 +857,71 @@ class MemoryStateAdapter(StateAdapter[MemoryTransaction]):
                 self._unlink(row)
                 tx._undo.append((_DELETED, row, None))
         return deleted
+
+    # -- limits ----------------------------------------------------------------------
+
+    async def acquire_limited_jobs(
+        self,
+        *,
+        tx: MemoryTransaction | None,
+        queue: str,
+        limit: int,
+        owner: str,
+        lease_ms: int,
+        concurrency_limit: int,
+        per_key: bool,
+    ) -> list[JobRecord]:
+        return await self._run(
+            tx,
+            self._acquire_limited_jobs,
+            queue,
+            limit,
+            owner,
+            lease_ms,
+            concurrency_limit,
+            per_key,
+        )
+
+    def _acquire_limited_jobs(
+        self,
+        tx: MemoryTransaction,
+        queue: str,
+        limit: int,
+        owner: str,
+        lease_ms: int,
+        concurrency_limit: int,
+        per_key: bool,
+    ) -> list[JobRecord]:
+        # A scan of the queue's jobs: the reference for what the SQL adapters compute.
+        now = self.now()
+        rows = [row for row in self._jobs.values() if row.queue == queue]
+        running: dict[str | None, int] = {}
+        for row in rows:
+            if row.status is _RUNNING and row.leased_until is not None and row.leased_until > now:
+                key = row.concurrency_key if per_key else None
+                running[key] = running.get(key, 0) + 1
+        eligible = sorted(
+            (row for row in rows if row.status is _PENDING and row.scheduled_at <= now),
+            key=lambda row: (row.scheduled_at, -row.priority, row.id),
+        )
+        leased_until = now + timedelta(milliseconds=lease_ms)
+        acquired: list[JobRecord] = []
+        for row in eligible:
+            if len(acquired) >= limit:
+                break
+            key = row.concurrency_key if per_key else None
+            if running.get(key, 0) >= concurrency_limit:
+                continue
+            running[key] = running.get(key, 0) + 1
+            self._touch(tx, row)
+            row.status = _RUNNING
+            row.attempt += 1
+            row.leased_by = owner
+            row.leased_until = leased_until
+            row.updated_at = now
+            self._index(row)
+            acquired.append(row.record())
+        return acquired
 
 
 def _chain_record(chain_id: str, chain: _Chain) -> ChainRecord:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, TypeVar
 
+from queuert.errors import ConfigurationError
 from queuert.ports.notify import NotifyAdapter
 from queuert.records import (
     ChainFilter,
@@ -52,6 +53,7 @@ class StateCapabilities:
     - ``native_notify``: the adapter's writes can carry a notifier's signals in their
       own transaction (see :meth:`StateAdapter.bind_notify`).
     - ``multi_process``: several processes may share the store.
+    - ``concurrency_limits``: :meth:`StateAdapter.acquire_limited_jobs` is supported.
     """
 
     row_locks: bool = True
@@ -60,6 +62,7 @@ class StateCapabilities:
     clock_precision_ms: float = 1.0
     native_notify: bool = False
     multi_process: bool = True
+    concurrency_limits: bool = False
 
 
 class StateAdapter(ABC, Generic[Tx]):
@@ -233,6 +236,34 @@ class StateAdapter(ABC, Generic[Tx]):
     @abstractmethod
     async def delete_chains(self, *, tx: Tx | None, chain_ids: Sequence[str]) -> int:
         """Delete the chains and all their jobs; returns how many chains existed."""
+
+    # -- limits ----------------------------------------------------------------------
+
+    async def acquire_limited_jobs(
+        self,
+        *,
+        tx: Tx | None,
+        queue: str,
+        limit: int,
+        owner: str,
+        lease_ms: int,
+        concurrency_limit: int,
+        per_key: bool,
+    ) -> list[JobRecord]:
+        """Lease up to ``limit`` eligible jobs of ``queue``, as :meth:`acquire_jobs`,
+        without ever leaving more than ``concurrency_limit`` jobs of ``queue`` running
+        with a valid lease (``leased_until`` after now) or, with ``per_key``, more than
+        ``concurrency_limit`` per :attr:`~queuert.records.NewJob.concurrency_key` (jobs
+        without a key count as one key). Jobs over the limit are skipped, not waited
+        for: they stay ``pending`` with their attempt unchanged, and a later job of
+        another key is taken in their place. Holds across concurrent calls from any
+        process: two calls never together exceed the limit. Adapters declaring
+        ``capabilities.concurrency_limits`` implement it; the default raises
+        :class:`~queuert.errors.ConfigurationError`."""
+        raise ConfigurationError(
+            f"{type(self).__name__} does not support concurrency limits "
+            f"(queue {queue!r} declares one)"
+        )
 
 
 @asynccontextmanager

@@ -8,6 +8,7 @@ from queuert.conformance.state.delete import DeleteCases
 from queuert.conformance.state.finalize import FinalizeCases
 from queuert.conformance.state.fixtures import PoisonTransaction, StateAdapterFixtures
 from queuert.conformance.state.lease import LeaseCases
+from queuert.conformance.state.limits import LimitCases
 from queuert.conformance.state.next_job import NextJobCases
 from queuert.conformance.state.read import ReadCases
 from queuert.conformance.state.reap import ReapCases
@@ -30,6 +31,7 @@ class StateAdapterConformance(
     ReadCases,
     DeleteCases,
     TransactionCases,
+    LimitCases,
 ):
     """Every state adapter case. Subclass it as ``Test...`` and override the
     ``state_adapter`` fixture (and optionally ``second_state_adapter`` and
@@ -44,6 +46,7 @@ __all__ = [
     "DeleteCases",
     "FinalizeCases",
     "LeaseCases",
+    "LimitCases",
     "NextJobCases",
     "PoisonTransaction",
     "ReadCases",
