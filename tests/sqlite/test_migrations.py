@@ -10,6 +10,7 @@ import pytest
 from queuert.errors import SchemaNotMigratedError
 from queuert.records import JobFilter
 from queuert_sqlite import SCHEMA_VERSION, SqliteStateAdapter
+from queuert_sqlite.migrations import MIGRATIONS
 from tests.sqlite.helpers import new_job
 
 
@@ -63,7 +64,7 @@ async def test_migrate_is_idempotent_and_records_the_version(db_path: str) -> No
         await state.close()
     with sqlite3.connect(db_path) as conn:
         versions = [row[0] for row in conn.execute("SELECT version FROM queuert_migrations")]
-    assert versions == list(range(1, SCHEMA_VERSION + 1))
+    assert versions == [migration.version for migration in MIGRATIONS]
 
 
 async def test_concurrent_migrations_from_several_adapters_all_succeed(db_path: str) -> None:
@@ -99,6 +100,17 @@ async def test_an_older_schema_is_reported_as_not_migrated(
     with sqlite3.connect(db_path) as conn:
         conn.execute("DELETE FROM queuert_migrations WHERE version = ?", (SCHEMA_VERSION,))
     with pytest.raises(SchemaNotMigratedError, match=f"needs {SCHEMA_VERSION}"):
+        await adapter.check_schema()
+
+
+async def test_a_schema_missing_an_earlier_version_is_reported_as_not_migrated(
+    adapter: SqliteStateAdapter, db_path: str
+) -> None:
+    # At the latest version but without an earlier one: versions are not assumed to
+    # be contiguous, each one must be recorded.
+    with sqlite3.connect(db_path) as conn:
+        conn.execute("DELETE FROM queuert_migrations WHERE version = ?", (MIGRATIONS[0].version,))
+    with pytest.raises(SchemaNotMigratedError, match="missing"):
         await adapter.check_schema()
 
 

@@ -19,8 +19,8 @@ from queuert.errors import (
     ValidationError,
 )
 from queuert.ids import new_id
-from queuert.limits import concurrency_key_of
 from queuert.instrumented import InstrumentedNotify, InstrumentedState
+from queuert.limits import concurrency_key_of
 from queuert.metrics import Metrics
 from queuert.notifications import PendingNotifications, pending_notifications
 from queuert.ports.notify import NotifyAdapter

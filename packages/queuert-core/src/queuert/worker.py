@@ -11,6 +11,7 @@ import traceback
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from queuert import limits
 from queuert.context import JobContext, JobRescheduled, check_lease_ms
 from queuert.definitions import QueueDef
 from queuert.errors import (
@@ -20,7 +21,6 @@ from queuert.errors import (
     UnknownQueueError,
     ValidationError,
 )
-from queuert import limits
 from queuert.ids import new_id
 from queuert.job import Continuation, Job
 from queuert.notifications import PendingNotifications

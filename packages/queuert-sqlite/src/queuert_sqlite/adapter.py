@@ -36,6 +36,7 @@ from queuert.records import (
 from queuert_sqlite.clock import from_us, now_us, to_us
 from queuert_sqlite.connections import MEMORY, ConnectContext
 from queuert_sqlite.database import Database
+from queuert_sqlite import limits
 from queuert_sqlite.errors import schema_missing
 from queuert_sqlite.migrations import MIGRATIONS, SCHEMA_VERSION
 from queuert_sqlite.rows import acquisition_order, chain_from_row, job_from_row
@@ -125,6 +126,7 @@ class SqliteStateAdapter(StateAdapter[aiosqlite.Connection]):
             clock_precision_ms=0.001,
             native_notify=False,
             multi_process=not self._memory,
+            concurrency_limits=True,
         )
         self._sql = Statements(table_prefix)
         self._db = Database(
@@ -240,16 +242,21 @@ class SqliteStateAdapter(StateAdapter[aiosqlite.Connection]):
         except SchemaNotMigratedError:
             raise schema_missing(self.path, "no queuert tables", self._error_args()) from None
         version = rows[0][0] if rows else None
-        if version is None or version < SCHEMA_VERSION:
-            raise schema_missing(
-                self.path,
-                f"schema version {version or 0}, this queuert-sqlite needs {SCHEMA_VERSION}",
-                self._error_args(),
-            )
-        if version > SCHEMA_VERSION:
+        if version is not None and version > SCHEMA_VERSION:
             raise SchemaTooNewError(
                 f"SQLite database {self.path!r} has queuert schema version {version}, newer "
                 f"than the {SCHEMA_VERSION} this queuert-sqlite knows; upgrade queuert-sqlite"
+            )
+        applied = {row[0] for row in await self._db.read(None, self._sql.applied_versions, ())}
+        # Versions are checked one by one: a database may be at the latest version but
+        # lack one that another line of releases added before it.
+        missing = [m.version for m in MIGRATIONS if m.version not in applied]
+        if version is None or missing:
+            raise schema_missing(
+                self.path,
+                f"schema version {version or 0} (missing {missing}), "
+                f"this queuert-sqlite needs {SCHEMA_VERSION}",
+                self._error_args(),
             )
         tables = await self._db.read(
             None,
@@ -272,7 +279,11 @@ class SqliteStateAdapter(StateAdapter[aiosqlite.Connection]):
             return []
         now = now_us()
         rows = [_job_row(job, now) for job in jobs]
-        if len(rows) == 1:
+        if any(job.concurrency_key is not None for job in jobs):
+            keyed = [(*row, job.concurrency_key) for row, job in zip(rows, jobs, strict=True)]
+            async with self._db.atomic(tx) as conn:
+                await self._db.run_many(conn, limits.insert_keyed_job(self._sql.jobs_table), keyed)
+        elif len(rows) == 1:
             await self._db.write(tx, self._sql.insert_job, rows[0])
         else:
             async with self._db.atomic(tx) as conn:
@@ -517,6 +528,55 @@ class SqliteStateAdapter(StateAdapter[aiosqlite.Connection]):
             return 0
         rows = await self._db.write(tx, self._sql.delete_chains, (json.dumps(list(chain_ids)),))
         return len({row[0] for row in rows})
+
+    # -- limits --------------------------------------------------------------------------
+
+    async def acquire_limited_jobs(
+        self,
+        *,
+        tx: Connection | None,
+        queue: str,
+        limit: int,
+        owner: str,
+        lease_ms: int,
+        concurrency_limit: int,
+        per_key: bool,
+    ) -> list[JobRecord]:
+        if limit <= 0:
+            return []
+        now = now_us()
+        jobs = self._sql.jobs_table
+        params: tuple[Any, ...]
+        if per_key:
+            sql = limits.acquire_under_key_limit(jobs)
+            params = (
+                owner,
+                now + lease_ms * 1000,
+                now,
+                queue,
+                now,
+                queue,
+                now,
+                concurrency_limit,
+                limit,
+            )
+        else:
+            sql = limits.acquire_under_limit(jobs)
+            params = (
+                owner,
+                now + lease_ms * 1000,
+                now,
+                queue,
+                now,
+                limit,
+                concurrency_limit,
+                queue,
+                now,
+            )
+        rows = await self._db.write(tx, sql, params)
+        acquired = [job_from_row(row) for row in rows]
+        acquired.sort(key=acquisition_order)
+        return acquired
 
 
 def _job_row(job: NewJob, now: int) -> tuple[Any, ...]:

@@ -73,7 +73,21 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        version=5,
+        name="concurrency keys",
+        statements=(
+            # Added at the end of the table: other versions add their own columns.
+            "ALTER TABLE {prefix}jobs ADD COLUMN concurrency_key TEXT",
+            # Acquisition under a limit counts a queue's running jobs (per key).
+            """
+            CREATE INDEX {prefix}jobs_limit_running
+            ON {prefix}jobs (queue, concurrency_key)
+            WHERE status = 'running'
+            """,
+        ),
+    ),
 )
 
-SCHEMA_VERSION = MIGRATIONS[-1].version
+SCHEMA_VERSION = max(migration.version for migration in MIGRATIONS)
 """The schema version this adapter reads and writes."""
