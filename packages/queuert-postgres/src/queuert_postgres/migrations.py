@@ -80,10 +80,27 @@ def _create_jobs(n: Names) -> list[str]:
     ]
 
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "create jobs", _create_jobs),)
-"""Every step, in version order."""
+def _add_concurrency_keys(n: Names) -> list[str]:
+    jobs = n.jobs
+    return [
+        # At the end of the table: other versions add columns of their own.
+        f"ALTER TABLE {jobs} ADD COLUMN concurrency_key text",
+        # Acquisition under a limit counts a queue's running jobs (per key).
+        f"""
+        CREATE INDEX {n.name("jobs_limit_running_idx")} ON {jobs}
+            (queue, concurrency_key) WHERE status = 'running'
+        """,
+    ]
 
-LATEST_VERSION = MIGRATIONS[-1].version
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "create jobs", _create_jobs),
+    Migration(5, "concurrency keys", _add_concurrency_keys),
+)
+"""Every step, in version order. Versions need not be contiguous: each is applied
+and checked on its own."""
+
+LATEST_VERSION = max(migration.version for migration in MIGRATIONS)
 
 
 async def applied_versions(conn: PostgresTx, names: Names) -> set[int]:

@@ -39,6 +39,8 @@ from queuert.urls import redact_message
 from queuert_postgres import migrations
 from queuert_postgres.connections import LendingConnection, PostgresTx
 from queuert_postgres.driver_errors import DRIVER_ERRORS, MIGRATE_HINT, translate
+from queuert_postgres.limits import LOCK as LIMIT_LOCK
+from queuert_postgres.limits import limit_lock_key, limit_statements
 from queuert_postgres.names import Names
 from queuert_postgres.notify import PostgresNotifyAdapter
 from queuert_postgres.rows import chain_record, job_record
@@ -88,6 +90,7 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
         clock_precision_ms=0.001,
         native_notify=True,
         multi_process=True,
+        concurrency_limits=True,
     )
 
     def __init__(
@@ -426,7 +429,14 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
     ) -> Sequence[JobRecord]:
         if not jobs:
             return []
-        if len(jobs) == 1:
+        if any(j.concurrency_key is not None for j in jobs):
+            row = await self._fetchrow(
+                tx,
+                limit_statements(self._sql).create_keyed_jobs,
+                *(list(column) for column in zip(*map(_new_job_args, jobs), strict=True)),
+                [j.concurrency_key for j in jobs],
+            )
+        elif len(jobs) == 1:
             row = await self._fetchrow(tx, self._sql.create_job, *_new_job_args(jobs[0]))
         elif _alike_chain_starts(jobs):
             row = await self._fetchrow(
@@ -730,6 +740,46 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
             return 0
         row = await self._fetchrow(tx, self._sql.delete_chains, list(chain_ids))
         return 0 if row is None else int(row[0])
+
+    # -- limits ------------------------------------------------------------------------
+
+    async def acquire_limited_jobs(
+        self,
+        *,
+        tx: PostgresTx | None,
+        queue: str,
+        limit: int,
+        owner: str,
+        lease_ms: int,
+        concurrency_limit: int,
+        per_key: bool,
+    ) -> list[JobRecord]:
+        """As the port says: the queue's advisory lock (see :mod:`queuert_postgres.limits`)
+        and the counting acquisition run in ``tx`` or in a transaction of their own."""
+        if limit <= 0:
+            return []
+        sql = limit_statements(self._sql)
+        statement = sql.acquire_under_key_limit if per_key else sql.acquire_under_limit
+        key = limit_lock_key(self._names, queue)
+        if tx is None:
+            async with self._transaction(None) as conn:
+                rows = await self._acquire_limited(
+                    conn, key, statement, queue, limit, owner, lease_ms, concurrency_limit
+                )
+        else:
+            rows = await self._acquire_limited(
+                tx, key, statement, queue, limit, owner, lease_ms, concurrency_limit
+            )
+        jobs = [job_record(row) for row in rows]
+        jobs.sort(key=lambda j: (j.scheduled_at, -j.priority, j.id))
+        return jobs
+
+    async def _acquire_limited(
+        self, conn: PostgresTx, key: int, statement: str, *args: Any
+    ) -> list[asyncpg.Record]:
+        # Two statements: the count must be read after the lock is granted.
+        await self._fetch(conn, LIMIT_LOCK, key)
+        return await self._fetch(conn, statement, *args)
 
 
 def _new_job_args(job: NewJob) -> tuple[Any, ...]:
