@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import queuert
-from queuert import Job, JobContext
+from queuert import Continuation, EnqueueJob, Job, JobContext
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -109,17 +109,16 @@ def read_counter(path: Path) -> dict[str, Any]:
 
 
 def _handler(counter: Path, work_ms: int) -> Any:
-    async def handle(job: Job[Item], ctx: JobContext[Any, Seen]) -> Seen:
+    async def handle(job: Job[Item], ctx: JobContext[Any, Seen]) -> Seen | Continuation:
         key = job.input.key
         enter(counter, key)
         await asyncio.sleep(work_ms / 1000)
 
-        async def commit(tx: Any, enqueue_job: Any) -> Seen:
+        async def commit(tx: Any, enqueue_job: EnqueueJob[Seen]) -> Seen:
             leave(counter, key)
             return Seen(n=job.input.n)
 
-        result: Seen = await ctx.finalize(commit)
-        return result
+        return await ctx.finalize(commit)
 
     return handle
 
