@@ -15,6 +15,7 @@ import queuert
 from queuert.adapters.memory_state import MemoryStateAdapter
 from queuert.errors import ConfigurationError, ValidationError
 from queuert.ports.state import StateCapabilities
+from queuert_sqlite import SqliteStateAdapter
 from tests.e2e.backends import open_backend
 from tests.e2e.limit_workers import (
     KEY_LIMIT,
@@ -159,3 +160,29 @@ async def test_a_worker_refuses_a_limit_its_adapter_cannot_enforce() -> None:
 
     with pytest.raises(ConfigurationError, match="e2e-limited"):
         await worker.start()
+
+
+async def test_a_worker_refills_a_limited_queue_without_waiting_for_its_poll(
+    tmp_path: Path,
+) -> None:
+    # The handler returns its output, so the job's end is written after its slot is
+    # free; the worker must acquire again once that write is done, not at its next
+    # poll.
+    state = SqliteStateAdapter(str(tmp_path / "jobs.db"))
+    await state.migrate()
+    chain = queuert.chain("refill", input=Item, output=Seen, concurrency_limit=2)
+    app = queuert.Queuert(state=state, chains=[chain])
+    await app.enqueue_job_chains(None, chain, [Item(n, key="k") for n in range(8)])
+    worker = app.worker(concurrency=2, poll_interval=60.0)
+
+    @worker.handler(chain)
+    async def handle(job: Any, ctx: Any) -> Seen:
+        return Seen(n=job.input.n)
+
+    async with worker:
+
+        async def all_done() -> bool:
+            return not (await app.list_chains(status=("pending", "running"))).items
+
+        await eventually(all_done, timeout=20, message="limited jobs not refilled before a poll")
+    await state.close()

@@ -98,8 +98,8 @@ def check_supported(
     if limited and not state.capabilities.concurrency_limits:
         names = ", ".join(repr(name) for name, _ in limited[:5])
         raise ConfigurationError(
-            f"queue(s) {names} declare a concurrency limit, which "
-            f"{type(state).__name__} does not support"
+            f"queue(s) {names} declare a concurrency limit, which the state adapter "
+            "does not support (capabilities.concurrency_limits)"
         )
 
 

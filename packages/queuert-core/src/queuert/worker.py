@@ -410,6 +410,9 @@ class Worker(Generic[Tx]):
             key = (record.id, record.attempt)
             self._free_slot(key)
             self._active.pop(key, None)
+            # The job's end is written now, so its place under a limit is free.
+            if self.app.queues[record.queue].limit is not None and not self._stopping.is_set():
+                self._wake.set()
 
     async def _execute(
         self,
