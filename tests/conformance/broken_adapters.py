@@ -6,12 +6,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
+from datetime import datetime
 from types import TracebackType
 
 from queuert.adapters.memory_notify import InProcessNotifyAdapter
 from queuert.adapters.memory_state import MemoryStateAdapter, MemoryTransaction
 from queuert.ports.notify import IdListener, ScheduledSignal, Subscription
-from queuert.records import JobFilter, JobRecord, JobStatus
+from queuert.records import JobFilter, JobRecord, JobStatus, NewJob
 
 
 class DoubleHandingStateAdapter(MemoryStateAdapter):
@@ -187,3 +188,13 @@ class StickyLeaseLimitStateAdapter(MemoryStateAdapter):
             concurrency_limit=concurrency_limit,
             per_key=per_key,
         )
+
+
+class DuplicatingSlotsStateAdapter(MemoryStateAdapter):
+    """Bug: starts a schedule's slot again each time it is asked to."""
+
+    async def start_scheduled_chain(
+        self, *, tx: MemoryTransaction | None, schedule: str, slot_time: datetime, job: NewJob
+    ) -> bool:
+        await self.create_jobs(tx=tx, jobs=[job])
+        return True

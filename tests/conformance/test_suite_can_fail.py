@@ -20,6 +20,7 @@ import pytest_asyncio
 
 from broken_adapters import (
     DoubleHandingStateAdapter,
+    DuplicatingSlotsStateAdapter,
     KeylessLimitStateAdapter,
     LeakyRollbackStateAdapter,
     LimitlessStateAdapter,
@@ -59,6 +60,7 @@ TestReferenceState = state_suite(MemoryStateAdapter)
 TestDoubleHanding = state_suite(DoubleHandingStateAdapter)
 TestLeakyRollback = state_suite(LeakyRollbackStateAdapter)
 TestLimitless = state_suite(LimitlessStateAdapter)
+TestDuplicatingSlots = state_suite(DuplicatingSlotsStateAdapter)
 TestKeylessLimit = state_suite(KeylessLimitStateAdapter)
 TestRacyLimit = state_suite(RacyLimitStateAdapter)
 TestStickyLeaseLimit = state_suite(StickyLeaseLimitStateAdapter)
@@ -143,6 +145,11 @@ BUGS = {
         "TestStickyLeaseLimit",
         "TestReferenceState",
         ("test_expired_lease_frees_its_place_before_reaping",),
+    ),
+    "duplicated-slots-fail-the-slot-dedup-case": Bug(
+        "TestDuplicatingSlots",
+        "TestReferenceState",
+        ("test_a_slot_starts_one_chain_however_many_start_it",),
     ),
     "unfiltered-subscription-fails-the-filter-case": Bug(
         "TestUnfilteredLeaseLost",

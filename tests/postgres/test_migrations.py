@@ -24,7 +24,7 @@ async def test_migrate_creates_the_schema_from_nothing(
     adapter = PostgresStateAdapter(pool, schema=schema)
     await adapter.migrate()
 
-    assert await tables(pool, schema) == {"jobs", "migrations"}
+    assert await tables(pool, schema) == {"jobs", "migrations", "schedule_slots"}
     versions = await pool.fetch(f'SELECT version FROM "{schema}".migrations ORDER BY version')
     assert [row[0] for row in versions] == [m.version for m in MIGRATIONS]
     await adapter.check_schema()
@@ -104,6 +104,8 @@ async def test_table_prefixes_keep_deployments_apart(
     assert await tables(pool, schema) == {
         "blue_jobs",
         "blue_migrations",
+        "blue_schedule_slots",
         "green_jobs",
         "green_migrations",
+        "green_schedule_slots",
     }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -33,6 +33,14 @@ from queuert.records import (
     JobStatus,
     NewJob,
     Page,
+    ScheduleSlot,
+)
+from queuert.schedules import (
+    CatchUp,
+    ScheduleDef,
+    ScheduleError,
+    ScheduleInfo,
+    list_schedules,
 )
 from queuert.slots import positional_builder
 from queuert.validation import (
@@ -143,6 +151,7 @@ class Queuert(Generic[Tx]):
                 raise ValidationError(f"two different chains are named {chain.name!r}")
             self.chains[chain.name] = chain
             self.queues.update(chain.queues)
+        self.schedules: dict[str, ScheduleDef] = {}
 
     @classmethod
     async def from_url(
@@ -466,3 +475,49 @@ class Queuert(Generic[Tx]):
         if self.notify is not None:
             await self.notify.close()
         await self.state.close()
+
+    # -- schedules ----------------------------------------------------------------------
+
+    def schedule(
+        self,
+        name: str,
+        chain: ChainDef[InT, OutT],
+        *,
+        cron: str | None = None,
+        every: timedelta | None = None,
+        input: InT | Callable[[datetime], InT],
+        timezone: str = "UTC",
+        catch_up: CatchUp = "latest",
+    ) -> ScheduleDef:
+        """Declare a recurring schedule: every worker of this app starts ``chain`` once
+        per slot of ``cron`` (in ``timezone``) or of ``every``, with ``input`` or
+        ``input(slot_time)``; see :mod:`queuert.schedules`. Raises
+        :class:`~queuert.schedules.ScheduleError` for a bad name, expression, interval,
+        time zone or catch-up policy, or a name already declared, and
+        :class:`~queuert.errors.UnknownChainError` for a chain not registered."""
+        chain = self.chain_def(chain)
+        defined = ScheduleDef(
+            name,
+            chain,
+            cron=cron,
+            every=every,
+            input=input,
+            timezone=timezone,
+            catch_up=catch_up,
+        )
+        if name in self.schedules:
+            raise ScheduleError(f"schedule {name!r} is already declared")
+        self.schedules[name] = defined
+        return defined
+
+    async def list_schedules(self) -> list[ScheduleInfo]:
+        """Each declared schedule with its next slot and the last slot started (and
+        its chain), as the database records it."""
+        return await list_schedules(self)
+
+    async def schedule_slot(self, chain_id: str, *, tx: Tx | None = None) -> ScheduleSlot | None:
+        """The schedule slot ``chain_id`` was started for (a handler reads its slot time
+        here), or ``None`` when a schedule did not start it."""
+        return await self.state.get_chain_schedule_slot(
+            tx=tx, chain_id=check_text("chain_id", chain_id)
+        )

@@ -32,6 +32,7 @@ from queuert.records import (
     Lease,
     NewJob,
     Page,
+    ScheduleSlot,
 )
 
 R = TypeVar("R")
@@ -250,6 +251,31 @@ class InstrumentedState(StateAdapter[Tx]):
                 concurrency_limit=concurrency_limit,
                 per_key=per_key,
             ),
+        )
+
+    async def start_scheduled_chain(
+        self, *, tx: Tx | None, schedule: str, slot_time: datetime, job: NewJob
+    ) -> bool:
+        return await self._call(
+            "start_scheduled_chain",
+            tx,
+            lambda: self.inner.start_scheduled_chain(
+                tx=tx, schedule=schedule, slot_time=slot_time, job=job
+            ),
+        )
+
+    async def get_last_schedule_slot(self, *, tx: Tx | None, schedule: str) -> ScheduleSlot | None:
+        return await self._call(
+            "get_last_schedule_slot",
+            tx,
+            lambda: self.inner.get_last_schedule_slot(tx=tx, schedule=schedule),
+        )
+
+    async def get_chain_schedule_slot(self, *, tx: Tx | None, chain_id: str) -> ScheduleSlot | None:
+        return await self._call(
+            "get_chain_schedule_slot",
+            tx,
+            lambda: self.inner.get_chain_schedule_slot(tx=tx, chain_id=chain_id),
         )
 
 

@@ -182,3 +182,13 @@ class Page(Generic[T]):
 
     items: list[T] = field(default_factory=list)
     next_cursor: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleSlot:
+    """A slot of a schedule whose chain was started: the schedule's name, the slot's
+    time and the chain started for it."""
+
+    schedule: str
+    slot_time: datetime
+    chain_id: str

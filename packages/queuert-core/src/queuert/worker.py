@@ -15,6 +15,7 @@ from queuert import limits
 from queuert.context import JobContext, JobRescheduled, check_lease_ms
 from queuert.definitions import QueueDef
 from queuert.errors import (
+    ConfigurationError,
     InputValidationError,
     LeaseLostError,
     NonRetryableError,
@@ -27,6 +28,7 @@ from queuert.notifications import PendingNotifications
 from queuert.ports.notify import ScheduledSignal, Subscription
 from queuert.ports.state import Tx
 from queuert.records import JobError, JobRecord, JobStatus
+from queuert.schedules import Scheduler
 from queuert.validation import MAX_WORKER_ID, check_many, check_seconds, check_text, show
 
 if TYPE_CHECKING:
@@ -168,6 +170,11 @@ class Worker(Generic[Tx]):
         limits.check_supported(
             self.app.state, limits.split_by_limit(self.app.queues, self.queue_names)[1]
         )
+        if self.app.schedules and not self.app.state.capabilities.schedules:
+            raise ConfigurationError(
+                "the app declares schedules, which its state adapter does not support "
+                "(capabilities.schedules)"
+            )
         await self.app.state.check_schema()
         notify = self.app.notify
         if notify is not None:
@@ -282,11 +289,15 @@ class Worker(Generic[Tx]):
 
     async def _run_loops(self) -> None:
         reaper = asyncio.create_task(self._reap_loop())
+        loops = [reaper]
+        if self.app.schedules:
+            loops.append(asyncio.create_task(Scheduler(self.app).run(self._stopping)))
         try:
             await self._acquire_loop()
         finally:
-            reaper.cancel()
-            await asyncio.gather(reaper, return_exceptions=True)
+            for loop in loops:
+                loop.cancel()
+            await asyncio.gather(*loops, return_exceptions=True)
 
     async def _acquire_loop(self) -> None:
         state = self.app.state

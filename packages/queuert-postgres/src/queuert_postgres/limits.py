@@ -62,6 +62,21 @@ class LimitStatements:
             result="min(written.created_at)",
             ends=False,
         )
+        slots = sql.names.table("schedule_slots")
+        # $1 schedule, $2 slot_time, $3 chain_id: a row only when the slot is new.
+        self.insert_schedule_slot = f"""
+            INSERT INTO {slots} (schedule, slot_time, chain_id) VALUES ($1, $2, $3)
+            ON CONFLICT DO NOTHING RETURNING chain_id
+        """
+        # $1 schedule
+        self.last_schedule_slot = f"""
+            SELECT schedule, slot_time, chain_id FROM {slots}
+            WHERE schedule = $1 ORDER BY slot_time DESC LIMIT 1
+        """
+        # $1 chain_id
+        self.chain_schedule_slot = f"""
+            SELECT schedule, slot_time, chain_id FROM {slots} WHERE chain_id = $1 LIMIT 1
+        """
         # $1 queue, $2 limit, $3 owner, $4 lease_ms, $5 concurrency limit.
         self.acquire_under_limit = f"""
             WITH room AS (

@@ -90,12 +90,26 @@ def _add_concurrency_keys(n: Names) -> list[str]:
         CREATE INDEX {n.name("jobs_limit_running_idx")} ON {jobs}
             (queue, concurrency_key) WHERE status = 'running'
         """,
+        # One row per started slot of a schedule: the key deduplicates slot starts.
+        f"""
+        CREATE TABLE {n.table("schedule_slots")} (
+            schedule text NOT NULL,
+            slot_time timestamptz NOT NULL,
+            chain_id text COLLATE "C" NOT NULL,
+            created_at timestamptz NOT NULL DEFAULT statement_timestamp(),
+            CONSTRAINT {n.name("schedule_slots_pkey")} PRIMARY KEY (schedule, slot_time)
+        )
+        """,
+        f"""
+        CREATE INDEX {n.name("schedule_slots_chain_idx")} ON {n.table("schedule_slots")}
+            (chain_id)
+        """,
     ]
 
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "create jobs", _create_jobs),
-    Migration(5, "concurrency keys", _add_concurrency_keys),
+    Migration(5, "concurrency keys and schedule slots", _add_concurrency_keys),
 )
 """Every step, in version order. Versions need not be contiguous: each is applied
 and checked on its own."""

@@ -34,13 +34,14 @@ from queuert.records import (
     Lease,
     NewJob,
     Page,
+    ScheduleSlot,
 )
 from queuert.urls import redact_message
 from queuert_postgres import migrations
 from queuert_postgres.connections import LendingConnection, PostgresTx
 from queuert_postgres.driver_errors import DRIVER_ERRORS, MIGRATE_HINT, translate
 from queuert_postgres.limits import LOCK as LIMIT_LOCK
-from queuert_postgres.limits import limit_lock_key, limit_statements
+from queuert_postgres.limits import LimitStatements, limit_lock_key, limit_statements
 from queuert_postgres.names import Names
 from queuert_postgres.notify import PostgresNotifyAdapter
 from queuert_postgres.rows import chain_record, job_record
@@ -91,6 +92,7 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
         native_notify=True,
         multi_process=True,
         concurrency_limits=True,
+        schedules=True,
     )
 
     def __init__(
@@ -780,6 +782,47 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
         # Two statements: the count must be read after the lock is granted.
         await self._fetch(conn, LIMIT_LOCK, key)
         return await self._fetch(conn, statement, *args)
+
+    # -- schedules ------------------------------------------------------------------------
+
+    async def start_scheduled_chain(
+        self, *, tx: PostgresTx | None, schedule: str, slot_time: datetime, job: NewJob
+    ) -> bool:
+        """As the port says: a second start of a slot waits for the first one's
+        transaction on the slot's key, then finds it taken."""
+        sql = limit_statements(self._sql)
+        if tx is None:
+            async with self._transaction(None) as conn:
+                return await self._start_slot(conn, sql, schedule, slot_time, job)
+        return await self._start_slot(tx, sql, schedule, slot_time, job)
+
+    async def _start_slot(
+        self,
+        conn: PostgresTx,
+        sql: LimitStatements,
+        schedule: str,
+        slot_time: datetime,
+        job: NewJob,
+    ) -> bool:
+        row = await self._fetchrow(
+            conn, sql.insert_schedule_slot, schedule, slot_time, job.chain_id
+        )
+        if row is None:
+            return False
+        await self.create_jobs(tx=conn, jobs=[job])
+        return True
+
+    async def get_last_schedule_slot(
+        self, *, tx: PostgresTx | None, schedule: str
+    ) -> ScheduleSlot | None:
+        row = await self._fetchrow(tx, limit_statements(self._sql).last_schedule_slot, schedule)
+        return None if row is None else ScheduleSlot(row[0], row[1], row[2])
+
+    async def get_chain_schedule_slot(
+        self, *, tx: PostgresTx | None, chain_id: str
+    ) -> ScheduleSlot | None:
+        row = await self._fetchrow(tx, limit_statements(self._sql).chain_schedule_slot, chain_id)
+        return None if row is None else ScheduleSlot(row[0], row[1], row[2])
 
 
 def _new_job_args(job: NewJob) -> tuple[Any, ...]:

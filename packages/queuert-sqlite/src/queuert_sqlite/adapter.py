@@ -32,6 +32,7 @@ from queuert.records import (
     Lease,
     NewJob,
     Page,
+    ScheduleSlot,
 )
 from queuert_sqlite import limits
 from queuert_sqlite.clock import from_us, now_us, to_us
@@ -127,6 +128,7 @@ class SqliteStateAdapter(StateAdapter[aiosqlite.Connection]):
             native_notify=False,
             multi_process=not self._memory,
             concurrency_limits=True,
+            schedules=True,
         )
         self._sql = Statements(table_prefix)
         self._db = Database(
@@ -578,6 +580,36 @@ class SqliteStateAdapter(StateAdapter[aiosqlite.Connection]):
         acquired.sort(key=acquisition_order)
         return acquired
 
+    # -- schedules -----------------------------------------------------------------------
+
+    async def start_scheduled_chain(
+        self, *, tx: Connection | None, schedule: str, slot_time: datetime, job: NewJob
+    ) -> bool:
+        prefix = self.table_prefix
+        slot_us = to_us(slot_time, "slot_time")
+        async with self._db.atomic(tx) as conn:
+            rows = await self._db.run(
+                conn,
+                limits.insert_schedule_slot(prefix),
+                (schedule, slot_us, job.chain_id, now_us()),
+            )
+            if not rows:
+                return False
+            await self.create_jobs(tx=conn, jobs=[job])
+        return True
+
+    async def get_last_schedule_slot(
+        self, *, tx: Connection | None, schedule: str
+    ) -> ScheduleSlot | None:
+        rows = await self._db.read(tx, limits.last_schedule_slot(self.table_prefix), (schedule,))
+        return _slot(rows)
+
+    async def get_chain_schedule_slot(
+        self, *, tx: Connection | None, chain_id: str
+    ) -> ScheduleSlot | None:
+        rows = await self._db.read(tx, limits.chain_schedule_slot(self.table_prefix), (chain_id,))
+        return _slot(rows)
+
 
 def _job_row(job: NewJob, now: int) -> tuple[Any, ...]:
     """The values of a new job's row, in the order ``insert_job`` and
@@ -601,3 +633,10 @@ def _scheduled(scheduled_at: datetime | None, delay_ms: int, now: int) -> int:
     if scheduled_at is not None:
         return to_us(scheduled_at, "scheduled_at")
     return now + delay_ms * 1000
+
+
+def _slot(rows: Sequence[Any]) -> ScheduleSlot | None:
+    if not rows:
+        return None
+    schedule, slot_us, chain_id = rows[0]
+    return ScheduleSlot(schedule=schedule, slot_time=from_us(slot_us), chain_id=chain_id)

@@ -1,5 +1,5 @@
-"""Statements of concurrency limits (schema version 5): jobs created with a
-concurrency key, and acquisition under a queue's limit.
+"""Statements of concurrency limits and schedules (schema version 5): jobs created
+with a concurrency key, acquisition under a queue's limit, and schedule slots.
 
 SQLite runs one writer at a time and a write statement whose snapshot is stale
 cannot commit, so counting the running jobs and leasing within the limit in one
@@ -61,4 +61,32 @@ def acquire_under_key_limit(jobs: str) -> str:
         "SELECT r.id FROM ranked AS r LEFT JOIN running AS u ON u.k = r.k "
         "WHERE r.rn <= ? - coalesce(u.n, 0) "
         f"ORDER BY r.scheduled_at, r.priority DESC, r.id LIMIT ?) RETURNING {JOB_COLUMNS}"
+    )
+
+
+@lru_cache(maxsize=16)
+def insert_schedule_slot(prefix: str) -> str:
+    """Parameters: schedule, slot_time, chain_id, created_at. Returns a row only when
+    the slot was not recorded yet."""
+    return (
+        f"INSERT INTO {prefix}schedule_slots (schedule, slot_time, chain_id, created_at) "
+        "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING chain_id"
+    )
+
+
+@lru_cache(maxsize=16)
+def last_schedule_slot(prefix: str) -> str:
+    """Parameter: schedule."""
+    return (
+        f"SELECT schedule, slot_time, chain_id FROM {prefix}schedule_slots "
+        "WHERE schedule = ? ORDER BY slot_time DESC LIMIT 1"
+    )
+
+
+@lru_cache(maxsize=16)
+def chain_schedule_slot(prefix: str) -> str:
+    """Parameter: chain_id."""
+    return (
+        f"SELECT schedule, slot_time, chain_id FROM {prefix}schedule_slots "
+        "WHERE chain_id = ? LIMIT 1"
     )

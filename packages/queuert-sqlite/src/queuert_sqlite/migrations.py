@@ -75,7 +75,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(
         version=5,
-        name="concurrency keys",
+        name="concurrency keys and schedule slots",
         statements=(
             # Added at the end of the table: other versions add their own columns.
             "ALTER TABLE {prefix}jobs ADD COLUMN concurrency_key TEXT",
@@ -85,6 +85,17 @@ MIGRATIONS: tuple[Migration, ...] = (
             ON {prefix}jobs (queue, concurrency_key)
             WHERE status = 'running'
             """,
+            # One row per started slot of a schedule: the key deduplicates slot starts.
+            """
+            CREATE TABLE {prefix}schedule_slots (
+                schedule TEXT NOT NULL,
+                slot_time INTEGER NOT NULL,
+                chain_id TEXT NOT NULL,
+                created_at INTEGER NOT NULL,
+                PRIMARY KEY (schedule, slot_time)
+            )
+            """,
+            "CREATE INDEX {prefix}schedule_slots_chain ON {prefix}schedule_slots (chain_id)",
         ),
     ),
 )

@@ -49,6 +49,7 @@ from queuert.records import (
     Lease,
     NewJob,
     Page,
+    ScheduleSlot,
 )
 
 __all__ = ["MemoryStateAdapter", "MemoryTransaction", "from_url"]
@@ -327,6 +328,7 @@ class MemoryStateAdapter(StateAdapter[MemoryTransaction]):
         native_notify=False,
         multi_process=False,
         concurrency_limits=True,
+        schedules=True,
     )
 
     def __init__(self, *, clock: Callable[[], datetime] | None = None) -> None:
@@ -922,6 +924,59 @@ class MemoryStateAdapter(StateAdapter[MemoryTransaction]):
             self._index(row)
             acquired.append(row.record())
         return acquired
+
+    # -- schedules --------------------------------------------------------------------
+
+    async def start_scheduled_chain(
+        self, *, tx: MemoryTransaction | None, schedule: str, slot_time: datetime, job: NewJob
+    ) -> bool:
+        return await self._run(tx, self._start_scheduled_chain, schedule, slot_time, job)
+
+    def _start_scheduled_chain(
+        self, tx: MemoryTransaction, schedule: str, slot_time: datetime, job: NewJob
+    ) -> bool:
+        slots = self._schedule_slots()
+        key = (schedule, _aware(slot_time, "slot_time"))
+        if key in slots:
+            return False
+        self._create_jobs(tx, [job])
+        slots[key] = ScheduleSlot(schedule=schedule, slot_time=key[1], chain_id=job.chain_id)
+
+        def forget() -> None:
+            slots.pop(key, None)
+
+        tx.on_rollback(forget)
+        return True
+
+    async def get_last_schedule_slot(
+        self, *, tx: MemoryTransaction | None, schedule: str
+    ) -> ScheduleSlot | None:
+        return await self._run(tx, self._get_last_schedule_slot, schedule)
+
+    def _get_last_schedule_slot(self, tx: MemoryTransaction, schedule: str) -> ScheduleSlot | None:
+        found = [slot for (name, _), slot in self._schedule_slots().items() if name == schedule]
+        return max(found, key=lambda slot: slot.slot_time, default=None)
+
+    async def get_chain_schedule_slot(
+        self, *, tx: MemoryTransaction | None, chain_id: str
+    ) -> ScheduleSlot | None:
+        return await self._run(tx, self._get_chain_schedule_slot, chain_id)
+
+    def _get_chain_schedule_slot(self, tx: MemoryTransaction, chain_id: str) -> ScheduleSlot | None:
+        for slot in self._schedule_slots().values():
+            if slot.chain_id == chain_id:
+                return slot
+        return None
+
+    def _schedule_slots(self) -> dict[tuple[str, datetime], ScheduleSlot]:
+        # Created on first use, so that the constructor stays as it is.
+        slots: dict[tuple[str, datetime], ScheduleSlot] | None = getattr(
+            self, "_slots_by_key", None
+        )
+        if slots is None:
+            slots = {}
+            self._slots_by_key: dict[tuple[str, datetime], ScheduleSlot] = slots
+        return slots
 
 
 def _chain_record(chain_id: str, chain: _Chain) -> ChainRecord:

@@ -35,6 +35,7 @@ from queuert.records import (
     Lease,
     NewJob,
     Page,
+    ScheduleSlot,
 )
 
 Tx = TypeVar("Tx")
@@ -54,6 +55,8 @@ class StateCapabilities:
       own transaction (see :meth:`StateAdapter.bind_notify`).
     - ``multi_process``: several processes may share the store.
     - ``concurrency_limits``: :meth:`StateAdapter.acquire_limited_jobs` is supported.
+    - ``schedules``: :meth:`StateAdapter.start_scheduled_chain` and the schedule slot
+      reads are supported.
     """
 
     row_locks: bool = True
@@ -63,6 +66,7 @@ class StateCapabilities:
     native_notify: bool = False
     multi_process: bool = True
     concurrency_limits: bool = False
+    schedules: bool = False
 
 
 class StateAdapter(ABC, Generic[Tx]):
@@ -264,6 +268,27 @@ class StateAdapter(ABC, Generic[Tx]):
             f"{type(self).__name__} does not support concurrency limits "
             f"(queue {queue!r} declares one)"
         )
+
+    # -- schedules -------------------------------------------------------------------
+
+    async def start_scheduled_chain(
+        self, *, tx: Tx | None, schedule: str, slot_time: datetime, job: NewJob
+    ) -> bool:
+        """Record the slot (``schedule``, ``slot_time``) with ``job``'s chain and create
+        ``job`` in the same transaction, unless the slot is already recorded: then
+        write nothing and return ``False``. Concurrent calls for one slot, from any
+        process, create exactly one chain. Adapters declaring
+        ``capabilities.schedules`` implement it and the two reads below; the
+        defaults raise :class:`~queuert.errors.ConfigurationError`."""
+        raise ConfigurationError(f"{type(self).__name__} does not support schedules")
+
+    async def get_last_schedule_slot(self, *, tx: Tx | None, schedule: str) -> ScheduleSlot | None:
+        """The latest recorded slot of ``schedule``, or ``None``."""
+        raise ConfigurationError(f"{type(self).__name__} does not support schedules")
+
+    async def get_chain_schedule_slot(self, *, tx: Tx | None, chain_id: str) -> ScheduleSlot | None:
+        """The slot the chain was started for, or ``None`` (not started by a schedule)."""
+        raise ConfigurationError(f"{type(self).__name__} does not support schedules")
 
 
 @asynccontextmanager

@@ -13,6 +13,7 @@ from queuert.conformance.state.next_job import NextJobCases
 from queuert.conformance.state.read import ReadCases
 from queuert.conformance.state.reap import ReapCases
 from queuert.conformance.state.reschedule import RescheduleCases
+from queuert.conformance.state.schedules import ScheduleCases
 from queuert.conformance.state.schema import SchemaCases
 from queuert.conformance.state.transactions import TransactionCases
 
@@ -32,6 +33,7 @@ class StateAdapterConformance(
     DeleteCases,
     TransactionCases,
     LimitCases,
+    ScheduleCases,
 ):
     """Every state adapter case. Subclass it as ``Test...`` and override the
     ``state_adapter`` fixture (and optionally ``second_state_adapter`` and
@@ -52,6 +54,7 @@ __all__ = [
     "ReadCases",
     "ReapCases",
     "RescheduleCases",
+    "ScheduleCases",
     "SchemaCases",
     "StateAdapterConformance",
     "StateAdapterFixtures",
