@@ -24,6 +24,7 @@ import sys
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +56,30 @@ KEYED = queuert.chain(
     concurrency_limit=KEY_LIMIT,
     concurrency_key=lambda item: item.key,
 )
-CHAINS = [LIMITED, KEYED]
+
+
+@dataclass
+class Tick:
+    slot: str
+
+
+TICKS = queuert.chain("e2e-ticks", input=Tick, output=Seen)
+"""Started by the schedule :data:`EVERY_SECOND` of the worker processes."""
+EVERY_SECOND = "e2e-every-second"
+
+CHAINS = [LIMITED, KEYED, TICKS]
+
+
+def declare_schedule(app: queuert.Queuert[Any]) -> None:
+    """The one-second schedule the worker processes run (every missed slot caught up,
+    so that a slow process leaves no gap)."""
+    app.schedule(
+        EVERY_SECOND,
+        TICKS,
+        every=timedelta(seconds=1),
+        input=lambda slot: Tick(slot=slot.isoformat()),
+        catch_up="all",
+    )
 
 
 # -- the shared counter ----------------------------------------------------------------------
@@ -131,17 +155,25 @@ async def run_worker_process(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--work-ms", type=int, default=100)
     parser.add_argument("--poll-interval", type=float, default=0.2)
+    parser.add_argument("--schedule", action="store_true")
     args = parser.parse_args(argv)
 
     app = await queuert.Queuert.from_url(state=args.state, chains=CHAINS)
+    if args.schedule:
+        declare_schedule(app)
     worker = app.worker(
         concurrency=args.concurrency,
         poll_interval=args.poll_interval,
         worker_id=args.worker_name,
         shutdown_timeout=5.0,
     )
-    for chain in CHAINS:
+    for chain in (LIMITED, KEYED):
         worker.handler(chain)(_handler(args.counter, args.work_ms))
+
+    @worker.handler(TICKS)
+    async def tick(job: Job[Tick], ctx: JobContext[Any, Seen]) -> Seen:
+        return Seen(n=0)
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -166,7 +198,10 @@ async def limit_workers(
     # Imported here: the worker processes import this module and need none of it.
     from tests.e2e.backends import env_with_pythonpath
 
-    args = [f"--{name.replace('_', '-')}={value}" for name, value in options.items()]
+    args = [
+        f"--{name.replace('_', '-')}" + ("" if value is True else f"={value}")
+        for name, value in options.items()
+    ]
     processes: list[asyncio.subprocess.Process] = []
     logs = []
     try:
