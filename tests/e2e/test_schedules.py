@@ -12,7 +12,13 @@ import pytest
 
 import queuert
 from queuert.adapters.memory_state import MemoryStateAdapter
-from queuert.errors import NonRetryableError, UnknownChainError
+from queuert.errors import (
+    ConfigurationError,
+    InputValidationError,
+    NonRetryableError,
+    UnknownChainError,
+)
+from queuert.ports.state import StateCapabilities
 from queuert.schedules import ON_TIME, ScheduleError, Scheduler
 from tests.e2e.backends import open_backend
 from tests.e2e.limit_workers import TICKS, Seen, Tick, limit_workers
@@ -187,3 +193,29 @@ def test_cron_slots_follow_the_time_zone_across_a_daylight_saving_change() -> No
     assert daily.next_slot(datetime(2025, 3, 29, 2, tzinfo=UTC)) == datetime(
         2025, 3, 30, 1, tzinfo=UTC
     )
+
+
+def test_a_fixed_input_that_does_not_match_the_chain_is_refused_at_declaration() -> None:
+    app = queuert.Queuert(state=MemoryStateAdapter(), chains=[TICKS])
+    with pytest.raises(InputValidationError):
+        app.schedule("wrong", TICKS, every=timedelta(hours=1), input={"slot": 3})
+    assert app.schedules == {}
+
+
+class _NoSchedules(MemoryStateAdapter):
+    capabilities = StateCapabilities(concurrent_transactions=False, multi_process=False)
+
+
+async def test_a_worker_refuses_schedules_its_adapter_cannot_keep() -> None:
+    state = _NoSchedules()
+    await state.migrate()
+    app = queuert.Queuert(state=state, chains=[TICKS])
+    app.schedule("hourly", TICKS, every=timedelta(hours=1), input=Tick("x"))
+    worker = app.worker()
+
+    @worker.handler(TICKS)
+    async def handle(job: Any, ctx: Any) -> Seen:
+        raise AssertionError("never runs")
+
+    with pytest.raises(ConfigurationError, match="schedules"):
+        await worker.start()

@@ -119,6 +119,9 @@ class ScheduleDef:
             )
         if cron is not None:
             _check_cron(name, cron)
+        if not callable(input):
+            # A fixed input is checked once, here, rather than at every slot.
+            chain.input_codec.encode(input)
         self.name = name
         self.chain = chain
         self.cron = cron
