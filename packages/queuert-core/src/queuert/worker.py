@@ -407,7 +407,11 @@ class Worker(Generic[Tx]):
             return
         slot.holding = False
         self._running -= 1
-        if self._maybe_more and not self._stopping.is_set():
+        # A place under a queue-wide limit is free only once the job's end is written,
+        # when _run_job wakes the loop; waking it now would acquire nothing there.
+        limit = self.app.queues[slot.ctx.record.queue].limit
+        held = limit is not None and not limit.per_key
+        if self._maybe_more and not self._stopping.is_set() and not held:
             self._wake.set()
 
     async def _run_job(
