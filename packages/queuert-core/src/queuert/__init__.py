@@ -30,6 +30,7 @@ from queuert.errors import (
     ValidationError,
 )
 from queuert.job import Continuation, Job
+from queuert.limits import ConcurrencyLimit
 from queuert.metrics import Metrics
 from queuert.ports import (
     NotifyAdapter,
@@ -49,8 +50,10 @@ from queuert.records import (
     Lease,
     NewJob,
     Page,
+    ScheduleSlot,
 )
 from queuert.retry import RetryPolicy
+from queuert.schedules import ScheduleDef, ScheduleError, ScheduleInfo
 from queuert.worker import Worker
 
 __all__ = [
@@ -60,6 +63,7 @@ __all__ = [
     "ChainFilter",
     "ChainHandle",
     "ChainRecord",
+    "ConcurrencyLimit",
     "ConfigurationError",
     "Continuation",
     "ContinuationError",
@@ -89,6 +93,10 @@ __all__ = [
     "Queuert",
     "QueuertError",
     "RetryPolicy",
+    "ScheduleDef",
+    "ScheduleError",
+    "ScheduleInfo",
+    "ScheduleSlot",
     "ScheduledSignal",
     "SchemaDamagedError",
     "SchemaNotMigratedError",
