@@ -198,7 +198,7 @@ def test_cron_slots_follow_the_time_zone_across_a_daylight_saving_change() -> No
 def test_a_fixed_input_that_does_not_match_the_chain_is_refused_at_declaration() -> None:
     app = queuert.Queuert(state=MemoryStateAdapter(), chains=[TICKS])
     with pytest.raises(InputValidationError):
-        app.schedule("wrong", TICKS, every=timedelta(hours=1), input={"slot": 3})
+        app.schedule("wrong", TICKS, every=timedelta(hours=1), input={"slot": 3})  # type: ignore[arg-type]
     assert app.schedules == {}
 
 
