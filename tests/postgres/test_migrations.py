@@ -29,6 +29,7 @@ async def test_migrate_creates_the_schema_from_nothing(
         "job_blockers",
         "job_dedup",
         "migrations",
+        "schedule_slots",
         "workers",
     }
     versions = await pool.fetch(f'SELECT version FROM "{schema}".migrations ORDER BY version')
@@ -113,11 +114,13 @@ async def test_table_prefixes_keep_deployments_apart(
         "blue_job_dedup",
         "blue_migrations",
         "blue_workers",
+        "blue_schedule_slots",
         "green_jobs",
         "green_job_blockers",
         "green_job_dedup",
         "green_migrations",
         "green_workers",
+        "green_schedule_slots",
     }
 
 

@@ -103,6 +103,17 @@ async def test_an_older_schema_is_reported_as_not_migrated(
         await adapter.check_schema()
 
 
+async def test_a_schema_missing_an_earlier_version_is_reported_as_not_migrated(
+    adapter: SqliteStateAdapter, db_path: str
+) -> None:
+    # At the latest version but without an earlier one: versions are not assumed to
+    # be contiguous, each one must be recorded.
+    with sqlite3.connect(db_path) as conn:
+        conn.execute("DELETE FROM queuert_migrations WHERE version = ?", (MIGRATIONS[0].version,))
+    with pytest.raises(SchemaNotMigratedError, match="missing"):
+        await adapter.check_schema()
+
+
 async def test_a_newer_schema_asks_for_an_upgrade(
     adapter: SqliteStateAdapter, db_path: str
 ) -> None:
