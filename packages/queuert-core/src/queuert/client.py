@@ -307,8 +307,8 @@ class Queuert(Generic[Tx]):
         for value in inputs:
             job_id = new_id()
             # NewJob(id, chain_id, chain_name, queue, position, input, max_attempts,
-            # priority, scheduled_at, delay_ms, concurrency_key): the first job of its
-            # own chain.
+            # priority, scheduled_at, delay_ms, trace_context, concurrency_key): the
+            # first job of its own chain; the trace context is the observer's to set.
             jobs.append(
                 _new_job(
                     job_id,
@@ -321,6 +321,7 @@ class Queuert(Generic[Tx]):
                     priority,
                     scheduled_at,
                     delay_ms,
+                    None,
                     concurrency_key_of(name, chain.limit, value),
                 )
             )
