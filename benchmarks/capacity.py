@@ -35,6 +35,8 @@ METRICS = [
     PGQ_DEFAULTS,
     "full phase path",
     "process three-step chains",
+    "process one-job chains (limit 10)",
+    "process one-job chains (100 keys limit 1)",
 ]
 UNITS = {m: ("jobs/s" if m.startswith(("process", "full")) else "chains/s") for m in METRICS}
 
@@ -231,6 +233,19 @@ def targets(results: list[Result]) -> list[dict[str, Any]]:
         ),
         ("in-memory process >= 20,000 jobs/s", v("memory", "process one-job chains"), 20_000),
     ]
+    for system, label in (("postgres", "PostgreSQL"), ("sqlite", "SQLite")):
+        one = (system, "process one-job chains")
+        for metric in (
+            "process one-job chains (limit 10)",
+            "process one-job chains (100 keys limit 1)",
+        ):
+            checks.append(
+                (
+                    f"{label} {metric.removeprefix('process one-job chains ')} >= 70% of unlimited",
+                    ratio((system, metric), one),
+                    0.7,
+                )
+            )
     return [
         {
             "target": name,

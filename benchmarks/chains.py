@@ -50,15 +50,31 @@ three_third = three_step.queue("third", input=Item)
 stamped = queuert.chain("bench-stamped", input=Stamped, output=Done)
 """One-job chains whose handler records how long after its enqueue it started."""
 
-ALL_CHAINS: list[ChainDef[Any, Any]] = [one_step, phases, three_step, stamped]
+LIMIT_KEYS = 100
+
+limited = queuert.chain("bench-limited", input=Item, output=Done, concurrency_limit=10)
+"""One-job chains on a queue limited to 10 running jobs across every worker."""
+
+keyed = queuert.chain(
+    "bench-keyed",
+    input=Item,
+    output=Done,
+    concurrency_limit=1,
+    concurrency_key=lambda item: str(item.i % LIMIT_KEYS),
+)
+"""One-job chains spread over 100 keys, each limited to one running job."""
+
+ALL_CHAINS: list[ChainDef[Any, Any]] = [one_step, phases, three_step, stamped, limited, keyed]
 
 SCENARIOS: dict[str, ChainDef[Any, Any]] = {
     "one": one_step,
     "phases": phases,
     "three": three_step,
     "stamped": stamped,
+    "limited": limited,
+    "keyed": keyed,
 }
-JOBS_PER_CHAIN = {"one": 1, "phases": 1, "three": 3, "stamped": 1}
+JOBS_PER_CHAIN = {"one": 1, "phases": 1, "three": 3, "stamped": 1, "limited": 1, "keyed": 1}
 
 
 async def _read_nothing(tx: Any) -> None:
@@ -75,7 +91,8 @@ def register(
     probe: Probe,
     on_latency: Callable[[float], None] | None = None,
 ) -> None:
-    """Register the handlers of ``scenario`` ("one", "phases", "three", "stamped")."""
+    """Register the handlers of ``scenario`` ("one", "phases", "three", "stamped",
+    "limited", "keyed")."""
     if scenario == "one":
 
         @worker.handler(one_step)
@@ -114,6 +131,13 @@ def register(
         @worker.handler(stamped)
         async def timed(job: Job[Stamped], ctx: JobContext[Any, Done]) -> Done:
             record(time.monotonic() - job.input.t)
+            probe.started()
+            return DONE
+
+    elif scenario in ("limited", "keyed"):
+
+        @worker.handler(SCENARIOS[scenario])
+        async def limited_noop(job: Job[Item], ctx: JobContext[Any, Done]) -> Done:
             probe.started()
             return DONE
 

@@ -137,6 +137,8 @@ PROCESS_METRICS = {
     "one": "process one-job chains",
     "phases": "full phase path",
     "three": "process three-step chains",
+    "limited": "process one-job chains (limit 10)",
+    "keyed": "process one-job chains (100 keys limit 1)",
 }
 
 

@@ -36,7 +36,7 @@ def test_a_record_built_by_position_equals_the_constructed_one() -> None:
     built = positional_builder(JobRecord)(*fields.values())
     assert type(built) is JobRecord
     assert built == JobRecord(**fields)  # type: ignore[arg-type]
-    assert positional_builder(NewJob)("j", "j", "c", "c", 0, "1", 3, 0, None, 5) == NewJob(
+    assert positional_builder(NewJob)("j", "j", "c", "c", 0, "1", 3, 0, None, 5, None) == NewJob(
         id="j",
         chain_id="j",
         chain_name="c",

@@ -623,3 +623,122 @@ class ContextDroppingStateAdapter(MemoryStateAdapter):
     ) -> Sequence[JobRecord]:
         dropped = [replace(job, trace_context=None) for job in jobs]
         return await super().create_jobs(tx=tx, jobs=dropped)
+
+
+class LimitlessStateAdapter(MemoryStateAdapter):
+    """Bug: declares concurrency limits but ignores them."""
+
+    async def acquire_limited_jobs(
+        self,
+        *,
+        tx: MemoryTransaction | None,
+        queue: str,
+        limit: int,
+        owner: str,
+        lease_ms: int,
+        concurrency_limit: int,
+        per_key: bool,
+    ) -> list[JobRecord]:
+        return await self.acquire_jobs(
+            tx=tx, queues=[queue], limit=limit, owner=owner, lease_ms=lease_ms
+        )
+
+
+class KeylessLimitStateAdapter(MemoryStateAdapter):
+    """Bug: applies a per-key limit to the whole queue."""
+
+    async def acquire_limited_jobs(
+        self,
+        *,
+        tx: MemoryTransaction | None,
+        queue: str,
+        limit: int,
+        owner: str,
+        lease_ms: int,
+        concurrency_limit: int,
+        per_key: bool,
+    ) -> list[JobRecord]:
+        return await super().acquire_limited_jobs(
+            tx=tx,
+            queue=queue,
+            limit=limit,
+            owner=owner,
+            lease_ms=lease_ms,
+            concurrency_limit=concurrency_limit,
+            per_key=False,
+        )
+
+
+class RacyLimitStateAdapter(MemoryStateAdapter):
+    """Bug: counts the running jobs in one transaction and acquires in another, so
+    acquirers that count at the same time all see room."""
+
+    async def acquire_limited_jobs(
+        self,
+        *,
+        tx: MemoryTransaction | None,
+        queue: str,
+        limit: int,
+        owner: str,
+        lease_ms: int,
+        concurrency_limit: int,
+        per_key: bool,
+    ) -> list[JobRecord]:
+        page = await self.list_jobs(
+            tx=tx,
+            filter=JobFilter(statuses=(JobStatus.RUNNING,), queues=(queue,)),
+            after=None,
+            limit=1000,
+        )
+        free = concurrency_limit - len(page.items)
+        await asyncio.sleep(0.01)
+        if free <= 0:
+            return []
+        return await self.acquire_jobs(
+            tx=tx, queues=[queue], limit=min(limit, free), owner=owner, lease_ms=lease_ms
+        )
+
+
+class StickyLeaseLimitStateAdapter(MemoryStateAdapter):
+    """Bug: counts running jobs whose lease expired against the limit until they
+    are reaped."""
+
+    async def acquire_limited_jobs(
+        self,
+        *,
+        tx: MemoryTransaction | None,
+        queue: str,
+        limit: int,
+        owner: str,
+        lease_ms: int,
+        concurrency_limit: int,
+        per_key: bool,
+    ) -> list[JobRecord]:
+        page = await self.list_jobs(
+            tx=tx,
+            filter=JobFilter(statuses=(JobStatus.RUNNING,), queues=(queue,)),
+            after=None,
+            limit=1000,
+        )
+        free = concurrency_limit - len(page.items)
+        if free <= 0:
+            return []
+        return await super().acquire_limited_jobs(
+            tx=tx,
+            queue=queue,
+            limit=limit,
+            owner=owner,
+            lease_ms=lease_ms,
+            concurrency_limit=concurrency_limit,
+            per_key=per_key,
+        )
+
+
+class DuplicatingSlotsStateAdapter(MemoryStateAdapter):
+    """Bug: starts a schedule's slot again each time it is asked to."""
+
+    async def start_scheduled_chain(
+        self, *, tx: MemoryTransaction | None, schedule: str, slot_time: datetime, job: NewJob
+    ) -> bool:
+        await self.create_jobs(tx=tx, jobs=[job])
+        return True

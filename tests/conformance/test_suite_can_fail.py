@@ -55,6 +55,12 @@ from broken_adapters import (
     SelfDependentStateAdapter,
     SortedBlockersStateAdapter,
     WritesBeforeCheckingStateAdapter,
+    DuplicatingSlotsStateAdapter,
+    KeylessLimitStateAdapter,
+    LeakyRollbackStateAdapter,
+    LimitlessStateAdapter,
+    RacyLimitStateAdapter,
+    StickyLeaseLimitStateAdapter,
     UnfilteredLeaseLostNotifyAdapter,
     UnlimitedWakeNotifyAdapter,
 )
@@ -122,6 +128,11 @@ TestUnscopedKey = state_suite(UnscopedKeyStateAdapter)
 TestReadThenWriteDedup = state_suite(ReadThenWriteDedupStateAdapter)
 TestDedupFilterIgnoring = state_suite(DedupFilterIgnoringStateAdapter)
 TestContextDropping = state_suite(ContextDroppingStateAdapter)
+TestLimitless = state_suite(LimitlessStateAdapter)
+TestDuplicatingSlots = state_suite(DuplicatingSlotsStateAdapter)
+TestKeylessLimit = state_suite(KeylessLimitStateAdapter)
+TestRacyLimit = state_suite(RacyLimitStateAdapter)
+TestStickyLeaseLimit = state_suite(StickyLeaseLimitStateAdapter)
 TestReferenceNotify = notify_suite(InProcessNotifyAdapter)
 TestUnfilteredLeaseLost = notify_suite(UnfilteredLeaseLostNotifyAdapter)
 TestUnlimitedWake = notify_suite(UnlimitedWakeNotifyAdapter)
@@ -395,6 +406,39 @@ BUGS = {
             "test_trace_context_reads_back_from_a_chain_start",
             "test_trace_context_reads_back_from_a_batch_and_a_listing",
         ),
+    ),
+    "ignored-limit-fails-the-limit-cases": Bug(
+        "TestLimitless",
+        "TestReferenceState",
+        (
+            "test_limited_acquire_stops_at_the_queue_limit",
+            "test_finished_job_frees_its_place",
+            "test_parallel_limited_acquires_stay_within_the_limit",
+            "test_per_key_limit_holds_each_key_without_blocking_others",
+        ),
+    ),
+    "keyless-limit-fails-the-per-key-cases": Bug(
+        "TestKeylessLimit",
+        "TestReferenceState",
+        (
+            "test_per_key_limit_holds_each_key_without_blocking_others",
+            "test_per_key_limit_of_two_counts_running_jobs_of_the_key",
+        ),
+    ),
+    "racy-limit-fails-the-parallel-limit-case": Bug(
+        "TestRacyLimit",
+        "TestReferenceState",
+        ("test_parallel_limited_acquires_stay_within_the_limit",),
+    ),
+    "sticky-expired-lease-fails-the-expiry-case": Bug(
+        "TestStickyLeaseLimit",
+        "TestReferenceState",
+        ("test_expired_lease_frees_its_place_before_reaping",),
+    ),
+    "duplicated-slots-fail-the-slot-dedup-case": Bug(
+        "TestDuplicatingSlots",
+        "TestReferenceState",
+        ("test_a_slot_starts_one_chain_however_many_start_it",),
     ),
     "unfiltered-subscription-fails-the-filter-case": Bug(
         "TestUnfilteredLeaseLost",

@@ -29,6 +29,7 @@ async def test_migrate_creates_the_schema_from_nothing(
         "job_blockers",
         "job_dedup",
         "migrations",
+        "schedule_slots",
         "workers",
     }
     versions = await pool.fetch(f'SELECT version FROM "{schema}".migrations ORDER BY version')
@@ -113,11 +114,13 @@ async def test_table_prefixes_keep_deployments_apart(
         "blue_job_dedup",
         "blue_migrations",
         "blue_workers",
+        "blue_schedule_slots",
         "green_jobs",
         "green_job_blockers",
         "green_job_dedup",
         "green_migrations",
         "green_workers",
+        "green_schedule_slots",
     }
 
 
@@ -127,7 +130,9 @@ async def test_version_3_upgrades_a_version_1_schema_with_jobs(
     import queuert_postgres.migrations
 
     adapter = PostgresStateAdapter(pool, schema=schema)
-    monkeypatch.setattr(queuert_postgres.migrations, "MIGRATIONS", MIGRATIONS[:1])
+    # Version 1 with the trace-context column (version 4) that the adapter writes.
+    v1 = tuple(m for m in MIGRATIONS if m.version in (1, 4))
+    monkeypatch.setattr(queuert_postgres.migrations, "MIGRATIONS", v1)
     await adapter.migrate()
     (job,) = await adapter.create_jobs(tx=None, jobs=[new_job()])
     monkeypatch.undo()
@@ -148,9 +153,9 @@ async def test_a_version_1_schema_gains_the_trace_context_column(
     adapter = PostgresStateAdapter(pool, schema=schema)
     await adapter.migrate()
     (old,) = await adapter.create_jobs(tx=None, jobs=[new_job()])
-    # Back to how version 1 left it.
+    # Back to how the schema was before version 4.
     await pool.execute(f'ALTER TABLE "{schema}".jobs DROP COLUMN trace_context')
-    await pool.execute(f'DELETE FROM "{schema}".migrations WHERE version <> 1')
+    await pool.execute(f'DELETE FROM "{schema}".migrations WHERE version = 4')
     with pytest.raises(SchemaNotMigratedError):
         await adapter.check_schema()
     await adapter.migrate()

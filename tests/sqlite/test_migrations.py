@@ -103,6 +103,17 @@ async def test_an_older_schema_is_reported_as_not_migrated(
         await adapter.check_schema()
 
 
+async def test_a_schema_missing_an_earlier_version_is_reported_as_not_migrated(
+    adapter: SqliteStateAdapter, db_path: str
+) -> None:
+    # At the latest version but without an earlier one: versions are not assumed to
+    # be contiguous, each one must be recorded.
+    with sqlite3.connect(db_path) as conn:
+        conn.execute("DELETE FROM queuert_migrations WHERE version = ?", (MIGRATIONS[0].version,))
+    with pytest.raises(SchemaNotMigratedError, match="missing"):
+        await adapter.check_schema()
+
+
 async def test_a_newer_schema_asks_for_an_upgrade(
     adapter: SqliteStateAdapter, db_path: str
 ) -> None:
@@ -120,7 +131,9 @@ async def test_version_3_upgrades_a_version_1_database_with_jobs(
 ) -> None:
     import queuert_sqlite.adapter
 
-    monkeypatch.setattr(queuert_sqlite.adapter, "MIGRATIONS", MIGRATIONS[:1])
+    # Version 1 with the trace-context column (version 4) that the adapter writes.
+    v1 = tuple(m for m in MIGRATIONS if m.version in (1, 4))
+    monkeypatch.setattr(queuert_sqlite.adapter, "MIGRATIONS", v1)
     old = SqliteStateAdapter(db_path)
     try:
         await old.migrate()

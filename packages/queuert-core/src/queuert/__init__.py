@@ -50,6 +50,7 @@ from queuert.errors import (
 )
 from queuert.explain import Explanation
 from queuert.job import Continuation, Job
+from queuert.limits import ConcurrencyLimit
 from queuert.metrics import Metrics
 from queuert.observer import Observer
 from queuert.operations import QueueStats, Stats
@@ -74,8 +75,10 @@ from queuert.records import (
     Lease,
     NewJob,
     Page,
+    ScheduleSlot,
 )
 from queuert.retry import RetryPolicy
+from queuert.schedules import ScheduleDef, ScheduleError, ScheduleInfo
 from queuert.worker import Worker
 
 __all__ = [
@@ -93,6 +96,7 @@ __all__ = [
     "ChainHandle",
     "ChainHasDependentsError",
     "ChainRecord",
+    "ConcurrencyLimit",
     "ConfigurationError",
     "Continuation",
     "ContinuationError",
@@ -134,6 +138,10 @@ __all__ = [
     "QueuertError",
     "RetryPolicy",
     "RevokedChain",
+    "ScheduleDef",
+    "ScheduleError",
+    "ScheduleInfo",
+    "ScheduleSlot",
     "ScheduledSignal",
     "SchemaDamagedError",
     "SchemaNotMigratedError",

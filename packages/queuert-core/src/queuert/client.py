@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -25,6 +25,7 @@ from queuert.errors import (
 )
 from queuert.ids import new_id
 from queuert.instrumented import InstrumentedNotify, InstrumentedState
+from queuert.limits import concurrency_key_of
 from queuert.metrics import Metrics
 from queuert.notifications import PendingNotifications, collector, pending_notifications
 from queuert.observer import Observer
@@ -40,6 +41,14 @@ from queuert.records import (
     JobStatus,
     NewJob,
     Page,
+    ScheduleSlot,
+)
+from queuert.schedules import (
+    CatchUp,
+    ScheduleDef,
+    ScheduleError,
+    ScheduleInfo,
+    list_schedules,
 )
 from queuert.slots import positional_builder
 from queuert.sqlalchemy_tx import is_session, on_commit
@@ -186,6 +195,7 @@ class Queuert(Generic[Tx]):
                 raise ValidationError(f"two different chains are named {chain.name!r}")
             self.chains[chain.name] = chain
             self.queues.update(chain.queues)
+        self.schedules: dict[str, ScheduleDef] = {}
 
     @classmethod
     async def from_url(
@@ -297,7 +307,8 @@ class Queuert(Generic[Tx]):
         for value in inputs:
             job_id = new_id()
             # NewJob(id, chain_id, chain_name, queue, position, input, max_attempts,
-            # priority, scheduled_at, delay_ms): the first job of its own chain.
+            # priority, scheduled_at, delay_ms, trace_context, concurrency_key): the
+            # first job of its own chain; the trace context is the observer's to set.
             jobs.append(
                 _new_job(
                     job_id,
@@ -310,6 +321,8 @@ class Queuert(Generic[Tx]):
                     priority,
                     scheduled_at,
                     delay_ms,
+                    None,
+                    concurrency_key_of(name, chain.limit, value),
                 )
             )
         return jobs
@@ -793,3 +806,49 @@ class Queuert(Generic[Tx]):
         self.observer = observer
         if isinstance(self.state, InstrumentedState):
             self.state.observer = observer
+
+    # -- schedules ----------------------------------------------------------------------
+
+    def schedule(
+        self,
+        name: str,
+        chain: ChainDef[InT, OutT],
+        *,
+        cron: str | None = None,
+        every: timedelta | None = None,
+        input: InT | Callable[[datetime], InT],
+        timezone: str = "UTC",
+        catch_up: CatchUp = "latest",
+    ) -> ScheduleDef:
+        """Declare a recurring schedule: every worker of this app starts ``chain`` once
+        per slot of ``cron`` (in ``timezone``) or of ``every``, with ``input`` or
+        ``input(slot_time)``; see :mod:`queuert.schedules`. Raises
+        :class:`~queuert.schedules.ScheduleError` for a bad name, expression, interval,
+        time zone or catch-up policy, or a name already declared, and
+        :class:`~queuert.errors.UnknownChainError` for a chain not registered."""
+        chain = self.chain_def(chain)
+        defined = ScheduleDef(
+            name,
+            chain,
+            cron=cron,
+            every=every,
+            input=input,
+            timezone=timezone,
+            catch_up=catch_up,
+        )
+        if name in self.schedules:
+            raise ScheduleError(f"schedule {name!r} is already declared")
+        self.schedules[name] = defined
+        return defined
+
+    async def list_schedules(self) -> list[ScheduleInfo]:
+        """Each declared schedule with its next slot and the last slot started (and
+        its chain), as the database records it."""
+        return await list_schedules(self)
+
+    async def schedule_slot(self, chain_id: str, *, tx: Tx | None = None) -> ScheduleSlot | None:
+        """The schedule slot ``chain_id`` was started for (a handler reads its slot time
+        here), or ``None`` when a schedule did not start it."""
+        return await self.state.get_chain_schedule_slot(
+            tx=tx, chain_id=check_text("chain_id", chain_id)
+        )

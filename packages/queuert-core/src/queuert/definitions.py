@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any, Generic, TypeVar, overload
 
 from queuert.codec import Codec
 from queuert.errors import ValidationError
+from queuert.limits import ConcurrencyLimit
+from queuert.limits import concurrency_limit as _limit
 from queuert.retry import RetryPolicy
 from queuert.validation import check_int32, show
 
@@ -39,6 +42,7 @@ class QueueDef(Generic[InT, OutT]):
         "chain_name",
         "external",
         "input_codec",
+        "limit",
         "load_blockers",
         "name",
         "priority",
@@ -54,6 +58,7 @@ class QueueDef(Generic[InT, OutT]):
         retry: RetryPolicy,
         priority: int,
         external: bool = False,
+        limit: ConcurrencyLimit | None = None,
     ) -> None:
         if not isinstance(retry, RetryPolicy):
             raise ValidationError(f"retry must be a RetryPolicy, got {show(retry)}")
@@ -71,6 +76,8 @@ class QueueDef(Generic[InT, OutT]):
         self.load_blockers = False
         """Whether the worker reads the chains a job of this queue waited on into
         ``job.blockers`` before its handler runs (one more read per job)."""
+        self.limit = limit
+        """The queue's global concurrency limit (see :mod:`queuert.limits`), if any."""
 
     def __repr__(self) -> str:
         return f"<queue {self.name!r}>"
@@ -91,8 +98,11 @@ class ChainDef(QueueDef[InT, OutT]):
         priority: int = 0,
         on_blocker_failure: str = "fail",
         load_blockers: bool = False,
+        concurrency_limit: int | None = None,
+        concurrency_key: Callable[[InT], str] | None = None,
     ) -> None:
         _check_name("chain", name)
+        limit = _limit(concurrency_limit, concurrency_key)
         if on_blocker_failure not in ("fail", "run"):
             raise ValidationError(
                 f"on_blocker_failure must be 'fail' or 'run', got {on_blocker_failure!r:.200}"
@@ -103,6 +113,7 @@ class ChainDef(QueueDef[InT, OutT]):
             input=input,
             retry=retry or RetryPolicy(),
             priority=priority,
+            limit=limit,
         )
         self.output_codec: Codec[OutT] = Codec(output, f"output of chain {name!r}")
         self.queues: dict[str, QueueDef[Any, OutT]] = {name: self}
@@ -122,6 +133,7 @@ class ChainDef(QueueDef[InT, OutT]):
         priority: int | None = None,
         external: bool = False,
         load_blockers: bool = False,
+        concurrency_limit: int | None = None,
     ) -> QueueDef[StepInT, OutT]: ...
     @overload
     def queue(
@@ -133,6 +145,7 @@ class ChainDef(QueueDef[InT, OutT]):
         priority: int | None = None,
         external: bool = False,
         load_blockers: bool = False,
+        concurrency_limit: int | None = None,
     ) -> QueueDef[Any, OutT]: ...
     def queue(
         self,
@@ -143,13 +156,17 @@ class ChainDef(QueueDef[InT, OutT]):
         priority: int | None = None,
         external: bool = False,
         load_blockers: bool = False,
+        concurrency_limit: int | None = None,
     ) -> QueueDef[Any, OutT]:
         """Declare a further step ``<chain>:<step>`` with its own input type. An
         ``external`` step is never run by a worker: the application ends its jobs with
         :meth:`~queuert.Queuert.complete_job` (webhooks, approvals). With
-        ``load_blockers`` its jobs' handlers find their blockers in ``job.blockers``.
-        Raises :class:`~queuert.errors.ValidationError` for a bad or duplicate name."""
+        ``load_blockers`` its jobs' handlers find their blockers in ``job.blockers``;
+        with ``concurrency_limit``, at most that many of its jobs run at once across
+        every worker. Raises :class:`~queuert.errors.ValidationError` for a bad or
+        duplicate name or a bad limit."""
         _check_name("step", step)
+        limit = _limit(concurrency_limit, None)
         name = f"{self.name}:{step}"
         if name in self.queues:
             raise ValidationError(f"queue {name!r} is already declared")
@@ -160,6 +177,7 @@ class ChainDef(QueueDef[InT, OutT]):
             retry=retry or self.retry,
             priority=self.priority if priority is None else priority,
             external=external,
+            limit=limit,
         )
         q.load_blockers = bool(load_blockers)
         self.queues[name] = q
@@ -179,6 +197,8 @@ def chain(
     priority: int = 0,
     on_blocker_failure: str = "fail",
     load_blockers: bool = False,
+    concurrency_limit: int | None = None,
+    concurrency_key: Callable[[InT], str] | None = None,
 ) -> ChainDef[InT, OutT]: ...
 @overload
 def chain(
@@ -190,6 +210,8 @@ def chain(
     priority: int = 0,
     on_blocker_failure: str = "fail",
     load_blockers: bool = False,
+    concurrency_limit: int | None = None,
+    concurrency_key: Callable[[Any], str] | None = None,
 ) -> ChainDef[Any, Any]: ...
 def chain(
     name: str,
@@ -200,10 +222,17 @@ def chain(
     priority: int = 0,
     on_blocker_failure: str = "fail",
     load_blockers: bool = False,
+    concurrency_limit: int | None = None,
+    concurrency_key: Callable[[Any], str] | None = None,
 ) -> ChainDef[Any, Any]:
     """Declare a chain named ``name`` whose first job takes ``input`` and whose last
     job returns ``output``. Raises :class:`~queuert.errors.ValidationError` for a bad
-    name or a type that cannot be stored as JSON."""
+    name or a type that cannot be stored as JSON.
+
+    With ``concurrency_limit``, at most that many jobs of the entry queue run at once
+    across every worker; with ``concurrency_key`` too, at most that many per key, the
+    key being computed from each chain's input when the chain starts (see
+    :mod:`queuert.limits`)."""
     return ChainDef(
         name,
         input=input,
@@ -212,4 +241,6 @@ def chain(
         priority=priority,
         on_blocker_failure=on_blocker_failure,
         load_blockers=load_blockers,
+        concurrency_limit=concurrency_limit,
+        concurrency_key=concurrency_key,
     )

@@ -50,6 +50,7 @@ from queuert.records import (
     Lease,
     NewJob,
     Page,
+    ScheduleSlot,
 )
 
 R = TypeVar("R")
@@ -523,6 +524,56 @@ class InstrumentedState(StateAdapter[Tx]):
         if tx is None and self.observer is not None:
             return self.observer.phase(lease, "finalize")
         return nullcontext()
+
+    async def acquire_limited_jobs(
+        self,
+        *,
+        tx: Tx | None,
+        queue: str,
+        limit: int,
+        owner: str,
+        lease_ms: int,
+        concurrency_limit: int,
+        per_key: bool,
+    ) -> list[JobRecord]:
+        return await self._call(
+            "acquire_limited_jobs",
+            tx,
+            lambda: self.inner.acquire_limited_jobs(
+                tx=tx,
+                queue=queue,
+                limit=limit,
+                owner=owner,
+                lease_ms=lease_ms,
+                concurrency_limit=concurrency_limit,
+                per_key=per_key,
+            ),
+        )
+
+    async def start_scheduled_chain(
+        self, *, tx: Tx | None, schedule: str, slot_time: datetime, job: NewJob
+    ) -> bool:
+        return await self._call(
+            "start_scheduled_chain",
+            tx,
+            lambda: self.inner.start_scheduled_chain(
+                tx=tx, schedule=schedule, slot_time=slot_time, job=job
+            ),
+        )
+
+    async def get_last_schedule_slot(self, *, tx: Tx | None, schedule: str) -> ScheduleSlot | None:
+        return await self._call(
+            "get_last_schedule_slot",
+            tx,
+            lambda: self.inner.get_last_schedule_slot(tx=tx, schedule=schedule),
+        )
+
+    async def get_chain_schedule_slot(self, *, tx: Tx | None, chain_id: str) -> ScheduleSlot | None:
+        return await self._call(
+            "get_chain_schedule_slot",
+            tx,
+            lambda: self.inner.get_chain_schedule_slot(tx=tx, chain_id=chain_id),
+        )
 
 
 @asynccontextmanager

@@ -71,6 +71,8 @@ class NewJob:
     trace_context: str | None = None
     """Telemetry context carried from the code that created the job (JSON text,
     stored unchanged; see :mod:`queuert.otel`)."""
+    concurrency_key: str | None = None
+    """The key a per-key concurrency limit of ``queue`` counts the job under."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,3 +230,13 @@ class DedupKey:
     key: str
     scope: DedupScope = DedupScope.INCOMPLETE
     window_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleSlot:
+    """A slot of a schedule whose chain was started: the schedule's name, the slot's
+    time and the chain started for it."""
+
+    schedule: str
+    slot_time: datetime
+    chain_id: str

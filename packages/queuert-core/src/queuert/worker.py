@@ -11,9 +11,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from queuert import limits
 from queuert.context import JobContext, JobRescheduled, check_lease_ms
 from queuert.definitions import QueueDef
 from queuert.errors import (
+    ConfigurationError,
     InputValidationError,
     LeaseLostError,
     NonRetryableError,
@@ -28,6 +30,7 @@ from queuert.outage import Outage
 from queuert.ports.notify import ScheduledSignal, Subscription
 from queuert.ports.state import Tx
 from queuert.records import JobError, JobRecord, JobStatus
+from queuert.schedules import Scheduler
 from queuert.upkeep import Upkeep, check_retention
 from queuert.validation import MAX_WORKER_ID, check_many, check_seconds, check_text, show
 
@@ -176,6 +179,14 @@ class Worker(Generic[Tx]):
             raise ValidationError("worker already started")
         if not self.queue_names:
             raise ValidationError("worker has no handlers for its queues")
+        limits.check_supported(
+            self.app.state, limits.split_by_limit(self.app.queues, self.queue_names)[1]
+        )
+        if self.app.schedules and not self.app.state.capabilities.schedules:
+            raise ConfigurationError(
+                "the app declares schedules, which its state adapter does not support "
+                "(capabilities.schedules)"
+            )
         await self.app.state.check_schema()
         await self.app.state.expect_concurrency(jobs=self.concurrency)
         notify = self.app.notify
@@ -296,15 +307,21 @@ class Worker(Generic[Tx]):
 
     async def _run_loops(self) -> None:
         reaper = asyncio.create_task(self._reap_loop())
+        loops = [reaper]
+        if self.app.schedules:
+            loops.append(asyncio.create_task(Scheduler(self.app).run(self._stopping)))
         try:
             await self._acquire_loop()
         finally:
-            reaper.cancel()
-            await asyncio.gather(reaper, return_exceptions=True)
+            for loop in loops:
+                loop.cancel()
+            await asyncio.gather(*loops, return_exceptions=True)
 
     async def _acquire_loop(self) -> None:
         state = self.app.state
-        queues = self.queue_names
+        # Limited queues are acquired one by one under their limit; a job they hold
+        # back is due but not acquirable, so only the other queues tell the idle wait.
+        queues, limited = limits.split_by_limit(self.app.queues, self.queue_names)
         outage = self._outage("acquiring jobs")
         relooks = len(_RELOOKS)
         while not self._stopping.is_set():
@@ -316,8 +333,13 @@ class Worker(Generic[Tx]):
                     self._signalled = False
                     relooks = 0
                 try:
-                    records = await state.acquire_jobs(
-                        tx=None, queues=queues, limit=free, owner=self.id, lease_ms=self.lease_ms
+                    records = await limits.acquire_jobs(
+                        state,
+                        plain=queues,
+                        limited=limited,
+                        limit=free,
+                        owner=self.id,
+                        lease_ms=self.lease_ms,
                     )
                 except Exception as exc:
                     self.app.metrics.incr("worker.acquire_attempts")
@@ -327,12 +349,13 @@ class Worker(Generic[Tx]):
                 self.app.metrics.incr("worker.acquire_attempts")
                 for record in records:
                     self._spawn(record)
-                self._maybe_more = len(records) == free
-                if self._maybe_more:
+                # A job of a limited queue that ends frees a place under its limit.
+                self._maybe_more = len(records) == free or bool(limited)
+                if len(records) == free:
                     continue
                 if records:
                     relooks = len(_RELOOKS)
-                else:
+                elif queues:
                     timeout = await self._idle_timeout(queues)
                     if relooks < len(_RELOOKS):
                         timeout = min(timeout, _RELOOKS[relooks])
@@ -415,7 +438,11 @@ class Worker(Generic[Tx]):
             return
         slot.holding = False
         self._running -= 1
-        if self._maybe_more and not self._stopping.is_set():
+        # A place under a queue-wide limit is free only once the job's end is written,
+        # when _run_job wakes the loop; waking it now would acquire nothing there.
+        limit = self.app.queues[slot.ctx.record.queue].limit
+        held = limit is not None and not limit.per_key
+        if self._maybe_more and not self._stopping.is_set() and not held:
             self._wake.set()
 
     async def _run_job(
@@ -434,6 +461,9 @@ class Worker(Generic[Tx]):
             key = (record.id, record.attempt)
             self._free_slot(key)
             self._active.pop(key, None)
+            # The job's end is written now, so its place under a limit is free.
+            if self.app.queues[record.queue].limit is not None and not self._stopping.is_set():
+                self._wake.set()
 
     async def _execute(
         self,

@@ -81,6 +81,33 @@ def _create_jobs(n: Names) -> list[str]:
     ]
 
 
+def _add_concurrency_keys(n: Names) -> list[str]:
+    jobs = n.jobs
+    return [
+        # At the end of the table: other versions add columns of their own.
+        f"ALTER TABLE {jobs} ADD COLUMN concurrency_key text",
+        # Acquisition under a limit counts a queue's running jobs (per key).
+        f"""
+        CREATE INDEX {n.name("jobs_limit_running_idx")} ON {jobs}
+            (queue, concurrency_key) WHERE status = 'running'
+        """,
+        # One row per started slot of a schedule: the key deduplicates slot starts.
+        f"""
+        CREATE TABLE {n.table("schedule_slots")} (
+            schedule text NOT NULL,
+            slot_time timestamptz NOT NULL,
+            chain_id text COLLATE "C" NOT NULL,
+            created_at timestamptz NOT NULL DEFAULT statement_timestamp(),
+            CONSTRAINT {n.name("schedule_slots_pkey")} PRIMARY KEY (schedule, slot_time)
+        )
+        """,
+        f"""
+        CREATE INDEX {n.name("schedule_slots_chain_idx")} ON {n.table("schedule_slots")}
+            (chain_id)
+        """,
+    ]
+
+
 def _workers_and_ended_index(n: Names) -> list[str]:
     return [
         f"""
@@ -207,10 +234,12 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "worker records and ended-chain index", _workers_and_ended_index),
     Migration(3, "blockers and deduplication", _blockers),
     Migration(4, "store trace context", _add_trace_context),
+    Migration(5, "concurrency keys and schedule slots", _add_concurrency_keys),
 )
-"""Every step, in version order."""
+"""Every step, in version order. Versions need not be contiguous: each is applied
+and checked on its own."""
 
-LATEST_VERSION = MIGRATIONS[-1].version
+LATEST_VERSION = max(migration.version for migration in MIGRATIONS)
 
 
 async def applied_versions(conn: PostgresTx, names: Names) -> set[int]:

@@ -50,6 +50,7 @@ from queuert.records import (
     Lease,
     NewJob,
     Page,
+    ScheduleSlot,
 )
 from queuert.urls import redact_message
 from queuert_postgres import control_ops as postgres_control
@@ -65,10 +66,12 @@ from queuert_postgres.connections import (
 from queuert_postgres.control import ControlStatements
 from queuert_postgres.dedup import DedupStatements
 from queuert_postgres.driver_errors import DRIVER_ERRORS, MIGRATE_HINT, translate
+from queuert_postgres.limits import LOCK as LIMIT_LOCK
+from queuert_postgres.limits import LimitStatements, limit_lock_key, limit_statements
 from queuert_postgres.names import Names
 from queuert_postgres.notify import PostgresNotifyAdapter
 from queuert_postgres.rows import chain_record, job_record
-from queuert_postgres.statements import SignalChannels, Statements
+from queuert_postgres.statements import JOB_COLUMN_COUNT, SignalChannels, Statements
 from queuert_postgres.urls import int_option, redact, split_url
 
 logger = logging.getLogger("queuert.postgres")
@@ -149,6 +152,8 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
         multi_process=True,
         blockers=True,
         deduplication=True,
+        concurrency_limits=True,
+        schedules=True,
     )
 
     def __init__(
@@ -516,7 +521,14 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
     ) -> Sequence[JobRecord]:
         if not jobs:
             return []
-        if len(jobs) == 1:
+        if any(j.concurrency_key is not None for j in jobs):
+            row = await self._fetchrow(
+                tx,
+                limit_statements(self._sql).create_keyed_jobs,
+                *(list(column) for column in zip(*map(_new_job_args, jobs), strict=True)),
+                [j.concurrency_key for j in jobs],
+            )
+        elif len(jobs) == 1:
             row = await self._fetchrow(tx, self._sql.create_job, *_new_job_args(jobs[0]))
         elif _alike_chain_starts(jobs):
             row = await self._fetchrow(
@@ -944,7 +956,8 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
         row = await self._fetchrow(tx, self._control().queue_position, job_id)
         if row is None:
             return None
-        return QueuePosition(job=job_record(row), now=row[19], ahead=int(row[20]))
+        extra = JOB_COLUMN_COUNT  # the statement's own columns follow the job's
+        return QueuePosition(job=job_record(row), now=row[extra], ahead=int(row[extra + 1]))
 
     async def schema_sql(self) -> list[str]:
         return migrations.script(self._names)
@@ -1102,6 +1115,87 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
             limit,
         )
         return keyset_page([chain_record(row) for row in rows], limit)
+
+    # -- limits ------------------------------------------------------------------------
+
+    async def acquire_limited_jobs(
+        self,
+        *,
+        tx: PostgresTx | None,
+        queue: str,
+        limit: int,
+        owner: str,
+        lease_ms: int,
+        concurrency_limit: int,
+        per_key: bool,
+    ) -> list[JobRecord]:
+        """As the port says: the queue's advisory lock (see :mod:`queuert_postgres.limits`)
+        and the counting acquisition run in ``tx`` or in a transaction of their own."""
+        if limit <= 0:
+            return []
+        sql = limit_statements(self._sql)
+        statement = sql.acquire_under_key_limit if per_key else sql.acquire_under_limit
+        key = limit_lock_key(self._names, queue)
+        if tx is None:
+            async with self._transaction(None) as conn:
+                rows = await self._acquire_limited(
+                    conn, key, statement, queue, limit, owner, lease_ms, concurrency_limit
+                )
+        else:
+            rows = await self._acquire_limited(
+                tx, key, statement, queue, limit, owner, lease_ms, concurrency_limit
+            )
+        jobs = [job_record(row) for row in rows]
+        jobs.sort(key=lambda j: (j.scheduled_at, -j.priority, j.id))
+        return jobs
+
+    async def _acquire_limited(
+        self, conn: PostgresTx, key: int, statement: str, *args: Any
+    ) -> list[asyncpg.Record]:
+        # Two statements: the count must be read after the lock is granted.
+        await self._fetch(conn, LIMIT_LOCK, key)
+        return await self._fetch(conn, statement, *args)
+
+    # -- schedules ------------------------------------------------------------------------
+
+    async def start_scheduled_chain(
+        self, *, tx: PostgresTx | None, schedule: str, slot_time: datetime, job: NewJob
+    ) -> bool:
+        """As the port says: a second start of a slot waits for the first one's
+        transaction on the slot's key, then finds it taken."""
+        sql = limit_statements(self._sql)
+        if tx is None:
+            async with self._transaction(None) as conn:
+                return await self._start_slot(conn, sql, schedule, slot_time, job)
+        return await self._start_slot(tx, sql, schedule, slot_time, job)
+
+    async def _start_slot(
+        self,
+        conn: PostgresTx,
+        sql: LimitStatements,
+        schedule: str,
+        slot_time: datetime,
+        job: NewJob,
+    ) -> bool:
+        row = await self._fetchrow(
+            conn, sql.insert_schedule_slot, schedule, slot_time, job.chain_id
+        )
+        if row is None:
+            return False
+        await self.create_jobs(tx=conn, jobs=[job])
+        return True
+
+    async def get_last_schedule_slot(
+        self, *, tx: PostgresTx | None, schedule: str
+    ) -> ScheduleSlot | None:
+        row = await self._fetchrow(tx, limit_statements(self._sql).last_schedule_slot, schedule)
+        return None if row is None else ScheduleSlot(row[0], row[1], row[2])
+
+    async def get_chain_schedule_slot(
+        self, *, tx: PostgresTx | None, chain_id: str
+    ) -> ScheduleSlot | None:
+        row = await self._fetchrow(tx, limit_statements(self._sql).chain_schedule_slot, chain_id)
+        return None if row is None else ScheduleSlot(row[0], row[1], row[2])
 
 
 def _pool_is_short(pool: asyncpg.Pool[asyncpg.Record]) -> bool:

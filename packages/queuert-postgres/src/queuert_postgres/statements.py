@@ -40,6 +40,11 @@ _JOB_COLUMNS = (
 )
 
 
+JOB_COLUMN_COUNT = len(_JOB_COLUMNS)
+"""How many columns :func:`job_columns` selects: what a statement reads after them
+starts at this index of the row."""
+
+
 def job_columns(alias: str | None = None) -> str:
     """The select list read by :func:`queuert_postgres.rows.job_record`, in its order."""
     if alias is None:

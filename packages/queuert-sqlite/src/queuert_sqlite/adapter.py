@@ -48,8 +48,9 @@ from queuert.records import (
     Lease,
     NewJob,
     Page,
+    ScheduleSlot,
 )
-from queuert_sqlite import control
+from queuert_sqlite import control, limits
 from queuert_sqlite.blockers import (
     BlockerStatements,
     blocker_record,
@@ -155,6 +156,8 @@ class SqliteStateAdapter(StateAdapter[aiosqlite.Connection]):
             multi_process=not self._memory,
             blockers=True,
             deduplication=True,
+            concurrency_limits=True,
+            schedules=True,
         )
         self._sql = Statements(table_prefix)
         self._ctl = control.ControlStatements(table_prefix)
@@ -315,6 +318,17 @@ class SqliteStateAdapter(StateAdapter[aiosqlite.Connection]):
                 f"SQLite database {self.path!r} has queuert schema version {version}, newer "
                 f"than the {SCHEMA_VERSION} this queuert-sqlite knows; upgrade queuert-sqlite"
             )
+        applied = {row[0] for row in await self._db.read(None, self._sql.applied_versions, ())}
+        # Versions are checked one by one: a database may be at the latest version but
+        # lack one that another line of releases added before it.
+        missing = [m.version for m in MIGRATIONS if m.version not in applied]
+        if version is None or missing:
+            raise schema_missing(
+                self.path,
+                f"schema version {version or 0} (missing {missing}), "
+                f"this queuert-sqlite needs {SCHEMA_VERSION}",
+                self._error_args(),
+            )
         tables = await self._db.read(
             None,
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name = ?",
@@ -336,7 +350,11 @@ class SqliteStateAdapter(StateAdapter[aiosqlite.Connection]):
             return []
         now = now_us()
         rows = [_job_row(job, now) for job in jobs]
-        if len(rows) == 1:
+        if any(job.concurrency_key is not None for job in jobs):
+            keyed = [(*row, job.concurrency_key) for row, job in zip(rows, jobs, strict=True)]
+            async with self._db.atomic(tx) as conn:
+                await self._db.run_many(conn, limits.insert_keyed_job(self._sql.jobs_table), keyed)
+        elif len(rows) == 1:
             await self._db.write(tx, self._sql.insert_job, rows[0])
         else:
             async with self._db.atomic(tx) as conn:
@@ -788,6 +806,85 @@ class SqliteStateAdapter(StateAdapter[aiosqlite.Connection]):
                 holders.append(job.chain_id)
         return holders
 
+    # -- limits --------------------------------------------------------------------------
+
+    async def acquire_limited_jobs(
+        self,
+        *,
+        tx: Connection | None,
+        queue: str,
+        limit: int,
+        owner: str,
+        lease_ms: int,
+        concurrency_limit: int,
+        per_key: bool,
+    ) -> list[JobRecord]:
+        if limit <= 0:
+            return []
+        now = now_us()
+        jobs = self._sql.jobs_table
+        params: tuple[Any, ...]
+        if per_key:
+            sql = limits.acquire_under_key_limit(jobs)
+            params = (
+                owner,
+                now + lease_ms * 1000,
+                now,
+                queue,
+                now,
+                queue,
+                now,
+                concurrency_limit,
+                limit,
+            )
+        else:
+            sql = limits.acquire_under_limit(jobs)
+            params = (
+                owner,
+                now + lease_ms * 1000,
+                now,
+                queue,
+                now,
+                limit,
+                concurrency_limit,
+                queue,
+                now,
+            )
+        rows = await self._db.write(tx, sql, params)
+        acquired = [job_from_row(row) for row in rows]
+        acquired.sort(key=acquisition_order)
+        return acquired
+
+    # -- schedules -----------------------------------------------------------------------
+
+    async def start_scheduled_chain(
+        self, *, tx: Connection | None, schedule: str, slot_time: datetime, job: NewJob
+    ) -> bool:
+        prefix = self.table_prefix
+        slot_us = to_us(slot_time, "slot_time")
+        async with self._db.atomic(tx) as conn:
+            rows = await self._db.run(
+                conn,
+                limits.insert_schedule_slot(prefix),
+                (schedule, slot_us, job.chain_id, now_us()),
+            )
+            if not rows:
+                return False
+            await self.create_jobs(tx=conn, jobs=[job])
+        return True
+
+    async def get_last_schedule_slot(
+        self, *, tx: Connection | None, schedule: str
+    ) -> ScheduleSlot | None:
+        rows = await self._db.read(tx, limits.last_schedule_slot(self.table_prefix), (schedule,))
+        return _slot(rows)
+
+    async def get_chain_schedule_slot(
+        self, *, tx: Connection | None, chain_id: str
+    ) -> ScheduleSlot | None:
+        rows = await self._db.read(tx, limits.chain_schedule_slot(self.table_prefix), (chain_id,))
+        return _slot(rows)
+
 
 def _job_row(job: NewJob, now: int) -> tuple[Any, ...]:
     """The values of a new job's row, in the order ``insert_job`` and
@@ -812,3 +909,10 @@ def _scheduled(scheduled_at: datetime | None, delay_ms: int, now: int) -> int:
     if scheduled_at is not None:
         return to_us(scheduled_at, "scheduled_at")
     return now + delay_ms * 1000
+
+
+def _slot(rows: Sequence[Any]) -> ScheduleSlot | None:
+    if not rows:
+        return None
+    schedule, slot_us, chain_id = rows[0]
+    return ScheduleSlot(schedule=schedule, slot_time=from_us(slot_us), chain_id=chain_id)

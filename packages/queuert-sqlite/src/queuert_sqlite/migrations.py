@@ -197,7 +197,32 @@ MIGRATIONS: tuple[Migration, ...] = (
         name="store trace context",
         statements=("ALTER TABLE {prefix}jobs ADD COLUMN trace_context TEXT",),
     ),
+    Migration(
+        version=5,
+        name="concurrency keys and schedule slots",
+        statements=(
+            # Added at the end of the table: other versions add their own columns.
+            "ALTER TABLE {prefix}jobs ADD COLUMN concurrency_key TEXT",
+            # Acquisition under a limit counts a queue's running jobs (per key).
+            """
+            CREATE INDEX {prefix}jobs_limit_running
+            ON {prefix}jobs (queue, concurrency_key)
+            WHERE status = 'running'
+            """,
+            # One row per started slot of a schedule: the key deduplicates slot starts.
+            """
+            CREATE TABLE {prefix}schedule_slots (
+                schedule TEXT NOT NULL,
+                slot_time INTEGER NOT NULL,
+                chain_id TEXT NOT NULL,
+                created_at INTEGER NOT NULL,
+                PRIMARY KEY (schedule, slot_time)
+            )
+            """,
+            "CREATE INDEX {prefix}schedule_slots_chain ON {prefix}schedule_slots (chain_id)",
+        ),
+    ),
 )
 
-SCHEMA_VERSION = MIGRATIONS[-1].version
+SCHEMA_VERSION = max(migration.version for migration in MIGRATIONS)
 """The schema version this adapter reads and writes."""

@@ -64,6 +64,7 @@ from queuert.records import (
     Lease,
     NewJob,
     Page,
+    ScheduleSlot,
 )
 
 __all__ = ["MemoryStateAdapter", "MemoryTransaction", "from_url"]
@@ -90,6 +91,7 @@ class _Row:
         "chain_id",
         "chain_name",
         "completed_at",
+        "concurrency_key",
         "created_at",
         "error",
         "id",
@@ -129,6 +131,7 @@ class _Row:
         self.next_job_id: str | None = None
         self.completed_at: datetime | None = None
         self.trace_context = job.trace_context
+        self.concurrency_key = job.concurrency_key
         # The record of the current values; every change goes through _touch, which drops it.
         self.cached: JobRecord | None = None
 
@@ -343,6 +346,8 @@ class MemoryStateAdapter(StateAdapter[MemoryTransaction]):
         multi_process=False,
         blockers=True,
         deduplication=True,
+        concurrency_limits=True,
+        schedules=True,
     )
 
     def __init__(self, *, clock: Callable[[], datetime] | None = None) -> None:
@@ -893,6 +898,123 @@ class MemoryStateAdapter(StateAdapter[MemoryTransaction]):
         return deleted
 
     # -- control from outside a worker (statements in memory_control) -------------------
+    # -- limits ----------------------------------------------------------------------
+
+    async def acquire_limited_jobs(
+        self,
+        *,
+        tx: MemoryTransaction | None,
+        queue: str,
+        limit: int,
+        owner: str,
+        lease_ms: int,
+        concurrency_limit: int,
+        per_key: bool,
+    ) -> list[JobRecord]:
+        return await self._run(
+            tx,
+            self._acquire_limited_jobs,
+            queue,
+            limit,
+            owner,
+            lease_ms,
+            concurrency_limit,
+            per_key,
+        )
+
+    def _acquire_limited_jobs(
+        self,
+        tx: MemoryTransaction,
+        queue: str,
+        limit: int,
+        owner: str,
+        lease_ms: int,
+        concurrency_limit: int,
+        per_key: bool,
+    ) -> list[JobRecord]:
+        # A scan of the queue's jobs: the reference for what the SQL adapters compute.
+        now = self.now()
+        rows = [row for row in self._jobs.values() if row.queue == queue]
+        running: dict[str | None, int] = {}
+        for row in rows:
+            if row.status is _RUNNING and row.leased_until is not None and row.leased_until > now:
+                key = row.concurrency_key if per_key else None
+                running[key] = running.get(key, 0) + 1
+        eligible = sorted(
+            (row for row in rows if row.status is _PENDING and row.scheduled_at <= now),
+            key=lambda row: (row.scheduled_at, -row.priority, row.id),
+        )
+        leased_until = now + timedelta(milliseconds=lease_ms)
+        acquired: list[JobRecord] = []
+        for row in eligible:
+            if len(acquired) >= limit:
+                break
+            key = row.concurrency_key if per_key else None
+            if running.get(key, 0) >= concurrency_limit:
+                continue
+            running[key] = running.get(key, 0) + 1
+            self._touch(tx, row)
+            row.status = _RUNNING
+            row.attempt += 1
+            row.leased_by = owner
+            row.leased_until = leased_until
+            row.updated_at = now
+            self._index(row)
+            acquired.append(row.record())
+        return acquired
+
+    # -- schedules --------------------------------------------------------------------
+
+    async def start_scheduled_chain(
+        self, *, tx: MemoryTransaction | None, schedule: str, slot_time: datetime, job: NewJob
+    ) -> bool:
+        return await self._run(tx, self._start_scheduled_chain, schedule, slot_time, job)
+
+    def _start_scheduled_chain(
+        self, tx: MemoryTransaction, schedule: str, slot_time: datetime, job: NewJob
+    ) -> bool:
+        slots = self._schedule_slots()
+        key = (schedule, _aware(slot_time, "slot_time"))
+        if key in slots:
+            return False
+        self._create_jobs(tx, [job])
+        slots[key] = ScheduleSlot(schedule=schedule, slot_time=key[1], chain_id=job.chain_id)
+
+        def forget() -> None:
+            slots.pop(key, None)
+
+        tx.on_rollback(forget)
+        return True
+
+    async def get_last_schedule_slot(
+        self, *, tx: MemoryTransaction | None, schedule: str
+    ) -> ScheduleSlot | None:
+        return await self._run(tx, self._get_last_schedule_slot, schedule)
+
+    def _get_last_schedule_slot(self, tx: MemoryTransaction, schedule: str) -> ScheduleSlot | None:
+        found = [slot for (name, _), slot in self._schedule_slots().items() if name == schedule]
+        return max(found, key=lambda slot: slot.slot_time, default=None)
+
+    async def get_chain_schedule_slot(
+        self, *, tx: MemoryTransaction | None, chain_id: str
+    ) -> ScheduleSlot | None:
+        return await self._run(tx, self._get_chain_schedule_slot, chain_id)
+
+    def _get_chain_schedule_slot(self, tx: MemoryTransaction, chain_id: str) -> ScheduleSlot | None:
+        for slot in self._schedule_slots().values():
+            if slot.chain_id == chain_id:
+                return slot
+        return None
+
+    def _schedule_slots(self) -> dict[tuple[str, datetime], ScheduleSlot]:
+        # Created on first use, so that the constructor stays as it is.
+        slots: dict[tuple[str, datetime], ScheduleSlot] | None = getattr(
+            self, "_slots_by_key", None
+        )
+        if slots is None:
+            slots = {}
+            self._slots_by_key: dict[tuple[str, datetime], ScheduleSlot] = slots
+        return slots
 
     async def revoke_chain(self, *, tx: MemoryTransaction | None, chain_id: str) -> RevokedChain:
         return await self._run(tx, lambda t: memory_control.revoke_chain(self, t, chain_id))

@@ -38,8 +38,8 @@ is independent and marked ``asyncio`` explicitly, so the suite runs in
 pytest-asyncio's strict mode too; cases run in a per-test event loop unless you
 set ``asyncio_default_test_loop_scope``. Cases that an adapter's declared
 capabilities rule out (``row_locks``, ``concurrent_transactions``,
-``savepoints``, ``cross_process``, ``wake_hints``) are skipped with the
-capability named; nothing else is skipped.
+``savepoints``, ``cross_process``, ``wake_hints``, ``concurrency_limits``,
+``schedules``) are skipped with the capability named; nothing else is skipped.
 """
 
 from queuert.conformance.notify import NotifyAdapterConformance, NotifyAdapterFixtures

@@ -32,7 +32,12 @@ from queuert.control_records import (
     WorkerInfo,
     WorkerRecord,
 )
-from queuert.errors import AdapterError, TransactionClosedError, UnsupportedOperationError
+from queuert.errors import (
+    AdapterError,
+    ConfigurationError,
+    TransactionClosedError,
+    UnsupportedOperationError,
+)
 from queuert.ports.notify import NotifyAdapter
 from queuert.records import (
     BlockerRecord,
@@ -46,6 +51,7 @@ from queuert.records import (
     Lease,
     NewJob,
     Page,
+    ScheduleSlot,
 )
 
 Tx = TypeVar("Tx")
@@ -68,6 +74,9 @@ class StateCapabilities:
       (:meth:`StateAdapter.create_deduplicated_jobs`) and chains are filtered by it.
     - ``blockers``: jobs may wait on other chains (:meth:`StateAdapter.create_blocked_jobs`
       and the operations after it).
+    - ``concurrency_limits``: :meth:`StateAdapter.acquire_limited_jobs` is supported.
+    - ``schedules``: :meth:`StateAdapter.start_scheduled_chain` and the schedule slot
+      reads are supported.
     """
 
     row_locks: bool = True
@@ -78,6 +87,8 @@ class StateCapabilities:
     multi_process: bool = True
     blockers: bool = False
     deduplication: bool = False
+    concurrency_limits: bool = False
+    schedules: bool = False
 
 
 class StateAdapter(ABC, Generic[Tx]):
@@ -462,6 +473,55 @@ class StateAdapter(ABC, Generic[Tx]):
         job's chain. The key is stored with the chain (``ChainRecord.dedup_key``).
         Adapters without the capability raise :class:`~queuert.errors.AdapterError`."""
         raise AdapterError(f"{type(self).__name__} does not support deduplication")
+
+    # -- limits ----------------------------------------------------------------------
+
+    async def acquire_limited_jobs(
+        self,
+        *,
+        tx: Tx | None,
+        queue: str,
+        limit: int,
+        owner: str,
+        lease_ms: int,
+        concurrency_limit: int,
+        per_key: bool,
+    ) -> list[JobRecord]:
+        """Lease up to ``limit`` eligible jobs of ``queue``, as :meth:`acquire_jobs`,
+        without ever leaving more than ``concurrency_limit`` jobs of ``queue`` running
+        with a valid lease (``leased_until`` after now) or, with ``per_key``, more than
+        ``concurrency_limit`` per :attr:`~queuert.records.NewJob.concurrency_key` (jobs
+        without a key count as one key). Jobs over the limit are skipped, not waited
+        for: they stay ``pending`` with their attempt unchanged, and a later job of
+        another key is taken in their place. Holds across concurrent calls from any
+        process: two calls never together exceed the limit. Adapters declaring
+        ``capabilities.concurrency_limits`` implement it; the default raises
+        :class:`~queuert.errors.ConfigurationError`."""
+        raise ConfigurationError(
+            f"{type(self).__name__} does not support concurrency limits "
+            f"(queue {queue!r} declares one)"
+        )
+
+    # -- schedules -------------------------------------------------------------------
+
+    async def start_scheduled_chain(
+        self, *, tx: Tx | None, schedule: str, slot_time: datetime, job: NewJob
+    ) -> bool:
+        """Record the slot (``schedule``, ``slot_time``) with ``job``'s chain and create
+        ``job`` in the same transaction, unless the slot is already recorded: then
+        write nothing and return ``False``. Concurrent calls for one slot, from any
+        process, create exactly one chain. Adapters declaring
+        ``capabilities.schedules`` implement it and the two reads below; the
+        defaults raise :class:`~queuert.errors.ConfigurationError`."""
+        raise ConfigurationError(f"{type(self).__name__} does not support schedules")
+
+    async def get_last_schedule_slot(self, *, tx: Tx | None, schedule: str) -> ScheduleSlot | None:
+        """The latest recorded slot of ``schedule``, or ``None``."""
+        raise ConfigurationError(f"{type(self).__name__} does not support schedules")
+
+    async def get_chain_schedule_slot(self, *, tx: Tx | None, chain_id: str) -> ScheduleSlot | None:
+        """The slot the chain was started for, or ``None`` (not started by a schedule)."""
+        raise ConfigurationError(f"{type(self).__name__} does not support schedules")
 
 
 def describe_transaction(tx: object) -> str:

@@ -11,12 +11,14 @@ from queuert.conformance.state.delete import DeleteCases
 from queuert.conformance.state.finalize import FinalizeCases
 from queuert.conformance.state.fixtures import PoisonTransaction, StateAdapterFixtures
 from queuert.conformance.state.lease import LeaseCases
+from queuert.conformance.state.limits import LimitCases
 from queuert.conformance.state.next_job import NextJobCases
 from queuert.conformance.state.operations_control import ControlCases
 from queuert.conformance.state.operations_observe import ObserveCases
 from queuert.conformance.state.read import ReadCases
 from queuert.conformance.state.reap import ReapCases
 from queuert.conformance.state.reschedule import RescheduleCases
+from queuert.conformance.state.schedules import ScheduleCases
 from queuert.conformance.state.schema import SchemaCases
 from queuert.conformance.state.trace_context import TraceContextCases
 from queuert.conformance.state.transactions import TransactionCases
@@ -44,6 +46,8 @@ class StateAdapterConformance(
     BlockerCases,
     DedupCases,
     TraceContextCases,
+    LimitCases,
+    ScheduleCases,
 ):
     """Every state adapter case. Subclass it as ``Test...`` and override the
     ``state_adapter`` fixture (and optionally ``second_state_adapter`` and
@@ -62,12 +66,14 @@ __all__ = [
     "DeleteCases",
     "FinalizeCases",
     "LeaseCases",
+    "LimitCases",
     "NextJobCases",
     "ObserveCases",
     "PoisonTransaction",
     "ReadCases",
     "ReapCases",
     "RescheduleCases",
+    "ScheduleCases",
     "SchemaCases",
     "StateAdapterConformance",
     "StateAdapterFixtures",
