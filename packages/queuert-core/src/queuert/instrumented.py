@@ -536,7 +536,13 @@ class InstrumentedState(StateAdapter[Tx]):
         concurrency_limit: int,
         per_key: bool,
     ) -> list[JobRecord]:
-        return await self._call(
+        async def acquired() -> list[JobRecord] | None:
+            found = await self._handed_out.orphans(
+                self.inner, queues=[queue], owner=owner, limit=limit
+            )
+            return found or None
+
+        records = await self._call(
             "acquire_limited_jobs",
             tx,
             lambda: self.inner.acquire_limited_jobs(
@@ -548,7 +554,11 @@ class InstrumentedState(StateAdapter[Tx]):
                 concurrency_limit=concurrency_limit,
                 per_key=per_key,
             ),
+            acquired if tx is None else None,
         )
+        # Known as handed out, so that no later retry takes them for orphans.
+        self._handed_out.add(records)
+        return records
 
     async def start_scheduled_chain(
         self, *, tx: Tx | None, schedule: str, slot_time: datetime, job: NewJob
