@@ -97,3 +97,66 @@ async def test_jobs_of_a_retried_acquisition_whose_first_try_committed_are_run(
             assert job is not None and job.attempt == 1
     finally:
         await app.close()
+
+
+limited = queuert.chain("lost-acks-limited", input=Num, output=Num, concurrency_limit=2)
+
+
+class LimitedAckLostOnce(PostgresStateAdapter):
+    """Commits the first limited acquisition that leases jobs, then reports it lost."""
+
+    lost = 0
+
+    async def acquire_limited_jobs(
+        self,
+        *,
+        tx: Any,
+        queue: str,
+        limit: int,
+        owner: str,
+        lease_ms: int,
+        concurrency_limit: int,
+        per_key: bool,
+    ) -> list[JobRecord]:
+        records = await super().acquire_limited_jobs(
+            tx=tx,
+            queue=queue,
+            limit=limit,
+            owner=owner,
+            lease_ms=lease_ms,
+            concurrency_limit=concurrency_limit,
+            per_key=per_key,
+        )
+        if tx is None and records and not self.lost:
+            self.lost += 1
+            raise TransientStateError("connection lost before the commit was acknowledged")
+        return records
+
+
+async def test_jobs_of_a_retried_limited_acquisition_whose_first_try_committed_are_run(
+    pool: asyncpg.Pool[asyncpg.Record], schema: str
+) -> None:
+    state = LimitedAckLostOnce(pool, schema=schema)
+    app = queuert.Queuert(state=state, chains=[limited])
+    await app.migrate()
+    # Leases far longer than the test: a job leased to nobody would wait for it.
+    worker = app.worker(concurrency=4, poll_interval=0.05, lease_ms=120_000)
+
+    @worker.handler(limited)
+    async def run(job: queuert.Job[Num], ctx: queuert.JobContext[Any, Num]) -> Any:
+        async def commit(tx: Any, enqueue_job: queuert.EnqueueJob[Num]) -> Num:
+            return Num(job.input.n + 1)
+
+        return await ctx.finalize(commit)
+
+    try:
+        handles = await app.enqueue_job_chains(None, limited, [Num(1), Num(2)])
+        async with worker:
+            outputs = [await app.wait_for_chain(h, timeout=15) for h in handles]
+        assert state.lost == 1
+        assert outputs == [Num(2), Num(3)]
+        for h in handles:
+            job = await app.get_job(h.id)
+            assert job is not None and job.attempt == 1
+    finally:
+        await app.close()
