@@ -106,12 +106,13 @@ class InstrumentedState(StateAdapter[Tx]):
 
     def leased_transaction(self, *, lease: Lease, lock: bool) -> AbstractAsyncContextManager[Tx]:
         # Counted as the operation it stands for; never retried (it is a transaction).
+        # The attempt's phase is opened by its caller (JobContext): a claim and a
+        # finalize both lock the job, so ``lock`` cannot tell them apart.
         self.metrics.incr("state.lock_job.calls" if lock else "state.verify_lease.calls")
         inner = self.inner.leased_transaction(lease=lease, lock=lock)
         if self.observer is None:
             return inner
-        phase = self.observer.phase(lease, "finalize" if lock else "claim")
-        return _observed_transaction(inner, phase, self.observer, lease)
+        return _observed_transaction(inner, nullcontext(), self.observer, lease)
 
     def savepoint(self, *, tx: Tx) -> AbstractAsyncContextManager[Tx]:
         return self.inner.savepoint(tx=tx)
@@ -336,9 +337,12 @@ class InstrumentedState(StateAdapter[Tx]):
         return await self.inner.caller_transaction(tx)
 
     async def revoke_chain(self, *, tx: Tx | None, chain_id: str) -> RevokedChain:
-        return await self._call(
+        revoked = await self._call(
             "revoke_chain", tx, lambda: self.inner.revoke_chain(tx=tx, chain_id=chain_id)
         )
+        if self.observer is not None:
+            self.observer.chain_cancelled(revoked.chain)
+        return revoked
 
     async def resume_job(self, *, tx: Tx | None, job_id: str) -> JobRecord:
         return await self._call(
