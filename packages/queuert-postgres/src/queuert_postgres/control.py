@@ -66,14 +66,15 @@ class ControlStatements:
             schedules=False,
         )
         # $1 id, $2 chain_id, $3 chain_name, $4 queue, $5 position, $6 input,
-        # $7 max_attempts, $8 priority, $9 scheduled_at, $10 delay_ms
+        # $7 max_attempts, $8 priority, $9 scheduled_at, $10 delay_ms, $11 trace_context
         self.insert_job = write(
             f"""
             INSERT INTO {jobs} (id, chain_id, chain_name, queue, position, status, input,
-                attempt, max_attempts, priority, scheduled_at, created_at, updated_at)
+                attempt, max_attempts, priority, scheduled_at, created_at, updated_at,
+                trace_context)
             VALUES ($1, $2, $3, $4, $5, 'pending', $6::json, 0, $7, $8,
                 COALESCE($9::timestamptz, {NOW} + ($10::bigint * interval '1 millisecond')),
-                {NOW}, {NOW})
+                {NOW}, {NOW}, $11)
             RETURNING {cols}
             """,
             ends=False,

@@ -850,7 +850,9 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
         row = await self._fetchrow(tx, self._control().queue_position, job_id)
         if row is None:
             return None
-        return QueuePosition(job=job_record(row), now=row[19], ahead=int(row[20]))
+        # The two columns after the job's: counted from the end, they stay put when
+        # a migration adds a job column.
+        return QueuePosition(job=job_record(row), now=row[-2], ahead=int(row[-1]))
 
     async def schema_sql(self) -> list[str]:
         return migrations.script(self._names)
