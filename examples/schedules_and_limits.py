@@ -1,7 +1,8 @@
 """Recurring schedules and global concurrency limits: ``python -m examples.schedules_and_limits``.
 
-- ``nightly-report`` (cron, so it needs ``queuert-core[cron]``) starts a ``report`` chain at 03:00 Paris time every day and
-  ``heartbeat`` a ``ping`` chain every five minutes; each slot starts one chain.
+- ``nightly-report`` starts a ``report`` chain at 03:00 Paris time every day (a
+  cron expression: needs ``queuert-core[cron]``) and ``heartbeat`` a ``ping``
+  chain every five minutes; each slot starts one chain.
 - ``sync-customer`` runs at most one job per customer at a time; different
   customers run in parallel.
 - ``charge`` runs at most five jobs at once across every worker; when the payment
