@@ -12,10 +12,23 @@ from typing import Any
 import pytest
 
 import queuert
-from queuert import ChainFailedError, JobError, JobRecord, Lease, NewJob, Observer, ValidationError
+from queuert import (
+    ChainFailedError,
+    ChainRecord,
+    Continuation,
+    EnqueueJob,
+    Job,
+    JobError,
+    JobRecord,
+    Lease,
+    NewJob,
+    Observer,
+    ValidationError,
+)
 from queuert.context import JobContext
 from queuert.observer import Outcome, Phase
-from tests.otel.chains import CHAINS, FAILING, TWO_STEP, Step, register
+from tests.otel.chains import CHAINS, FAILING, SECOND, TWO_STEP, Done, Step, register
+from tests.waiting import eventually
 
 
 class Recorder(Observer):
@@ -55,6 +68,9 @@ class Recorder(Observer):
 
     def leases_expired(self, records: Sequence[JobRecord]) -> None:
         self.calls.append(("expired", len(records)))
+
+    def chain_cancelled(self, record: ChainRecord) -> None:
+        self.calls.append(("cancelled", record.id, record.status.value))
 
 
 async def run(app: queuert.Queuert[Any], chain: Any) -> None:
@@ -112,3 +128,75 @@ def test_one_observer_per_application() -> None:
         app.observe(Recorder())
     with pytest.raises(ValidationError, match="Observer"):
         queuert.Queuert(state=queuert.MemoryStateAdapter(), chains=CHAINS).observe(object())  # type: ignore[arg-type]
+
+
+async def observed_app() -> tuple[queuert.Queuert[Any], Recorder]:
+    app = queuert.Queuert(
+        state=queuert.MemoryStateAdapter(), chains=[*CHAINS, BLOCKED_CONTINUATION]
+    )
+    recorder = Recorder()
+    app.observe(recorder)
+    await app.migrate()
+    return app, recorder
+
+
+async def test_a_chain_cancelled_through_the_application_is_observed() -> None:
+    app, recorder = await observed_app()
+    handle = await app.enqueue_job_chain(None, TWO_STEP, Step(1))
+    await app.cancel_chain(handle.id)
+    assert recorder.calls[-1] == ("cancelled", handle.id, "cancelled")
+    await app.close()
+
+
+async def test_blocked_starts_and_outside_continuations_are_created_through_the_hook() -> None:
+    app, recorder = await observed_app()
+    blocker = await app.enqueue_job_chain(None, FAILING, Step(1))
+    blocked = await app.enqueue_job_chain(None, TWO_STEP, Step(2), blockers=[blocker])
+    continued = await app.complete_job(None, blocked.id, continue_with=(SECOND, Step(3)))
+    assert recorder.calls[2:] == [
+        ("creating", [TWO_STEP.name], False),
+        ("created",),
+        ("creating", [SECOND.name], False),
+        ("created",),
+    ]
+    first = await app.get_job(blocked.id)
+    assert first is not None and first.trace_context == f'{{"from":"{TWO_STEP.name}"}}'
+    chain = await app.get_chain(continued.chain_id)
+    assert chain is not None
+    last = await app.get_job(chain.last_job_id)
+    assert last is not None and last.trace_context == f'{{"from":"{SECOND.name}"}}'
+    await app.close()
+
+
+BLOCKED_CONTINUATION = queuert.chain("observer-blocked", input=Step, output=Done)
+WAITS = BLOCKED_CONTINUATION.queue("waits", input=Step)
+
+
+async def test_a_continuation_with_blockers_ends_its_attempt_continued() -> None:
+    app, recorder = await observed_app()
+    # Nothing runs the blocker, so the continuation stays blocked.
+    blocker = await app.enqueue_job_chain(None, FAILING, Step(1))
+    worker = app.worker(poll_interval=0.02)
+
+    @worker.handler(BLOCKED_CONTINUATION)
+    async def first(job: Job[Step], ctx: JobContext[Any, Done]) -> Done | Continuation:
+        async def commit(tx: Any, enqueue_job: EnqueueJob[Done]) -> Done | Continuation:
+            return await enqueue_job(WAITS, Step(job.input.n), blockers=[blocker])
+
+        return await ctx.finalize(commit)
+
+    async with worker:
+        await app.enqueue_job_chain(None, BLOCKED_CONTINUATION, Step(1))
+        await eventually(lambda: ("attempt done", False) in recorder.calls, timeout=10)
+    # After the two starts (blocker and chain), each a creating and a created call:
+    attempt = recorder.calls[4:]
+    assert attempt == [
+        ("attempt", BLOCKED_CONTINUATION.name, f'{{"from":"{BLOCKED_CONTINUATION.name}"}}'),
+        ("phase", "finalize"),
+        ("creating", [WAITS.name], True),
+        ("created",),
+        ("ended", "continued", False, False),
+        ("phase done", "finalize"),
+        ("attempt done", False),
+    ]
+    await app.close()

@@ -7,6 +7,7 @@ import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, Protocol, TypeVar
@@ -25,6 +26,7 @@ from queuert.errors import (
 from queuert.ids import new_id
 from queuert.job import Continuation
 from queuert.notifications import PendingNotifications, pending_notifications
+from queuert.observer import Phase
 from queuert.ports.state import Tx
 from queuert.records import JobRecord, JobStatus, Lease, NewJob
 from queuert.validation import check_duration_ms, check_time, show
@@ -161,6 +163,12 @@ class JobContext(Generic[Tx, OutT]):
         if self.finalized:
             raise ContinuationError(f"job {self.record.id} is already finalized")
 
+    def _phase(self, name: Phase) -> AbstractContextManager[None]:
+        """The observer's view of this attempt's ``name`` transaction, opened around it
+        (both phases lock the job, so the transaction alone cannot tell which it is)."""
+        observer = self._app.observer
+        return nullcontext() if observer is None else observer.phase(self.lease, name)
+
     def _lost(self) -> LeaseLostError:
         self.lease_lost = True
         return LeaseLostError(self.record.id)
@@ -185,8 +193,9 @@ class JobContext(Generic[Tx, OutT]):
         the reaper waits for the commit)."""
         self._ensure_open()
         try:
-            async with self._app.state.leased_transaction(lease=self.lease, lock=True) as tx:
-                return await read(tx)
+            with self._phase("claim"):
+                async with self._app.state.leased_transaction(lease=self.lease, lock=True) as tx:
+                    return await read(tx)
         except LeaseLostError:
             raise self._lost() from None
 
@@ -299,9 +308,10 @@ class JobContext(Generic[Tx, OutT]):
         started = PendingNotifications()
         token = pending_notifications.set(started)
         try:
-            async with state.leased_transaction(lease=self.lease, lock=True) as tx:
-                result = await commit(tx, enqueue)
-                await self._write_end(tx, result, enqueue)
+            with self._phase("finalize"):
+                async with state.leased_transaction(lease=self.lease, lock=True) as tx:
+                    result = await commit(tx, enqueue)
+                    await self._write_end(tx, result, enqueue)
         except LeaseLostError:
             raise self._lost() from None
         finally:

@@ -123,12 +123,13 @@ class InstrumentedState(StateAdapter[Tx]):
 
     def leased_transaction(self, *, lease: Lease, lock: bool) -> AbstractAsyncContextManager[Tx]:
         # Counted as the operation it stands for; never retried (it is a transaction).
+        # The attempt's phase is opened by its caller (JobContext): a claim and a
+        # finalize both lock the job, so ``lock`` cannot tell them apart.
         self.metrics.incr("state.lock_job.calls" if lock else "state.verify_lease.calls")
         inner = self.inner.leased_transaction(lease=lease, lock=lock)
         if self.observer is None:
             return inner
-        phase = self.observer.phase(lease, "finalize" if lock else "claim")
-        return _observed_transaction(inner, phase, self.observer, lease)
+        return _observed_transaction(inner, nullcontext(), self.observer, lease)
 
     def savepoint(self, *, tx: Tx) -> AbstractAsyncContextManager[Tx]:
         return self.inner.savepoint(tx=tx)
@@ -385,9 +386,12 @@ class InstrumentedState(StateAdapter[Tx]):
         return await self.inner.caller_transaction(tx)
 
     async def revoke_chain(self, *, tx: Tx | None, chain_id: str) -> RevokedChain:
-        return await self._call(
+        revoked = await self._call(
             "revoke_chain", tx, lambda: self.inner.revoke_chain(tx=tx, chain_id=chain_id)
         )
+        if self.observer is not None:
+            self.observer.chain_cancelled(revoked.chain)
+        return revoked
 
     async def resume_job(self, *, tx: Tx | None, job_id: str) -> JobRecord:
         return await self._call(
@@ -397,11 +401,17 @@ class InstrumentedState(StateAdapter[Tx]):
     async def settle_job(
         self, *, tx: Tx | None, job_id: str, output: str | None, next_job: NewJob | None
     ) -> SettledJob:
-        return await self._call(
-            "settle_job",
-            tx,
-            lambda: self.inner.settle_job(tx=tx, job_id=job_id, output=output, next_job=next_job),
-        )
+        # A continuation written outside any attempt is observed as a chain start is.
+        none: Sequence[NewJob] = ()
+        creating = nullcontext(none) if next_job is None else self._creating([next_job], by=None)
+        with creating as traced:
+            return await self._call(
+                "settle_job",
+                tx,
+                lambda: self.inner.settle_job(
+                    tx=tx, job_id=job_id, output=output, next_job=traced[0] if traced else None
+                ),
+            )
 
     async def purge_chains(
         self, *, tx: Tx | None, ended_before: datetime, statuses: Sequence[JobStatus], limit: int
@@ -454,16 +464,17 @@ class InstrumentedState(StateAdapter[Tx]):
         blocker_chain_ids: Sequence[str],
         run_on_blocker_failure: bool = False,
     ) -> Sequence[JobRecord]:
-        return await self._call(
-            "create_blocked_jobs",
-            tx,
-            lambda: self.inner.create_blocked_jobs(
-                tx=tx,
-                jobs=jobs,
-                blocker_chain_ids=blocker_chain_ids,
-                run_on_blocker_failure=run_on_blocker_failure,
-            ),
-        )
+        with self._creating(jobs, by=None) as traced:
+            return await self._call(
+                "create_blocked_jobs",
+                tx,
+                lambda: self.inner.create_blocked_jobs(
+                    tx=tx,
+                    jobs=traced,
+                    blocker_chain_ids=blocker_chain_ids,
+                    run_on_blocker_failure=run_on_blocker_failure,
+                ),
+            )
 
     async def continue_blocked_job(
         self,
@@ -474,17 +485,24 @@ class InstrumentedState(StateAdapter[Tx]):
         blocker_chain_ids: Sequence[str],
         run_on_blocker_failure: bool = False,
     ) -> JobRecord:
-        return await self._call(
-            "continue_blocked_job",
-            tx,
-            lambda: self.inner.continue_blocked_job(
-                tx=tx,
-                lease=lease,
-                next_job=next_job,
-                blocker_chain_ids=blocker_chain_ids,
-                run_on_blocker_failure=run_on_blocker_failure,
-            ),
-        )
+        with self._creating([next_job], by=lease) as traced:
+            record = await self._leased(
+                lease,
+                self._call(
+                    "continue_blocked_job",
+                    tx,
+                    lambda: self.inner.continue_blocked_job(
+                        tx=tx,
+                        lease=lease,
+                        next_job=traced[0],
+                        blocker_chain_ids=blocker_chain_ids,
+                        run_on_blocker_failure=run_on_blocker_failure,
+                    ),
+                ),
+            )
+        if self.observer is not None:
+            self.observer.ended(lease, "continued")
+        return record
 
     async def get_blockers(self, *, tx: Tx | None, job_id: str) -> list[BlockerRecord]:
         return await self._call(
@@ -517,6 +535,15 @@ class InstrumentedState(StateAdapter[Tx]):
             if self.observer is not None:
                 self.observer.lease_lost(lease)
             raise
+
+    def _creating(
+        self, jobs: Sequence[NewJob], *, by: Lease | None
+    ) -> AbstractContextManager[Sequence[NewJob]]:
+        """The observer's :meth:`~queuert.observer.Observer.creating`, or ``jobs`` as
+        they are without an observer."""
+        if self.observer is None:
+            return nullcontext(jobs)
+        return self.observer.creating(jobs, by=by)
 
     def _own_finalize(self, tx: Tx | None, lease: Lease) -> AbstractContextManager[None]:
         """A finalize phase for a completion written in its own transaction (inside a

@@ -45,10 +45,11 @@ class Observer:
 
     @contextmanager
     def creating(self, jobs: Sequence[NewJob], *, by: Lease | None) -> Iterator[Sequence[NewJob]]:
-        """Around writing new jobs: chain starts (``by`` is ``None``) or the
-        continuation written by the attempt ``by``. Yields the jobs to write, which
-        may carry a ``trace_context``; leaving the block without an exception means
-        they were written."""
+        """Around writing new jobs: chain starts, blocked ones included, and
+        continuations written outside any attempt (``complete_job``) when ``by`` is
+        ``None``; otherwise the continuation written by the attempt ``by``. Yields
+        the jobs to write, which may carry a ``trace_context``; leaving the block
+        without an exception means they were written."""
         yield jobs
 
     @contextmanager
