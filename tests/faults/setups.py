@@ -141,7 +141,7 @@ class Observed:
     def note(self, exc: BaseException) -> None:
         if isinstance(exc, QueuertError):
             self.queuert_errors.append(exc)
-        elif isinstance(exc, Exception):
+        elif isinstance(exc, Exception) and not _raised_by_application(exc):
             self.raw.append(exc)
 
     async def call(self, call: Callable[[], Awaitable[T]], *, timeout: float = 60) -> T | None:
@@ -188,6 +188,18 @@ def _where_tasks_wait() -> str:
             chain = " > ".join(frames)
             seen[chain] = seen.get(chain, 0) + 1
     return "; ".join(f"{n} task(s) in {chain}" for chain, n in seen.items()) or "?"
+
+
+def _raised_by_application(exc: BaseException) -> bool:
+    """Whether ``exc`` was raised by application code the library called back (a
+    finalize callback's own statement on its ``tx`` when the server ended the
+    connection): the library hands such an error back unchanged, as it must, and
+    it is the application's own driver call, not a library error that leaked."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    library = [i for i, frame in enumerate(frames) if "/src/queuert" in frame.filename]
+    if not library:
+        return False
+    return any("/tests/" in frame.filename for frame in frames[library[-1] + 1 :])
 
 
 def _library_frame(exc: BaseException) -> str:
