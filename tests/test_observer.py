@@ -72,6 +72,9 @@ class Recorder(Observer):
     def chain_cancelled(self, record: ChainRecord) -> None:
         self.calls.append(("cancelled", record.id, record.status.value))
 
+    def chain_completed(self, record: JobRecord) -> None:
+        self.calls.append(("completed", record.chain_id, record.status.value))
+
 
 async def run(app: queuert.Queuert[Any], chain: Any) -> None:
     worker = app.worker(poll_interval=0.02)
@@ -145,6 +148,19 @@ async def test_a_chain_cancelled_through_the_application_is_observed() -> None:
     handle = await app.enqueue_job_chain(None, TWO_STEP, Step(1))
     await app.cancel_chain(handle.id)
     assert recorder.calls[-1] == ("cancelled", handle.id, "cancelled")
+    await app.close()
+
+
+async def test_a_chain_completed_from_outside_a_worker_is_observed() -> None:
+    app, recorder = await observed_app()
+    handle = await app.enqueue_job_chain(None, TWO_STEP, Step(1))
+    continued = await app.complete_job(None, handle.id, continue_with=(SECOND, Step(2)))
+    chain = await app.get_chain(continued.chain_id)
+    assert chain is not None
+    # A continuation is a creation, not a completion.
+    assert not any(call[0] == "completed" for call in recorder.calls)
+    await app.complete_job(None, chain.last_job_id, output=Done(2))
+    assert recorder.calls[-1] == ("completed", handle.id, "completed")
     await app.close()
 
 

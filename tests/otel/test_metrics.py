@@ -23,7 +23,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 import queuert.otel
 from queuert import ChainFailedError, MemoryStateAdapter, Queuert
 from queuert.otel import METRICS
-from tests.otel.chains import CHAINS, FAILING, TWO_STEP, Step, register
+from tests.otel.chains import CHAINS, FAILING, TWO_STEP, Done, Step, register
 from tests.otel.conftest import Telemetry
 from tests.waiting import eventually
 
@@ -116,6 +116,18 @@ async def test_metrics_have_the_documented_names_and_units(telemetry: Telemetry)
         )
     }
     assert documented == {spec.name: spec.unit for spec in METRICS}
+
+
+async def test_a_chain_completed_from_outside_a_worker_is_counted(telemetry: Telemetry) -> None:
+    app = telemetry.app
+    handle = await app.enqueue_job_chain(None, TWO_STEP, Step(1))
+    await app.complete_job(None, handle.id, output=Done(1))
+    metrics = telemetry.metrics()
+    chain = {"queuert.chain.name": TWO_STEP.name}
+    assert total(metrics["queuert.chain.completed"], **chain) == 1
+    assert total(metrics["queuert.chain.duration"], **chain) == 1
+    (point,) = metrics["queuert.chain.duration"].data.data_points
+    assert isinstance(point, HistogramDataPoint) and point.min >= 0
 
 
 def gauge(telemetry: Telemetry) -> dict[tuple[str, str], float]:

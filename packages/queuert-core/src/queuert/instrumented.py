@@ -405,13 +405,16 @@ class InstrumentedState(StateAdapter[Tx]):
         none: Sequence[NewJob] = ()
         creating = nullcontext(none) if next_job is None else self._creating([next_job], by=None)
         with creating as traced:
-            return await self._call(
+            settled = await self._call(
                 "settle_job",
                 tx,
                 lambda: self.inner.settle_job(
                     tx=tx, job_id=job_id, output=output, next_job=traced[0] if traced else None
                 ),
             )
+        if self.observer is not None and next_job is None:
+            self.observer.chain_completed(settled.job)
+        return settled
 
     async def purge_chains(
         self, *, tx: Tx | None, ended_before: datetime, statuses: Sequence[JobStatus], limit: int

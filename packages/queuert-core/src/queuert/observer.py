@@ -89,3 +89,8 @@ class Observer:
 
     def chain_cancelled(self, record: ChainRecord) -> None:
         """A chain was cancelled."""
+
+    def chain_completed(self, record: JobRecord) -> None:
+        """A chain was completed from outside any attempt (``complete_job`` with an
+        output): ``record`` is its last job, now ``completed``. A completion written
+        by a worker is told through :meth:`ended` instead."""

@@ -346,6 +346,10 @@ class OpenTelemetryObserver(Observer):
                 metrics.chains_failed.add(1, {"queuert.chain.name": record.chain_name})
                 self._chain_duration(record, _chain_started(record), record.completed_at)
 
+    def chain_completed(self, record: JobRecord) -> None:
+        self._metrics.chains_completed.add(1, {"queuert.chain.name": record.chain_name})
+        self._chain_duration(record, _chain_started(record), record.completed_at)
+
     def chain_cancelled(self, record: ChainRecord) -> None:
         if record.status is not JobStatus.CANCELLED:
             return
