@@ -310,6 +310,16 @@ class WindowlessListingStateAdapter(MemoryStateAdapter):
         return await super().list_chains(tx=tx, filter=plain, after=after, limit=limit)
 
 
+class QueuelessChainListingStateAdapter(MemoryStateAdapter):
+    """Bug: ignores the queue filter of a chain listing."""
+
+    async def list_chains(
+        self, *, tx: MemoryTransaction | None, filter: ChainFilter, after: str | None, limit: int
+    ) -> Page[ChainRecord]:
+        plain = dataclasses.replace(filter, queues=None)
+        return await super().list_chains(tx=tx, filter=plain, after=after, limit=limit)
+
+
 class NeverClosedStateAdapter(MemoryStateAdapter):
     """Bug: reports every transaction as open, even after it ended."""
 

@@ -47,6 +47,7 @@ from broken_adapters import (
     OldestlessCountsStateAdapter,
     FrontOfQueueStateAdapter,
     OldestFirstListingStateAdapter,
+    QueuelessChainListingStateAdapter,
     WindowlessListingStateAdapter,
     AcceptsAnyTxStateAdapter,
     NeverClosedStateAdapter,
@@ -110,6 +111,7 @@ TestOldestlessCounts = state_suite(OldestlessCountsStateAdapter)
 TestFrontOfQueue = state_suite(FrontOfQueueStateAdapter)
 TestOldestFirstListing = state_suite(OldestFirstListingStateAdapter)
 TestWindowlessListing = state_suite(WindowlessListingStateAdapter)
+TestQueuelessChainListing = state_suite(QueuelessChainListingStateAdapter)
 TestNeverClosed = state_suite(NeverClosedStateAdapter)
 TestAcceptsAnyTx = state_suite(AcceptsAnyTxStateAdapter)
 TestNeverUnblocking = state_suite(NeverUnblockingStateAdapter)
@@ -282,6 +284,11 @@ BUGS = {
         "TestWindowlessListing",
         "TestReferenceState",
         ("test_list_within_a_creation_window",),
+    ),
+    "queueless-chain-listing-fails-the-queue-case": Bug(
+        "TestQueuelessChainListing",
+        "TestReferenceState",
+        ("test_chains_are_filtered_by_their_current_queue",),
     ),
     "open-forever-transactions-fail-the-caller-transaction-case": Bug(
         "TestNeverClosed",

@@ -135,6 +135,13 @@ def _statuses(
         raise ValidationError(f"unknown job status in {show(status)}") from exc
 
 
+def _queues(queue: str | Iterable[str] | None) -> tuple[str, ...] | None:
+    if queue is None:
+        return None
+    names = [queue] if isinstance(queue, str) else check_many("queue", queue)
+    return tuple(check_text("queue", name) for name in names)
+
+
 def _window(
     order: str, created_after: datetime | None, created_before: datetime | None
 ) -> dict[str, Any]:
@@ -483,14 +490,10 @@ class Queuert(Generic[Tx]):
         """One page of jobs in creation order (``order="newest"`` for the newest
         first), created strictly between ``created_after`` and ``created_before`` when
         given; pass ``page.next_cursor`` as ``after`` for the next one."""
-        queues = None
-        if queue is not None:
-            names = [queue] if isinstance(queue, str) else check_many("queue", queue)
-            queues = tuple(check_text("queue", name) for name in names)
         job_filter = JobFilter(
             statuses=_statuses(status),
             chain_id=_optional_id("chain_id", chain_id),
-            queues=queues,
+            queues=_queues(queue),
             **_window(order, created_after, created_before),
         )
         return await self.state.list_jobs(
@@ -520,11 +523,13 @@ class Queuert(Generic[Tx]):
         created_after: datetime | None = None,
         created_before: datetime | None = None,
         dedup_key: str | None = None,
+        queue: str | Iterable[str] | None = None,
     ) -> Page[ChainRecord]:
         """One page of chains in creation order (``order="newest"`` for the newest
         first), created strictly between ``created_after`` and ``created_before`` when
         given; pass ``page.next_cursor`` as ``after`` for the next one. ``dedup_key``
-        keeps the chains started with that deduplication key."""
+        keeps the chains started with that deduplication key; ``queue`` (one name or
+        several) the chains whose current job is of that queue."""
         names = None
         if chain is not None:
             name = chain.name if isinstance(chain, ChainDef) else chain
@@ -540,6 +545,7 @@ class Queuert(Generic[Tx]):
             statuses=_statuses(status),
             chain_names=names,
             dedup_key=dedup_key,
+            queues=_queues(queue),
             **_window(order, created_after, created_before),
         )
         return await self.state.list_chains(

@@ -187,6 +187,8 @@ class ChainFilter:
     created_before: datetime | None = None
     newest_first: bool = False
     dedup_key: str | None = None
+    queues: tuple[str, ...] | None = None
+    """The queues of the chains' current (last) jobs."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -85,6 +85,8 @@ def chain_head_query(filter: ChainFilter, after: str | None) -> Query:
         query["status"] = {"$in": [JobStatus(status).value for status in filter.statuses]}
     if filter.chain_names is not None:
         query["chain_name"] = {"$in": list(filter.chain_names)}
+    if filter.queues is not None:
+        query["queue"] = {"$in": list(filter.queues)}
     return query
 
 

@@ -50,12 +50,14 @@ class DedupStatements:
             "WHERE chain_name = $1 AND dedup_key = $2"
         )
         self.mark_key = f"UPDATE {jobs} SET dedup_key = $2 WHERE id = $1"
-        # $1 key, $2 after or NULL, $3 statuses or NULL, $4 chain names or NULL, $5 limit.
+        # $1 key, $2 after or NULL, $3 statuses or NULL, $4 chain names or NULL, $5 limit,
+        # $6 queues of the last jobs or NULL.
         self.list_chains = (
             f"SELECT {chain_cols} FROM {chain_from} "
             "WHERE h.next_job_id IS NULL AND f.dedup_key = $1 "
             "AND ($2::text IS NULL OR h.chain_id > $2::text) "
             "AND ($3::text[] IS NULL OR h.status = ANY($3::text[])) "
             "AND ($4::text[] IS NULL OR h.chain_name = ANY($4::text[])) "
+            "AND ($6::text[] IS NULL OR h.queue = ANY($6::text[])) "
             "ORDER BY h.chain_id LIMIT $5"
         )

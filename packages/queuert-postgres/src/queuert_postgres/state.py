@@ -820,6 +820,8 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
         if filter.chain_names is not None:
             args.append(list(filter.chain_names))
         args += [t for t in (filter.created_after, filter.created_before) if t is not None]
+        if filter.queues is not None:
+            args.append(list(filter.queues))
         sql = self._sql.list_chains(
             after=after is not None,
             statuses=filter.statuses is not None,
@@ -827,6 +829,7 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
             created_after=filter.created_after is not None,
             created_before=filter.created_before is not None,
             newest=filter.newest_first,
+            queues=filter.queues is not None,
         )
         rows = await self._fetch(tx, sql, *args, limit)
         items = [chain_record(row) for row in rows]
@@ -1113,6 +1116,7 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
             None if filter.statuses is None else [JobStatus(s).value for s in filter.statuses],
             None if filter.chain_names is None else list(filter.chain_names),
             limit,
+            None if filter.queues is None else list(filter.queues),
         )
         return keyset_page([chain_record(row) for row in rows], limit)
 

@@ -493,10 +493,11 @@ class Statements:
         created_after: bool = False,
         created_before: bool = False,
         newest: bool = False,
+        queues: bool = False,
     ) -> str:
         """Like :meth:`list_jobs`; parameters: after, statuses, chain_names,
-        created_after, created_before, then limit."""
-        key = (after, statuses, chain_names, created_after, created_before, newest)
+        created_after, created_before, queues (of the chains' last jobs), then limit."""
+        key = (after, statuses, chain_names, created_after, created_before, newest, queues)
         sql = self._list_chains.get(key)
         if sql is None:
             conditions = ["h.next_job_id IS NULL"]
@@ -507,6 +508,7 @@ class Statements:
                 (chain_names, "h.chain_name = ANY(${}::text[])"),
                 (created_after, "f.created_at > ${}"),
                 (created_before, "f.created_at < ${}"),
+                (queues, "h.queue = ANY(${}::text[])"),
             ):
                 if present:
                     n += 1

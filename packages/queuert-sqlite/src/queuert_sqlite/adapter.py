@@ -604,6 +604,9 @@ class SqliteStateAdapter(StateAdapter[aiosqlite.Connection]):
         if filter.dedup_key is not None:
             sql += " AND f.dedup_key = ?"
             params.append(filter.dedup_key)
+        if filter.queues is not None:
+            sql += " AND l.queue IN (SELECT value FROM json_each(?))"
+            params.append(json.dumps(list(filter.queues)))
         sql += f" ORDER BY l.chain_id{' DESC' if filter.newest_first else ''} LIMIT ?"
         params.append(limit)
         rows = await self._db.read(tx, sql, params)

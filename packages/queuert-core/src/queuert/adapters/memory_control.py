@@ -283,6 +283,8 @@ def list_chains(
                 continue
             if filter.statuses is not None and chain.last().status not in filter.statuses:
                 continue
+            if filter.queues is not None and chain.last().queue not in filter.queues:
+                continue
             if not _in_window(first.created_at, filter.created_after, filter.created_before):
                 continue
             items.append(_chain_record(chain_id, chain))

@@ -877,6 +877,8 @@ class MemoryStateAdapter(StateAdapter[MemoryTransaction]):
                     continue
                 if statuses is not None and chain.last().status not in statuses:
                     continue
+                if filter.queues is not None and chain.last().queue not in filter.queues:
+                    continue
                 key = self._dedup.keys.get(chain_id)
                 if filter.dedup_key is not None and key != filter.dedup_key:
                     continue

@@ -15,6 +15,7 @@ from queuert.conformance.support import (
     eventually,
     ids,
     new_job,
+    next_job,
     running_job,
 )
 from queuert.control_records import WorkerInfo
@@ -135,3 +136,31 @@ class ObserveCases:
             tx=None, filter=ChainFilter(created_before=far), after=None, limit=10
         )
         assert ids(all_chains.items) == ids(jobs)
+
+    @pytest.mark.asyncio
+    async def test_chains_are_filtered_by_their_current_queue(
+        self, state_adapter: StateAdapterAny
+    ) -> None:
+        only_a = await create_one(state_adapter, new_job("observe-a"))
+        only_b = await create_one(state_adapter, new_job("observe-b"))
+        moved = await create_one(state_adapter, new_job("observe-a"))
+        # Continued into queue b: the chain's current queue is its last job's.
+        await state_adapter.settle_job(
+            tx=None, job_id=moved.id, output=None, next_job=next_job(moved, "observe-b")
+        )
+        in_b = await state_adapter.list_chains(
+            tx=None, filter=ChainFilter(queues=("observe-b",)), after=None, limit=10
+        )
+        assert ids(in_b.items) == [only_b.id, moved.id]
+        assert {c.last_queue for c in in_b.items} == {"observe-b"}
+        in_a = await state_adapter.list_chains(
+            tx=None, filter=ChainFilter(queues=("observe-a",)), after=None, limit=10
+        )
+        assert ids(in_a.items) == [only_a.id]
+        newest = await state_adapter.list_chains(
+            tx=None,
+            filter=ChainFilter(queues=("observe-b",), newest_first=True),
+            after=None,
+            limit=10,
+        )
+        assert ids(newest.items) == [moved.id, only_b.id]
