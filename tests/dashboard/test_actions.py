@@ -16,7 +16,7 @@ import pytest_asyncio
 import queuert
 from queuert import ConfigurationError, JobStatus, ValidationError
 from queuert_dashboard import Auth, basic_auth_from_env, create_app
-from tests.dashboard.test_pages import NOTES, Note, Site
+from tests.dashboard.test_pages import NOTES, Note, Site, run_notes
 
 
 def basic(user: str, password: str) -> dict[str, str]:
@@ -138,3 +138,30 @@ def test_auth_must_be_callable() -> None:
     app = queuert.Queuert(state=queuert.MemoryStateAdapter(), chains=[NOTES])
     with pytest.raises(ValidationError, match="auth"):
         create_app(app, auth="ops:s3cret")  # type: ignore[arg-type]
+
+
+async def test_retry_runs_a_failed_chain_again(guarded: Site) -> None:
+    headers = basic("ops", "s3cret")
+    pending = await later_chain(guarded)
+    page = await guarded.client.get(f"/chains/{pending}", headers=headers)
+    assert 'id="cancel"' in page.text and 'id="retry"' not in page.text
+    (failed,) = await run_notes(guarded.app, ["fail"])
+    page = await guarded.client.get(f"/chains/{failed}", headers=headers)
+    assert 'id="retry"' in page.text and 'id="cancel"' not in page.text
+
+    assert (await guarded.client.get(f"/chains/{failed}/retry")).status_code == 401
+    confirm = await guarded.client.get(f"/chains/{failed}/retry", headers=headers)
+    assert "Retry the chain" in confirm.text
+    done = await guarded.client.post(
+        f"/chains/{failed}/retry", data={"csrf_token": token_of(confirm)}, headers=headers
+    )
+    assert done.status_code == 303 and done.headers["location"].endswith(f"/chains/{failed}")
+    record = await guarded.app.get_chain(failed)
+    assert record is not None and record.status is JobStatus.PENDING
+
+    # A chain that has not ended cannot be retried: refused, and nothing changes.
+    confirm = await guarded.client.get(f"/chains/{pending}/retry", headers=headers)
+    refused = await guarded.client.post(
+        f"/chains/{pending}/retry", data={"csrf_token": token_of(confirm)}, headers=headers
+    )
+    assert refused.status_code == 409 and "only a failed or cancelled chain" in refused.text

@@ -1,84 +1,101 @@
-"""Actions that change chains (cancel, delete): each behind authentication, a
-confirmation page and a CSRF token.
-
-``auth`` is a callable receiving the request and returning (or awaiting) whether
-it may act; :func:`basic_auth_from_env` builds one that checks HTTP basic
-credentials against the environment. Without ``auth`` the dashboard is read-only:
-every action answers 403.
-
-The CSRF token is a double-submit token: the confirmation page sets it in a
-``SameSite=Strict`` cookie and in the form, and the action runs only when both
-arrive and match.
-"""
+"""The actions on a chain (retry, cancel, delete), through the application's API:
+each needs ``auth``, is asked for on a confirmation page and runs only with that
+page's CSRF token (see :mod:`queuert_dashboard.auth`)."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-import inspect
-import os
-import secrets
-from collections.abc import Awaitable, Callable
-from urllib.parse import parse_qs
-
 from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
 
-from queuert.errors import ConfigurationError
+from queuert import ChainRecord, JobNotFoundError, JobStateError, JobStatus, ValidationError
+from queuert.validation import show
+from queuert_dashboard.auth import CSRF_COOKIE, allowed, csrf_ok, new_csrf_token
+from queuert_dashboard.rendering import Renderer
 
-Auth = Callable[[Request], bool | Awaitable[bool]]
-"""Decides whether a request may run actions."""
+ACTIONS = ("retry", "cancel", "delete")
+"""What can be done to a chain from its page."""
 
-CSRF_COOKIE = "queuert_csrf"
-CSRF_FIELD = "csrf_token"
-
-USER_VARIABLE = "QUEUERT_DASHBOARD_USER"
-PASSWORD_VARIABLE = "QUEUERT_DASHBOARD_PASSWORD"
+RETRYABLE = (JobStatus.FAILED, JobStatus.CANCELLED)
 
 
-def basic_auth_from_env() -> Auth:
-    """An ``auth`` accepting HTTP basic credentials equal to the environment's
-    ``QUEUERT_DASHBOARD_USER`` and ``QUEUERT_DASHBOARD_PASSWORD`` (compared in
-    constant time). Raises ConfigurationError when either is unset or empty."""
-    user = os.environ.get(USER_VARIABLE, "")
-    password = os.environ.get(PASSWORD_VARIABLE, "")
-    if not user or not password:
-        raise ConfigurationError(
-            f"basic authentication needs {USER_VARIABLE} and {PASSWORD_VARIABLE} to be set"
-        )
-    expected = f"{user}:{password}".encode()
+def available(chain: ChainRecord) -> list[str]:
+    """The actions that make sense for ``chain`` as it is: retry once it failed or
+    was cancelled, cancel until it ends, delete at any time."""
+    found = []
+    if chain.status in RETRYABLE:
+        found.append("retry")
+    if not chain.status.is_terminal:
+        found.append("cancel")
+    found.append("delete")
+    return found
 
-    def check(request: Request) -> bool:
-        scheme, _, value = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "basic":
-            return False
+
+class Actions(Renderer):
+    """The confirmation pages and the actions they post."""
+
+    async def _refuse(self, request: Request) -> Response | None:
+        """The answer to a request that may not act, or ``None`` when it may."""
+        if self.auth is None:
+            return self.error(
+                request, "this dashboard is read-only: it was created without auth", 403
+            )
+        if not await allowed(self.auth, request):
+            response = self.error(request, "not authorised", 401)
+            response.headers["WWW-Authenticate"] = 'Basic realm="queuert"'
+            return response
+        return None
+
+    async def confirm(self, request: Request) -> Response:
+        refused = await self._refuse(request)
+        if refused is not None:
+            return refused
+        chain_id, action = request.path_params["chain_id"], request.path_params["action"]
+        if action not in ACTIONS:
+            return self.not_found(request, f"action {show(action)}")
         try:
-            given = base64.b64decode(value.strip(), validate=True)
-        except (binascii.Error, ValueError):
-            return False
-        return secrets.compare_digest(given, expected)
+            record = await self.app.get_chain(chain_id)
+        except ValidationError as exc:
+            return self.refused(request, exc)
+        if record is None:
+            return self.not_found(request, f"chain has id {show(chain_id)}")
+        token = new_csrf_token()
+        response = self.render(
+            request, "confirm.html", {"chain": record, "action": action, "token": token}
+        )
+        response.set_cookie(
+            CSRF_COOKIE,
+            token,
+            httponly=True,
+            samesite="strict",
+            path=request.scope.get("root_path") or "/",
+        )
+        return response
 
-    return check
-
-
-async def allowed(auth: Auth | None, request: Request) -> bool:
-    """Whether ``request`` may run actions (never without ``auth``)."""
-    if auth is None:
-        return False
-    verdict = auth(request)
-    if inspect.isawaitable(verdict):
-        verdict = await verdict
-    return verdict is True
-
-
-def new_csrf_token() -> str:
-    return secrets.token_urlsafe(32)
-
-
-async def csrf_ok(request: Request) -> bool:
-    """Whether the posted form's token matches the cookie's."""
-    cookie = request.cookies.get(CSRF_COOKIE, "")
-    body = await request.body()
-    # Form fields parsed here: the form is one short urlencoded field.
-    fields = parse_qs(body.decode("utf-8", errors="replace"), max_num_fields=4)
-    posted = fields.get(CSRF_FIELD, [""])[0]
-    return bool(cookie) and secrets.compare_digest(cookie.encode(), posted.encode())
+    async def act(self, request: Request) -> Response:
+        refused = await self._refuse(request)
+        if refused is not None:
+            return refused
+        if not await csrf_ok(request):
+            return self.error(
+                request, "the form's token does not match: open the action's page again", 403
+            )
+        chain_id, action = request.path_params["chain_id"], request.path_params["action"]
+        target = request.url_for("chain", chain_id=chain_id)
+        try:
+            if action == "retry":
+                await self.app.retry_chain(chain_id)
+            elif action == "cancel":
+                await self.app.cancel_chain(chain_id)
+            elif action == "delete":
+                await self.app.delete_chains([chain_id])
+                target = request.url_for("chains")
+            else:
+                return self.not_found(request, f"action {show(action)}")
+        except JobNotFoundError:
+            return self.not_found(request, f"chain has id {show(chain_id)}")
+        except JobStateError as exc:
+            # The chain is not in a state the action applies to (it ended, or runs).
+            return self.refused(request, exc, status_code=409)
+        except ValidationError as exc:
+            return self.refused(request, exc)
+        return RedirectResponse(target, status_code=303)

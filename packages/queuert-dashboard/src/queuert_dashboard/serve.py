@@ -16,8 +16,8 @@ import os
 import sys
 
 from queuert import ConfigurationError, Queuert, QueuertError
-from queuert_dashboard.actions import PASSWORD_VARIABLE, USER_VARIABLE, basic_auth_from_env
 from queuert_dashboard.app import create_app
+from queuert_dashboard.auth import PASSWORD_VARIABLE, USER_VARIABLE, basic_auth_from_env
 
 
 async def serve(*, state: str | None = None, host: str = "127.0.0.1", port: int = 8000) -> None:
