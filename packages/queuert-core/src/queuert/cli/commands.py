@@ -19,6 +19,7 @@ from typing import Any, NoReturn
 import click
 
 from queuert.cli import render
+from queuert.cli.dashboard import dashboard
 from queuert.cli.loading import Target, load
 from queuert.errors import ConfigurationError, QueuertError, ValidationError
 from queuert.worker import Worker, handlers_of
@@ -502,3 +503,8 @@ def purge(ctx: click.Context, older_than: str, statuses: tuple[str, ...], batch_
 
     deleted = run(ctx, body)
     _show(ctx, {"deleted": deleted}, lambda: click.echo(f"deleted {deleted} chains"))
+
+
+# -- the dashboard (its own module: it imports the optional dashboard lazily) ----------
+
+cli.add_command(dashboard)
