@@ -1,7 +1,8 @@
 """The dashboard in a real browser (the system's Chromium driven by Playwright),
 served by uvicorn on a free local port over SQLite and PostgreSQL stores filled
 by a real worker: the overview's counts, filtering by failed, a failed chain's
-traceback, and a payload holding a script that must not run."""
+traceback, retrying it from its page, and a payload holding a script that must
+not run."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import base64
 import contextlib
 import shutil
 import socket
+from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -173,3 +175,71 @@ async def test_cancelling_from_the_page_needs_credentials(served: Served, browse
     assert page.url == f"{served.url}/chains/{chain_id}"
     assert await page.locator("#chain-status").inner_text() == "cancelled"
     await context.close()
+
+
+async def test_retrying_a_failed_chain_from_its_page_runs_it_again(
+    served: Served, browser: Browser
+) -> None:
+    app = served.app
+    runs: Counter[str] = Counter()
+    worker = app.worker(poll_interval=0.02)
+
+    @worker.handler(NOTES)
+    async def handle(job: Job[Note], ctx: JobContext[Any, Note]) -> Note:
+        runs[job.input.text] += 1
+        if job.input.text == "flaky" and runs["flaky"] == 1:
+            raise RuntimeError("the archive was offline")
+        return Note(job.input.text)
+
+    async with worker:
+        flaky = await app.enqueue_job_chain(None, NOTES, Note("flaky"))
+        with contextlib.suppress(ChainFailedError):
+            await app.wait_for_chain(flaky, timeout=20, poll_interval=0.02)
+        assert runs["flaky"] == 1
+
+        # Without credentials the action is refused and the chain stays failed.
+        anonymous = await browser.new_page()
+        refused = await anonymous.request.post(
+            f"{served.url}/chains/{flaky.id}/retry", form={"csrf_token": "forged"}
+        )
+        assert refused.status == 401
+        record = await app.get_chain(flaky.id)
+        assert record is not None and record.status.value == "failed"
+
+        context = await browser.new_context(
+            http_credentials={"username": "ops", "password": "s3cret"}
+        )
+        page = await context.new_page()
+        await page.goto(served.url + "/chains")
+        await page.locator('select[name="status"]').select_option("failed")
+        await page.get_by_role("button", name="Filter").click()
+        rows = page.locator("#chains tr[data-chain-id]")
+        listed = [
+            await rows.nth(n).get_attribute("data-chain-id") for n in range(await rows.count())
+        ]
+        assert flaky.id in listed and served.chains["done"] not in listed
+        await (
+            page.locator(f'#chains tr[data-chain-id="{flaky.id}"]')
+            .get_by_role("link", name=flaky.id)
+            .click()
+        )
+        assert await page.locator("#chain-status").inner_text() == "failed"
+        traceback = await page.locator("pre.traceback").inner_text()
+        assert "RuntimeError: the archive was offline" in traceback
+        assert await page.locator("th.error-label").inner_text() == "error"
+
+        await page.locator("#retry").click()
+        await page.locator("#confirm").click()
+        assert page.url == f"{served.url}/chains/{flaky.id}"
+
+        async def shows_completed() -> bool:
+            if await page.locator("#chain-status").inner_text() == "completed":
+                return True
+            await page.reload()
+            return False
+
+        await eventually(shows_completed, timeout=20, interval=0.1, message="the chain completed")
+        assert runs["flaky"] == 2
+        # The failed attempt stays readable, as what it now is.
+        assert await page.locator("th.error-label").inner_text() == "last failed attempt"
+        await context.close()
