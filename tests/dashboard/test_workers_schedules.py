@@ -8,9 +8,12 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest_asyncio
 
+import queuert
 from queuert import Job, JobContext, WorkerInfo, WorkerRecord
+from queuert_dashboard import create_app
 from queuert_dashboard.pages import alive
 from tests.dashboard.test_actions import open_site
 from tests.dashboard.test_pages import NOTES, Note, Site, run_notes
@@ -46,6 +49,22 @@ async def test_workers_show_their_state_and_jobs_in_flight(site: Site) -> None:
     assert other and '<span class="note">none</span>' in other.group(1)
     overview = await site.client.get("/")
     assert re.search(r'id="workers-alive">.*?<strong>2</strong>', overview.text, re.S)
+
+
+async def test_workers_are_judged_alive_by_the_database_clock() -> None:
+    """A database clock ten minutes behind the dashboard host's still shows a worker
+    that has just recorded itself as alive."""
+    behind = queuert.MemoryStateAdapter(clock=lambda: datetime.now(UTC) - timedelta(minutes=10))
+    app = queuert.Queuert(state=behind, chains=[NOTES])
+    await app.migrate()
+    info = WorkerInfo(id="w-1", host="box-1", pid=1, queues=(NOTES.name,), concurrency=1)
+    await app.state.record_worker(tx=None, worker=info, forget_ms=300_000)
+    transport = httpx.ASGITransport(app=create_app(app))
+    async with httpx.AsyncClient(transport=transport, base_url="http://dash") as client:
+        page = await client.get("/workers")
+    await app.close()
+    row = re.search(r'<tr data-worker-id="w-1">(.*?)</tr>', page.text, re.S)
+    assert row and '<span class="status-completed">alive</span>' in row.group(1), page.text
 
 
 def test_a_worker_not_seen_for_a_minute_is_stale() -> None:

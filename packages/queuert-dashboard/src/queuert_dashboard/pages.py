@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from starlette.requests import Request
@@ -46,6 +46,12 @@ def alive(worker: WorkerRecord, now: datetime) -> bool:
 
 class Pages(Renderer):
     """The pages, bound to one application."""
+
+    async def database_now(self) -> datetime:
+        """The database's clock, which every time the store records is read on: a
+        skewed clock on the dashboard's host must not call a live worker stale or a
+        due job early."""
+        return (await self.app.state.count_jobs(tx=None)).now
 
     async def overview(self, request: Request) -> Response:
         app = self.app
@@ -147,7 +153,7 @@ class Pages(Renderer):
                 break
             after = page.next_cursor
         jobs.sort(key=lambda job: job.position)
-        now = datetime.now(UTC)
+        now = await self.database_now()
         blockers = {}
         dependants: list[str] = []
         if app.state.capabilities.blockers:
@@ -177,9 +183,8 @@ class Pages(Renderer):
             return self.refused(request, exc)
         if record is None:
             return self.not_found(request, f"job has id {show(job_id)}")
-        return self.render(
-            request, "job.html", {"job": record, "explanation": explain(record, datetime.now(UTC))}
-        )
+        explanation = explain(record, await self.database_now())
+        return self.render(request, "job.html", {"job": record, "explanation": explanation})
 
     async def workers(self, request: Request) -> Response:
         workers = await self.app.list_workers()
@@ -188,7 +193,7 @@ class Pages(Renderer):
         for job in running.items:
             if job.leased_by is not None:
                 in_flight[job.leased_by].append(job)
-        now = datetime.now(UTC)
+        now = await self.database_now()
         return self.render(
             request,
             "workers.html",
