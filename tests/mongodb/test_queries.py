@@ -37,7 +37,7 @@ def test_a_batch_reads_back_only_what_its_token_claimed() -> None:
 
 def test_acquire_order_is_the_acquire_index_order() -> None:
     # The candidates' sort must walk the acquisition index after its queue key.
-    (migration,) = MIGRATIONS
+    migration = MIGRATIONS[0]
     index = next(spec for spec in migration.job_indexes if spec.name == "queuert_acquire")
     assert list(index.keys[1:]) == queries.ACQUIRE_SORT
     reap = next(spec for spec in migration.job_indexes if spec.name == "queuert_reap")

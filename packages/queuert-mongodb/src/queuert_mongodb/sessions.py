@@ -19,10 +19,10 @@ from pymongo.errors import InvalidURI, OperationFailure, PyMongoError
 from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
 
-from queuert.errors import ConfigurationError, ValidationError
+from queuert.errors import ConfigurationError, InvalidTransactionError, TransactionClosedError
 from queuert.urls import redact_url
 from queuert_mongodb.deployment import deployment_problem
-from queuert_mongodb.errors import DRIVER_ERRORS, translate
+from queuert_mongodb.errors import DRIVER_ERRORS, is_duplicate_key, translate
 from queuert_mongodb.urls import MongoUrl, parse_url
 
 T = TypeVar("T")
@@ -95,19 +95,25 @@ class Sessions:
         self.client = client
         self.timeout_s = timeout_s
 
+    def is_open(self, tx: object) -> bool:
+        """Whether ``tx`` is a session (of any client) inside a transaction that has not
+        ended. Sends nothing."""
+        return isinstance(tx, AsyncClientSession) and not tx.has_ended and tx.in_transaction
+
     def validate(self, tx: object) -> AsyncClientSession:
         """``tx`` when it is a session of this client inside a transaction; raises
-        :class:`~queuert.errors.ValidationError` otherwise."""
+        :class:`~queuert.errors.InvalidTransactionError` otherwise
+        (:class:`~queuert.errors.TransactionClosedError` when its transaction ended)."""
         if not isinstance(tx, AsyncClientSession):
-            raise ValidationError(
+            raise InvalidTransactionError(
                 f"tx must be a pymongo AsyncClientSession, got {type(tx).__name__}"
             )
         if tx.client is not self.client:
-            raise ValidationError(
+            raise InvalidTransactionError(
                 "tx is a session of another AsyncMongoClient; start it from adapter.client"
             )
-        if not tx.in_transaction:
-            raise ValidationError(
+        if not self.is_open(tx):
+            raise TransactionClosedError(
                 "tx has no transaction in progress: pass a session inside "
                 "`async with await session.start_transaction()`"
             )
@@ -145,11 +151,18 @@ class Sessions:
         except DRIVER_ERRORS as exc:
             raise translate(exc) from exc
 
-    async def in_own_transaction(self, work: Callable[[AsyncClientSession], Awaitable[T]]) -> T:
+    async def in_own_transaction(
+        self,
+        work: Callable[[AsyncClientSession], Awaitable[T]],
+        *,
+        retry_duplicate_keys: bool = False,
+    ) -> T:
         """Run ``work`` in a transaction of its own and commit it. A transient
         transaction error (a write conflict with another transaction) runs the whole
         transaction again, with backoff, until the timeout; a commit whose outcome is
-        unknown is not run again."""
+        unknown is not run again. With ``retry_duplicate_keys`` a duplicate key runs it
+        again too: for work that upserts a document another transaction may have
+        inserted since this one's snapshot, which the next run then finds."""
         deadline = time.monotonic() + self.timeout_s
         delay = 0.002
         while True:
@@ -159,10 +172,10 @@ class Sessions:
                         result = await work(session)
                 return result
             except PyMongoError as exc:
-                if (
-                    exc.has_error_label("TransientTransactionError")
-                    and time.monotonic() + delay < deadline
-                ):
+                retry = exc.has_error_label("TransientTransactionError") or (
+                    retry_duplicate_keys and is_duplicate_key(exc)
+                )
+                if retry and time.monotonic() + delay < deadline:
                     await asyncio.sleep(delay * (0.5 + random.random()))
                     delay = min(delay * 2, 0.1)
                     continue
