@@ -10,7 +10,14 @@ import pytest
 import pytest_asyncio
 from pymongo import AsyncMongoClient
 
-from queuert.errors import AdapterError, ConfigurationError, TransientStateError, ValidationError
+from queuert.errors import (
+    AdapterError,
+    ConfigurationError,
+    InvalidTransactionError,
+    TransactionClosedError,
+    TransientStateError,
+    ValidationError,
+)
 from queuert.records import Lease
 from queuert_mongodb import MongoNotifyAdapter, MongoStateAdapter
 
@@ -58,6 +65,30 @@ async def test_capabilities(client: AsyncMongoClient[Any]) -> None:
     assert not capabilities.savepoints
     assert capabilities.row_locks and capabilities.concurrent_transactions
     assert capabilities.multi_process and capabilities.clock_precision_ms == 1.0
+    assert capabilities.blockers and capabilities.deduplication
+    assert capabilities.concurrency_limits and capabilities.schedules
+
+
+async def test_transaction_checks_send_nothing(client: AsyncMongoClient[Any]) -> None:
+    adapter = MongoStateAdapter(client)
+    for wrong in ("a transaction", object(), None):
+        assert await adapter.is_transaction_open(tx=wrong) is False  # type: ignore[arg-type]
+        with pytest.raises(InvalidTransactionError):
+            await adapter.check_transaction(tx=wrong)
+    session = client.start_session()
+    try:
+        assert await adapter.is_transaction_open(tx=session) is False
+        with pytest.raises(TransactionClosedError):
+            await adapter.check_transaction(tx=session)
+    finally:
+        await session.end_session()
+    assert await adapter.is_transaction_open(tx=session) is False
+
+
+async def test_settle_takes_exactly_one_outcome(client: AsyncMongoClient[Any]) -> None:
+    adapter = MongoStateAdapter(client)
+    with pytest.raises(AdapterError, match="exactly one"):
+        await adapter.settle_job(tx=None, job_id="j", output=None, next_job=None)
 
 
 async def test_savepoints_are_refused(client: AsyncMongoClient[Any]) -> None:
