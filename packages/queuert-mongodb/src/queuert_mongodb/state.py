@@ -45,8 +45,9 @@ __all__ = ["CODEC_OPTIONS", "MongoStateAdapter", "MongoTx", "from_url"]
 
 
 class MongoStateAdapter(ControlOps, BlockerOps, StartOps, LimitOps):
-    """Jobs and chains in one collection of a MongoDB replica set (4.4 or newer), on
-    PyMongo's asynchronous API.
+    """Jobs and chains in a MongoDB replica set (4.4 or newer), on PyMongo's
+    asynchronous API: every operation of the state port, with the ``blockers``,
+    ``deduplication``, ``concurrency_limits`` and ``schedules`` capabilities.
 
     **Transactions.** ``tx`` is a :class:`~pymongo.asynchronous.client_session.AsyncClientSession`
     of :attr:`client` with a transaction in progress::
@@ -59,21 +60,27 @@ class MongoStateAdapter(ControlOps, BlockerOps, StartOps, LimitOps):
     The chain exists exactly when that transaction commits. :meth:`transaction`
     opens one of the adapter's own (snapshot reads, majority writes). Operations
     given ``tx=None`` that write one document run as single atomic writes; those that
-    write several (a batch of jobs, a continuation, a deletion) run in a transaction of
-    their own, retried while the server reports a transient transaction error.
-    MongoDB aborts a transaction when a statement in it fails (a duplicate key, a write
-    conflict): the caller's ``tx`` is then unusable and its commit fails. A lease that
-    does not hold raises :class:`~queuert.errors.LeaseLostError` before anything is
-    written, and leaves ``tx`` usable.
+    write several (a batch of jobs, a continuation, a deletion, the end of a chain
+    other jobs wait on, a blocked job, a deduplicated or scheduled start, a limited
+    acquisition) run in a transaction of their own, run again while the server
+    reports a transient transaction error. MongoDB aborts a transaction when a
+    statement in it fails (a duplicate key, a write conflict): the caller's ``tx`` is
+    then unusable and its commit fails. A lease that does not hold, a missing
+    blocker chain, an unknown or ended job or chain raise before anything is
+    written, and leave ``tx`` usable.
 
-    **Concurrency.** Acquisition and reaping take no locks: they pick candidate ids,
-    claim them with a conditional ``update_many`` carrying a token of their own, and
-    read back what they won. :meth:`lock_job` writes to the job inside ``tx``, which
-    holds the document's write lock until ``tx`` ends: writes outside a transaction
-    (another worker's completion, a reaper) wait for it, and a write from another
-    transaction fails with a write conflict, raised as
-    :class:`~queuert.errors.TransientStateError` for core to retry. There are no
-    savepoints.
+    **Concurrency.** MongoDB has no row locks between transactions, only write
+    conflicts: of two transactions writing one document the second fails (raised
+    as :class:`~queuert.errors.TransientStateError` for core to retry), and a write
+    outside a transaction waits for the transaction holding the document.
+    Acquisition takes no locks: it reads candidates, claims those unchanged since
+    with a conditional ``update_many`` carrying a token of its own
+    (:mod:`queuert_mongodb.claims`). :meth:`lock_job` writes to the job inside
+    ``tx``, which holds the document until ``tx`` ends. Blocked jobs, deduplication
+    keys, concurrency limits and schedule slots each rest on one document that
+    every competing transaction writes (:mod:`queuert_mongodb.blockers`,
+    :mod:`queuert_mongodb.dedup`, :mod:`queuert_mongodb.limits`,
+    :mod:`queuert_mongodb.schedules`). There are no savepoints.
 
     **Clock.** Every time is the server's (``$$NOW``), stored as BSON dates (millisecond
     precision) and returned timezone-aware in UTC.
