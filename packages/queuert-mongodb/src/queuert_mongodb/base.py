@@ -15,13 +15,13 @@ from pymongo import AsyncMongoClient, ReadPreference, ReturnDocument, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 
-from queuert.errors import AdapterError, LeaseLostError, TransientStateError
+from queuert.errors import AdapterError, LeaseLostError
 from queuert.ports.state import StateAdapter
 from queuert.records import ChainRecord, JobRecord, Lease, NewJob
 from queuert_mongodb import queries, updates
 from queuert_mongodb.blockers import ended_chain, inherited
 from queuert_mongodb.documents import Document, chains_from_documents, job_from_document
-from queuert_mongodb.errors import DRIVER_ERRORS, is_duplicate_key, translate
+from queuert_mongodb.errors import DRIVER_ERRORS, translate
 from queuert_mongodb.names import (
     DEFAULT_DATABASE,
     DEFAULT_PREFIX,
@@ -172,32 +172,16 @@ class MongoBase(StateAdapter[AsyncClientSession]):
             raise translate(exc) from exc
 
     async def _write(
-        self,
-        tx: AsyncClientSession | None,
-        work: Callable[[AsyncClientSession], Awaitable[T]],
-        *,
-        upserts: bool = False,
+        self, tx: AsyncClientSession | None, work: Callable[[AsyncClientSession], Awaitable[T]]
     ) -> T:
         """Run ``work`` in ``tx``, or for ``tx=None`` in a transaction of the adapter's
-        own that commits before this returns. With ``upserts`` (work that upserts a
-        document by a key other transactions may insert at the same time) a
-        duplicate key in ``tx`` is raised as :class:`~queuert.errors.TransientStateError`
-        and runs an own transaction again."""
+        own that commits before this returns."""
         if tx is not None:
             session = self._sessions.validate(tx)
-            if not upserts:
-                return await self._run(session, lambda _: work(session))
-            try:
-                return await self._run(session, lambda _: work(session))
-            except AdapterError as exc:
-                if is_duplicate_key(exc.__cause__ or exc):
-                    raise TransientStateError(
-                        f"a concurrent transaction took the same key; retry ({exc})"
-                    ) from exc
-                raise
+            return await self._run(session, lambda _: work(session))
         if not self._schema_checked:
             await self.check_schema()
-        return await self._sessions.in_own_transaction(work, retry_duplicate_keys=upserts)
+        return await self._sessions.in_own_transaction(work)
 
     # -- transactions --------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from queuert.records import JobRecord
 from queuert_mongodb import limits, queries
 from queuert_mongodb.base import MongoBase
 from queuert_mongodb.claims import claim_candidates, find_candidates
+from queuert_mongodb.errors import upsert_by_key
 
 # Each round takes candidates past keys that filled up in the previous one; a round
 # never passes over more keys than there are running or candidate jobs.
@@ -40,8 +41,10 @@ class LimitOps(MongoBase):
             return []
 
         async def work(session: AsyncClientSession) -> list[JobRecord]:
-            await self._limits.update_one(
-                limits.turn_filter(queue), limits.TURN_UPDATE, upsert=True, session=session
+            await upsert_by_key(
+                self._limits.update_one(
+                    limits.turn_filter(queue), limits.TURN_UPDATE, upsert=True, session=session
+                )
             )
             cursor = await self._jobs.aggregate(
                 limits.running_pipeline(queue, per_key), session=session
@@ -66,7 +69,7 @@ class LimitOps(MongoBase):
             won.sort(key=lambda job: (job.scheduled_at, -job.priority, job.id))
             return won
 
-        return await self._write(tx, work, upserts=True)
+        return await self._write(tx, work)
 
     async def _pick_per_key(
         self,

@@ -22,7 +22,7 @@ from pymongo.write_concern import WriteConcern
 from queuert.errors import ConfigurationError, InvalidTransactionError, TransactionClosedError
 from queuert.urls import redact_url
 from queuert_mongodb.deployment import deployment_problem
-from queuert_mongodb.errors import DRIVER_ERRORS, is_duplicate_key, translate
+from queuert_mongodb.errors import DRIVER_ERRORS, KeyRace, translate
 from queuert_mongodb.urls import MongoUrl, parse_url
 
 T = TypeVar("T")
@@ -151,18 +151,11 @@ class Sessions:
         except DRIVER_ERRORS as exc:
             raise translate(exc) from exc
 
-    async def in_own_transaction(
-        self,
-        work: Callable[[AsyncClientSession], Awaitable[T]],
-        *,
-        retry_duplicate_keys: bool = False,
-    ) -> T:
+    async def in_own_transaction(self, work: Callable[[AsyncClientSession], Awaitable[T]]) -> T:
         """Run ``work`` in a transaction of its own and commit it. A transient
-        transaction error (a write conflict with another transaction) runs the whole
-        transaction again, with backoff, until the timeout; a commit whose outcome is
-        unknown is not run again. With ``retry_duplicate_keys`` a duplicate key runs it
-        again too: for work that upserts a document another transaction may have
-        inserted since this one's snapshot, which the next run then finds."""
+        transaction error (a write conflict with another transaction) or a
+        :class:`KeyRace` runs the whole transaction again, with backoff, until the
+        timeout; a commit whose outcome is unknown is not run again."""
         deadline = time.monotonic() + self.timeout_s
         delay = 0.002
         while True:
@@ -171,10 +164,13 @@ class Sessions:
                     async with self.raw_transaction() as session:
                         result = await work(session)
                 return result
+            except KeyRace:
+                if time.monotonic() + delay >= deadline:
+                    raise
+                await asyncio.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, 0.1)
             except PyMongoError as exc:
-                retry = exc.has_error_label("TransientTransactionError") or (
-                    retry_duplicate_keys and is_duplicate_key(exc)
-                )
+                retry = exc.has_error_label("TransientTransactionError")
                 if retry and time.monotonic() + delay < deadline:
                     await asyncio.sleep(delay * (0.5 + random.random()))
                     delay = min(delay * 2, 0.1)

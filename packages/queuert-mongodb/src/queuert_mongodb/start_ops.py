@@ -12,6 +12,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from queuert.records import DedupKey, NewJob, ScheduleSlot
 from queuert_mongodb import dedup, schedules
 from queuert_mongodb.base import MongoBase
+from queuert_mongodb.errors import upsert_by_key
 
 
 class StartOps(MongoBase):
@@ -36,17 +37,19 @@ class StartOps(MongoBase):
         async def work(session: AsyncClientSession) -> list[str]:
             return [await self._take_key(session, job, request) for job, request in requests]
 
-        return await self._write(tx, work, upserts=True)
+        return await self._write(tx, work)
 
     async def _take_key(self, session: AsyncClientSession, job: NewJob, request: DedupKey) -> str:
         """Start ``job``'s chain unless the key's holder keeps it; return the holder."""
         key_id = dedup.key_id(job.chain_name, request.key)
-        document = await self._dedup.find_one_and_update(
-            {"_id": key_id},
-            dedup.take_if_free(job.chain_id),
-            upsert=True,
-            return_document=ReturnDocument.AFTER,
-            session=session,
+        document = await upsert_by_key(
+            self._dedup.find_one_and_update(
+                {"_id": key_id},
+                dedup.take_if_free(job.chain_id),
+                upsert=True,
+                return_document=ReturnDocument.AFTER,
+                session=session,
+            )
         )
         holder = dedup.holder_of(document)
         if holder is not None and holder != job.chain_id:
@@ -91,18 +94,20 @@ class StartOps(MongoBase):
         created, in ``tx`` or a transaction of the adapter's own."""
 
         async def work(session: AsyncClientSession) -> bool:
-            result = await self._slots.update_one(
-                {"_id": schedules.slot_id(schedule, slot_time)},
-                schedules.slot_insert(schedule, slot_time, job.chain_id),
-                upsert=True,
-                session=session,
+            result = await upsert_by_key(
+                self._slots.update_one(
+                    {"_id": schedules.slot_id(schedule, slot_time)},
+                    schedules.slot_insert(schedule, slot_time, job.chain_id),
+                    upsert=True,
+                    session=session,
+                )
             )
             if result.upserted_id is None:
                 return False
             await self._insert(session, job)
             return True
 
-        return await self._write(tx, work, upserts=True)
+        return await self._write(tx, work)
 
     async def get_last_schedule_slot(
         self, *, tx: AsyncClientSession | None, schedule: str
