@@ -25,7 +25,6 @@ from queuert.records import (
     Page,
 )
 from queuert_mongodb import queries, updates
-from queuert_mongodb.base import CODEC_OPTIONS
 from queuert_mongodb.blocker_ops import BlockerOps
 from queuert_mongodb.blockers import edges_of_chains_query
 from queuert_mongodb.claims import acquire_batch, claim_batch
@@ -41,7 +40,7 @@ from queuert_mongodb.start_ops import StartOps
 MongoTx = AsyncClientSession
 """The transaction type: a PyMongo session with a transaction in progress."""
 
-__all__ = ["CODEC_OPTIONS", "MongoStateAdapter", "MongoTx", "from_url"]
+__all__ = ["MongoStateAdapter", "MongoTx", "from_url"]
 
 
 class MongoStateAdapter(ControlOps, BlockerOps, StartOps, LimitOps):
