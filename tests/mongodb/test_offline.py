@@ -18,6 +18,7 @@ from queuert.errors import (
     TransientStateError,
     ValidationError,
 )
+from queuert.ports.state import StateAdapter
 from queuert.records import Lease
 from queuert_mongodb import MongoNotifyAdapter, MongoStateAdapter
 
@@ -67,6 +68,36 @@ async def test_capabilities(client: AsyncMongoClient[Any]) -> None:
     assert capabilities.multi_process and capabilities.clock_precision_ms == 1.0
     assert capabilities.blockers and capabilities.deduplication
     assert capabilities.concurrency_limits and capabilities.schedules
+
+
+def test_no_operation_falls_back_to_a_port_default_that_raises() -> None:
+    # The port's optional operations raise by default; every one of them that is not
+    # SQL-specific is the adapter's own.
+    optional = [
+        "revoke_chain",
+        "resume_job",
+        "settle_job",
+        "purge_chains",
+        "record_worker",
+        "remove_worker",
+        "list_workers",
+        "count_jobs",
+        "queue_position",
+        "is_transaction_open",
+        "check_transaction",
+        "create_blocked_jobs",
+        "continue_blocked_job",
+        "get_blockers",
+        "list_dependent_chains",
+        "create_deduplicated_jobs",
+        "acquire_limited_jobs",
+        "start_scheduled_chain",
+        "get_last_schedule_slot",
+        "get_chain_schedule_slot",
+    ]
+    for name in optional:
+        assert getattr(MongoStateAdapter, name) is not getattr(StateAdapter, name), name
+    assert MongoStateAdapter.schema_sql is StateAdapter.schema_sql  # no SQL: migrate()
 
 
 async def test_transaction_checks_send_nothing(client: AsyncMongoClient[Any]) -> None:
