@@ -13,6 +13,12 @@ acquisition won some first, the caller reads back what carries its token.
 Leases are thus timed from the server's clock read one round trip earlier: they
 end that much sooner than ``lease_ms`` after the write, never later, and the
 record returned is exactly what was stored.
+
+Alternatives weighed: a loop of ``find_one_and_update`` takes one round trip per
+job; an aggregation ending in ``$merge`` into the jobs collection claims in one
+but cannot run in a transaction (a caller's ``tx``, limited acquisition) and
+returns nothing, so it still needs a read back (two round trips, and an index
+on the token).
 """
 
 from __future__ import annotations
