@@ -20,8 +20,6 @@ ACQUIRE_SORT: Sort = [("scheduled_at", 1), ("priority", -1), ("_id", 1)]
 """The order jobs are acquired in: oldest ``scheduled_at``, then higher priority, then id."""
 
 REAP_SORT: Sort = [("leased_until", 1), ("_id", 1)]
-ID_SORT: Sort = [("_id", 1)]
-CHAIN_SORT: Sort = [("chain_id", 1)]
 
 _DUE = {"$lte": ["$scheduled_at", "$$NOW"]}
 _EXPIRED = {"$lt": ["$leased_until", "$$NOW"]}
@@ -40,12 +38,6 @@ def lease_guard(lease: Lease) -> Query:
 def eligible_query(queues: Sequence[str]) -> Query:
     """``pending`` jobs of ``queues`` due by the server's clock."""
     return {"status": JobStatus.PENDING.value, "queue": {"$in": list(queues)}, "$expr": _DUE}
-
-
-def still_eligible_query(ids: Sequence[str]) -> Query:
-    """Those of ``ids`` that are still ``pending`` and due: what an acquisition may
-    take after choosing its candidates."""
-    return {"_id": {"$in": list(ids)}, "status": JobStatus.PENDING.value, "$expr": _DUE}
 
 
 def expired_query() -> Query:
