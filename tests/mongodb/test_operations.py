@@ -7,7 +7,7 @@ import pytest
 
 from queuert.conformance.support import new_job, running_job
 from queuert.errors import AdapterError, SchemaNotMigratedError, TransientStateError
-from queuert.records import JobStatus
+from queuert.records import DedupKey, JobStatus
 from queuert_mongodb import MongoStateAdapter
 from queuert_mongodb.migrations import MIGRATIONS, SCHEMA_VERSION
 
@@ -128,3 +128,45 @@ async def test_values_that_look_like_field_paths_are_stored_as_given(
     )
     done = await adapter.complete_job(tx=None, lease=created.lease, output='"$output"')
     assert done.status is JobStatus.COMPLETED and done.output == '"$output"'
+
+
+async def test_a_start_racing_an_open_transaction_for_its_key_in_a_callers_session(
+    adapter: MongoStateAdapter,
+) -> None:
+    # MongoDB aborts a transaction on a write conflict instead of waiting: the start
+    # in the caller's session raises for the caller to run its transaction again.
+    key = [DedupKey("race")]
+    async with adapter.transaction() as holder:
+        await adapter.create_deduplicated_jobs(tx=holder, jobs=[new_job("dedup")], dedup=key)
+        with pytest.raises(TransientStateError):
+            async with adapter.transaction() as racing:
+                await adapter.create_deduplicated_jobs(
+                    tx=racing, jobs=[new_job("dedup")], dedup=key
+                )
+    # Without a session of its own the start waits for the holder and returns its chain.
+    (first,) = await adapter.create_deduplicated_jobs(tx=None, jobs=[new_job("dedup")], dedup=key)
+    (again,) = await adapter.create_deduplicated_jobs(tx=None, jobs=[new_job("dedup")], dedup=key)
+    assert first == again
+
+
+async def test_limited_acquisitions_of_one_queue_take_turns(adapter: MongoStateAdapter) -> None:
+    await adapter.create_jobs(tx=None, jobs=[new_job("turns") for _ in range(3)])
+
+    async def acquire(tx: object) -> list[str]:
+        jobs = await adapter.acquire_limited_jobs(
+            tx=tx,  # type: ignore[arg-type]
+            queue="turns",
+            limit=5,
+            owner="w",
+            lease_ms=60_000,
+            concurrency_limit=2,
+            per_key=False,
+        )
+        return [job.id for job in jobs]
+
+    async with adapter.transaction() as first:
+        assert len(await acquire(first)) == 2
+        with pytest.raises(TransientStateError):
+            async with adapter.transaction() as second:
+                await acquire(second)
+    assert await acquire(None) == []
