@@ -30,7 +30,7 @@ from tests.e2e.limit_workers import (
 from tests.e2e.processes import chain_statuses, unfinished_chains
 from tests.waiting import eventually
 
-BACKENDS = ["sqlite", "postgres"]
+BACKENDS = ["sqlite", "postgres", "mongodb"]
 
 
 async def _wait_all_done(app: queuert.Queuert[Any], jobs: int) -> None:

@@ -121,7 +121,7 @@ async def test_a_failing_chain_keeps_later_slots_and_its_handler_sees_the_slot(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("backend_name", ["sqlite", "postgres"])
+@pytest.mark.parametrize("backend_name", ["sqlite", "postgres", "mongodb"])
 async def test_three_worker_processes_start_each_one_second_slot_exactly_once(
     backend_name: str, tmp_path: Path
 ) -> None:

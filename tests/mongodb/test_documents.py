@@ -128,3 +128,13 @@ def test_no_chain_without_its_last_or_first_job() -> None:
     assert chains_from_documents([]) is None
     assert chains_from_documents([stored("c1", next_job_id="c2")]) is None
     assert chains_from_documents([stored("c2", chain_id="c1", position=1)]) is None
+
+
+def test_trace_context_and_dedup_key_are_read_back() -> None:
+    assert job_from_document(stored("j1")).trace_context is None
+    traced = job_from_document(stored("j1", trace_context='{"traceparent": "00-ab"}'))
+    assert traced.trace_context == '{"traceparent": "00-ab"}'
+    first = stored("c1", dedup_key="upload-7", next_job_id="c2")
+    last = stored("c2", chain_id="c1", position=1)
+    assert chain_from_documents(first, last).dedup_key == "upload-7"
+    assert chain_from_documents(stored("c1"), stored("c1")).dedup_key is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from bson.errors import InvalidDocument
 from pymongo.errors import (
     AutoReconnect,
@@ -13,7 +14,7 @@ from pymongo.errors import (
 )
 
 from queuert.errors import AdapterError, InputValidationError, TransientStateError
-from queuert_mongodb.errors import translate
+from queuert_mongodb.errors import KeyRace, translate, upsert_by_key
 
 
 def test_write_conflicts_and_aborted_transactions_are_transient() -> None:
@@ -51,3 +52,24 @@ def test_other_server_errors_are_adapter_errors() -> None:
     translated = translate(OperationFailure("bad value", 2))
     assert isinstance(translated, AdapterError)
     assert not isinstance(translated, TransientStateError)
+
+
+async def test_a_key_inserted_by_a_concurrent_transaction_is_a_race_to_run_again() -> None:
+    async def duplicate() -> None:
+        raise DuplicateKeyError("E11000 duplicate key", 11000)
+
+    with pytest.raises(KeyRace) as raised:
+        await upsert_by_key(duplicate())
+    assert isinstance(raised.value, TransientStateError)
+    assert isinstance(raised.value.__cause__, DuplicateKeyError)
+
+    async def conflict() -> None:
+        raise OperationFailure("conflict", 112)
+
+    with pytest.raises(OperationFailure):
+        await upsert_by_key(conflict())
+
+    async def upserted() -> str:
+        return "id"
+
+    assert await upsert_by_key(upserted()) == "id"

@@ -10,7 +10,15 @@ import pytest
 import pytest_asyncio
 from pymongo import AsyncMongoClient
 
-from queuert.errors import AdapterError, ConfigurationError, TransientStateError, ValidationError
+from queuert.errors import (
+    AdapterError,
+    ConfigurationError,
+    InvalidTransactionError,
+    TransactionClosedError,
+    TransientStateError,
+    ValidationError,
+)
+from queuert.ports.state import StateAdapter
 from queuert.records import Lease
 from queuert_mongodb import MongoNotifyAdapter, MongoStateAdapter
 
@@ -58,6 +66,60 @@ async def test_capabilities(client: AsyncMongoClient[Any]) -> None:
     assert not capabilities.savepoints
     assert capabilities.row_locks and capabilities.concurrent_transactions
     assert capabilities.multi_process and capabilities.clock_precision_ms == 1.0
+    assert capabilities.blockers and capabilities.deduplication
+    assert capabilities.concurrency_limits and capabilities.schedules
+
+
+def test_no_operation_falls_back_to_a_port_default_that_raises() -> None:
+    # The port's optional operations raise by default; every one of them that is not
+    # SQL-specific is the adapter's own.
+    optional = [
+        "revoke_chain",
+        "resume_job",
+        "settle_job",
+        "purge_chains",
+        "record_worker",
+        "remove_worker",
+        "list_workers",
+        "count_jobs",
+        "queue_position",
+        "is_transaction_open",
+        "check_transaction",
+        "create_blocked_jobs",
+        "continue_blocked_job",
+        "get_blockers",
+        "list_dependent_chains",
+        "create_deduplicated_jobs",
+        "acquire_limited_jobs",
+        "start_scheduled_chain",
+        "get_last_schedule_slot",
+        "get_chain_schedule_slot",
+    ]
+    for name in optional:
+        assert getattr(MongoStateAdapter, name) is not getattr(StateAdapter, name), name
+    assert MongoStateAdapter.schema_sql is StateAdapter.schema_sql  # no SQL: migrate()
+
+
+async def test_transaction_checks_send_nothing(client: AsyncMongoClient[Any]) -> None:
+    adapter = MongoStateAdapter(client)
+    for wrong in ("a transaction", object(), None):
+        assert await adapter.is_transaction_open(tx=wrong) is False  # type: ignore[arg-type]
+        with pytest.raises(InvalidTransactionError):
+            await adapter.check_transaction(tx=wrong)
+    session = client.start_session()
+    try:
+        assert await adapter.is_transaction_open(tx=session) is False
+        with pytest.raises(TransactionClosedError):
+            await adapter.check_transaction(tx=session)
+    finally:
+        await session.end_session()
+    assert await adapter.is_transaction_open(tx=session) is False
+
+
+async def test_settle_takes_exactly_one_outcome(client: AsyncMongoClient[Any]) -> None:
+    adapter = MongoStateAdapter(client)
+    with pytest.raises(AdapterError, match="exactly one"):
+        await adapter.settle_job(tx=None, job_id="j", output=None, next_job=None)
 
 
 async def test_savepoints_are_refused(client: AsyncMongoClient[Any]) -> None:

@@ -7,7 +7,7 @@ import pytest
 
 from queuert.conformance.support import new_job, running_job
 from queuert.errors import AdapterError, SchemaNotMigratedError, TransientStateError
-from queuert.records import JobStatus
+from queuert.records import DedupKey, JobStatus
 from queuert_mongodb import MongoStateAdapter
 from queuert_mongodb.migrations import MIGRATIONS, SCHEMA_VERSION
 
@@ -47,17 +47,46 @@ async def test_unmigrated_database_names_the_call_to_make(mongodb_url: str, data
 async def test_migrate_creates_every_index_and_records_the_version(
     adapter: MongoStateAdapter,
 ) -> None:
-    jobs = adapter.client[adapter.database][adapter.collections.jobs]
-    indexes = {index["name"]: index async for index in await jobs.list_indexes()}
+    database = adapter.client[adapter.database]
     for migration in MIGRATIONS:
-        for spec in migration.job_indexes:
-            assert list(indexes[spec.name]["key"].items()) == list(spec.keys)
-            assert bool(indexes[spec.name].get("unique")) == spec.unique
+        for role, specs in migration.index_groups().items():
+            collection = database[adapter.collections.named(role)]
+            indexes = {index["name"]: index async for index in await collection.list_indexes()}
+            for spec in specs:
+                assert list(indexes[spec.name]["key"].items()) == list(spec.keys)
+                assert bool(indexes[spec.name].get("unique")) == spec.unique
     meta = adapter.client[adapter.database][adapter.collections.meta]
     document = await meta.find_one({"_id": "schema"})
     assert document is not None and document["version"] == SCHEMA_VERSION
     await adapter.migrate()
     assert await meta.count_documents({}) == 1
+
+
+async def test_a_database_at_version_1_is_migrated_to_the_current_version(
+    adapter: MongoStateAdapter,
+) -> None:
+    meta = adapter.client[adapter.database][adapter.collections.meta]
+    await meta.update_one({"_id": "schema"}, {"$set": {"version": 1}})
+    with pytest.raises(SchemaNotMigratedError, match="schema version 1"):
+        await adapter.check_schema()
+    await adapter.migrate()
+    await adapter.check_schema()
+
+
+async def test_a_batch_acquisition_returns_the_jobs_as_stored(
+    adapter: MongoStateAdapter,
+) -> None:
+    # The batch records are built from the candidates read and the claim written,
+    # without reading the jobs back: they must equal what a read returns.
+    created = await adapter.create_jobs(tx=None, jobs=[new_job("batch") for _ in range(4)])
+    acquired = await adapter.acquire_jobs(
+        tx=None, queues=["batch"], limit=3, owner="w", lease_ms=60_000
+    )
+    assert len(acquired) == 3 and {j.id for j in acquired} <= {j.id for j in created}
+    for job in acquired:
+        assert await adapter.get_job(tx=None, job_id=job.id) == job
+        assert job.status is JobStatus.RUNNING and job.attempt == 1
+        assert job.leased_until is not None and job.leased_until > job.updated_at
 
 
 async def test_newer_schema_asks_for_an_upgrade(adapter: MongoStateAdapter) -> None:
@@ -99,3 +128,45 @@ async def test_values_that_look_like_field_paths_are_stored_as_given(
     )
     done = await adapter.complete_job(tx=None, lease=created.lease, output='"$output"')
     assert done.status is JobStatus.COMPLETED and done.output == '"$output"'
+
+
+async def test_a_start_racing_an_open_transaction_for_its_key_in_a_callers_session(
+    adapter: MongoStateAdapter,
+) -> None:
+    # MongoDB aborts a transaction on a write conflict instead of waiting: the start
+    # in the caller's session raises for the caller to run its transaction again.
+    key = [DedupKey("race")]
+    async with adapter.transaction() as holder:
+        await adapter.create_deduplicated_jobs(tx=holder, jobs=[new_job("dedup")], dedup=key)
+        with pytest.raises(TransientStateError):
+            async with adapter.transaction() as racing:
+                await adapter.create_deduplicated_jobs(
+                    tx=racing, jobs=[new_job("dedup")], dedup=key
+                )
+    # Without a session of its own the start waits for the holder and returns its chain.
+    (first,) = await adapter.create_deduplicated_jobs(tx=None, jobs=[new_job("dedup")], dedup=key)
+    (again,) = await adapter.create_deduplicated_jobs(tx=None, jobs=[new_job("dedup")], dedup=key)
+    assert first == again
+
+
+async def test_limited_acquisitions_of_one_queue_take_turns(adapter: MongoStateAdapter) -> None:
+    await adapter.create_jobs(tx=None, jobs=[new_job("turns") for _ in range(3)])
+
+    async def acquire(tx: object) -> list[str]:
+        jobs = await adapter.acquire_limited_jobs(
+            tx=tx,  # type: ignore[arg-type]
+            queue="turns",
+            limit=5,
+            owner="w",
+            lease_ms=60_000,
+            concurrency_limit=2,
+            per_key=False,
+        )
+        return [job.id for job in jobs]
+
+    async with adapter.transaction() as first:
+        assert len(await acquire(first)) == 2
+        with pytest.raises(TransientStateError):
+            async with adapter.transaction() as second:
+                await acquire(second)
+    assert await acquire(None) == []

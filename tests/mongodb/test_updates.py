@@ -160,3 +160,21 @@ def test_every_pipeline_encodes_as_bson() -> None:
         updates.cancel_update(),
     ):
         encodable(pipeline)
+
+
+def test_insert_stores_trace_context_and_concurrency_key_as_given() -> None:
+    fields = fields_of(
+        updates.insert_pipeline(new_job(trace_context=SNEAKY, concurrency_key=SNEAKY))
+    )
+    assert fields["trace_context"] == {"$literal": SNEAKY}
+    assert fields["concurrency_key"] == {"$literal": SNEAKY}
+    plain = fields_of(updates.insert_pipeline(new_job()))
+    assert plain["trace_context"] == plain["concurrency_key"] == {"$literal": None}
+
+
+def test_insert_extra_fields_override_the_defaults() -> None:
+    extra = {"status": {"$literal": "blocked"}, "dedup_key": {"$literal": "k"}}
+    fields = fields_of(updates.insert_pipeline(new_job(), extra))
+    assert fields["status"] == {"$literal": "blocked"}
+    assert fields["dedup_key"] == {"$literal": "k"}
+    assert updates.insert_pipeline(new_job(), extra)[-1] == {"$unset": [updates.INSERT_MARKER]}

@@ -5,6 +5,12 @@ it holds ``claim`` (the token of the last batch operation that changed it, so a
 batch reads back exactly what it won) and ``lock`` (a counter a finalizer bumps
 to take the document's write lock in its transaction). Times are BSON dates
 (millisecond precision, UTC); errors are embedded documents.
+
+Schema version 2 adds ``trace_context`` and ``concurrency_key`` (as given),
+``dedup_key`` (on a chain's first job), ``blockers_left`` and
+``run_on_blocker_failure`` (on a job waiting on other chains) and ``dependents``
+(true on a chain's last job once a job waits on the chain; a continuation passes
+it on), which tells the operations ending a chain to look for waiting jobs.
 """
 
 from __future__ import annotations
@@ -70,6 +76,7 @@ def job_from_document(doc: Document) -> JobRecord:
         error_from_document(doc.get("error")),
         doc.get("next_job_id"),
         utc(doc.get("completed_at")),
+        doc.get("trace_context"),
     )
 
 
@@ -88,6 +95,7 @@ def chain_from_documents(first: Document, last: Document) -> ChainRecord:
         created_at=_utc(first["created_at"]),
         updated_at=_utc(last["updated_at"]),
         completed_at=utc(last.get("completed_at")),
+        dedup_key=first.get("dedup_key"),
     )
 
 

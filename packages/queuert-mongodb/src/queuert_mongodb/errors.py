@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+from typing import TypeVar
+
 from bson.errors import BSONError
 from pymongo.errors import (
     BulkWriteError,
@@ -18,6 +21,8 @@ from queuert.errors import (
     SchemaNotMigratedError,
     TransientStateError,
 )
+
+T = TypeVar("T")
 
 DUPLICATE_KEY = 11000
 
@@ -73,6 +78,23 @@ def is_duplicate_key(exc: BaseException) -> bool:
         errors = exc.details.get("writeErrors") or []
         return any(error.get("code") == DUPLICATE_KEY for error in errors)
     return isinstance(exc, OperationFailure) and exc.code == DUPLICATE_KEY
+
+
+class KeyRace(TransientStateError):
+    """A document upserted by its key in a transaction was inserted by another
+    transaction since this one read: running the transaction again finds it (a
+    transaction of the adapter's own is run again; in the caller's, core retries)."""
+
+
+async def upsert_by_key(write: Awaitable[T]) -> T:
+    """Await ``write``, an upsert by a key that concurrent transactions may insert,
+    raising a duplicate key as :class:`KeyRace`."""
+    try:
+        return await write
+    except DuplicateKeyError as exc:
+        raise KeyRace(
+            f"a concurrent transaction inserted the same key; retry ({str(exc)[:200]})"
+        ) from exc
 
 
 def translate(exc: BaseException) -> QueuertError:

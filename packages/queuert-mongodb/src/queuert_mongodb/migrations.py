@@ -24,12 +24,14 @@ SCHEMA_DOCUMENT_ID = "schema"
 
 @dataclass(frozen=True, slots=True)
 class IndexSpec:
-    """One index of the jobs collection."""
+    """One index of the collection of role ``collection`` (an attribute of
+    :class:`~queuert_mongodb.names.Collections`; the jobs collection by default)."""
 
     name: str
     keys: tuple[tuple[str, int], ...]
     unique: bool = False
     partial: Mapping[str, Any] | None = None
+    collection: str = "jobs"
 
     def options(self) -> dict[str, Any]:
         """The index options ``createIndexes`` takes besides the keys."""
@@ -49,6 +51,17 @@ class Migration:
     version: int
     name: str
     job_indexes: tuple[IndexSpec, ...] = field(default_factory=tuple)
+    indexes: tuple[IndexSpec, ...] = field(default_factory=tuple)
+    """Indexes of any collection, each naming its collection's role."""
+    collections: tuple[str, ...] = field(default_factory=tuple)
+    """Roles of the collections this version creates."""
+
+    def index_groups(self) -> dict[str, tuple[IndexSpec, ...]]:
+        """This version's indexes by collection role, the jobs collection's first."""
+        groups: dict[str, list[IndexSpec]] = {}
+        for spec in (*self.job_indexes, *self.indexes):
+            groups.setdefault(spec.collection, []).append(spec)
+        return {role: tuple(specs) for role, specs in groups.items()}
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -72,6 +85,52 @@ MIGRATIONS: tuple[Migration, ...] = (
             ),
             # Chain heads (next_job_id null) in chain id order, for reading chains.
             IndexSpec("queuert_chain_head", (("next_job_id", 1), ("chain_id", 1))),
+        ),
+    ),
+    Migration(
+        version=2,
+        name="control, blockers, deduplication, limits and schedules",
+        collections=("blockers", "dedup", "workers", "slots", "limits"),
+        job_indexes=(
+            # Purging: chain heads that ended, oldest end first.
+            IndexSpec(
+                "queuert_ended",
+                (("next_job_id", 1), ("completed_at", 1)),
+                partial={"completed_at": {"$type": "date"}},
+            ),
+            # Limited acquisition counts a queue's running jobs per key.
+            IndexSpec(
+                "queuert_running",
+                (("queue", 1), ("concurrency_key", 1), ("leased_until", 1)),
+                partial={"status": JobStatus.RUNNING.value},
+            ),
+            # Listing chains by deduplication key (held by a chain's first job).
+            IndexSpec(
+                "queuert_dedup_key",
+                (("dedup_key", 1), ("_id", 1)),
+                partial={"dedup_key": {"$type": "string"}},
+            ),
+        ),
+        indexes=(
+            # A job's blockers in order, once each position.
+            IndexSpec(
+                "queuert_blockers_job", (("job_id", 1), ("position", 1)), True, None, "blockers"
+            ),
+            # What a chain's end unblocks or fails.
+            IndexSpec(
+                "queuert_blockers_chain",
+                (("blocker_chain_id", 1), ("job_id", 1)),
+                collection="blockers",
+            ),
+            # Deleting a chain deletes the edges of its jobs.
+            IndexSpec("queuert_blockers_waiting", (("chain_id", 1),), collection="blockers"),
+            # A schedule's latest slot (the slot itself is the unique _id).
+            IndexSpec(
+                "queuert_slots_latest", (("schedule", 1), ("slot_time", -1)), collection="slots"
+            ),
+            IndexSpec("queuert_slots_chain", (("chain_id", 1),), collection="slots"),
+            # Forgetting workers not seen for a while.
+            IndexSpec("queuert_workers_seen", (("last_seen_at", 1),), collection="workers"),
         ),
     ),
 )

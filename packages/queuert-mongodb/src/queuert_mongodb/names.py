@@ -48,13 +48,35 @@ def validate_prefix(prefix: object) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Collections:
-    """The collection names of one prefix: jobs, the schema document, notify signals."""
+    """The collection names of one prefix: jobs, the schema document, notify signals,
+    and (schema version 2) the edges of blocked jobs, deduplication keys, worker
+    records, schedule slots and the per-queue documents of concurrency limits."""
 
     jobs: str
     meta: str
     signals: str
+    blockers: str
+    dedup: str
+    workers: str
+    slots: str
+    limits: str
 
     @classmethod
     def for_prefix(cls, prefix: str) -> Collections:
         validate_prefix(prefix)
-        return cls(jobs=f"{prefix}jobs", meta=f"{prefix}meta", signals=f"{prefix}signals")
+        return cls(
+            jobs=f"{prefix}jobs",
+            meta=f"{prefix}meta",
+            signals=f"{prefix}signals",
+            blockers=f"{prefix}job_blockers",
+            dedup=f"{prefix}job_dedup",
+            workers=f"{prefix}workers",
+            slots=f"{prefix}schedule_slots",
+            limits=f"{prefix}queue_limits",
+        )
+
+    def named(self, role: str) -> str:
+        """The collection of ``role`` (an attribute name: ``"jobs"``, ``"blockers"``...)."""
+        name = getattr(self, role)
+        assert isinstance(name, str)
+        return name

@@ -38,7 +38,6 @@ class Schema:
     ) -> None:
         self._db = db
         self._collections = collections
-        self._jobs: Collection = db.get_collection(collections.jobs)
         self._meta: Collection = db.get_collection(
             collections.meta, read_preference=ReadPreference.PRIMARY
         )
@@ -52,15 +51,14 @@ class Schema:
             with pymongo.timeout(self._timeout_s * 6):
                 current = await self._version()
                 self._refuse_newer(current)
-                for name in (self._collections.jobs, self._collections.meta):
-                    try:
-                        await self._db.create_collection(name, check_exists=False)
-                    except OperationFailure as exc:
-                        if exc.code != _NAMESPACE_EXISTS:
-                            raise
+                await self._create_collections(("jobs", "meta"))
                 for migration in migration_plan(current):
-                    if migration.job_indexes:
-                        await self._create_indexes(migration.job_indexes)
+                    # Collections are created before the transactions that write them:
+                    # MongoDB before 4.4 cannot create one inside a transaction, and
+                    # creating one there conflicts with every concurrent transaction.
+                    await self._create_collections(migration.collections)
+                    for role, specs in migration.index_groups().items():
+                        await self._create_indexes(role, specs)
                     await self._record_version(migration.version)
         except QueuertError:
             raise
@@ -97,10 +95,19 @@ class Schema:
                 "queuert-mongodb"
             )
 
-    async def _create_indexes(self, specs: Sequence[IndexSpec]) -> None:
+    async def _create_collections(self, roles: Sequence[str]) -> None:
+        for role in roles:
+            try:
+                await self._db.create_collection(self._collections.named(role), check_exists=False)
+            except OperationFailure as exc:
+                if exc.code != _NAMESPACE_EXISTS:
+                    raise
+
+    async def _create_indexes(self, role: str, specs: Sequence[IndexSpec]) -> None:
+        collection = self._db.get_collection(self._collections.named(role))
         for attempt in range(50):
             try:
-                await self._jobs.create_indexes([spec.model() for spec in specs])
+                await collection.create_indexes([spec.model() for spec in specs])
                 return
             except OperationFailure as exc:
                 # Another process is building the same index: wait for it to finish.

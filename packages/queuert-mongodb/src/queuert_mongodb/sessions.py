@@ -19,10 +19,10 @@ from pymongo.errors import InvalidURI, OperationFailure, PyMongoError
 from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
 
-from queuert.errors import ConfigurationError, ValidationError
+from queuert.errors import ConfigurationError, InvalidTransactionError, TransactionClosedError
 from queuert.urls import redact_url
 from queuert_mongodb.deployment import deployment_problem
-from queuert_mongodb.errors import DRIVER_ERRORS, translate
+from queuert_mongodb.errors import DRIVER_ERRORS, KeyRace, translate
 from queuert_mongodb.urls import MongoUrl, parse_url
 
 T = TypeVar("T")
@@ -95,19 +95,25 @@ class Sessions:
         self.client = client
         self.timeout_s = timeout_s
 
+    def is_open(self, tx: object) -> bool:
+        """Whether ``tx`` is a session (of any client) inside a transaction that has not
+        ended. Sends nothing."""
+        return isinstance(tx, AsyncClientSession) and not tx.has_ended and tx.in_transaction
+
     def validate(self, tx: object) -> AsyncClientSession:
         """``tx`` when it is a session of this client inside a transaction; raises
-        :class:`~queuert.errors.ValidationError` otherwise."""
+        :class:`~queuert.errors.InvalidTransactionError` otherwise
+        (:class:`~queuert.errors.TransactionClosedError` when its transaction ended)."""
         if not isinstance(tx, AsyncClientSession):
-            raise ValidationError(
+            raise InvalidTransactionError(
                 f"tx must be a pymongo AsyncClientSession, got {type(tx).__name__}"
             )
         if tx.client is not self.client:
-            raise ValidationError(
+            raise InvalidTransactionError(
                 "tx is a session of another AsyncMongoClient; start it from adapter.client"
             )
-        if not tx.in_transaction:
-            raise ValidationError(
+        if not self.is_open(tx):
+            raise TransactionClosedError(
                 "tx has no transaction in progress: pass a session inside "
                 "`async with await session.start_transaction()`"
             )
@@ -147,9 +153,9 @@ class Sessions:
 
     async def in_own_transaction(self, work: Callable[[AsyncClientSession], Awaitable[T]]) -> T:
         """Run ``work`` in a transaction of its own and commit it. A transient
-        transaction error (a write conflict with another transaction) runs the whole
-        transaction again, with backoff, until the timeout; a commit whose outcome is
-        unknown is not run again."""
+        transaction error (a write conflict with another transaction) or a
+        :class:`KeyRace` runs the whole transaction again, with backoff, until the
+        timeout; a commit whose outcome is unknown is not run again."""
         deadline = time.monotonic() + self.timeout_s
         delay = 0.002
         while True:
@@ -158,11 +164,14 @@ class Sessions:
                     async with self.raw_transaction() as session:
                         result = await work(session)
                 return result
+            except KeyRace:
+                if time.monotonic() + delay >= deadline:
+                    raise
+                await asyncio.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, 0.1)
             except PyMongoError as exc:
-                if (
-                    exc.has_error_label("TransientTransactionError")
-                    and time.monotonic() + delay < deadline
-                ):
+                retry = exc.has_error_label("TransientTransactionError")
+                if retry and time.monotonic() + delay < deadline:
                     await asyncio.sleep(delay * (0.5 + random.random()))
                     delay = min(delay * 2, 0.1)
                     continue

@@ -2,68 +2,51 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from datetime import UTC, datetime
-from typing import Any, TypeVar
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
 from uuid import uuid4
 
-import pymongo
-from bson.codec_options import CodecOptions
-from pymongo import AsyncMongoClient, ReadPreference, ReturnDocument, UpdateOne
+from pymongo import ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
-from pymongo.asynchronous.collection import AsyncCollection
 
 from queuert.adapter_support import keyset_page
-from queuert.errors import AdapterError, LeaseLostError
-from queuert.ports.state import StateAdapter, StateCapabilities
+from queuert.errors import LeaseLostError
+from queuert.ports.state import StateCapabilities
 from queuert.records import (
     ChainFilter,
     ChainRecord,
     JobError,
     JobFilter,
     JobRecord,
+    JobStatus,
     Lease,
     NewJob,
     Page,
 )
 from queuert_mongodb import queries, updates
-from queuert_mongodb.claims import claim_batch
+from queuert_mongodb.blocker_ops import BlockerOps
+from queuert_mongodb.blockers import edges_of_chains_query
+from queuert_mongodb.claims import acquire_batch, claim_batch
+from queuert_mongodb.control_ops import ControlOps
 from queuert_mongodb.documents import (
-    Document,
     chain_from_documents,
-    chains_from_documents,
     job_from_document,
     utc,
 )
-from queuert_mongodb.errors import DRIVER_ERRORS, translate
-from queuert_mongodb.names import (
-    DEFAULT_DATABASE,
-    DEFAULT_PREFIX,
-    Collections,
-    validate_database,
-)
-from queuert_mongodb.schema import Schema
-from queuert_mongodb.sessions import (
-    Sessions,
-    check_deployment,
-    open_client,
-    operation_timeout,
-    validate_client,
-    validate_timeout,
-)
-
-T = TypeVar("T")
+from queuert_mongodb.limit_ops import LimitOps
+from queuert_mongodb.start_ops import StartOps
 
 MongoTx = AsyncClientSession
 """The transaction type: a PyMongo session with a transaction in progress."""
 
-CODEC_OPTIONS: CodecOptions[dict[str, Any]] = CodecOptions(tz_aware=True, tzinfo=UTC)
+__all__ = ["MongoStateAdapter", "MongoTx", "from_url"]
 
 
-class MongoStateAdapter(StateAdapter[AsyncClientSession]):
-    """Jobs and chains in one collection of a MongoDB replica set (4.4 or newer), on
-    PyMongo's asynchronous API.
+class MongoStateAdapter(ControlOps, BlockerOps, StartOps, LimitOps):
+    """Jobs and chains in a MongoDB replica set (4.4 or newer), on PyMongo's
+    asynchronous API: every operation of the state port, with the ``blockers``,
+    ``deduplication``, ``concurrency_limits`` and ``schedules`` capabilities.
 
     **Transactions.** ``tx`` is a :class:`~pymongo.asynchronous.client_session.AsyncClientSession`
     of :attr:`client` with a transaction in progress::
@@ -76,21 +59,27 @@ class MongoStateAdapter(StateAdapter[AsyncClientSession]):
     The chain exists exactly when that transaction commits. :meth:`transaction`
     opens one of the adapter's own (snapshot reads, majority writes). Operations
     given ``tx=None`` that write one document run as single atomic writes; those that
-    write several (a batch of jobs, a continuation, a deletion) run in a transaction of
-    their own, retried while the server reports a transient transaction error.
-    MongoDB aborts a transaction when a statement in it fails (a duplicate key, a write
-    conflict): the caller's ``tx`` is then unusable and its commit fails. A lease that
-    does not hold raises :class:`~queuert.errors.LeaseLostError` before anything is
-    written, and leaves ``tx`` usable.
+    write several (a batch of jobs, a continuation, a deletion, the end of a chain
+    other jobs wait on, a blocked job, a deduplicated or scheduled start, a limited
+    acquisition) run in a transaction of their own, run again while the server
+    reports a transient transaction error. MongoDB aborts a transaction when a
+    statement in it fails (a duplicate key, a write conflict): the caller's ``tx`` is
+    then unusable and its commit fails. A lease that does not hold, a missing
+    blocker chain, an unknown or ended job or chain raise before anything is
+    written, and leave ``tx`` usable.
 
-    **Concurrency.** Acquisition and reaping take no locks: they pick candidate ids,
-    claim them with a conditional ``update_many`` carrying a token of their own, and
-    read back what they won. :meth:`lock_job` writes to the job inside ``tx``, which
-    holds the document's write lock until ``tx`` ends: writes outside a transaction
-    (another worker's completion, a reaper) wait for it, and a write from another
-    transaction fails with a write conflict, raised as
-    :class:`~queuert.errors.TransientStateError` for core to retry. There are no
-    savepoints.
+    **Concurrency.** MongoDB has no row locks between transactions, only write
+    conflicts: of two transactions writing one document the second fails (raised
+    as :class:`~queuert.errors.TransientStateError` for core to retry), and a write
+    outside a transaction waits for the transaction holding the document.
+    Acquisition takes no locks: it reads candidates, claims those unchanged since
+    with a conditional ``update_many`` carrying a token of its own
+    (:mod:`queuert_mongodb.claims`). :meth:`lock_job` writes to the job inside
+    ``tx``, which holds the document until ``tx`` ends. Blocked jobs, deduplication
+    keys, concurrency limits and schedule slots each rest on one document that
+    every competing transaction writes (:mod:`queuert_mongodb.blockers`,
+    :mod:`queuert_mongodb.dedup`, :mod:`queuert_mongodb.limits`,
+    :mod:`queuert_mongodb.schedules`). There are no savepoints.
 
     **Clock.** Every time is the server's (``$$NOW``), stored as BSON dates (millisecond
     precision) and returned timezone-aware in UTC.
@@ -112,188 +101,11 @@ class MongoStateAdapter(StateAdapter[AsyncClientSession]):
         clock_precision_ms=1.0,
         native_notify=False,
         multi_process=True,
+        blockers=True,
+        deduplication=True,
+        concurrency_limits=True,
+        schedules=True,
     )
-
-    def __init__(
-        self,
-        client: AsyncMongoClient[Any],
-        *,
-        database: str = DEFAULT_DATABASE,
-        collection_prefix: str = DEFAULT_PREFIX,
-        operation_timeout_s: float | None = None,
-    ) -> None:
-        """Use ``client`` (which :meth:`close` leaves open); opens nothing. Raises
-        :class:`~queuert.errors.ConfigurationError` for an invalid database name,
-        prefix or timeout. :meth:`migrate` (or :meth:`check_deployment`) verifies that
-        the server is a replica set."""
-        self._client = validate_client(client)
-        self.operation_timeout_s = operation_timeout(self._client, operation_timeout_s)
-        self.database = validate_database(database)
-        self.collections = Collections.for_prefix(collection_prefix)
-        self.collection_prefix = collection_prefix
-        db = client.get_database(database, codec_options=CODEC_OPTIONS)
-        # Reading back what a write just did must not go to a lagging secondary.
-        self._jobs: AsyncCollection[dict[str, Any]] = db.get_collection(
-            self.collections.jobs, read_preference=ReadPreference.PRIMARY
-        )
-        self._sessions = Sessions(client, self.operation_timeout_s)
-        self._schema = Schema(db, self.collections, self.operation_timeout_s)
-        self._owns_client = False
-        self._closed = False
-        self._schema_checked = False
-
-    @classmethod
-    async def connect(
-        cls,
-        url: str,
-        *,
-        database: str | None = None,
-        collection_prefix: str | None = None,
-        operation_timeout_s: float | None = None,
-        **client_options: Any,
-    ) -> MongoStateAdapter:
-        """Create an adapter with a client of its own (closed by :meth:`close`) and
-        check the deployment.
-
-        ``url`` is a ``mongodb://`` or ``mongodb+srv://`` URL; its path names the
-        database (default ``queuert``) and its query may hold ``collection_prefix``
-        (default ``queuert_``); the keyword arguments win over both.
-        ``client_options`` go to :class:`pymongo.AsyncMongoClient`.
-
-        Raises :class:`~queuert.errors.ConfigurationError` for an invalid URL or
-        options, and for a server that is standalone (naming the fix: a replica set) or
-        older than 4.4; :class:`~queuert.errors.TransientStateError` when the server
-        cannot be reached within ``operation_timeout_s``.
-        """
-        if operation_timeout_s is not None:
-            validate_timeout(operation_timeout_s)
-        client, parsed = open_client(url, client_options)
-        try:
-            adapter = cls(
-                client,
-                database=parsed.database if database is None else database,
-                collection_prefix=(
-                    parsed.collection_prefix if collection_prefix is None else collection_prefix
-                ),
-                operation_timeout_s=operation_timeout_s,
-            )
-            adapter._owns_client = True
-            await adapter.check_deployment()
-        except BaseException:
-            await client.close()
-            raise
-        return adapter
-
-    @classmethod
-    async def from_url(cls, url: str) -> MongoStateAdapter:
-        """The adapter for a ``mongodb://`` or ``mongodb+srv://`` URL; see
-        :meth:`connect`."""
-        return await cls.connect(url)
-
-    def __repr__(self) -> str:
-        return (
-            f"MongoStateAdapter(database={self.database!r}, "
-            f"collection_prefix={self.collection_prefix!r})"
-        )
-
-    @property
-    def client(self) -> AsyncMongoClient[Any]:
-        """The client; sessions passed as ``tx`` must come from it."""
-        return self._client
-
-    async def close(self) -> None:
-        """Close the client if the adapter created it. Idempotent."""
-        if self._closed:
-            return
-        self._closed = True
-        if self._owns_client:
-            await self._client.close()
-
-    async def check_deployment(self) -> None:
-        """Raise :class:`~queuert.errors.ConfigurationError`, naming the fix, unless the
-        server is a replica set member or a mongos (multi-document transactions) of
-        MongoDB 4.4 or newer."""
-        await check_deployment(self._client, self.operation_timeout_s, "run queuert")
-
-    # -- running operations -------------------------------------------------------
-
-    async def _run(
-        self,
-        tx: AsyncClientSession | None,
-        work: Callable[[AsyncClientSession | None], Awaitable[T]],
-    ) -> T:
-        """Run ``work`` in ``tx``, or without a transaction for ``tx=None``."""
-        session = None if tx is None else self._sessions.validate(tx)
-        if not self._schema_checked:
-            await self.check_schema()
-        try:
-            with pymongo.timeout(self.operation_timeout_s):
-                return await work(session)
-        except DRIVER_ERRORS as exc:
-            raise translate(exc) from exc
-
-    async def _write(
-        self, tx: AsyncClientSession | None, work: Callable[[AsyncClientSession], Awaitable[T]]
-    ) -> T:
-        """Run ``work`` in ``tx``, or for ``tx=None`` in a transaction of the adapter's
-        own that commits before this returns."""
-        if tx is not None:
-            session = self._sessions.validate(tx)
-            return await self._run(session, lambda _: work(session))
-        if not self._schema_checked:
-            await self.check_schema()
-        return await self._sessions.in_own_transaction(work)
-
-    # -- transactions --------------------------------------------------------------
-
-    def transaction(self) -> AbstractAsyncContextManager[AsyncClientSession]:
-        """Start a session of :attr:`client` with a transaction (snapshot reads,
-        majority writes) and yield it; commit when the block exits normally, abort when
-        it raises. Driver errors, the commit's included, are raised as queuert errors
-        (a write conflict or lost connection as
-        :class:`~queuert.errors.TransientStateError`)."""
-        return self._sessions.transaction()
-
-    def leased_transaction(
-        self, *, lease: Lease, lock: bool
-    ) -> AbstractAsyncContextManager[AsyncClientSession]:
-        """As the port says; with ``lock`` the job is written to in the transaction
-        (see :meth:`lock_job`)."""
-        return self._leased_transaction(lease, lock)
-
-    @asynccontextmanager
-    async def _leased_transaction(
-        self, lease: Lease, lock: bool
-    ) -> AsyncIterator[AsyncClientSession]:
-        async with self._sessions.transaction() as session:
-            if lock:
-                await self.lock_job(tx=session, lease=lease)
-            else:
-                await self.verify_lease(tx=session, lease=lease)
-            yield session
-
-    def savepoint(self, *, tx: AsyncClientSession) -> AbstractAsyncContextManager[Any]:
-        """MongoDB transactions have no savepoints: raises
-        :class:`~queuert.errors.AdapterError` (``capabilities.savepoints`` is false)."""
-        raise AdapterError("MongoDB transactions have no savepoints (capabilities.savepoints)")
-
-    # -- schema ----------------------------------------------------------------------
-
-    async def migrate(self) -> None:
-        """Check the deployment, create the collections and the indexes of every schema
-        version the database lacks, and record the version in ``{prefix}meta``.
-        Idempotent; safe when several processes run it at once. Raises
-        :class:`~queuert.errors.SchemaNotMigratedError` when the database holds a newer
-        schema than this adapter knows."""
-        await self.check_deployment()
-        await self._schema.migrate()
-        self._schema_checked = True
-
-    async def check_schema(self) -> None:
-        """Raise :class:`~queuert.errors.SchemaNotMigratedError`, naming the call to
-        :meth:`migrate`, unless the database is at this adapter's schema version."""
-        await self._schema.check()
-        self._schema_checked = True
 
     # -- writing jobs ----------------------------------------------------------------
 
@@ -307,36 +119,7 @@ class MongoStateAdapter(StateAdapter[AsyncClientSession]):
             (job,) = jobs
             document = await self._run(tx, lambda session: self._insert(session, job))
             return [job_from_document(document)]
-
-        async def work(session: AsyncClientSession) -> list[JobRecord]:
-            await self._jobs.bulk_write(
-                [
-                    UpdateOne(
-                        updates.insert_filter(job.id), updates.insert_pipeline(job), upsert=True
-                    )
-                    for job in jobs
-                ],
-                ordered=True,
-                session=session,
-            )
-            found = await self._jobs.find(
-                queries.ids_query([job.id for job in jobs]), session=session
-            ).to_list(None)
-            by_id = {document["_id"]: document for document in found}
-            return [job_from_document(by_id[job.id]) for job in jobs]
-
-        return await self._write(tx, work)
-
-    async def _insert(self, session: AsyncClientSession | None, job: NewJob) -> Document:
-        document = await self._jobs.find_one_and_update(
-            updates.insert_filter(job.id),
-            updates.insert_pipeline(job),
-            upsert=True,
-            return_document=ReturnDocument.AFTER,
-            session=session,
-        )
-        assert document is not None  # an upsert returns what it inserted
-        return document
+        return await self._write(tx, lambda session: self._insert_many(session, jobs))
 
     async def acquire_jobs(
         self,
@@ -350,19 +133,16 @@ class MongoStateAdapter(StateAdapter[AsyncClientSession]):
         names = list(dict.fromkeys(queues))
         if limit <= 0 or not names:
             return []
-        token = uuid4().hex
-        update = updates.acquire_update(owner=owner, lease_ms=lease_ms, token=token)
 
         async def work(session: AsyncClientSession | None) -> list[JobRecord]:
-            won = await claim_batch(
+            won = await acquire_batch(
                 self._jobs,
                 session,
                 queries.eligible_query(names),
                 queries.ACQUIRE_SORT,
                 limit,
-                token,
-                queries.still_eligible_query,
-                update,
+                owner=owner,
+                lease_ms=lease_ms,
             )
             won.sort(key=lambda job: (job.scheduled_at, -job.priority, job.id))
             return won
@@ -416,26 +196,46 @@ class MongoStateAdapter(StateAdapter[AsyncClientSession]):
 
         return await self._run(tx, work)
 
+    async def _finish(self, tx: AsyncClientSession | None, lease: Lease, update: Any) -> JobRecord:
+        """End the leased job (and its chain) with ``update``. Without ``tx`` one atomic
+        write when no job waits on the chain; otherwise (and in ``tx``) in a
+        transaction that also unblocks or fails the waiting jobs."""
+        if tx is None:
+            fast = {**queries.lease_guard(lease), "dependents": {"$ne": True}}
+            document = await self._run(
+                None,
+                lambda session: self._jobs.find_one_and_update(
+                    fast, update, return_document=ReturnDocument.AFTER, session=session
+                ),
+            )
+            if document is not None:
+                return job_from_document(document)
+
+        async def work(session: AsyncClientSession) -> JobRecord:
+            document = await self._jobs.find_one_and_update(
+                queries.lease_guard(lease),
+                update,
+                return_document=ReturnDocument.AFTER,
+                session=session,
+            )
+            if document is None:
+                raise LeaseLostError(lease.job_id)
+            await self._ended(session, [document])
+            return job_from_document(document)
+
+        return await self._write(tx, work)
+
     async def complete_job(
         self, *, tx: AsyncClientSession | None, lease: Lease, output: str
     ) -> JobRecord:
-        return await self._guarded(tx, lease, updates.complete_update(output))
+        return await self._finish(tx, lease, updates.complete_update(output))
 
     async def continue_job(
         self, *, tx: AsyncClientSession | None, lease: Lease, next_job: NewJob
     ) -> JobRecord:
-        async def work(session: AsyncClientSession) -> JobRecord:
-            # The lease first: when it is gone nothing was written and tx stays usable.
-            result = await self._jobs.update_one(
-                queries.lease_guard(lease),
-                updates.continued_update(next_job.id),
-                session=session,
-            )
-            if result.matched_count == 0:
-                raise LeaseLostError(lease.job_id)
-            return job_from_document(await self._insert(session, next_job))
-
-        return await self._write(tx, work)
+        return job_from_document(
+            await self._write(tx, lambda s: self._continue(s, lease, next_job))
+        )
 
     async def reschedule_job(
         self,
@@ -455,7 +255,7 @@ class MongoStateAdapter(StateAdapter[AsyncClientSession]):
     async def fail_job(
         self, *, tx: AsyncClientSession | None, lease: Lease, error: JobError
     ) -> JobRecord:
-        return await self._guarded(tx, lease, updates.fail_update(error))
+        return await self._finish(tx, lease, updates.fail_update(error))
 
     async def reap_expired_leases(
         self, *, tx: AsyncClientSession | None, limit: int
@@ -464,7 +264,7 @@ class MongoStateAdapter(StateAdapter[AsyncClientSession]):
             return []
         token = uuid4().hex
 
-        async def work(session: AsyncClientSession | None) -> list[JobRecord]:
+        async def work(session: AsyncClientSession) -> list[JobRecord]:
             reaped = await claim_batch(
                 self._jobs,
                 session,
@@ -475,20 +275,32 @@ class MongoStateAdapter(StateAdapter[AsyncClientSession]):
                 queries.still_expired_query,
                 updates.reap_update(token),
             )
+            if any(job.status is JobStatus.FAILED for job in reaped):
+                failed = [job.id for job in reaped if job.status is JobStatus.FAILED]
+                documents = await self._jobs.find(
+                    queries.ids_query(failed), session=session
+                ).to_list(None)
+                await self._ended(session, documents)
             return sorted(reaped, key=lambda job: job.id)
 
-        return await self._run(tx, work)
+        # A transaction: a job failing here may end a chain other jobs wait on.
+        return await self._write(tx, work)
 
     async def cancel_chain(
         self, *, tx: AsyncClientSession | None, chain_id: str
     ) -> ChainRecord | None:
-        async def work(session: AsyncClientSession | None) -> ChainRecord | None:
-            await self._jobs.update_many(
-                queries.cancellable_query(chain_id), updates.cancel_update(), session=session
+        async def work(session: AsyncClientSession) -> ChainRecord | None:
+            document = await self._jobs.find_one_and_update(
+                queries.cancellable_query(chain_id),
+                updates.cancel_update(),
+                return_document=ReturnDocument.AFTER,
+                session=session,
             )
+            if document is not None:
+                await self._ended(session, [document])
             return await self._chain(session, chain_id)
 
-        return await self._run(tx, work)
+        return await self._write(tx, work)
 
     async def time_until_next_job(
         self, *, tx: AsyncClientSession | None, queues: Sequence[str]
@@ -525,7 +337,7 @@ class MongoStateAdapter(StateAdapter[AsyncClientSession]):
         async def work(session: AsyncClientSession | None) -> Page[JobRecord]:
             found = await self._jobs.find(
                 queries.job_list_query(filter, after),
-                sort=queries.ID_SORT,
+                sort=queries.id_sort(filter.newest_first),
                 limit=limit,
                 session=session,
             ).to_list(None)
@@ -538,10 +350,6 @@ class MongoStateAdapter(StateAdapter[AsyncClientSession]):
     ) -> ChainRecord | None:
         return await self._run(tx, lambda session: self._chain(session, chain_id))
 
-    async def _chain(self, session: AsyncClientSession | None, chain_id: str) -> ChainRecord | None:
-        found = await self._jobs.find(queries.chain_query(chain_id), session=session).to_list(None)
-        return chains_from_documents(found)
-
     async def list_chains(
         self,
         *,
@@ -553,28 +361,13 @@ class MongoStateAdapter(StateAdapter[AsyncClientSession]):
         if limit <= 0:
             return Page(items=[], next_cursor=None)
 
+        pipeline = queries.chain_list_pipeline(filter, after, limit, self.collections.jobs)
+
         async def work(session: AsyncClientSession | None) -> Page[ChainRecord]:
-            heads = await self._jobs.find(
-                queries.chain_head_query(filter, after),
-                sort=queries.CHAIN_SORT,
-                limit=limit,
-                session=session,
-            ).to_list(None)
-            if not heads:
-                return Page(items=[], next_cursor=None)
-            firsts = await self._jobs.find(
-                queries.first_jobs_query([head["chain_id"] for head in heads]), session=session
-            ).to_list(None)
-            by_id = {document["_id"]: document for document in firsts}
-            items = [
-                chain_from_documents(by_id[head["chain_id"]], head)
-                for head in heads
-                if head["chain_id"] in by_id
-            ]
-            # The cursor follows the heads read, so a chain whose first job is missing
-            # cannot end the listing early.
-            full = len(heads) == limit
-            return Page(items=items, next_cursor=heads[-1]["chain_id"] if full else None)
+            cursor = await self._jobs.aggregate(pipeline, session=session)
+            found = await cursor.to_list(None)
+            chains = [chain_from_documents(doc["first"], doc) for doc in found]
+            return keyset_page(chains, limit)
 
         return await self._run(tx, work)
 
@@ -590,6 +383,7 @@ class MongoStateAdapter(StateAdapter[AsyncClientSession]):
                 queries.first_jobs_query(unique_ids), session=session
             )
             await self._jobs.delete_many(queries.chains_query(unique_ids), session=session)
+            await self._blockers.delete_many(edges_of_chains_query(unique_ids), session=session)
             return existing
 
         return await self._write(tx, work)

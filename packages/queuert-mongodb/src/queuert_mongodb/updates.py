@@ -48,9 +48,11 @@ def insert_filter(job_id: str) -> dict[str, Any]:
     return {"_id": job_id, INSERT_MARKER: True}
 
 
-def insert_pipeline(job: NewJob) -> Pipeline:
+def insert_pipeline(job: NewJob, extra: dict[str, Any] | None = None) -> Pipeline:
     """The pipeline that turns the upserted ``{_id, marker}`` into a ``pending`` job
-    created at the server's now."""
+    created at the server's now; ``extra`` holds further fields as expressions
+    (:func:`literal` values, or expressions that override the defaults, such as a
+    waiting job's status)."""
     return [
         {
             "$set": {
@@ -73,6 +75,9 @@ def insert_pipeline(job: NewJob) -> Pipeline:
                 "completed_at": None,
                 "claim": None,
                 "lock": literal(0),
+                "trace_context": literal(job.trace_context),
+                "concurrency_key": literal(job.concurrency_key),
+                **(extra or {}),
             }
         },
         {"$unset": [INSERT_MARKER]},
