@@ -70,6 +70,10 @@ def test_the_watchdog_calls_only_what_is_still_armed() -> None:
     done = threading.Event()
     disarmed = watchdog.arm(0.05, lambda: fired.append("disarmed"))
     watchdog.disarm(disarmed)
-    watchdog.arm(0.1, lambda: (fired.append("armed"), done.set()))
+    def armed() -> None:
+        fired.append("armed")
+        done.set()
+
+    watchdog.arm(0.1, armed)
     assert done.wait(timeout=10)
     assert fired == ["armed"]
