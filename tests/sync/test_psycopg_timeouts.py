@@ -70,6 +70,7 @@ def test_the_watchdog_calls_only_what_is_still_armed() -> None:
     done = threading.Event()
     disarmed = watchdog.arm(0.05, lambda: fired.append("disarmed"))
     watchdog.disarm(disarmed)
+
     def armed() -> None:
         fired.append("armed")
         done.set()
