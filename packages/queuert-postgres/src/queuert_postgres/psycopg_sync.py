@@ -100,7 +100,7 @@ class PsycopgSyncExecutor:
         conn = self._conn
         # Rows by position whatever row factory the application gave its connection.
         cursor = psycopg.RawCursor(conn, row_factory=tuple_row)
-        alarm = _watchdog.arm(STATEMENT_TIMEOUT, conn.cancel_safe)
+        alarm = watchdog.arm(STATEMENT_TIMEOUT, conn.cancel_safe)
         try:
             with cursor:
                 cursor.execute(sql, list(args) or None, prepare=False)
@@ -115,7 +115,7 @@ class PsycopgSyncExecutor:
         except (psycopg.Error, OSError) as exc:
             raise translate(exc, schema=self._schema) from exc
         finally:
-            _watchdog.disarm(alarm)
+            watchdog.disarm(alarm)
 
 
 def _utc(row: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -215,4 +215,5 @@ class _Watchdog:
                     self._lock.notify_all()
 
 
-_watchdog = _Watchdog()
+watchdog = _Watchdog()
+"""Cancels statements of blocking psycopg connections that outlast their timeout."""
