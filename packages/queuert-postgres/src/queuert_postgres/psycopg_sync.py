@@ -63,6 +63,11 @@ def sync_transaction(adapter: PostgresStateAdapter, conn: object) -> PostgresTx:
             f"{describe_transaction(conn)} is closed, or in autocommit mode outside a "
             "transaction (each statement would commit on its own)"
         )
+    if conn.info.transaction_status is pq.TransactionStatus.INERROR:
+        raise TransactionClosedError(
+            f"{describe_transaction(conn)} is in a failed transaction (an earlier statement "
+            "raised): roll it back first"
+        )
     # The executor runs the calls asyncpg's connection offers.
     return PsycopgSyncExecutor(conn, schema=adapter.schema)  # type: ignore[return-value]
 
