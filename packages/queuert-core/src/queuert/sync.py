@@ -66,6 +66,7 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, TypeVar
 
 from queuert.blockers import blocker_ids
@@ -238,7 +239,9 @@ class SyncClient:
         if dedup is not None:
             holders = drive(app.state.create_deduplicated_jobs(tx=tx, jobs=jobs, dedup=dedup))
             pairs = list(zip(jobs, holders, strict=True))
-            batch.scheduled[chain.name] += sum(1 for job, holder in pairs if holder == job.id)
+            started = sum(1 for job, holder in pairs if holder == job.id)
+            if started:
+                batch.scheduled[chain.name] += started
             handles = [
                 ChainHandle(holder, chain, deduplicated=holder != job.id) for job, holder in pairs
             ]
@@ -384,22 +387,32 @@ class SyncClient:
             return
         lease_lost = list(batch.lease_lost)
         carried = app._signals_in_writes
-        scheduled = {} if carried else dict(batch.scheduled)
+        scheduled = {} if carried else {q: n for q, n in batch.scheduled.items() if n > 0}
         completed = [] if carried else list(batch.completed_chains)
         if not (lease_lost or scheduled or completed):
             return
         if publisher is None:
             log.debug("the notifier has no synchronous publisher: workers will poll")
             return
-        try:
-            for job_id in lease_lost:
-                publisher.publish_lease_lost(job_id=job_id)
-            for queue, count in scheduled.items():
-                publisher.publish_job_scheduled(queue=queue, count=count)
-            for chain_id in completed:
-                publisher.publish_chain_completed(chain_id=chain_id)
-        except Exception as exc:  # hints only: the caller's work is done and committed
-            log.warning("publishing notifications failed, workers will poll: %r", exc)
+        sends: list[tuple[str, Callable[[], None]]] = [
+            *(("lease_lost", partial(publisher.publish_lease_lost, job_id=j)) for j in lease_lost),
+            *(
+                ("job_scheduled", partial(publisher.publish_job_scheduled, queue=q, count=n))
+                for q, n in scheduled.items()
+            ),
+            *(
+                ("chain_completed", partial(publisher.publish_chain_completed, chain_id=c))
+                for c in completed
+            ),
+        ]
+        for signal, send in sends:
+            # Counted as the asynchronous publishes are.
+            app.metrics.incr(f"notify.{signal}.published")
+            try:
+                send()
+            except Exception as exc:  # hints only: the caller's work is done and committed
+                app.metrics.incr(f"notify.{signal}.publish_errors")
+                log.warning("publishing %s failed, workers will poll: %r", signal, exc)
 
     def _after_commit(self, batch: PendingNotifications) -> None:
         outer = _collecting.get()

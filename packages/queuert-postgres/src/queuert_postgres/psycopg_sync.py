@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -163,6 +164,12 @@ class _Watchdog:
     statement."""
 
     def __init__(self) -> None:
+        self._reset()
+        # A process forked from this one (a pre-forking server) has none of its
+        # threads: it starts afresh.
+        os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
         self._lock = threading.Condition()
         self._alarms: list[tuple[float, int, Callable[[], object]]] = []
         self._cancelled: set[int] = set()
@@ -174,7 +181,7 @@ class _Watchdog:
         with self._lock:
             alarm = next(self._ids)
             heapq.heappush(self._alarms, (time.monotonic() + seconds, alarm, callback))
-            if self._thread is None:
+            if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(
                     target=self._watch, name="queuert-psycopg-timeouts", daemon=True
                 )
