@@ -61,7 +61,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import dataclasses
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -75,12 +74,10 @@ from queuert.dedup import dedup_requests
 from queuert.definitions import ChainDef, QueueDef
 from queuert.drive import drive
 from queuert.errors import (
-    JobNotFoundError,
-    JobStateError,
     ValidationError,
 )
 from queuert.notifications import PendingNotifications
-from queuert.operations import check_settlement, settlement
+from queuert.operations import check_settlement, resumed, retryable, settlement
 from queuert.records import ChainRecord, DedupScope, JobRecord, JobStatus, NewJob
 from queuert.validation import check_text, show
 
@@ -308,26 +305,12 @@ class SyncClient:
         chain_id = check_text("chain_id", chain_id)
         tx = self._tx(conn)
         state = self.app.state
-        chain = drive(state.get_chain(tx=tx, chain_id=chain_id))
-        if chain is None:
-            raise JobNotFoundError(f"no chain has id {show(chain_id)}")
-        if chain.status not in (JobStatus.FAILED, JobStatus.CANCELLED):
-            raise JobStateError(
-                f"chain {chain_id!r} is {chain.status.value}; only a failed or cancelled chain "
-                "can be retried"
-            )
+        chain = retryable(chain_id, drive(state.get_chain(tx=tx, chain_id=chain_id)))
         job = drive(state.resume_job(tx=tx, job_id=chain.last_job_id))
         batch = PendingNotifications()
         batch.scheduled[job.queue] += 1
         self._after_commit(batch)
-        return dataclasses.replace(
-            chain,
-            status=job.status,
-            output=None,
-            error=job.error,
-            updated_at=job.updated_at,
-            completed_at=None,
-        )
+        return resumed(chain, job)
 
     def complete_job(
         self,
@@ -345,8 +328,8 @@ class SyncClient:
         ValidationError subclasses before anything is written."""
         job_id = check_text("job_id", job_id)
         has_output = output is not _NO_OUTPUT
-        tx = self._tx(conn)
         check_settlement(has_output, continue_with)
+        tx = self._tx(conn)
         state = self.app.state
         job = drive(state.get_job(tx=tx, job_id=job_id))
         text, next_job = settlement(
