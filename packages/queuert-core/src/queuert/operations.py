@@ -45,7 +45,16 @@ def check_time(value: object, name: str) -> datetime:
 async def retry_chain(app: Queuert[Any], chain_id: str, tx: Any) -> ChainRecord:
     check_id(chain_id, "chain_id")
     caller, tx = tx, await app._caller_tx(tx)
-    chain = await app.state.get_chain(tx=tx, chain_id=chain_id)
+    chain = retryable(chain_id, await app.state.get_chain(tx=tx, chain_id=chain_id))
+    job = await app.state.resume_job(tx=tx, job_id=chain.last_job_id)
+    await _announce(app, caller, scheduled=[job.queue])
+    return resumed(chain, job)
+
+
+def retryable(chain_id: str, chain: ChainRecord | None) -> ChainRecord:
+    """``chain`` (read by id ``chain_id``) when it can be retried; raises
+    JobNotFoundError for a missing chain and JobStateError for one that did not fail
+    and was not cancelled."""
     if chain is None:
         raise JobNotFoundError(f"no chain has id {validation.show(chain_id)}")
     if chain.status not in (JobStatus.FAILED, JobStatus.CANCELLED):
@@ -53,9 +62,11 @@ async def retry_chain(app: Queuert[Any], chain_id: str, tx: Any) -> ChainRecord:
             f"chain {chain_id!r} is {chain.status.value}; only a failed or cancelled chain "
             "can be retried"
         )
-    job = await app.state.resume_job(tx=tx, job_id=chain.last_job_id)
-    await _announce(app, caller, scheduled=[job.queue])
-    # The chain as the resume left it (a worker may take it at once).
+    return chain
+
+
+def resumed(chain: ChainRecord, job: JobRecord) -> ChainRecord:
+    """The chain as resuming its last job ``job`` left it (a worker may take it at once)."""
     return dataclasses.replace(
         chain,
         status=job.status,
@@ -95,9 +106,40 @@ async def complete_job(
 ) -> JobRecord:
     check_id(job_id, "job_id")
     caller, tx = tx, await app._caller_tx(tx)
+    check_settlement(has_output, continue_with)
+    job = await app.state.get_job(tx=tx, job_id=job_id)
+    text, next_job = settlement(app, job_id, job, output, has_output, continue_with)
+    settled = await app.state.settle_job(tx=tx, job_id=job_id, output=text, next_job=next_job)
+    lost = [] if settled.revoked_lease is None else [settled.revoked_lease.job_id]
+    app.metrics.incr("jobs.completed_outside")
+    if next_job is not None:
+        await _announce(app, caller, scheduled=[next_job.queue], lease_lost=lost)
+    else:
+        await _announce(app, caller, completed=[settled.job.chain_id], lease_lost=lost)
+    return settled.job
+
+
+def check_settlement(
+    has_output: bool, continue_with: tuple[QueueDef[Any, Any], Any] | None
+) -> None:
+    """Raise ValidationError unless exactly one of an output and a continuation is given."""
     if has_output == (continue_with is not None):
         raise ValidationError("complete_job takes exactly one of output= and continue_with=")
-    job = await app.state.get_job(tx=tx, job_id=job_id)
+
+
+def settlement(
+    app: Queuert[Any],
+    job_id: str,
+    job: JobRecord | None,
+    output: object,
+    has_output: bool,
+    continue_with: tuple[QueueDef[Any, Any], Any] | None,
+) -> tuple[str | None, NewJob | None]:
+    """What completing ``job`` (read by id ``job_id``) from outside a worker writes:
+    the encoded output, or the next job of ``continue_with=(queue, input)``. Raises
+    JobNotFoundError for a missing job and ValidationError subclasses for a bad
+    output or continuation; reads and writes nothing."""
+    check_settlement(has_output, continue_with)
     if job is None:
         raise JobNotFoundError(f"no job has id {validation.show(job_id)}")
     chain = app.chains.get(job.chain_name)
@@ -105,41 +147,31 @@ async def complete_job(
         raise UnknownQueueError(
             f"job {job_id!r} is of queue {job.queue!r}, which is not part of any registered chain"
         )
-    text: str | None = None
-    next_job: NewJob | None = None
-    if continue_with is not None:
-        if not isinstance(continue_with, tuple) or len(continue_with) != 2:
-            raise ValidationError(
-                f"continue_with must be a (queue, input) pair, got {str(continue_with)[:80]!r}"
-            )
-        queue, value = continue_with
-        if not isinstance(queue, QueueDef) or app.queues.get(queue.name) is not queue:
-            raise UnknownQueueError(f"queue {queue!r} is not part of any registered chain")
-        if queue.chain_name != chain.name:
-            raise ForeignQueueError(
-                f"job {job_id} of chain {chain.name!r} cannot continue with queue "
-                f"{queue.name!r} of chain {queue.chain_name!r}"
-            )
-        next_job = NewJob(
-            id=new_id(),
-            chain_id=job.chain_id,
-            chain_name=job.chain_name,
-            queue=queue.name,
-            position=job.position + 1,
-            input=queue.input_codec.encode(value),
-            max_attempts=queue.retry.max_attempts,
-            priority=queue.priority,
+    if continue_with is None:
+        return chain.output_codec.encode(output), None
+    if not isinstance(continue_with, tuple) or len(continue_with) != 2:
+        raise ValidationError(
+            f"continue_with must be a (queue, input) pair, got {str(continue_with)[:80]!r}"
         )
-    else:
-        text = chain.output_codec.encode(output)
-    settled = await app.state.settle_job(tx=tx, job_id=job_id, output=text, next_job=next_job)
-    lost = [] if settled.revoked_lease is None else [settled.revoked_lease.job_id]
-    app.metrics.incr("jobs.completed_outside")
-    if next_job is not None:
-        await _announce(app, caller, scheduled=[next_job.queue], lease_lost=lost)
-    else:
-        await _announce(app, caller, completed=[job.chain_id], lease_lost=lost)
-    return settled.job
+    queue, value = continue_with
+    if not isinstance(queue, QueueDef) or app.queues.get(queue.name) is not queue:
+        raise UnknownQueueError(f"queue {queue!r} is not part of any registered chain")
+    if queue.chain_name != chain.name:
+        raise ForeignQueueError(
+            f"job {job_id} of chain {chain.name!r} cannot continue with queue "
+            f"{queue.name!r} of chain {queue.chain_name!r}"
+        )
+    next_job = NewJob(
+        id=new_id(),
+        chain_id=job.chain_id,
+        chain_name=job.chain_name,
+        queue=queue.name,
+        position=job.position + 1,
+        input=queue.input_codec.encode(value),
+        max_attempts=queue.retry.max_attempts,
+        priority=queue.priority,
+    )
+    return None, next_job
 
 
 def check_statuses(statuses: Iterable[JobStatus | str] | str) -> tuple[JobStatus, ...]:
