@@ -18,7 +18,9 @@ from django.db import transaction
 
 from queuert.client import ChainHandle
 from queuert.definitions import ChainDef
+from queuert.errors import UnknownChainError
 from queuert.records import ChainRecord, DedupScope
+from queuert.validation import show
 from queuert_django import database
 from queuert_django.sync_client import client
 
@@ -73,6 +75,11 @@ def enqueue_job_chains(
     """Start one chain per input in one batch write; the contract of
     :func:`enqueue_job_chain`. Every input is validated before anything is written."""
     sync, alias = client()
+    if not isinstance(chain, ChainDef) or sync.app.chains.get(chain.name) is not chain:
+        raise UnknownChainError(
+            f"chain {show(getattr(chain, 'name', chain))} is not in the chains of "
+            "QUEUERT['CHAINS'] (nor a django.tasks queue)"
+        )
     with transaction.atomic(using=alias):
         conn = database.driver_connection(database.wrapper(alias))
         return sync.enqueue_job_chains(

@@ -10,48 +10,14 @@ prints the adapter's DDL (``schema_sql``) instead, for teams whose DBA applies i
 
 from __future__ import annotations
 
-import asyncio
-import threading
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
-
 from django.db.backends.base.schema import BaseDatabaseSchemaEditor
 from django.db.migrations.operations.base import Operation
 from django.db.migrations.state import ProjectState
 
 from queuert import urls
 from queuert_django import database
+from queuert_django.aio import run_async
 from queuert_django.conf import config
-
-T = TypeVar("T")
-
-
-def run_async(make: Callable[[], Awaitable[T]]) -> T:
-    """Run the coroutine ``make()`` returns to its end from synchronous code: on this
-    thread when it runs no event loop, else on a thread of its own (waiting for it)."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(_awaited(make))
-    box: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            box["value"] = asyncio.run(_awaited(make))
-        except BaseException as exc:
-            box["error"] = exc
-
-    thread = threading.Thread(target=target, name="queuert-django-migrate")
-    thread.start()
-    thread.join()
-    if "error" in box:
-        raise box["error"]
-    return box["value"]  # type: ignore[no-any-return]
-
-
-async def _awaited(make: Callable[[], Awaitable[T]]) -> T:
-    return await make()
-
 
 async def _migrate(url: str) -> None:
     state = await urls.state_from_url(url)

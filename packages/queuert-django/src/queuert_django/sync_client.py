@@ -13,7 +13,7 @@ from django.db import transaction
 
 from queuert.client import Queuert
 from queuert_django import database, registry
-from queuert_django.adapters import notify_adapter, state_adapter
+from queuert_django.adapters import configured_adapters
 from queuert_django.conf import config
 
 if TYPE_CHECKING:
@@ -36,7 +36,8 @@ def client() -> tuple[SyncClient, str]:
     with _lock:
         found = _clients.get(key)
         if found is None:
-            app = Queuert(state=state_adapter(state), notify=notify_adapter(notify), chains=chains)
+            state_adapter, notify_adapter = configured_adapters(state, notify)
+            app = Queuert(state=state_adapter, notify=notify_adapter, chains=chains)
             alias = cfg.database
 
             def on_commit(send: Callable[[], None]) -> None:
