@@ -38,6 +38,7 @@ from queuert.ports.notify import (
     Subscription,
 )
 from queuert.ports.state import StateAdapter, Tx
+from queuert.ports.sync import SyncPublisher
 from queuert.records import (
     BlockerRecord,
     ChainFilter,
@@ -384,6 +385,9 @@ class InstrumentedState(StateAdapter[Tx]):
 
     async def caller_transaction(self, tx: object) -> Tx:
         return await self.inner.caller_transaction(tx)
+
+    def sync_transaction(self, conn: object) -> Tx:
+        return self.inner.sync_transaction(conn)
 
     async def revoke_chain(self, *, tx: Tx | None, chain_id: str) -> RevokedChain:
         revoked = await self._call(
@@ -737,3 +741,6 @@ class InstrumentedNotify(NotifyAdapter):
             if late:
                 await asyncio.wait(late)
         await self.inner.close()
+
+    def sync_publisher(self) -> SyncPublisher | None:
+        return self.inner.sync_publisher()

@@ -95,9 +95,40 @@ async def complete_job(
 ) -> JobRecord:
     check_id(job_id, "job_id")
     caller, tx = tx, await app._caller_tx(tx)
+    check_settlement(has_output, continue_with)
+    job = await app.state.get_job(tx=tx, job_id=job_id)
+    text, next_job = settlement(app, job_id, job, output, has_output, continue_with)
+    settled = await app.state.settle_job(tx=tx, job_id=job_id, output=text, next_job=next_job)
+    lost = [] if settled.revoked_lease is None else [settled.revoked_lease.job_id]
+    app.metrics.incr("jobs.completed_outside")
+    if next_job is not None:
+        await _announce(app, caller, scheduled=[next_job.queue], lease_lost=lost)
+    else:
+        await _announce(app, caller, completed=[settled.job.chain_id], lease_lost=lost)
+    return settled.job
+
+
+def check_settlement(
+    has_output: bool, continue_with: tuple[QueueDef[Any, Any], Any] | None
+) -> None:
+    """Raise ValidationError unless exactly one of an output and a continuation is given."""
     if has_output == (continue_with is not None):
         raise ValidationError("complete_job takes exactly one of output= and continue_with=")
-    job = await app.state.get_job(tx=tx, job_id=job_id)
+
+
+def settlement(
+    app: Queuert[Any],
+    job_id: str,
+    job: JobRecord | None,
+    output: object,
+    has_output: bool,
+    continue_with: tuple[QueueDef[Any, Any], Any] | None,
+) -> tuple[str | None, NewJob | None]:
+    """What completing ``job`` (read by id ``job_id``) from outside a worker writes:
+    the encoded output, or the next job of ``continue_with=(queue, input)``. Raises
+    JobNotFoundError for a missing job and ValidationError subclasses for a bad
+    output or continuation; reads and writes nothing."""
+    check_settlement(has_output, continue_with)
     if job is None:
         raise JobNotFoundError(f"no job has id {validation.show(job_id)}")
     chain = app.chains.get(job.chain_name)
@@ -105,41 +136,31 @@ async def complete_job(
         raise UnknownQueueError(
             f"job {job_id!r} is of queue {job.queue!r}, which is not part of any registered chain"
         )
-    text: str | None = None
-    next_job: NewJob | None = None
-    if continue_with is not None:
-        if not isinstance(continue_with, tuple) or len(continue_with) != 2:
-            raise ValidationError(
-                f"continue_with must be a (queue, input) pair, got {str(continue_with)[:80]!r}"
-            )
-        queue, value = continue_with
-        if not isinstance(queue, QueueDef) or app.queues.get(queue.name) is not queue:
-            raise UnknownQueueError(f"queue {queue!r} is not part of any registered chain")
-        if queue.chain_name != chain.name:
-            raise ForeignQueueError(
-                f"job {job_id} of chain {chain.name!r} cannot continue with queue "
-                f"{queue.name!r} of chain {queue.chain_name!r}"
-            )
-        next_job = NewJob(
-            id=new_id(),
-            chain_id=job.chain_id,
-            chain_name=job.chain_name,
-            queue=queue.name,
-            position=job.position + 1,
-            input=queue.input_codec.encode(value),
-            max_attempts=queue.retry.max_attempts,
-            priority=queue.priority,
+    if continue_with is None:
+        return chain.output_codec.encode(output), None
+    if not isinstance(continue_with, tuple) or len(continue_with) != 2:
+        raise ValidationError(
+            f"continue_with must be a (queue, input) pair, got {str(continue_with)[:80]!r}"
         )
-    else:
-        text = chain.output_codec.encode(output)
-    settled = await app.state.settle_job(tx=tx, job_id=job_id, output=text, next_job=next_job)
-    lost = [] if settled.revoked_lease is None else [settled.revoked_lease.job_id]
-    app.metrics.incr("jobs.completed_outside")
-    if next_job is not None:
-        await _announce(app, caller, scheduled=[next_job.queue], lease_lost=lost)
-    else:
-        await _announce(app, caller, completed=[job.chain_id], lease_lost=lost)
-    return settled.job
+    queue, value = continue_with
+    if not isinstance(queue, QueueDef) or app.queues.get(queue.name) is not queue:
+        raise UnknownQueueError(f"queue {queue!r} is not part of any registered chain")
+    if queue.chain_name != chain.name:
+        raise ForeignQueueError(
+            f"job {job_id} of chain {chain.name!r} cannot continue with queue "
+            f"{queue.name!r} of chain {queue.chain_name!r}"
+        )
+    next_job = NewJob(
+        id=new_id(),
+        chain_id=job.chain_id,
+        chain_name=job.chain_name,
+        queue=queue.name,
+        position=job.position + 1,
+        input=queue.input_codec.encode(value),
+        max_attempts=queue.retry.max_attempts,
+        priority=queue.priority,
+    )
+    return None, next_job
 
 
 def check_statuses(statuses: Iterable[JobStatus | str] | str) -> tuple[JobStatus, ...]:

@@ -15,7 +15,13 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 
 from queuert import sqlalchemy_tx
-from queuert.errors import AdapterError, QueuertError, TransientStateError
+from queuert.errors import (
+    AdapterError,
+    InvalidTransactionError,
+    QueuertError,
+    TransientStateError,
+)
+from queuert.ports.state import describe_transaction
 from queuert_postgres.connections import PostgresTx
 from queuert_postgres.driver_errors import DRIVER_ERRORS, translate
 
@@ -87,6 +93,20 @@ async def caller_connection(adapter: PostgresStateAdapter, tx: object) -> Postgr
             f"adapter's ({ours[0]!r})",
         )
     return driver  # type: ignore[no-any-return]
+
+
+def sync_connection(adapter: PostgresStateAdapter, conn: object) -> PostgresTx:
+    """A caller's synchronous psycopg ``Connection`` as the executor the adapter's
+    operations run on without an event loop; psycopg is optional, so without it no
+    object is one (:class:`~queuert.errors.InvalidTransactionError`)."""
+    try:
+        from queuert_postgres.psycopg_sync import sync_transaction
+    except ImportError:
+        raise InvalidTransactionError(
+            f"{describe_transaction(conn)} is not a psycopg Connection (queuert.sync on "
+            "PostgreSQL takes one: install queuert-postgres[psycopg])"
+        ) from None
+    return sync_transaction(adapter, conn)
 
 
 def _is_psycopg(tx: object) -> bool:

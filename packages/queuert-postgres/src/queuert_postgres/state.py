@@ -56,7 +56,7 @@ from queuert.urls import redact_message
 from queuert_postgres import control_ops as postgres_control
 from queuert_postgres import migrations, tx_checks
 from queuert_postgres.blockers import BlockerStatements
-from queuert_postgres.caller_tx import caller_connection
+from queuert_postgres.caller_tx import caller_connection, sync_connection
 from queuert_postgres.connections import (
     LendingConnection,
     PostgresTx,
@@ -878,6 +878,11 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
         ``AsyncConnection`` (``postgresql+asyncpg``) of this database as its asyncpg
         connection, in its transaction (see :mod:`queuert_postgres.caller_tx`)."""
         return await caller_connection(self, tx)
+
+    def sync_transaction(self, conn: object) -> PostgresTx:
+        """A psycopg 3 ``Connection`` (the ``psycopg`` extra) in its transaction, for
+        :mod:`queuert.sync` (see :mod:`queuert_postgres.psycopg_sync`)."""
+        return sync_connection(self, conn)
 
     # -- control from outside a worker (SQL in queuert_postgres.control) -----------------
 

@@ -67,6 +67,7 @@ from queuert_sqlite.errors import schema_missing
 from queuert_sqlite.migrations import MIGRATIONS, SCHEMA_VERSION
 from queuert_sqlite.rows import acquisition_order, chain_from_row, job_from_row
 from queuert_sqlite.statements import JOB_COLUMNS, MAX_MERGED_QUEUES, Statements
+from queuert_sqlite.sync_tx import sync_transaction
 
 _PREFIX = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _LEASE_EXPIRED_JSON = LEASE_EXPIRED_ERROR.to_json()
@@ -622,6 +623,11 @@ class SqliteStateAdapter(StateAdapter[aiosqlite.Connection]):
         aiosqlite connection, in its transaction (see
         :mod:`queuert_sqlite.caller_tx`)."""
         return await caller_connection(self, tx)
+
+    def sync_transaction(self, conn: object) -> Connection:
+        """A ``sqlite3.Connection`` on this database file, in its transaction, for
+        :mod:`queuert.sync` (see :mod:`queuert_sqlite.sync_tx`)."""
+        return sync_transaction(self, conn)
 
     # -- control from outside a worker (statements in queuert_sqlite.control) -----------
 

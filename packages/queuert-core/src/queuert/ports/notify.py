@@ -16,6 +16,10 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from queuert.ports.sync import SyncPublisher
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,3 +104,9 @@ class NotifyAdapter(ABC):
     @abstractmethod
     async def close(self) -> None:
         """Stop every subscription and release connections. Idempotent."""
+
+    def sync_publisher(self) -> SyncPublisher | None:
+        """A publisher of this adapter's signals for synchronous callers (see
+        :mod:`queuert.ports.sync`), or ``None`` when it has none (the default): their
+        signals are then not sent, and workers find the jobs at their next poll."""
+        return None

@@ -290,6 +290,19 @@ class StateAdapter(ABC, Generic[Tx]):
             )
         return tx  # type: ignore[return-value]
 
+    def sync_transaction(self, conn: object) -> Tx:
+        """The caller's *synchronous* driver connection (a psycopg ``Connection``, a
+        ``sqlite3.Connection``, ...) as a ``Tx`` on which this adapter's operations
+        run inside that connection's current transaction and never suspend, so that
+        :mod:`queuert.sync` can run them without an event loop (see
+        :mod:`queuert.ports.sync`). Sends nothing to the database except, where the
+        driver begins transactions implicitly and none is open yet, the ``BEGIN`` it
+        would send itself. Raises :class:`~queuert.errors.InvalidTransactionError` for
+        an object of another type and :class:`~queuert.errors.TransactionClosedError`
+        for a closed connection or one in autocommit mode. The default raises
+        :class:`~queuert.errors.UnsupportedOperationError`."""
+        raise self._unsupported("sync_transaction")
+
     # -- control from outside a worker (optional: the defaults raise) ------------------
 
     def _unsupported(self, operation: str) -> UnsupportedOperationError:
