@@ -46,16 +46,24 @@ def rolled_back() -> dict[str, Any]:
     }
 
 
-def _run_worker_until(chain_ids: list[str]) -> None:
-    """Run the project's worker (QUEUERT["WORKER"]) until every chain has ended."""
+def _run_worker_until(chains: list[tuple[str, str]]) -> None:
+    """Run the project's worker (QUEUERT["WORKER"]) until every chain, given as
+    (chain name, chain id), has ended."""
+    import queuert
     from tests.django.project.shop.jobs import worker
 
     async def main() -> None:
         running = await worker()
         try:
             async with running:
-                for chain_id in chain_ids:
-                    await running.app.wait_for_chain(chain_id, timeout=TIMEOUT_S)
+                for name, chain_id in chains:
+                    handle = queuert.ChainHandle(chain_id, running.app.chains[name])
+                    try:
+                        await running.app.wait_for_chain(
+                            handle, timeout=TIMEOUT_S, poll_interval=0.05
+                        )
+                    except queuert.ChainFailedError:
+                        pass  # read back below
         finally:
             await running.app.close()
 
@@ -69,7 +77,7 @@ def worker_runs_chain() -> dict[str, Any]:
     from tests.django.project.shop.models import Image
 
     image, chain_id = upload("cat.png")
-    _run_worker_until([chain_id])
+    _run_worker_until([("process-image", chain_id)])
     record = queuert_django.get_chain(chain_id)
     assert record is not None
     return {
@@ -103,7 +111,8 @@ def tasks_run() -> dict[str, Any]:
             raise RuntimeError("rolled back")
     except RuntimeError:
         pass
-    _run_worker_until([added.id, renamed.id, failed.id])
+    default = "django-task.default"
+    _run_worker_until([(default, added.id), (default, renamed.id), (default, failed.id)])
     added.refresh()
     renamed.refresh()
     failed.refresh()
