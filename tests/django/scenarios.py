@@ -6,6 +6,7 @@ of JSON with what it observed, for the test to check."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 from collections.abc import Callable
@@ -58,12 +59,10 @@ def _run_worker_until(chains: list[tuple[str, str]]) -> None:
             async with running:
                 for name, chain_id in chains:
                     handle = queuert.ChainHandle(chain_id, running.app.chains[name])
-                    try:
+                    with contextlib.suppress(queuert.ChainFailedError):  # read back below
                         await running.app.wait_for_chain(
                             handle, timeout=TIMEOUT_S, poll_interval=0.05
                         )
-                    except queuert.ChainFailedError:
-                        pass  # read back below
         finally:
             await running.app.close()
 

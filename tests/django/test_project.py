@@ -12,11 +12,13 @@ import pytest
 
 pytest.importorskip("django.tasks", reason="Django 6 (Python 3.12): hatch run django:test")
 
-from tests.django.helpers import migrate, project_database, run, scenario  # noqa: E402
+from tests.django.helpers import migrate, project_database, run, scenario
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def project(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+def project(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, str]]:
     """A migrated database for the module's scenarios."""
     with project_database(request.param, tmp_path_factory.mktemp("django")) as env:
         migrate(env)

@@ -19,6 +19,7 @@ from queuert_django import database
 from queuert_django.aio import run_async
 from queuert_django.conf import config
 
+
 async def _migrate(url: str) -> None:
     state = await urls.state_from_url(url)
     try:

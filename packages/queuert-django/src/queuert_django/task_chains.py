@@ -22,9 +22,9 @@ from django.tasks import Task, TaskContext, TaskResult, TaskResultStatus
 from django.utils.json import normalize_json
 from django.utils.module_loading import import_string
 
+from queuert.context import JobContext
 from queuert.definitions import ChainDef, chain
 from queuert.errors import ConfigurationError, NonRetryableError
-from queuert.context import JobContext
 from queuert.job import Job
 from queuert.retry import RetryPolicy
 from queuert.worker import Worker
@@ -127,7 +127,7 @@ def register_task_handlers(worker: Worker[Any]) -> None:
             worker.handler(chain_def)(run_task)
 
 
-def load_task(path: str) -> Task:
+def load_task(path: str) -> Task[Any, Any]:
     """The task object at ``path``. Raises NonRetryableError when it is gone (a
     deployment removed or renamed it): no later attempt would find it."""
     try:
@@ -157,7 +157,7 @@ async def run_task(job: Job[TaskCall], ctx: JobContext[Any, Any]) -> Any:
     task = load_task(call.task)
     args: list[Any] = list(call.args)
     if task.takes_context:
-        result = TaskResult(
+        result: TaskResult[Any, Any] = TaskResult(
             task=task,
             id=job.chain_id,
             status=TaskResultStatus.RUNNING,

@@ -19,7 +19,7 @@ run again, with queuert's exponential backoff.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from django.tasks import Task, TaskResult, TaskResultStatus
 from django.tasks.backends.base import BaseTaskBackend
@@ -62,22 +62,23 @@ class QueuertBackend(BaseTaskBackend):
         super().__init__(alias, params)
         self.max_attempts = max_attempts_of(params)
 
-    def validate_task(self, task: Task) -> None:
+    def validate_task(self, task: Task[Any, Any]) -> None:
         super().validate_task(task)
         if not valid_queue_name(task.queue_name):
             raise InvalidTask(
                 f"queue name {task.queue_name[:100]!r} must be letters, digits, '_', '.' or '-'"
             )
 
-    def enqueue(self, task: Task, args: Any, kwargs: Any) -> TaskResult:
+    def enqueue(self, task: Task[Any, Any], args: Any, kwargs: Any) -> TaskResult[Any, Any]:
         """Start the task's chain in the current transaction of the queuert database
         (it runs once that commits). Raises InvalidTask for a task this backend
         cannot run, and a queuert error for arguments that are not JSON."""
         self.validate_task(task)
         call = TaskCall(
             task=task.module_path,
-            args=normalize_json(list(args)),
-            kwargs=normalize_json(dict(kwargs)),
+            # Django normalises them the same way (tuples become lists, ...).
+            args=cast(list[Any], normalize_json(list(args))),
+            kwargs=cast(dict[str, Any], normalize_json(dict(kwargs))),
             backend=self.alias,
         )
         handle = calls.enqueue_job_chain(
@@ -86,7 +87,7 @@ class QueuertBackend(BaseTaskBackend):
             priority=task.priority,
             start_at=task.run_after,
         )
-        result = TaskResult(
+        result: TaskResult[Any, Any] = TaskResult(
             task=task,
             id=handle.id,
             status=TaskResultStatus.READY,
@@ -103,7 +104,7 @@ class QueuertBackend(BaseTaskBackend):
         task_enqueued.send(type(self), task_result=result)
         return result
 
-    def get_result(self, result_id: str) -> TaskResult:
+    def get_result(self, result_id: str) -> TaskResult[Any, Any]:
         """The task's result as its chain holds it now. Raises TaskResultDoesNotExist
         for an id that is no task's chain."""
         try:
@@ -115,7 +116,7 @@ class QueuertBackend(BaseTaskBackend):
         return _result(record)
 
 
-def _result(record: ChainRecord) -> TaskResult:
+def _result(record: ChainRecord) -> TaskResult[Any, Any]:
     data = record.input_value()
     call = TaskCall(
         task=str(data.get("task", "")),
@@ -142,7 +143,7 @@ def _result(record: ChainRecord) -> TaskResult:
                 traceback=record.error.traceback or record.error.message,
             )
         )
-    result = TaskResult(
+    result: TaskResult[Any, Any] = TaskResult(
         task=task,
         id=record.id,
         status=status,

@@ -6,8 +6,8 @@ from django.db import models
 
 
 class Image(models.Model):
-    name = models.CharField(max_length=200)
-    processed = models.BooleanField(default=False)
+    name: models.CharField[str, str] = models.CharField(max_length=200)
+    processed: models.BooleanField[bool, bool] = models.BooleanField(default=False)
 
     class Meta:
         app_label = "shop"

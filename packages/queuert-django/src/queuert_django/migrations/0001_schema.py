@@ -10,5 +10,5 @@ class Migration(migrations.Migration):
     # connection must hold no transaction (and, on SQLite, no lock) meanwhile.
     atomic = False
     initial = True
-    dependencies: list[tuple[str, str]] = []
+    dependencies = []
     operations = [ApplySchema()]
