@@ -57,6 +57,18 @@ def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def start(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+    """``python -m django ARGS`` started in the background."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "django", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def migrate(env: dict[str, str]) -> None:
     done = run(env, "migrate", "--no-input")
     assert done.returncode == 0, done.stderr

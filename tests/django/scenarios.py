@@ -133,10 +133,121 @@ def tasks_run() -> dict[str, Any]:
     }
 
 
+def upload_and_wait() -> dict[str, Any]:
+    """Upload an image and wait until a worker of another process has run its chain."""
+    import time
+
+    import queuert_django
+    from tests.django.project.shop.jobs import upload
+    from tests.django.project.shop.models import Image
+
+    image, chain_id = upload("remote.png")
+    deadline = time.monotonic() + TIMEOUT_S
+    record = queuert_django.get_chain(chain_id)
+    while record is not None and record.status != "completed" and time.monotonic() < deadline:
+        time.sleep(0.05)
+        record = queuert_django.get_chain(chain_id)
+    return {
+        "status": None if record is None else record.status,
+        "processed": Image.objects.get(pk=image.pk).processed,
+    }
+
+
+def operations() -> dict[str, Any]:
+    """cancel_chain and retry_chain beside enqueue_job_chain; a chain the settings do
+    not list is refused before anything is written."""
+    import queuert
+    import queuert_django
+    from tests.django.project.shop.jobs import ImageInput, upload
+    from tests.django.project.shop.models import Image
+
+    _image, chain_id = upload("cancel-me.png")
+    cancelled = queuert_django.cancel_chain(chain_id).status
+    retried = queuert_django.retry_chain(chain_id).status
+    stray = queuert.chain("not-listed", input=ImageInput, output=ImageInput)
+    try:
+        queuert_django.enqueue_job_chain(stray, ImageInput(1))
+        refused = ""
+    except queuert.UnknownChainError as exc:
+        refused = str(exc)
+    try:
+        queuert_django.cancel_chain("no-such-chain")
+        unknown = ""
+    except queuert.QueuertError as exc:
+        unknown = type(exc).__name__
+    return {
+        "cancelled": cancelled,
+        "retried": retried,
+        "refused": refused,
+        "unknown": unknown,
+        "images": Image.objects.count(),
+    }
+
+
+def urls() -> dict[str, Any]:
+    """The adapter URLs built from DATABASES entries."""
+    from queuert_django.conf import Config
+    from queuert_django.database import url_from_settings
+
+    def url_of(entry: dict[str, Any], **queuert: Any) -> str:
+        vendor = "sqlite" if "sqlite" in entry["ENGINE"] else "postgresql"
+        cfg = Config(schema=queuert.get("SCHEMA"), table_prefix=queuert.get("TABLE_PREFIX", ""))
+        return url_from_settings(entry, vendor=vendor, alias="default", cfg=cfg)
+
+    pg = {"ENGINE": "django.db.backends.postgresql", "NAME": "shop", "USER": "app"}
+    return {
+        "password": url_of({**pg, "PASSWORD": "p@ss:w/rd", "HOST": "db.internal", "PORT": 6432}),
+        "socket": url_of({**pg, "HOST": "/var/run/postgresql", "PORT": "5433"}),
+        "options": url_of(
+            {**pg, "HOST": "::1", "OPTIONS": {"sslmode": "require"}},
+            SCHEMA="jobs",
+            TABLE_PREFIX="q_",
+        ),
+        "sqlite": url_of({"ENGINE": "django.db.backends.sqlite3", "NAME": "/srv/app/db.sqlite3"}),
+    }
+
+
+def bad_settings() -> dict[str, Any]:
+    """A bad QUEUERT setting or database is a ConfigurationError naming it."""
+    from django.test import override_settings
+
+    import queuert
+    from queuert_django import state_url
+    from queuert_django.conf import Config
+    from queuert_django.database import url_from_settings
+
+    found: dict[str, Any] = {}
+    cases: dict[str, dict[str, Any]] = {
+        "unknown_key": {"QUEUERT": {"DATABSE": "default"}},
+        "missing_alias": {"QUEUERT": {"DATABASE": "jobs"}},
+        "bad_chains": {"QUEUERT": {"CHAINS": "nocolon"}},
+        "not_a_dict": {"QUEUERT": ["default"]},
+    }
+    for name, changes in cases.items():
+        with override_settings(**changes):
+            try:
+                found[name] = state_url()
+            except queuert.ConfigurationError as exc:
+                found[name] = str(exc)
+    for name, entry, vendor in [
+        ("memory", {"NAME": ":memory:"}, "sqlite"),
+        ("mysql", {"NAME": "shop"}, "mysql"),
+    ]:
+        try:
+            found[name] = url_from_settings(entry, vendor=vendor, alias="default", cfg=Config())
+        except queuert.ConfigurationError as exc:
+            found[name] = str(exc)
+    return found
+
+
 SCENARIOS: dict[str, Callable[[], dict[str, Any]]] = {
     "rolled_back": rolled_back,
     "worker_runs_chain": worker_runs_chain,
     "tasks_run": tasks_run,
+    "operations": operations,
+    "upload_and_wait": upload_and_wait,
+    "urls": urls,
+    "bad_settings": bad_settings,
 }
 
 

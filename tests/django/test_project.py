@@ -5,6 +5,8 @@ them, and django.tasks tasks run on queuert workers."""
 from __future__ import annotations
 
 import json
+import signal
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +14,20 @@ import pytest
 
 pytest.importorskip("django.tasks", reason="Django 6 (Python 3.12): hatch run django:test")
 
-from tests.django.helpers import migrate, project_database, run, scenario
+from tests.django.helpers import (
+    COMMAND_TIMEOUT_S,
+    migrate,
+    project_database,
+    run,
+    scenario,
+    start,
+)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -78,3 +93,55 @@ def test_django_tasks_run_on_a_worker(project: dict[str, str]) -> None:
     assert seen["failed"] == [True, ["builtins.ValueError"]]
     assert seen["same_task"] is True
     assert seen["lost_exists"] is False
+
+
+def test_cancel_retry_and_unlisted_chains(project: dict[str, str]) -> None:
+    seen = scenario(project, "operations")
+    assert seen["cancelled"] == "cancelled"
+    assert seen["retried"] == "pending"
+    assert "'not-listed'" in seen["refused"] and "QUEUERT['CHAINS']" in seen["refused"]
+    assert seen["unknown"] == "JobNotFoundError"
+
+
+def test_manage_py_queuert_worker_runs_chains(project: dict[str, str]) -> None:
+    worker = start(project, "queuert", "worker", "--concurrency", "2")
+    try:
+        seen = scenario(project, "upload_and_wait")
+        assert seen == {"status": "completed", "processed": True}
+    finally:
+        worker.send_signal(signal.SIGTERM)  # a graceful stop
+        _out, err = worker.communicate(timeout=COMMAND_TIMEOUT_S)
+    assert worker.returncode == 0, err[-2000:]
+
+
+def test_urls_from_database_settings(tmp_path: Path) -> None:
+    with project_database("sqlite", tmp_path) as env:
+        seen = scenario(env, "urls")
+    assert seen == {
+        "password": "postgresql://app:p%40ss%3Aw%2Frd@db.internal:6432/shop",
+        "socket": "postgresql://app@/shop?host=%2Fvar%2Frun%2Fpostgresql&port=5433",
+        "options": "postgresql://app@[::1]/shop?table_prefix=q_&schema=jobs&sslmode=require",
+        "sqlite": "sqlite:////srv/app/db.sqlite3",
+    }
+
+
+def test_bad_settings_are_named(tmp_path: Path) -> None:
+    with project_database("sqlite", tmp_path) as env:
+        seen = scenario(env, "bad_settings")
+    assert "unknown key 'DATABSE'" in seen["unknown_key"]
+    assert "'jobs'" in seen["missing_alias"] and "DATABASES" in seen["missing_alias"]
+    assert "in memory" in seen["memory"]
+    assert "QUEUERT['CHAINS']" in seen["bad_chains"]
+    assert "must be a dict" in seen["not_a_dict"]
+    assert "'mysql'" in seen["mysql"]
+
+
+def test_command_errors_do_not_show_the_password(tmp_path: Path) -> None:
+    with project_database("postgresql", tmp_path) as env:
+        env["QUEUERT_TEST_DJANGO_PASSWORD"] = "s3cret-pw"
+        env["QUEUERT_TEST_DJANGO_PORT"] = str(free_port())  # nothing listens there
+        done = run(env, "queuert", "chains")
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: ")
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert "s3cret-pw" not in done.stderr + done.stdout

@@ -44,5 +44,8 @@ if _kind == "postgresql":
     }
     QUEUERT["NOTIFY"] = "database"  # LISTEN/NOTIFY on the same database
     # --8<-- [end:postgres]
+    # A password and another port, for the tests of error messages.
+    DATABASES["default"]["PASSWORD"] = os.environ.get("QUEUERT_TEST_DJANGO_PASSWORD", "")
+    DATABASES["default"]["PORT"] = os.environ.get("QUEUERT_TEST_DJANGO_PORT", "5432")
 else:
     DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": _name}}

@@ -61,23 +61,33 @@ def state_url(alias: str | None = None, *, cfg: Config | None = None) -> str:
     memory (workers run in other processes and could not see it)."""
     cfg = config() if cfg is None else cfg
     conn = wrapper(cfg.database if alias is None else alias)
-    params: dict[str, Any] = conn.settings_dict
+    return url_from_settings(conn.settings_dict, vendor=conn.vendor, alias=conn.alias, cfg=cfg)
+
+
+def url_from_settings(params: dict[str, Any], *, vendor: str, alias: str, cfg: Config) -> str:
+    """The state adapter URL of the ``DATABASES`` entry ``params`` of ``vendor``
+    (``postgresql`` or ``sqlite``); see :func:`state_url`."""
     query: dict[str, str] = {}
     if cfg.table_prefix:
         query["table_prefix"] = cfg.table_prefix
-    if conn.vendor == "sqlite":
+    if vendor == "sqlite":
         name = str(params.get("NAME") or "")
         if not name or name == ":memory:" or "mode=memory" in name:
             raise ConfigurationError(
-                f"database {conn.alias!r} is an SQLite database in memory; queuert's workers "
+                f"database {alias!r} is an SQLite database in memory; queuert's workers "
                 "run in other processes and need a database file"
             )
         if name.startswith("file:"):
             raise ConfigurationError(
-                f"database {conn.alias!r}: give the SQLite NAME as a path, not a file: URI"
+                f"database {alias!r}: give the SQLite NAME as a path, not a file: URI"
             )
         url = "sqlite:///" + quote(os.path.abspath(name))
         return f"{url}?{urlencode(query)}" if query else url
+    if vendor != "postgresql":
+        raise ConfigurationError(
+            f"database {alias!r} is on {vendor!r}; queuert runs on "
+            "Django's postgresql (psycopg 3) and sqlite3 backends"
+        )
     return _postgres_url(params, query, cfg)
 
 
