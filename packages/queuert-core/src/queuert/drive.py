@@ -19,11 +19,16 @@ from queuert.errors import AdapterError
 T = TypeVar("T")
 
 
+class SuspendedError(AdapterError):
+    """An operation run by :func:`drive` waited on the event loop."""
+
+
 def drive(operation: Coroutine[Any, Any, T]) -> T:
     """The result of ``operation``, run to its end without an event loop; its
-    exceptions propagate unchanged. Raises :class:`~queuert.errors.AdapterError`
-    when the operation suspends (it waited on something that needs an event loop:
-    the adapter's synchronous transaction does not cover that operation)."""
+    exceptions propagate unchanged. Raises :class:`SuspendedError` (an
+    :class:`~queuert.errors.AdapterError`) when the operation suspends: it waited on
+    something only an event loop could wake, which the adapter's synchronous
+    transaction does not cover."""
     try:
         operation.send(None)
     except StopIteration as done:
@@ -31,6 +36,6 @@ def drive(operation: Coroutine[Any, Any, T]) -> T:
         return result
     operation.close()
     name = getattr(operation, "__qualname__", type(operation).__name__)
-    raise AdapterError(
+    raise SuspendedError(
         f"{name} waited on the event loop; it cannot run on a synchronous connection"
     )

@@ -125,6 +125,29 @@ class SyncClient:
         notify = app.notify
         self._publisher = notify.sync_publisher() if notify is not None else None
 
+    @classmethod
+    def from_url(
+        cls,
+        *,
+        chains: Sequence[ChainDef[Any, Any]],
+        state: str | None = None,
+        notify: str | None = None,
+        on_commit: OnCommit | None = None,
+    ) -> SyncClient:
+        """A client for the adapters the URLs select (the URLs the workers use;
+        ``None`` reads ``QUEUERT_STATE_URL`` / ``QUEUERT_NOTIFY_URL``), built without
+        an event loop and without connecting (see :func:`queuert.urls.state_for_sync`):
+        the adapters serve only the synchronous calls, on the caller's connections.
+        Raises :class:`~queuert.errors.ConfigurationError` for a bad URL or a scheme
+        whose adapter is not installed or cannot be built this way, and
+        ValidationError for bad ``chains``."""
+        from queuert import urls
+
+        app = Queuert(
+            state=urls.state_for_sync(state), notify=urls.notify_for_sync(notify), chains=chains
+        )
+        return cls(app, on_commit=on_commit)
+
     # -- the caller's connection ---------------------------------------------------
 
     def _tx(self, conn: object) -> Any:

@@ -25,18 +25,25 @@ from __future__ import annotations
 import inspect
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from importlib.metadata import EntryPoint, PackageNotFoundError, distribution, entry_points
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import unquote, unquote_plus
 
+from queuert.drive import SuspendedError, drive
 from queuert.errors import ConfigurationError, QueuertError
 from queuert.ports.notify import NotifyAdapter
 from queuert.ports.state import StateAdapter
 from queuert.validation import clip, show
 
+T = TypeVar("T")
+
 STATE_GROUP = "queuert.state"
 NOTIFY_GROUP = "queuert.notify"
+SYNC_STATE_GROUP = "queuert.sync_state"
+"""Factories ``from_url(url) -> StateAdapter`` that build an adapter for
+:mod:`queuert.sync` without connecting, for schemes whose ``queuert.state``
+factory connects (see :func:`state_for_sync`)."""
 STATE_URL_ENV = "QUEUERT_STATE_URL"
 NOTIFY_URL_ENV = "QUEUERT_NOTIFY_URL"
 
@@ -103,6 +110,52 @@ async def notify_from_url(url: str | None = None) -> NotifyAdapter | None:
             f"{type(adapter).__name__}, not a NotifyAdapter"
         )
     return adapter
+
+
+def state_for_sync(url: str | None = None) -> StateAdapter[Any]:
+    """The state adapter for ``url`` (``None`` reads ``QUEUERT_STATE_URL``) as
+    :mod:`queuert.sync` uses it, built without an event loop and without connecting:
+    through the ``queuert.sync_state`` factory of the scheme when its distribution
+    registers one (PostgreSQL, whose usual factory opens a pool), else through its
+    ``queuert.state`` factory, which must then open nothing (SQLite, memory).
+
+    Raises :class:`~queuert.errors.ConfigurationError` as :func:`state_from_url`
+    does, and when the scheme's factory would connect."""
+    if url is None:
+        url = state_url_from_env()
+    group = SYNC_STATE_GROUP if _find(SYNC_STATE_GROUP, url_scheme(url)) else STATE_GROUP
+    adapter = _build_without_loop(group, url)
+    if not isinstance(adapter, StateAdapter):
+        raise ConfigurationError(
+            f"the {group!r} adapter for {redact_url(url)!r} returned "
+            f"{type(adapter).__name__}, not a StateAdapter"
+        )
+    return adapter
+
+
+def notify_for_sync(url: str | None = None) -> NotifyAdapter | None:
+    """The notify adapter for ``url`` as :func:`notify_from_url` builds it, without an
+    event loop: its factory must open nothing (those of ``queuert-redis-notify`` and
+    ``queuert-postgres`` do not). :mod:`queuert.sync` uses it for its configuration
+    and its :meth:`~queuert.ports.notify.NotifyAdapter.sync_publisher`. Raises
+    :class:`~queuert.errors.ConfigurationError` as :func:`notify_from_url` does, and
+    when the factory would connect."""
+    notify: NotifyAdapter | None = _without_loop(notify_from_url(url), url or "")
+    return notify
+
+
+def _build_without_loop(group: str, url: str) -> object:
+    return _without_loop(_build(group, url), url)
+
+
+def _without_loop(operation: Coroutine[Any, Any, T], url: str) -> T:
+    try:
+        return drive(operation)
+    except SuspendedError:
+        raise ConfigurationError(
+            f"the adapter for {redact_url(url)!r} connects when it is built, so it cannot "
+            "be built for the synchronous API: build the Queuert application yourself"
+        ) from None
 
 
 def state_url_from_env(environ: Mapping[str, str] | None = None) -> str:
