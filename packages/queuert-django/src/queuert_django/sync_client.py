@@ -6,18 +6,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.core.signals import setting_changed
 from django.db import transaction
 
-from queuert.client import Queuert
+from queuert.sync import SyncClient
 from queuert_django import database, registry
-from queuert_django.adapters import configured_adapters
 from queuert_django.conf import config
-
-if TYPE_CHECKING:
-    from queuert.sync import SyncClient
 
 _lock = threading.Lock()
 _clients: dict[tuple[Any, ...], SyncClient] = {}
@@ -26,8 +22,6 @@ _clients: dict[tuple[Any, ...], SyncClient] = {}
 def client() -> tuple[SyncClient, str]:
     """The client for the current settings and the alias of the queuert database.
     Raises ConfigurationError for a bad setting."""
-    from queuert.sync import SyncClient
-
     cfg = config()
     chains = registry.project_chains()
     state = database.state_url(cfg=cfg)
@@ -36,14 +30,16 @@ def client() -> tuple[SyncClient, str]:
     with _lock:
         found = _clients.get(key)
         if found is None:
-            state_adapter, notify_adapter = configured_adapters(state, notify)
-            app = Queuert(state=state_adapter, notify=notify_adapter, chains=chains)
             alias = cfg.database
 
             def on_commit(send: Callable[[], None]) -> None:
                 transaction.on_commit(send, using=alias, robust=True)
 
-            found = SyncClient(app, on_commit=on_commit)
+            # Built from the workers' URLs, connected to nothing: the calls run on
+            # Django's connection.
+            found = SyncClient.from_url(
+                chains=chains, state=state, notify=notify or "none", on_commit=on_commit
+            )
             _clients[key] = found
         return found, cfg.database
 
