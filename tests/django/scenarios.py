@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import sys
 from collections.abc import Callable
@@ -153,6 +154,54 @@ def upload_and_wait() -> dict[str, Any]:
     }
 
 
+def wakes_on_commit() -> dict[str, Any]:
+    """An idle worker that polls only every POLL_S seconds runs a chain committed in
+    an atomic block at once: the commit woke it (QUEUERT["NOTIFY"])."""
+    import threading
+    import time
+
+    import queuert_django
+    from tests.django.project.shop.jobs import image_chain, process_image, upload
+
+    poll_s = 60.0
+    ready = threading.Event()
+    stop = threading.Event()
+    box: dict[str, Any] = {}
+
+    async def serve() -> None:
+        app = await queuert_django.connect()
+        running = queuert_django.worker(app, poll_interval=poll_s)
+        running.handler(image_chain)(process_image)
+        box["app"] = app
+        try:
+            async with running:
+                ready.set()
+                await asyncio.to_thread(stop.wait, TIMEOUT_S * 2)
+        finally:
+            await app.close()
+
+    thread = threading.Thread(target=lambda: asyncio.run(serve()))
+    thread.start()
+    try:
+        assert ready.wait(TIMEOUT_S)
+        deadline = time.monotonic() + TIMEOUT_S
+        # Its first look for jobs is done (and found none): it now waits for a signal.
+        while box["app"].metrics.get("worker.acquire_attempts") < 1:
+            assert time.monotonic() < deadline, "the worker never looked for jobs"
+            time.sleep(0.01)
+        started = time.monotonic()
+        _image, chain_id = upload("wake.png")
+        record = queuert_django.get_chain(chain_id)
+        while record is not None and record.status != "completed":
+            assert time.monotonic() - started < poll_s / 2, "the worker was not woken"
+            time.sleep(0.01)
+            record = queuert_django.get_chain(chain_id)
+        return {"status": None if record is None else record.status}
+    finally:
+        stop.set()
+        thread.join(TIMEOUT_S)
+
+
 def operations() -> dict[str, Any]:
     """cancel_chain and retry_chain beside enqueue_job_chain; a chain the settings do
     not list is refused before anything is written."""
@@ -175,7 +224,19 @@ def operations() -> dict[str, Any]:
         unknown = ""
     except queuert.QueuertError as exc:
         unknown = type(exc).__name__
+    from django.core.management import CommandError, call_command
+
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        call_command("queuert", "chain", chain_id, json=True)
+    try:
+        call_command("queuert", "chain", "no-such-chain")
+        command_error = ""
+    except CommandError as exc:
+        command_error = str(exc)
     return {
+        "command": json.loads(printed.getvalue())["chain"]["status"],
+        "command_error": command_error,
         "cancelled": cancelled,
         "retried": retried,
         "refused": refused,
@@ -245,6 +306,7 @@ SCENARIOS: dict[str, Callable[[], dict[str, Any]]] = {
     "worker_runs_chain": worker_runs_chain,
     "tasks_run": tasks_run,
     "operations": operations,
+    "wakes_on_commit": wakes_on_commit,
     "upload_and_wait": upload_and_wait,
     "urls": urls,
     "bad_settings": bad_settings,

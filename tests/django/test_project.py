@@ -99,6 +99,8 @@ def test_cancel_retry_and_unlisted_chains(project: dict[str, str]) -> None:
     seen = scenario(project, "operations")
     assert seen["cancelled"] == "cancelled"
     assert seen["retried"] == "pending"
+    assert seen["command"] == "pending"  # call_command("queuert", "chain", id, json=True)
+    assert seen["command_error"] == "queuert exited with status 2"
     assert "'not-listed'" in seen["refused"] and "QUEUERT['CHAINS']" in seen["refused"]
     assert seen["unknown"] == "JobNotFoundError"
 
@@ -145,3 +147,9 @@ def test_command_errors_do_not_show_the_password(tmp_path: Path) -> None:
     assert done.stderr.startswith("error: ")
     assert len(done.stderr.strip().splitlines()) == 1
     assert "s3cret-pw" not in done.stderr + done.stdout
+
+
+def test_a_commit_wakes_an_idle_worker(project: dict[str, str]) -> None:
+    if "postgresql" not in project["QUEUERT_TEST_DJANGO_DB"]:
+        pytest.skip("the SQLite project has no notifier: its workers poll")
+    assert scenario(project, "wakes_on_commit") == {"status": "completed"}
