@@ -95,7 +95,7 @@ def tasks_run() -> dict[str, Any]:
     from django.tasks import TaskResultStatus, default_task_backend
     from django.tasks.exceptions import TaskResultDoesNotExist
 
-    from tests.django.project.shop.jobs import add, explode, rename
+    from tests.django.project.shop.jobs import add, explode, rename, which_attempt
     from tests.django.project.shop.models import Image
 
     image = Image.objects.create(name="old.png")
@@ -104,6 +104,7 @@ def tasks_run() -> dict[str, Any]:
         renamed = rename.enqueue(image.pk, name="new.png")
         before = default_task_backend.get_result(added.id).status
     failed = explode.enqueue()
+    attempt = which_attempt.enqueue()
     lost_id = ""
     try:
         with transaction.atomic():
@@ -112,7 +113,9 @@ def tasks_run() -> dict[str, Any]:
     except RuntimeError:
         pass
     default = "django-task.default"
-    _run_worker_until([(default, added.id), (default, renamed.id), (default, failed.id)])
+    ended: list[Any] = [added, renamed, failed, attempt]
+    _run_worker_until([(default, result.id) for result in ended])
+    attempt.refresh()
     added.refresh()
     renamed.refresh()
     failed.refresh()
@@ -130,6 +133,7 @@ def tasks_run() -> dict[str, Any]:
             [e.exception_class_path for e in failed.errors],
         ],
         "same_task": add.get_result(added.id).task.func is add.func,
+        "context": attempt.return_value == [1, attempt.id],
         "lost_exists": lost_exists,
     }
 

@@ -29,7 +29,7 @@ from django.tasks.signals import task_enqueued
 from django.utils.json import normalize_json
 from django.utils.module_loading import import_string
 
-from queuert.errors import QueuertError
+from queuert.errors import ValidationError
 from queuert.records import ChainRecord
 from queuert_django import calls
 from queuert_django.task_chains import (
@@ -109,7 +109,7 @@ class QueuertBackend(BaseTaskBackend):
         for an id that is no task's chain."""
         try:
             record = calls.get_chain(result_id) if isinstance(result_id, str) else None
-        except QueuertError:
+        except ValidationError:
             record = None  # an id that cannot be a chain's
         if record is None or not record.chain_name.startswith(PREFIX):
             raise TaskResultDoesNotExist(result_id)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
-from django.tasks import task
+from django.tasks import TaskContext, task
 
 import queuert
 import queuert_django
@@ -84,3 +84,8 @@ def rename(image_id: int, name: str) -> str:
 @task
 def explode() -> None:
     raise ValueError("boom")
+
+
+@task(takes_context=True)
+def which_attempt(context: TaskContext[[], list[Any]]) -> list[Any]:
+    return [context.attempt, context.task_result.id]
