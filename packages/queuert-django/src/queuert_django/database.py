@@ -75,7 +75,8 @@ def url_from_settings(params: dict[str, Any], *, vendor: str, alias: str, cfg: C
         if not name or name == ":memory:" or "mode=memory" in name:
             raise ConfigurationError(
                 f"database {alias!r} is an SQLite database in memory; queuert's workers "
-                "run in other processes and need a database file"
+                "run in other processes and need a database file (for Django's test "
+                "database: DATABASES[alias]['TEST']['NAME'] = 'test.sqlite3')"
             )
         if name.startswith("file:"):
             raise ConfigurationError(
