@@ -154,3 +154,13 @@ def test_a_commit_wakes_an_idle_worker(project: dict[str, str]) -> None:
     if "postgresql" not in project["QUEUERT_TEST_DJANGO_DB"]:
         pytest.skip("the SQLite project has no notifier: its workers poll")
     assert scenario(project, "wakes_on_commit") == {"status": "completed"}
+
+
+def test_manage_py_check_reports_a_bad_setting(tmp_path: Path) -> None:
+    with project_database("sqlite", tmp_path) as env:
+        assert run(env, "check").returncode == 0
+        env["QUEUERT_TEST_DJANGO_SETTING"] = "broken"
+        done = run(env, "check")
+    assert done.returncode == 1
+    assert "queuert_django.E001" in done.stderr
+    assert "'jobs'" in done.stderr

@@ -30,6 +30,9 @@ QUEUERT = {
 TASKS = {"default": {"BACKEND": "queuert_django.tasks.QueuertBackend"}}
 # --8<-- [end:settings]
 
+if os.environ.get("QUEUERT_TEST_DJANGO_SETTING") == "broken":
+    QUEUERT["DATABASE"] = "jobs"  # not in DATABASES: for the test of the system check
+
 DATABASES: dict[str, Any]
 if _kind == "postgresql":
     # --8<-- [start:postgres]
