@@ -5,6 +5,7 @@ with the asynchronous API's errors (and nothing written) when the input is bad."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -167,6 +168,10 @@ async def test_connections_the_api_cannot_use_are_refused(
             with psycopg.connect(backend.url, autocommit=True) as pg_autocommit:
                 attempt(pg_autocommit)
                 attempt(sqlite3.connect(":memory:"))
+            with psycopg.connect(backend.url) as failed:
+                with contextlib.suppress(psycopg.errors.DivisionByZero):
+                    failed.execute("SELECT 1 / 0")
+                attempt(failed)
         return seen
 
     seen = await asyncio.to_thread(refusals)
@@ -175,9 +180,10 @@ async def test_connections_the_api_cannot_use_are_refused(
         queuert.TransactionClosedError,
         queuert.TransactionClosedError,
     ]
-    expected.append(
-        queuert.ForeignTransactionError if backend.path else queuert.InvalidTransactionError
-    )
+    if backend.path is not None:
+        expected.append(queuert.ForeignTransactionError)
+    else:
+        expected += [queuert.InvalidTransactionError, queuert.TransactionClosedError]
     assert seen == expected
 
 

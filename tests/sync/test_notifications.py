@@ -25,6 +25,7 @@ class Ping:
 
 
 ping_chain = queuert.chain("sync-ping", input=Ping, output=Ping)
+lease_chain = queuert.chain("sync-lease", input=Ping, output=Ping)
 
 
 class Recorder(SyncPublisher):
@@ -172,3 +173,60 @@ async def test_postgres_signals_leave_with_the_commit(backend: SyncBackend) -> N
         await subscription.unsubscribe()
         await listener.close()
         await notify.close()
+
+
+async def test_postgres_lease_lost_and_unbound_signals_leave_through_psycopg(
+    backend: SyncBackend,
+) -> None:
+    """What the writes do not carry (the lease-lost signal of a cancel, or every
+    signal of a notifier on another connection string) leaves through the PostgreSQL
+    notifier's synchronous publisher, after the commit."""
+    if backend.url is None:
+        pytest.skip("PostgreSQL only")
+    from queuert_postgres import PostgresNotifyAdapter, PostgresStateAdapter
+
+    state = backend.state
+    assert isinstance(state, PostgresStateAdapter)
+    prefix = unique_name("sync")
+    bound = PostgresNotifyAdapter(backend.url, channel_prefix=prefix, publish_pool=state.pool)
+    # Another connection string to the same server: not bound, so core publishes.
+    unbound = PostgresNotifyAdapter(backend.url + "?application_name=other", channel_prefix=prefix)
+    listener = PostgresNotifyAdapter(backend.url, channel_prefix=prefix)
+    lost: list[str] = []
+    scheduled: list[int] = []
+
+    async def on_lost(job_id: str) -> None:
+        lost.append(job_id)
+
+    async def on_scheduled(signal: queuert.ScheduledSignal) -> None:
+        scheduled.append(signal.count)
+
+    subscriptions = [
+        await listener.subscribe_lease_lost(job_id=None, listener=on_lost),
+        await listener.subscribe_job_scheduled(queues=[lease_chain.name], listener=on_scheduled),
+    ]
+    bound_client = SyncClient(queuert.Queuert(state=state, notify=bound, chains=[lease_chain]))
+    unbound_app = queuert.Queuert(state=state, notify=unbound, chains=[lease_chain])
+    assert not unbound_app._signals_in_writes
+    unbound_client = SyncClient(unbound_app)
+    handle = await bound_client.app.enqueue_job_chain(None, lease_chain, Ping(1))
+    (running,) = await state.acquire_jobs(
+        tx=None, queues=[lease_chain.name], limit=1, owner="a-worker", lease_ms=60_000
+    )
+    assert running.id == handle.id
+
+    def run() -> None:
+        with bound_client.with_notify(), backend.transaction() as conn:
+            bound_client.cancel_chain(conn, handle.id)
+        with unbound_client.with_notify(), backend.transaction() as conn:
+            unbound_client.enqueue_job_chains(conn, lease_chain, [Ping(2), Ping(3), Ping(4)])
+
+    try:
+        await asyncio.to_thread(run)
+        await eventually(lambda: bool(lost) and 3 in scheduled, timeout=10)
+        assert lost == [handle.id]
+    finally:
+        for subscription in subscriptions:
+            await subscription.unsubscribe()
+        for adapter in (listener, bound, unbound):
+            await adapter.close()

@@ -30,6 +30,8 @@ _QUEUE_DEF = "queuert.definitions.QueueDef"
 _BINDINGS = {
     "queuert.client.Queuert.enqueue_job_chain": ("chain", "InT"),
     "queuert.client.Queuert.enqueue_job_chains": ("chain", "InT"),
+    "queuert.sync.SyncClient.enqueue_job_chain": ("chain", "InT"),
+    "queuert.sync.SyncClient.enqueue_job_chains": ("chain", "InT"),
     "queuert.context.EnqueueJob.__call__": ("queue", "StepInT"),
     "queuert.context._Enqueuer.__call__": ("queue", "StepInT"),
 }

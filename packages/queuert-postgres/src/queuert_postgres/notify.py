@@ -21,6 +21,7 @@ from queuert.ports.notify import (
     ScheduledSignal,
     Subscription,
 )
+from queuert.ports.sync import SyncPublisher
 from queuert_postgres import payloads
 from queuert_postgres.driver_errors import DRIVER_ERRORS
 from queuert_postgres.identifiers import validate_prefix
@@ -133,6 +134,7 @@ class PostgresNotifyAdapter(NotifyAdapter):
         self._count: dict[Kind, int] = dict.fromkeys(_SUFFIXES, 0)
         self._deliveries: set[asyncio.Task[None]] = set()
         self._closed = False
+        self._sync_publisher: SyncPublisher | None = None
 
     @classmethod
     async def from_url(cls, url: str) -> PostgresNotifyAdapter:
@@ -177,6 +179,24 @@ class PostgresNotifyAdapter(NotifyAdapter):
         return c["scheduled"], c["chain"], c["lease"]
 
     # -- publishing ------------------------------------------------------------
+
+    def sync_publisher(self) -> SyncPublisher | None:
+        """Publishing from synchronous code over a psycopg connection of its own (see
+        :mod:`queuert_postgres.psycopg_publisher`); ``None`` without the ``psycopg``
+        extra. Closed with the adapter."""
+        if self._sync_publisher is None:
+            try:
+                from queuert_postgres.psycopg_publisher import PostgresSyncPublisher
+            except ImportError:
+                return None
+            self._sync_publisher = PostgresSyncPublisher(
+                self._dsn,
+                channels=self.channels,
+                application_name=self._application_name,
+                connect_timeout=self._connect_timeout,
+                publish_timeout=self._publish_timeout,
+            )
+        return self._sync_publisher
 
     async def publish_job_scheduled(self, *, queue: str, count: int) -> None:
         await self._publish("scheduled", queue, count)
@@ -468,6 +488,9 @@ class PostgresNotifyAdapter(NotifyAdapter):
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.terminate()
+        if self._sync_publisher is not None:
+            # On a thread: it may wait for a synchronous publish under way.
+            await asyncio.to_thread(self._sync_publisher.close)
         for task in list(self._deliveries):
             task.cancel()
         await self._publisher.close()

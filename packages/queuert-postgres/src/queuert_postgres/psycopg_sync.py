@@ -63,6 +63,11 @@ def sync_transaction(adapter: PostgresStateAdapter, conn: object) -> PostgresTx:
             f"{describe_transaction(conn)} is closed, or in autocommit mode outside a "
             "transaction (each statement would commit on its own)"
         )
+    if conn.info.transaction_status is pq.TransactionStatus.INERROR:
+        raise TransactionClosedError(
+            f"{describe_transaction(conn)} is in a failed transaction (an earlier statement "
+            "raised): roll it back first"
+        )
     # The executor runs the calls asyncpg's connection offers.
     return PsycopgSyncExecutor(conn, schema=adapter.schema)  # type: ignore[return-value]
 
@@ -100,7 +105,7 @@ class PsycopgSyncExecutor:
         conn = self._conn
         # Rows by position whatever row factory the application gave its connection.
         cursor = psycopg.RawCursor(conn, row_factory=tuple_row)
-        alarm = _watchdog.arm(STATEMENT_TIMEOUT, conn.cancel_safe)
+        alarm = watchdog.arm(STATEMENT_TIMEOUT, conn.cancel_safe)
         try:
             with cursor:
                 cursor.execute(sql, list(args) or None, prepare=False)
@@ -115,7 +120,7 @@ class PsycopgSyncExecutor:
         except (psycopg.Error, OSError) as exc:
             raise translate(exc, schema=self._schema) from exc
         finally:
-            _watchdog.disarm(alarm)
+            watchdog.disarm(alarm)
 
 
 def _utc(row: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -215,4 +220,5 @@ class _Watchdog:
                     self._lock.notify_all()
 
 
-_watchdog = _Watchdog()
+watchdog = _Watchdog()
+"""Cancels statements of blocking psycopg connections that outlast their timeout."""

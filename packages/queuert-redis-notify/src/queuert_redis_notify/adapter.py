@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
+import redis
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -21,8 +22,10 @@ from queuert.ports.notify import (
     ScheduledSignal,
     Subscription,
 )
+from queuert.ports.sync import SyncPublisher
 from queuert_redis_notify.scripts import CLAIM_WAKE
 from queuert_redis_notify.subscriber import SharedSubscriber
+from queuert_redis_notify.sync_publisher import RedisSyncPublisher
 from queuert_redis_notify.wire import Names, decode_scheduled, encode_scheduled
 
 logger = logging.getLogger("queuert.notify")
@@ -71,6 +74,9 @@ class RedisNotifyAdapter(NotifyAdapter):
 
     ``client`` should be created with ``decode_responses=True``. It is closed by
     :meth:`close` only when ``close_client`` is true (as :func:`from_url` does).
+    ``sync_client``, a blocking ``redis.Redis`` on the same server (``from_url``
+    creates one, connecting only when first used), serves :meth:`sync_publisher`;
+    ``close_client`` covers it too.
     Raises :class:`~queuert.errors.ConfigurationError` for an empty prefix or a
     non-positive ``hint_ttl``.
     """
@@ -86,6 +92,7 @@ class RedisNotifyAdapter(NotifyAdapter):
         close_client: bool = False,
         reconnect_min: float = 0.05,
         reconnect_max: float = 2.0,
+        sync_client: redis.Redis | None = None,
     ) -> None:
         if not isinstance(prefix, str) or not prefix:
             raise ConfigurationError(
@@ -107,6 +114,8 @@ class RedisNotifyAdapter(NotifyAdapter):
         self._tasks: set[asyncio.Task[None]] = set()
         self._publish_failing = False
         self._closed = False
+        self._sync_client = sync_client
+        self._sync_publisher: RedisSyncPublisher | None = None
 
     @property
     def prefix(self) -> str:
@@ -167,6 +176,21 @@ class RedisNotifyAdapter(NotifyAdapter):
         if self._publish_failing:
             logger.info("redis notify: publishing works again")
         self._publish_failing = False
+
+    def sync_publisher(self) -> SyncPublisher | None:
+        """The same signals published from synchronous code (see
+        :mod:`queuert_redis_notify.sync_publisher`), through ``sync_client``;
+        ``None`` without one."""
+        if self._sync_client is None:
+            return None
+        if self._sync_publisher is None:
+            self._sync_publisher = RedisSyncPublisher(
+                self._sync_client,
+                names=self._names,
+                hint_ttl_ms=self._hint_ttl_ms,
+                close_client=self._close_client,
+            )
+        return self._sync_publisher
 
     # -- wake hints ----------------------------------------------------------
 
@@ -277,6 +301,9 @@ class RedisNotifyAdapter(NotifyAdapter):
         if self._close_client:
             with contextlib.suppress(RedisError, OSError):
                 await self._client.aclose()
+            if self._sync_client is not None:
+                with contextlib.suppress(RedisError, OSError):
+                    self._sync_client.close()
 
 
 def _scheduled_delivery(

@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import redis
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.retry import Retry as SyncRetry
 
 from queuert.errors import ConfigurationError
 from queuert.urls import redact_message, redact_url
 from queuert_redis_notify.adapter import DEFAULT_HINT_TTL, DEFAULT_PREFIX, RedisNotifyAdapter
 
 SCHEMES = ("redis", "rediss")
+
+_CLIENT_OPTIONS: dict[str, Any] = {
+    "socket_connect_timeout": 2.0,
+    "socket_timeout": 5.0,
+    # A peer that vanished without closing (half-open) is found by TCP keepalive,
+    # and by a PING before a command on a connection idle longer than the interval.
+    "socket_keepalive": True,
+    "health_check_interval": 15,
+}
 
 
 async def from_url(url: str) -> RedisNotifyAdapter:
@@ -56,13 +68,11 @@ async def from_url(url: str) -> RedisNotifyAdapter:
             # Notifications are hints: fail fast and let workers poll rather
             # than stall a publisher on a Redis that is down.
             retry=Retry(NoBackoff(), 1),
-            socket_connect_timeout=2.0,
-            socket_timeout=5.0,
-            # A peer that vanished without closing (half-open) is found by TCP
-            # keepalive, and by a PING before a command on a connection idle longer
-            # than the interval.
-            socket_keepalive=True,
-            health_check_interval=15,
+            **_CLIENT_OPTIONS,
+        )
+        # For synchronous publishers (queuert.sync); connects when first used.
+        sync_client = redis.Redis.from_url(
+            client_url, decode_responses=True, retry=SyncRetry(NoBackoff(), 1), **_CLIENT_OPTIONS
         )
     except ConfigurationError:
         raise
@@ -72,9 +82,12 @@ async def from_url(url: str) -> RedisNotifyAdapter:
             f"invalid redis notify URL {shown!r}: {redact_message(str(exc), url)}"
         ) from None
     try:
-        return RedisNotifyAdapter(client, prefix=prefix, hint_ttl=hint_ttl, close_client=True)
+        return RedisNotifyAdapter(
+            client, prefix=prefix, hint_ttl=hint_ttl, close_client=True, sync_client=sync_client
+        )
     except ConfigurationError as exc:
         await client.aclose()
+        sync_client.close()
         raise ConfigurationError(f"invalid redis notify URL {shown!r}: {exc}") from exc
 
 
