@@ -30,6 +30,8 @@ def project_database(kind: str, directory: Path) -> Iterator[dict[str, str]]:
     env.pop("QUEUERT_NOTIFY_URL", None)
     if kind == "sqlite":
         env["QUEUERT_TEST_DJANGO_DB"] = f"sqlite:{directory / 'project.db'}"
+        # Channels of this database only, on the test server.
+        env["QUEUERT_TEST_DJANGO_NOTIFY"] = f"{PG_ADMIN}?channel_prefix=qd{uuid.uuid4().hex[:12]}"
         yield env
         return
     import psycopg

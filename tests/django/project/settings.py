@@ -52,3 +52,6 @@ if _kind == "postgresql":
     DATABASES["default"]["PORT"] = os.environ.get("QUEUERT_TEST_DJANGO_PORT", "5432")
 else:
     DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": _name}}
+    # The tests wake the SQLite project's workers through a notifier on PostgreSQL: its
+    # signals leave through transaction.on_commit (the SQLite writes cannot carry them).
+    QUEUERT["NOTIFY"] = os.environ.get("QUEUERT_TEST_DJANGO_NOTIFY", "")
