@@ -1,8 +1,6 @@
 """queuert for Django: chains started inside ``transaction.atomic()``, the
 ``queuert`` management command, queuert's tables through Django's migrations, and
-a ``django.tasks`` backend.
-
-.. code-block:: python
+a ``django.tasks`` backend::
 
     with transaction.atomic():
         image = Image.objects.create(name="cat.png")

@@ -1,6 +1,4 @@
-"""The ``QUEUERT`` setting, read and checked.
-
-.. code-block:: python
+"""The ``QUEUERT`` setting, read and checked::
 
     QUEUERT = {
         "DATABASE": "default",              # the DATABASES alias holding queuert's tables
@@ -70,12 +68,13 @@ def config() -> Config:
             + ", ".join(sorted(_KEYS))
         )
     database = _text(raw, "DATABASE", "default")
-    worker = _text(raw, "WORKER", DEFAULT_WORKER)
+    worker = _text(raw, "WORKER", DEFAULT_WORKER) or DEFAULT_WORKER
     chains = _text(raw, "CHAINS", None) or None
     if not database:
         raise ConfigurationError("QUEUERT['DATABASE'] must name an alias of DATABASES")
-    for key, spec in (("WORKER", worker), ("CHAINS", chains or "x:y")):
-        module, sep, attribute = (spec or "").partition(":")
+    specs = {"WORKER": worker} if chains is None else {"WORKER": worker, "CHAINS": chains}
+    for key, spec in specs.items():
+        module, sep, attribute = spec.partition(":")
         if not (module and sep and attribute):
             raise ConfigurationError(
                 f"QUEUERT[{key!r}] must look like 'package.module:attribute', got {show(spec)}"
@@ -83,7 +82,7 @@ def config() -> Config:
     return Config(
         database=database,
         chains=chains,
-        worker=worker or DEFAULT_WORKER,
+        worker=worker,
         notify=_text(raw, "NOTIFY", None) or None,
         schema=_text(raw, "SCHEMA", None) or None,
         table_prefix=_text(raw, "TABLE_PREFIX", "") or "",

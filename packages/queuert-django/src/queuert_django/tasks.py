@@ -1,6 +1,4 @@
-"""A ``django.tasks`` backend that runs tasks on queuert workers.
-
-.. code-block:: python
+"""A ``django.tasks`` backend that runs tasks on queuert workers::
 
     TASKS = {"default": {"BACKEND": "queuert_django.tasks.QueuertBackend"}}
 
