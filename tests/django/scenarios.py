@@ -91,10 +91,15 @@ def worker_runs_chain() -> dict[str, Any]:
 def tasks_run() -> dict[str, Any]:
     """django.tasks tasks enqueued with .enqueue() run on a worker; one enqueued in a
     block that rolled back never exists."""
+    from datetime import timedelta
+
     from django.db import transaction
     from django.tasks import TaskResultStatus, default_task_backend
     from django.tasks.exceptions import TaskResultDoesNotExist
+    from django.utils import timezone
 
+    from queuert_django.database import driver_connection, wrapper
+    from queuert_django.sync_client import client
     from tests.django.project.shop.jobs import add, explode, rename, which_attempt
     from tests.django.project.shop.models import Image
 
@@ -105,6 +110,14 @@ def tasks_run() -> dict[str, Any]:
         before = default_task_backend.get_result(added.id).status
     failed = explode.enqueue()
     attempt = which_attempt.enqueue()
+    later = timezone.now() + timedelta(hours=1)
+    deferred = add.using(run_after=later).enqueue(1, 2)
+    sync, alias = client()
+    with transaction.atomic():
+        conn = driver_connection(wrapper(alias))
+        deferred_job = sync.get_job(conn, deferred.id)
+        renamed_job = sync.get_job(conn, renamed.id)
+    assert deferred_job is not None and renamed_job is not None
     lost_id = ""
     try:
         with transaction.atomic():
@@ -116,6 +129,7 @@ def tasks_run() -> dict[str, Any]:
     ended: list[Any] = [added, renamed, failed, attempt]
     _run_worker_until([(default, result.id) for result in ended])
     attempt.refresh()
+    deferred.refresh()
     added.refresh()
     renamed.refresh()
     failed.refresh()
@@ -135,6 +149,8 @@ def tasks_run() -> dict[str, Any]:
         "same_task": add.get_result(added.id).task.func is add.func,
         "context": attempt.return_value == [1, attempt.id],
         "lost_exists": lost_exists,
+        "deferred": [deferred_job.scheduled_at >= later, deferred.status],
+        "priority": renamed_job.priority,
     }
 
 

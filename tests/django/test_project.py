@@ -92,6 +92,8 @@ def test_django_tasks_run_on_a_worker(project: dict[str, str]) -> None:
     assert seen["renamed"] == ["SUCCESSFUL", "new.png", "new.png"]
     assert seen["failed"] == [True, ["builtins.ValueError"]]
     assert seen["same_task"] is True
+    assert seen["deferred"] == [True, "READY"]  # run_after: not due yet
+    assert seen["priority"] == 10  # @task(priority=10)
     assert seen["context"] is True  # a task taking its context sees its attempt and id
     assert seen["lost_exists"] is False
 

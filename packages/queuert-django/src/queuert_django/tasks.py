@@ -11,7 +11,9 @@ reads the chain back (status, return value, error).
 Supported: priorities (higher first), ``run_after``, coroutine functions, results
 from any process, the ``QUEUES`` setting (one chain per queue, so a worker may run
 some queues only). ``OPTIONS["MAX_ATTEMPTS"]`` (default 1) lets a task that raised
-run again, with queuert's exponential backoff.
+run again, with queuert's exponential backoff. The signals ``task_started`` and
+``task_finished`` are not sent (the task runs in a worker process, where the
+result is the chain); ``task_enqueued`` is, at ``enqueue``.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from django.tasks.backends.base import BaseTaskBackend
 from django.tasks.base import TaskError
 from django.tasks.exceptions import InvalidTask, TaskResultDoesNotExist
 from django.tasks.signals import task_enqueued
+from django.utils import timezone
 from django.utils.json import normalize_json
 from django.utils.module_loading import import_string
 
@@ -79,11 +82,16 @@ class QueuertBackend(BaseTaskBackend):
             kwargs=cast(dict[str, Any], normalize_json(dict(kwargs))),
             backend=self.alias,
         )
+        run_after = task.run_after
+        if run_after is not None and timezone.is_naive(run_after):
+            # Only with USE_TZ = False (validate_task refuses it otherwise): a naive
+            # time is in the project's TIME_ZONE, as Django reads it everywhere.
+            run_after = timezone.make_aware(run_after)
         handle = calls.enqueue_job_chain(
             task_chain(task.queue_name, max_attempts=self.max_attempts),
             call,
             priority=task.priority,
-            start_at=task.run_after,
+            start_at=run_after,
         )
         result: TaskResult[Any, Any] = TaskResult(
             task=task,
