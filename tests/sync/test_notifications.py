@@ -129,6 +129,7 @@ async def test_a_publisher_that_fails_does_not_fail_the_call(backend: SyncBacken
             return client.enqueue_job_chain(conn, ping_chain, Ping(1)).id
 
     assert await app.get_chain(await asyncio.to_thread(run)) is not None
+    assert app.metrics.get("notify.job_scheduled.publish_errors") == 1
 
 
 async def test_postgres_signals_leave_with_the_commit(backend: SyncBackend) -> None:
@@ -230,3 +231,19 @@ async def test_postgres_lease_lost_and_unbound_signals_leave_through_psycopg(
             await subscription.unsubscribe()
         for adapter in (listener, bound, unbound):
             await adapter.close()
+
+
+async def test_a_deduplicated_start_announces_nothing(backend: SyncBackend) -> None:
+    app, recorder = _app(backend)
+    client = SyncClient(app)
+    key = f"once-{backend.name}"
+
+    def run() -> None:
+        with backend.transaction() as conn:
+            client.enqueue_job_chain(conn, ping_chain, Ping(1), dedup_key=key)
+        with backend.transaction() as conn:
+            again = client.enqueue_job_chain(conn, ping_chain, Ping(2), dedup_key=key)
+            assert again.deduplicated
+
+    await asyncio.to_thread(run)
+    assert recorder.sent == [("scheduled", ping_chain.name, 1)]

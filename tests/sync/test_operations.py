@@ -190,3 +190,28 @@ async def test_a_missing_blocker_is_named_and_nothing_is_written(backend: SyncBa
     with pytest.raises(queuert.JobNotFoundError, match="ghost-chain"):
         await asyncio.to_thread(start)
     assert len((await app.list_chains(chain=order_chain, limit=10_000)).items) == before
+
+
+async def test_a_cancel_fails_the_chains_waiting_on_it_in_turn(backend: SyncBackend) -> None:
+    """The blocker failure reaches the jobs waiting on the jobs it fails, as it does
+    through the asynchronous API (on SQLite through recursive triggers, which the
+    application's connection may not have enabled itself)."""
+    app = make_app(backend)
+    client = SyncClient(app)
+
+    def run() -> list[str]:
+        with backend.transaction() as conn:
+            first = client.enqueue_job_chain(conn, order_chain, Order(1))
+            second = client.enqueue_job_chain(conn, order_chain, Order(2), blockers=[first])
+            third = client.enqueue_job_chain(conn, order_chain, Order(3), blockers=[second])
+        with backend.transaction() as conn:
+            client.cancel_chain(conn, first.id)
+        return [second.id, third.id]
+
+    waiting = await asyncio.to_thread(run)
+    statuses = []
+    for chain_id in waiting:
+        chain = await app.get_chain(chain_id)
+        assert chain is not None
+        statuses.append(chain.status)
+    assert statuses == [queuert.JobStatus.FAILED, queuert.JobStatus.FAILED]

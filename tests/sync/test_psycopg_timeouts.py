@@ -78,3 +78,15 @@ def test_the_watchdog_calls_only_what_is_still_armed() -> None:
     watchdog.arm(0.1, armed)
     assert done.wait(timeout=10)
     assert fired == ["armed"]
+
+
+def test_an_earlier_alarm_armed_while_the_watchdog_sleeps_fires_on_time() -> None:
+    from queuert_postgres.psycopg_sync import _Watchdog
+
+    watchdog = _Watchdog()
+    done = threading.Event()
+    late = watchdog.arm(60, lambda: None)
+    # The watchdog now sleeps until the late alarm; the early one must wake it.
+    watchdog.arm(0.05, done.set)
+    assert done.wait(timeout=10)
+    watchdog.disarm(late)

@@ -45,7 +45,16 @@ def check_time(value: object, name: str) -> datetime:
 async def retry_chain(app: Queuert[Any], chain_id: str, tx: Any) -> ChainRecord:
     check_id(chain_id, "chain_id")
     caller, tx = tx, await app._caller_tx(tx)
-    chain = await app.state.get_chain(tx=tx, chain_id=chain_id)
+    chain = retryable(chain_id, await app.state.get_chain(tx=tx, chain_id=chain_id))
+    job = await app.state.resume_job(tx=tx, job_id=chain.last_job_id)
+    await _announce(app, caller, scheduled=[job.queue])
+    return resumed(chain, job)
+
+
+def retryable(chain_id: str, chain: ChainRecord | None) -> ChainRecord:
+    """``chain`` (read by id ``chain_id``) when it can be retried; raises
+    JobNotFoundError for a missing chain and JobStateError for one that did not fail
+    and was not cancelled."""
     if chain is None:
         raise JobNotFoundError(f"no chain has id {validation.show(chain_id)}")
     if chain.status not in (JobStatus.FAILED, JobStatus.CANCELLED):
@@ -53,9 +62,11 @@ async def retry_chain(app: Queuert[Any], chain_id: str, tx: Any) -> ChainRecord:
             f"chain {chain_id!r} is {chain.status.value}; only a failed or cancelled chain "
             "can be retried"
         )
-    job = await app.state.resume_job(tx=tx, job_id=chain.last_job_id)
-    await _announce(app, caller, scheduled=[job.queue])
-    # The chain as the resume left it (a worker may take it at once).
+    return chain
+
+
+def resumed(chain: ChainRecord, job: JobRecord) -> ChainRecord:
+    """The chain as resuming its last job ``job`` left it (a worker may take it at once)."""
     return dataclasses.replace(
         chain,
         status=job.status,

@@ -61,11 +61,11 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import dataclasses
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, TypeVar
 
 from queuert.blockers import blocker_ids
@@ -74,12 +74,10 @@ from queuert.dedup import dedup_requests
 from queuert.definitions import ChainDef, QueueDef
 from queuert.drive import drive
 from queuert.errors import (
-    JobNotFoundError,
-    JobStateError,
     ValidationError,
 )
 from queuert.notifications import PendingNotifications
-from queuert.operations import check_settlement, settlement
+from queuert.operations import check_settlement, resumed, retryable, settlement
 from queuert.records import ChainRecord, DedupScope, JobRecord, JobStatus, NewJob
 from queuert.validation import check_text, show
 
@@ -238,7 +236,9 @@ class SyncClient:
         if dedup is not None:
             holders = drive(app.state.create_deduplicated_jobs(tx=tx, jobs=jobs, dedup=dedup))
             pairs = list(zip(jobs, holders, strict=True))
-            batch.scheduled[chain.name] += sum(1 for job, holder in pairs if holder == job.id)
+            started = sum(1 for job, holder in pairs if holder == job.id)
+            if started:
+                batch.scheduled[chain.name] += started
             handles = [
                 ChainHandle(holder, chain, deduplicated=holder != job.id) for job, holder in pairs
             ]
@@ -305,26 +305,12 @@ class SyncClient:
         chain_id = check_text("chain_id", chain_id)
         tx = self._tx(conn)
         state = self.app.state
-        chain = drive(state.get_chain(tx=tx, chain_id=chain_id))
-        if chain is None:
-            raise JobNotFoundError(f"no chain has id {show(chain_id)}")
-        if chain.status not in (JobStatus.FAILED, JobStatus.CANCELLED):
-            raise JobStateError(
-                f"chain {chain_id!r} is {chain.status.value}; only a failed or cancelled chain "
-                "can be retried"
-            )
+        chain = retryable(chain_id, drive(state.get_chain(tx=tx, chain_id=chain_id)))
         job = drive(state.resume_job(tx=tx, job_id=chain.last_job_id))
         batch = PendingNotifications()
         batch.scheduled[job.queue] += 1
         self._after_commit(batch)
-        return dataclasses.replace(
-            chain,
-            status=job.status,
-            output=None,
-            error=job.error,
-            updated_at=job.updated_at,
-            completed_at=None,
-        )
+        return resumed(chain, job)
 
     def complete_job(
         self,
@@ -342,8 +328,8 @@ class SyncClient:
         ValidationError subclasses before anything is written."""
         job_id = check_text("job_id", job_id)
         has_output = output is not _NO_OUTPUT
-        tx = self._tx(conn)
         check_settlement(has_output, continue_with)
+        tx = self._tx(conn)
         state = self.app.state
         job = drive(state.get_job(tx=tx, job_id=job_id))
         text, next_job = settlement(
@@ -384,22 +370,32 @@ class SyncClient:
             return
         lease_lost = list(batch.lease_lost)
         carried = app._signals_in_writes
-        scheduled = {} if carried else dict(batch.scheduled)
+        scheduled = {} if carried else {q: n for q, n in batch.scheduled.items() if n > 0}
         completed = [] if carried else list(batch.completed_chains)
         if not (lease_lost or scheduled or completed):
             return
         if publisher is None:
             log.debug("the notifier has no synchronous publisher: workers will poll")
             return
-        try:
-            for job_id in lease_lost:
-                publisher.publish_lease_lost(job_id=job_id)
-            for queue, count in scheduled.items():
-                publisher.publish_job_scheduled(queue=queue, count=count)
-            for chain_id in completed:
-                publisher.publish_chain_completed(chain_id=chain_id)
-        except Exception as exc:  # hints only: the caller's work is done and committed
-            log.warning("publishing notifications failed, workers will poll: %r", exc)
+        sends: list[tuple[str, Callable[[], None]]] = [
+            *(("lease_lost", partial(publisher.publish_lease_lost, job_id=j)) for j in lease_lost),
+            *(
+                ("job_scheduled", partial(publisher.publish_job_scheduled, queue=q, count=n))
+                for q, n in scheduled.items()
+            ),
+            *(
+                ("chain_completed", partial(publisher.publish_chain_completed, chain_id=c))
+                for c in completed
+            ),
+        ]
+        for signal, send in sends:
+            # Counted as the asynchronous publishes are.
+            app.metrics.incr(f"notify.{signal}.published")
+            try:
+                send()
+            except Exception as exc:  # hints only: the caller's work is done and committed
+                app.metrics.incr(f"notify.{signal}.publish_errors")
+                log.warning("publishing %s failed, workers will poll: %r", signal, exc)
 
     def _after_commit(self, batch: PendingNotifications) -> None:
         outer = _collecting.get()

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import math
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -108,7 +110,9 @@ class PsycopgSyncExecutor:
         alarm = watchdog.arm(STATEMENT_TIMEOUT, conn.cancel_safe)
         try:
             with cursor:
-                cursor.execute(sql, list(args) or None, prepare=False)
+                # Prepared as the connection's prepare_threshold says (the application's
+                # choice: None behind a transaction-pooling PgBouncer), as its own queries.
+                cursor.execute(sql, list(args) or None)
                 if cursor.description is None:
                     return None if one else []
                 if one:
@@ -163,23 +167,36 @@ class _Watchdog:
     statement."""
 
     def __init__(self) -> None:
+        self._reset()
+        # A process forked from this one (a pre-forking server) has none of its
+        # threads: it starts afresh.
+        os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
         self._lock = threading.Condition()
         self._alarms: list[tuple[float, int, Callable[[], object]]] = []
         self._cancelled: set[int] = set()
         self._ids = itertools.count()
         self._thread: threading.Thread | None = None
         self._firing: int | None = None
+        # When the thread wakes up next by itself (inf: only when notified).
+        self._wake_at = math.inf
 
     def arm(self, seconds: float, callback: Callable[[], object]) -> int:
         with self._lock:
             alarm = next(self._ids)
-            heapq.heappush(self._alarms, (time.monotonic() + seconds, alarm, callback))
-            if self._thread is None:
+            deadline = time.monotonic() + seconds
+            heapq.heappush(self._alarms, (deadline, alarm, callback))
+            if self._thread is None or not self._thread.is_alive():
+                self._wake_at = math.inf
                 self._thread = threading.Thread(
                     target=self._watch, name="queuert-psycopg-timeouts", daemon=True
                 )
                 self._thread.start()
-            self._lock.notify()
+            elif deadline < self._wake_at:
+                # Only an alarm due before the thread's next look needs to wake it: with
+                # one timeout for every statement, that is rarely the case.
+                self._lock.notify_all()
             return alarm
 
     def disarm(self, alarm: int) -> None:
@@ -201,11 +218,13 @@ class _Watchdog:
             with self._lock:
                 self._drop_cancelled()
                 if not self._alarms:
+                    self._wake_at = math.inf
                     self._lock.wait()
                     continue
                 deadline, alarm, callback = self._alarms[0]
                 left = deadline - time.monotonic()
                 if left > 0:
+                    self._wake_at = deadline
                     self._lock.wait(left)
                     continue
                 heapq.heappop(self._alarms)

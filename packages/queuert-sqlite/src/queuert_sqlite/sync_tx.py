@@ -45,7 +45,9 @@ _BEGIN = {
 
 def sync_transaction(adapter: SqliteStateAdapter, conn: object) -> aiosqlite.Connection:
     """``conn``, a ``sqlite3.Connection`` on the adapter's database file, inside a
-    transaction, as an executor the adapter's operations run on. When sqlite3 manages
+    transaction, as an executor the adapter's operations run on. Recursive triggers
+    are enabled on ``conn`` (``PRAGMA recursive_triggers = ON``, as on the adapter's
+    own connections): the schema's triggers need them. When sqlite3 manages
     the connection's transactions (its ``isolation_level`` is not ``None``) and none
     is open, the ``BEGIN`` sqlite3 would send before a write is sent now, so reads
     and writes share one transaction that the caller's ``commit()`` or
@@ -70,6 +72,9 @@ def sync_transaction(adapter: SqliteStateAdapter, conn: object) -> aiosqlite.Con
                 f"connected to database {theirs[:200]!r}, another database than the "
                 f"adapter's ({adapter.path[:200]!r})"
             )
+        # The schema's blocker triggers reach the jobs waiting on the jobs they fail
+        # only with recursive triggers, which the adapter's own connections enable.
+        executor.enable_recursive_triggers()
         if not conn.in_transaction:
             begin = _BEGIN.get(str(conn.isolation_level).upper())
             if conn.isolation_level is None or begin is None or _autocommit(conn):
@@ -136,6 +141,9 @@ class Sqlite3Executor:
             cursor.executemany(sql, parameters)
         finally:
             cursor.close()
+
+    def enable_recursive_triggers(self) -> None:
+        self._conn.execute("PRAGMA recursive_triggers = ON").close()
 
     def database_file(self) -> str:
         """The file of the connection's main database, ``""`` for an in-memory one."""
