@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from mypy.maptype import map_instance_to_supertype
-from mypy.plugin import MethodSigContext, Plugin
+from mypy.plugin import FunctionSigContext, MethodSigContext, Plugin
 from mypy.types import CallableType, FunctionLike, Instance, get_proper_type
 
 _QUEUE_DEF = "queuert.definitions.QueueDef"
@@ -37,6 +37,13 @@ _BINDINGS = {
 }
 
 
+# Function -> the same, for module-level functions of the integrations built on core.
+_FUNCTION_BINDINGS = {
+    "queuert_django.calls.enqueue_job_chain": ("chain", "InT"),
+    "queuert_django.calls.enqueue_job_chains": ("chain", "InT"),
+}
+
+
 class QueuertPlugin(Plugin):
     def get_method_signature_hook(
         self, fullname: str
@@ -47,8 +54,19 @@ class QueuertPlugin(Plugin):
         argument, variable = binding
         return lambda ctx: _bind_input(ctx, argument, variable)
 
+    def get_function_signature_hook(
+        self, fullname: str
+    ) -> Callable[[FunctionSigContext], FunctionLike] | None:
+        binding = _FUNCTION_BINDINGS.get(fullname)
+        if binding is None:
+            return None
+        argument, variable = binding
+        return lambda ctx: _bind_input(ctx, argument, variable)
 
-def _bind_input(ctx: MethodSigContext, argument: str, variable: str) -> FunctionLike:
+
+def _bind_input(
+    ctx: MethodSigContext | FunctionSigContext, argument: str, variable: str
+) -> FunctionLike:
     """The signature with ``variable`` replaced by the input type of the chain or queue
     passed as ``argument``; the default signature when that type is not known."""
     signature = ctx.default_signature
