@@ -1,4 +1,4 @@
-"""mypy (with queuert.mypy_plugin) names the expected input type when
+"""mypy (with queuert_django.mypy_plugin) names the expected input type when
 queuert_django.enqueue_job_chain(s) gets the wrong one, as it does for the
 asynchronous API (see tests/test_typing.py)."""
 
@@ -29,7 +29,7 @@ def test_mypy_names_the_expected_input(case: Path, tmp_path: Path) -> None:
             "--strict",
             "--no-error-summary",
             "--config-file",
-            str(ROOT / "pyproject.toml"),
+            str(Path(__file__).parent / "mypy.toml"),
             "--cache-dir",
             str(tmp_path / "mypy-cache"),
             str(case),

@@ -37,14 +37,14 @@ _BINDINGS = {
 }
 
 
-# Function -> the same, for module-level functions of the integrations built on core.
-_FUNCTION_BINDINGS = {
-    "queuert_django.calls.enqueue_job_chain": ("chain", "InT"),
-    "queuert_django.calls.enqueue_job_chains": ("chain", "InT"),
-}
-
-
 class QueuertPlugin(Plugin):
+    """Binds the input type of queuert's own calls. An integration built on core that
+    offers module-level functions of the same shape ships a subclass that extends
+    :attr:`function_bindings` and names it as its own plugin."""
+
+    function_bindings: dict[str, tuple[str, str]] = {}
+    """Function full name -> (the argument holding the chain, the input's type variable)."""
+
     def get_method_signature_hook(
         self, fullname: str
     ) -> Callable[[MethodSigContext], FunctionLike] | None:
@@ -57,7 +57,7 @@ class QueuertPlugin(Plugin):
     def get_function_signature_hook(
         self, fullname: str
     ) -> Callable[[FunctionSigContext], FunctionLike] | None:
-        binding = _FUNCTION_BINDINGS.get(fullname)
+        binding = self.function_bindings.get(fullname)
         if binding is None:
             return None
         argument, variable = binding
