@@ -12,8 +12,11 @@ from functools import lru_cache
 JOB_COLUMNS = (
     "id, chain_id, chain_name, queue, position, status, input, attempt, max_attempts, "
     "priority, scheduled_at, created_at, updated_at, leased_by, leased_until, output, "
-    "error, next_job_id, completed_at, trace_context"
+    "error, next_job_id, completed_at, trace_context, has_blockers"
 )
+
+JOB_COLUMN_COUNT = JOB_COLUMNS.count(",") + 1
+"""How many columns :data:`JOB_COLUMNS` selects: a statement's own columns follow."""
 
 MAX_MERGED_QUEUES = 32
 """Up to this many queues, acquisition reads each queue's index on its own and merges."""
@@ -70,9 +73,14 @@ class Statements:
         self.check_lease = f"SELECT {c} FROM {jobs} WHERE {_GUARD}"
         # The same, reading nothing: for a transaction that only needs the lease to hold.
         self.lease_held = f"SELECT 1 FROM {jobs} WHERE {_GUARD}"
+        # Also returns the queues of the jobs whose last blocker this chain is: read
+        # before the unblocking trigger runs, so those still blocked with one left.
         self.complete_job = (
             f"UPDATE {jobs} SET status = 'completed', output = ?, leased_by = NULL, "
-            f"leased_until = NULL, completed_at = ?, updated_at = ? WHERE {_GUARD} RETURNING {c}"
+            f"leased_until = NULL, completed_at = ?, updated_at = ? WHERE {_GUARD} RETURNING {c}, "
+            f"(SELECT json_group_array(DISTINCT d.queue) FROM {prefix}job_blockers AS b "
+            f"JOIN {jobs} AS d ON d.id = b.job_id WHERE b.blocker_chain_id = {jobs}.chain_id "
+            "AND d.status = 'blocked' AND d.blockers_left <= 1)"
         )
         self.reschedule_job = (
             f"UPDATE {jobs} SET status = 'pending', scheduled_at = ?, error = ?, "

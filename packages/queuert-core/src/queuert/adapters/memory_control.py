@@ -285,7 +285,10 @@ def list_chains(
                 continue
             if not _in_window(first.created_at, filter.created_after, filter.created_before):
                 continue
-            items.append(_chain_record(chain_id, chain))
+            key = adapter._dedup.keys.get(chain_id)
+            if filter.dedup_key is not None and key != filter.dedup_key:
+                continue
+            items.append(_chain_record(chain_id, chain, key))
             if len(items) == limit:
                 break
     return keyset_page(items, limit)
