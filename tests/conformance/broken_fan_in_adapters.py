@@ -11,6 +11,7 @@ from datetime import datetime
 
 from queuert.adapters.memory_blockers import MemoryBlockers
 from queuert.adapters.memory_state import MemoryStateAdapter, MemoryTransaction, _Row
+from queuert.control_records import SettledJob
 from queuert.records import ChainFilter, ChainRecord, DedupKey, JobRecord, Lease, NewJob, Page
 
 
@@ -46,6 +47,41 @@ class SilentUnblockStateAdapter(MemoryStateAdapter):
     ) -> JobRecord:
         record = await super().complete_job(tx=tx, lease=lease, output=output)
         return dataclasses.replace(record, unblocked_queues=())
+
+    async def settle_job(
+        self,
+        *,
+        tx: MemoryTransaction | None,
+        job_id: str,
+        output: str | None,
+        next_job: NewJob | None,
+    ) -> SettledJob:
+        settled = await super().settle_job(tx=tx, job_id=job_id, output=output, next_job=next_job)
+        return dataclasses.replace(
+            settled, job=dataclasses.replace(settled.job, unblocked_queues=())
+        )
+
+
+class SettleUnblocksStateAdapter(MemoryStateAdapter):
+    """Bug: completing a job from outside by continuing its chain unblocks the jobs
+    waiting on the chain, as if it had ended."""
+
+    async def settle_job(
+        self,
+        *,
+        tx: MemoryTransaction | None,
+        job_id: str,
+        output: str | None,
+        next_job: NewJob | None,
+    ) -> SettledJob:
+        settled = await super().settle_job(tx=tx, job_id=job_id, output=output, next_job=next_job)
+        if next_job is not None:
+
+            def end_chain(own: MemoryTransaction) -> None:
+                self._blockers.chain_ended(self, own, self._jobs[job_id], self.now())
+
+            await self._run(tx, end_chain)
+        return settled
 
 
 class BlockerDroppingDedupStateAdapter(MemoryStateAdapter):

@@ -67,6 +67,7 @@ from broken_adapters import (
 from broken_fan_in_adapters import (
     BlockerDroppingDedupStateAdapter,
     KeyDroppingNewestListingStateAdapter,
+    SettleUnblocksStateAdapter,
     SilentUnblockStateAdapter,
     UnflaggedBlockersStateAdapter,
 )
@@ -141,6 +142,7 @@ TestRacyLimit = state_suite(RacyLimitStateAdapter)
 TestStickyLeaseLimit = state_suite(StickyLeaseLimitStateAdapter)
 TestUnflaggedBlockers = state_suite(UnflaggedBlockersStateAdapter)
 TestSilentUnblock = state_suite(SilentUnblockStateAdapter)
+TestSettleUnblocks = state_suite(SettleUnblocksStateAdapter)
 TestBlockerDroppingDedup = state_suite(BlockerDroppingDedupStateAdapter)
 TestKeyDroppingNewestListing = state_suite(KeyDroppingNewestListingStateAdapter)
 TestReferenceNotify = notify_suite(InProcessNotifyAdapter)
@@ -463,7 +465,15 @@ BUGS = {
     "silent-unblocking-fails-the-unblocked-queues-case": Bug(
         "TestSilentUnblock",
         "TestReferenceState",
-        ("test_a_completion_names_the_queues_it_unblocks",),
+        (
+            "test_a_completion_names_the_queues_it_unblocks",
+            "test_completing_a_blocker_from_outside_names_the_queues_it_unblocks",
+        ),
+    ),
+    "unblocking-continuations-from-outside-fail-the-continued-blocker-case": Bug(
+        "TestSettleUnblocks",
+        "TestReferenceState",
+        ("test_continuing_a_blocker_from_outside_leaves_its_dependents_waiting",),
     ),
     "dropped-blockers-of-a-deduplicated-start-fail-its-cases": Bug(
         "TestBlockerDroppingDedup",

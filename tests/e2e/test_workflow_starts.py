@@ -48,14 +48,19 @@ def _app(backend: Backend, *chains: queuert.ChainDef[Any, Any]) -> queuert.Queue
     )
 
 
-@pytest.mark.parametrize("ends", ["returns", "finalizes"])
+@pytest.mark.parametrize("ends", ["returns", "finalizes", "from-outside"])
 async def test_a_completion_that_unblocks_a_job_wakes_its_idle_worker(
     backend: Backend, ends: str
 ) -> None:
-    app = _app(backend, source_chain, sink_chain)
+    notify = queuert.InProcessNotifyAdapter()
+    app = queuert.Queuert(state=backend.state, notify=notify, chains=[source_chain, sink_chain])
+    # Another application on the same stores, so that its metrics are its worker's.
+    sink_app = queuert.Queuert(
+        state=backend.state, notify=notify, chains=[source_chain, sink_chain]
+    )
     sources = app.worker(concurrency=2, poll_interval=0.05, queues=[source_chain])
     # Polling every 30 s: the waiting job starts sooner only when a signal wakes it.
-    sinks = app.worker(concurrency=2, poll_interval=30.0, queues=[sink_chain])
+    sinks = sink_app.worker(concurrency=2, poll_interval=30.0, queues=[sink_chain])
     release = asyncio.Event()
 
     @sources.handler(source_chain)
@@ -77,11 +82,12 @@ async def test_a_completion_that_unblocks_a_job_wakes_its_idle_worker(
         blocker = await app.enqueue_job_chain(None, source_chain, Step(4))
         waiting = await app.enqueue_job_chain(None, sink_chain, Step(0), blockers=[blocker])
 
-        async def sink_idle() -> bool:
-            job = await app.get_job(waiting.id)
-            return job is not None and job.status is queuert.JobStatus.BLOCKED
-
-        await eventually(sink_idle, message="the waiting job is not blocked")
+        job = await app.get_job(waiting.id)
+        assert job is not None and job.status is queuert.JobStatus.BLOCKED
+        # The sink worker looked once (and found the job blocked): it now sleeps.
+        await eventually(lambda: sink_app.metrics.get("worker.acquire_attempts") >= 1)
+        if ends == "from-outside":
+            await app.complete_job(None, blocker.id, output=40)
         release.set()
         assert await app.wait_for_chain(waiting, timeout=5, poll_interval=0.05) == [40]
 

@@ -53,13 +53,16 @@ def job_columns(alias: str | None = None) -> str:
     return ", ".join(f"{alias}.{column}" for column in _JOB_COLUMNS)
 
 
-def _waiting_queues(names: Names, row: str) -> str:
-    """The distinct queues of the jobs still blocked on the chain of the job ``row``
-    names, as a ``waiting_queues`` text array (NULL when there is none)."""
+def waiting_queues(names: Names, row: str) -> str:
+    """For RETURNING after the job columns of a write that completes the job ``row``
+    names: the distinct queues of the jobs still blocked on its chain, as a
+    ``waiting_queues`` text array (NULL when there is none, or when the job
+    continued its chain)."""
     return (
         f"(SELECT array_agg(DISTINCT d.queue) FROM {names.table('job_blockers')} AS b "
         f"JOIN {names.jobs} AS d ON d.id = b.job_id "
-        f"WHERE b.blocker_chain_id = {row}.chain_id AND d.status = 'blocked') AS waiting_queues"
+        f"WHERE b.blocker_chain_id = {row}.chain_id AND {row}.next_job_id IS NULL "
+        "AND d.status = 'blocked') AS waiting_queues"
     )
 
 
@@ -211,7 +214,7 @@ class Statements:
             SET status = 'completed', output = $4::json, leased_by = NULL,
                 leased_until = NULL, completed_at = {NOW}, updated_at = {NOW}
             WHERE {lease}
-            RETURNING {cols}, {_waiting_queues(names, jobs)}
+            RETURNING {cols}, {waiting_queues(names, jobs)}
             """,
             schedules=False,
             unblocks=True,
@@ -225,7 +228,7 @@ class Statements:
                 leased_until = NULL, completed_at = {NOW}, updated_at = {NOW}
             FROM locked l
             WHERE j.id = l.id
-            RETURNING {job_columns("j")}, {_waiting_queues(names, "j")}
+            RETURNING {job_columns("j")}, {waiting_queues(names, "j")}
             """,
             f"""
             input AS (

@@ -25,6 +25,21 @@ MAX_MERGED_QUEUES = 32
 _GUARD = "id = ? AND status = 'running' AND leased_by = ? AND attempt = ?"
 
 
+def unblocked_queues(prefix: str) -> str:
+    """For RETURNING after the job columns of a write that completes a job of
+    ``{prefix}jobs``: the JSON array of the queues of the jobs whose last blocker
+    its chain is, read before the unblocking trigger runs (so those still blocked
+    with one blocker left). Meaningless for a job that continued its chain: the
+    reader ignores it then (SQLite reads no column of the updated row other than
+    ``chain_id`` correctly here)."""
+    jobs = f"{prefix}jobs"
+    return (
+        f"(SELECT json_group_array(DISTINCT d.queue) FROM {prefix}job_blockers AS b "
+        f"JOIN {jobs} AS d ON d.id = b.job_id WHERE b.blocker_chain_id = {jobs}.chain_id "
+        "AND d.status = 'blocked' AND d.blockers_left <= 1)"
+    )
+
+
 class Statements:
     """Statement texts over the tables ``{prefix}jobs`` and ``{prefix}migrations``."""
 
@@ -73,14 +88,10 @@ class Statements:
         self.check_lease = f"SELECT {c} FROM {jobs} WHERE {_GUARD}"
         # The same, reading nothing: for a transaction that only needs the lease to hold.
         self.lease_held = f"SELECT 1 FROM {jobs} WHERE {_GUARD}"
-        # Also returns the queues of the jobs whose last blocker this chain is: read
-        # before the unblocking trigger runs, so those still blocked with one left.
         self.complete_job = (
             f"UPDATE {jobs} SET status = 'completed', output = ?, leased_by = NULL, "
-            f"leased_until = NULL, completed_at = ?, updated_at = ? WHERE {_GUARD} RETURNING {c}, "
-            f"(SELECT json_group_array(DISTINCT d.queue) FROM {prefix}job_blockers AS b "
-            f"JOIN {jobs} AS d ON d.id = b.job_id WHERE b.blocker_chain_id = {jobs}.chain_id "
-            "AND d.status = 'blocked' AND d.blockers_left <= 1)"
+            f"leased_until = NULL, completed_at = ?, updated_at = ? WHERE {_GUARD} "
+            f"RETURNING {c}, {unblocked_queues(prefix)}"
         )
         self.reschedule_job = (
             f"UPDATE {jobs} SET status = 'pending', scheduled_at = ?, error = ?, "

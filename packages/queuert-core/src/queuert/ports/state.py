@@ -328,7 +328,10 @@ class StateAdapter(ABC, Generic[Tx]):
         lease is cleared in the same write. Raises
         :class:`~queuert.errors.JobNotFoundError` for an unknown job and
         :class:`~queuert.errors.ChainEndedError` (nothing written) for one that ended,
-        so a second completion of the same job fails."""
+        so a second completion of the same job fails. With ``output``, adapters with
+        the ``blockers`` capability name the queues of the jobs it unblocked in the
+        returned job's :attr:`~queuert.records.JobRecord.unblocked_queues`, as
+        :meth:`complete_job` does."""
         raise self._unsupported("settle_job")
 
     async def purge_chains(

@@ -14,6 +14,7 @@ from queuert.conformance.support import (
     StateAdapterAny,
     acquire_one,
     new_job,
+    next_job,
     running_job,
     unique,
 )
@@ -80,6 +81,40 @@ class FanInCases:
         alone = await _blocker(state_adapter)
         lone = await state_adapter.complete_job(tx=None, lease=alone.lease, output="3")
         assert lone.unblocked_queues == ()
+
+    @pytest.mark.asyncio
+    async def test_completing_a_blocker_from_outside_names_the_queues_it_unblocks(
+        self, state_adapter: StateAdapterAny
+    ) -> None:
+        _require(state_adapter)
+        queue = unique("conformance-settled")
+        blocker = await running_job(state_adapter, new_job(BLOCKER))
+        waiter = await _waiter(state_adapter, queue, blocker)
+        settled = await state_adapter.settle_job(
+            tx=None, job_id=blocker.id, output='"by hand"', next_job=None
+        )
+        assert settled.job.unblocked_queues == (queue,)
+        current = await state_adapter.get_job(tx=None, job_id=waiter.id)
+        assert current is not None and current.status is JobStatus.PENDING
+
+    @pytest.mark.asyncio
+    async def test_continuing_a_blocker_from_outside_leaves_its_dependents_waiting(
+        self, state_adapter: StateAdapterAny
+    ) -> None:
+        _require(state_adapter)
+        queue = unique("conformance-continued")
+        blocker = await running_job(state_adapter, new_job(BLOCKER))
+        waiter = await _waiter(state_adapter, queue, blocker)
+        step = next_job(blocker, f"{BLOCKER}:step")
+        settled = await state_adapter.settle_job(
+            tx=None, job_id=blocker.id, output=None, next_job=step
+        )
+        assert settled.job.unblocked_queues == ()
+        current = await state_adapter.get_job(tx=None, job_id=waiter.id)
+        assert current is not None and current.status is JobStatus.BLOCKED
+        last = await acquire_one(state_adapter, step.queue)
+        done = await state_adapter.complete_job(tx=None, lease=last.lease, output="1")
+        assert done.unblocked_queues == (queue,)
 
     @pytest.mark.asyncio
     async def test_a_deduplicated_start_waits_on_its_blockers_once(
