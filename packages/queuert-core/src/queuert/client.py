@@ -355,9 +355,9 @@ class Queuert(Generic[Tx]):
         With ``blockers`` (handles of other chains, at most
         :data:`~queuert.blockers.MAX_BLOCKERS`) the first job waits, ``blocked``, until
         every one of those chains has completed (see :mod:`queuert.blockers`); its
-        handler reads their outputs in ``job.blockers``
-        and ``await ctx.blockers()``. Raises :class:`~queuert.errors.JobNotFoundError`
-        naming a blocker chain that does not exist, with nothing written.
+        handler reads their outputs in ``job.blockers`` or ``await ctx.blockers()``.
+        Raises :class:`~queuert.errors.JobNotFoundError` naming a blocker chain that
+        does not exist, with nothing written.
 
         With ``dedup_key`` no chain is started while a chain of this definition holds
         the key in ``dedup_scope`` (see :mod:`queuert.dedup`): the handle returned is
