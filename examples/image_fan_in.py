@@ -65,8 +65,9 @@ class Published:
 
 image_chain = queuert.chain("process-image", input=ImageInput, output=Published)
 # --8<-- [start:publish-queue]
-# load_blockers: the worker reads the three renditions into job.blockers.
-publish = image_chain.queue("publish", input=PublishInput, load_blockers=True)
+# Its jobs wait on the three resizes: the worker reads their renditions into
+# job.blockers before the handler runs.
+publish = image_chain.queue("publish", input=PublishInput)
 # --8<-- [end:publish-queue]
 resize_chain = queuert.chain("resize-image", input=ResizeInput, output=Rendition)
 

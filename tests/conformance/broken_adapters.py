@@ -529,7 +529,13 @@ class KeyIgnoringStateAdapter(MemoryStateAdapter):
     """Bug: starts every chain, whatever its key."""
 
     async def create_deduplicated_jobs(
-        self, *, tx: MemoryTransaction | None, jobs: Sequence[NewJob], dedup: Sequence[DedupKey]
+        self,
+        *,
+        tx: MemoryTransaction | None,
+        jobs: Sequence[NewJob],
+        dedup: Sequence[DedupKey],
+        blocker_chain_ids: Sequence[str] | None = None,
+        run_on_blocker_failure: bool = False,
     ) -> list[str]:
         await self.create_jobs(tx=tx, jobs=jobs)
         return [job.chain_id for job in jobs]
@@ -591,7 +597,13 @@ class ReadThenWriteDedupStateAdapter(MemoryStateAdapter):
     """Bug: checks the key in one step and takes it in another (racy)."""
 
     async def create_deduplicated_jobs(
-        self, *, tx: MemoryTransaction | None, jobs: Sequence[NewJob], dedup: Sequence[DedupKey]
+        self,
+        *,
+        tx: MemoryTransaction | None,
+        jobs: Sequence[NewJob],
+        dedup: Sequence[DedupKey],
+        blocker_chain_ids: Sequence[str] | None = None,
+        run_on_blocker_failure: bool = False,
     ) -> list[str]:
         now = self.now()
         free = [

@@ -65,6 +65,13 @@ from broken_adapters import (
     UnfilteredLeaseLostNotifyAdapter,
     UnlimitedWakeNotifyAdapter,
 )
+from broken_fan_in_adapters import (
+    BlockerDroppingDedupStateAdapter,
+    KeyDroppingNewestListingStateAdapter,
+    SettleUnblocksStateAdapter,
+    SilentUnblockStateAdapter,
+    UnflaggedBlockersStateAdapter,
+)
 from queuert.adapters.memory_notify import InProcessNotifyAdapter
 from queuert.adapters.memory_state import MemoryStateAdapter
 from queuert.conformance import NotifyAdapterConformance, StateAdapterConformance
@@ -135,6 +142,11 @@ TestDuplicatingSlots = state_suite(DuplicatingSlotsStateAdapter)
 TestKeylessLimit = state_suite(KeylessLimitStateAdapter)
 TestRacyLimit = state_suite(RacyLimitStateAdapter)
 TestStickyLeaseLimit = state_suite(StickyLeaseLimitStateAdapter)
+TestUnflaggedBlockers = state_suite(UnflaggedBlockersStateAdapter)
+TestSilentUnblock = state_suite(SilentUnblockStateAdapter)
+TestSettleUnblocks = state_suite(SettleUnblocksStateAdapter)
+TestBlockerDroppingDedup = state_suite(BlockerDroppingDedupStateAdapter)
+TestKeyDroppingNewestListing = state_suite(KeyDroppingNewestListingStateAdapter)
 TestReferenceNotify = notify_suite(InProcessNotifyAdapter)
 TestUnfilteredLeaseLost = notify_suite(UnfilteredLeaseLostNotifyAdapter)
 TestUnlimitedWake = notify_suite(UnlimitedWakeNotifyAdapter)
@@ -146,8 +158,10 @@ def run_suites(pytester: pytest.Pytester, *cases: str) -> dict[str, str]:
     pytester.makeini(
         "[pytest]\nasyncio_mode = strict\nasyncio_default_fixture_loop_scope = function\n"
     )
-    broken = Path(__file__).with_name("broken_adapters.py").read_text(encoding="utf-8")
-    pytester.makepyfile(broken_adapters=broken, test_suites=SUITES)
+    here = Path(__file__)
+    broken = here.with_name("broken_adapters.py").read_text(encoding="utf-8")
+    fan_in = here.with_name("broken_fan_in_adapters.py").read_text(encoding="utf-8")
+    pytester.makepyfile(broken_adapters=broken, broken_fan_in_adapters=fan_in, test_suites=SUITES)
     recorder = pytester.inline_run("-p", "no:cacheprovider", "-k", " or ".join(cases))
     outcomes: dict[str, str] = {}
     for report in recorder.getreports("pytest_runtest_logreport"):
@@ -446,6 +460,40 @@ BUGS = {
         "TestDuplicatingSlots",
         "TestReferenceState",
         ("test_a_slot_starts_one_chain_however_many_start_it",),
+    ),
+    "unflagged-blockers-fail-the-flag-case": Bug(
+        "TestUnflaggedBlockers",
+        "TestReferenceState",
+        (
+            "test_a_job_created_with_blockers_says_so_when_acquired",
+            "test_a_deduplicated_start_waits_on_its_blockers_once",
+        ),
+    ),
+    "silent-unblocking-fails-the-unblocked-queues-case": Bug(
+        "TestSilentUnblock",
+        "TestReferenceState",
+        (
+            "test_a_completion_names_the_queues_it_unblocks",
+            "test_completing_a_blocker_from_outside_names_the_queues_it_unblocks",
+        ),
+    ),
+    "unblocking-continuations-from-outside-fail-the-continued-blocker-case": Bug(
+        "TestSettleUnblocks",
+        "TestReferenceState",
+        ("test_continuing_a_blocker_from_outside_leaves_its_dependents_waiting",),
+    ),
+    "dropped-blockers-of-a-deduplicated-start-fail-its-cases": Bug(
+        "TestBlockerDroppingDedup",
+        "TestReferenceState",
+        (
+            "test_a_deduplicated_start_waits_on_its_blockers_once",
+            "test_a_deduplicated_start_with_a_missing_blocker_writes_nothing",
+        ),
+    ),
+    "key-dropping-newest-listing-fails-the-dedup-listing-case": Bug(
+        "TestKeyDroppingNewestListing",
+        "TestReferenceState",
+        ("test_chains_of_a_dedup_key_list_newest_first_within_a_window",),
     ),
     "unfiltered-subscription-fails-the-filter-case": Bug(
         "TestUnfilteredLeaseLost",

@@ -43,7 +43,7 @@ class Published:
 
 resize_chain = queuert.chain("wf-resize", input=Resize, output=Resized)
 image_chain = queuert.chain("wf-image", input=Image, output=Published)
-publish = image_chain.queue("publish", input=Publish, load_blockers=True)
+publish = image_chain.queue("publish", input=Publish)
 gallery_chain = queuert.chain(
     "wf-gallery", input=Publish, output=Published, on_blocker_failure="run"
 )
@@ -81,7 +81,7 @@ def pipeline(
 
     @worker.handler(resize_chain)
     async def resize(job: queuert.Job[Resize], ctx: queuert.JobContext[Any, Resized]) -> Any:
-        assert len(job.blockers) == 0  # a queue that does not load them
+        assert len(job.blockers) == 0  # a job created without blockers
         if job.input.size == failing.get(job.input.image_id):
             raise queuert.NonRetryableError("cannot resize")
         return Resized(job.input.size, f"/img/{job.input.image_id}/{job.input.size}.png")
@@ -94,7 +94,8 @@ def pipeline(
 
     @worker.handler(gallery_chain)
     async def gallery(job: queuert.Job[Publish], ctx: queuert.JobContext[Any, Published]) -> Any:
-        blockers = await ctx.blockers()
+        blockers = job.blockers
+        assert [b.status for b in blockers] == [b.status for b in await ctx.blockers()]
         return Published(
             [
                 b.output(resize_chain).path

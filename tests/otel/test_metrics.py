@@ -169,3 +169,18 @@ async def test_the_jobs_gauge_reads_the_store_at_most_every_interval() -> None:
     assert gauge(telemetry) == {(TWO_STEP.name, "pending"): 2, (TWO_STEP.name, "running"): 1}
     await app.close()
     provider.shutdown()
+
+
+async def test_a_deduplicated_start_is_traced_but_not_counted_as_created(
+    telemetry: Telemetry,
+) -> None:
+    app = telemetry.app
+    first = await app.enqueue_job_chain(None, TWO_STEP, Step(1), dedup_key="upload-1")
+    again = await app.enqueue_job_chains(
+        None, TWO_STEP, [Step(2), Step(3)], dedup_keys=["upload-1", "upload-2"]
+    )
+    assert [h.deduplicated for h in again] == [True, False] and again[0].id == first.id
+    assert total(telemetry.metrics()["queuert.job.created"]) == 2
+    creates = [s for s in telemetry.finished() if s.name == f"create {TWO_STEP.name}"]
+    marks = [dict(s.attributes or {}).get("queuert.deduplicated", False) for s in creates]
+    assert marks == [False, True, False]

@@ -162,3 +162,20 @@ async def test_a_version_1_schema_gains_the_trace_context_column(
     await adapter.check_schema()
     stored = await adapter.get_job(tx=None, job_id=old.id)
     assert stored is not None and stored.trace_context is None
+
+
+async def test_version_9_marks_the_jobs_created_with_blockers(
+    adapter: PostgresStateAdapter,
+) -> None:
+    (blocker,) = await adapter.create_jobs(tx=None, jobs=[new_job()])
+    (waiter,) = await adapter.create_blocked_jobs(
+        tx=None, jobs=[new_job()], blocker_chain_ids=[blocker.chain_id]
+    )
+    # The schema as it was before version 9: no flag on any job.
+    schema = adapter.schema
+    await adapter.pool.execute(f'ALTER TABLE "{schema}".jobs DROP COLUMN has_blockers')
+    await adapter.pool.execute(f'DELETE FROM "{schema}".migrations WHERE version = 9')
+    await adapter.migrate()
+    for job, flagged in ((blocker, False), (waiter, True)):
+        read = await adapter.get_job(tx=None, job_id=job.id)
+        assert read is not None and read.has_blockers is flagged

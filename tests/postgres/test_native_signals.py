@@ -222,3 +222,31 @@ async def test_cancel_resume_and_completion_from_outside_carry_their_signals(
         await eventually(lambda: pending.id in setup.completed, timeout=WAIT_S)
     assert app.metrics.get("notify.chain_completed.published") == 0
     assert app.metrics.get("notify.lease_lost.published") >= 1
+
+
+async def test_a_completion_that_unblocks_a_job_signals_its_queue(setup: Setup) -> None:
+    app = setup.app
+    worker = app.worker(concurrency=2, poll_interval=60.0, queues=[signalled])
+    release = asyncio.Event()
+
+    @worker.handler(signalled)
+    async def handle(job: Job[Item], ctx: JobContext[Any, Done]) -> Done:
+        await release.wait()
+        return Done(job.input.n)
+
+    by_hand = await app.enqueue_job_chain(None, signalled, Item(2), delay=timedelta(hours=1))
+    await app.enqueue_job_chain(None, other, Item(20), blockers=[by_hand])
+    async with worker:
+        blocker = await app.enqueue_job_chain(None, signalled, Item(1))
+        await app.enqueue_job_chain(None, other, Item(10), blockers=[blocker])
+        # The inserts of the waiting jobs signal their queue too (a woken worker finds
+        # them blocked): let those arrive first.
+        await eventually(lambda: len(counts(setup.scheduled, other.name)) == 2, timeout=WAIT_S)
+        setup.scheduled.clear()
+        release.set()
+        # The completing statement signals the waiting job's queue as it commits.
+        await eventually(lambda: counts(setup.scheduled, other.name) == [1], timeout=WAIT_S)
+    setup.scheduled.clear()
+    await app.complete_job(None, by_hand.id, output=Done(2))
+    await eventually(lambda: counts(setup.scheduled, other.name) == [1], timeout=WAIT_S)
+    assert app.metrics.get("notify.job_scheduled.published") == 0

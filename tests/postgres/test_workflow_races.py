@@ -44,7 +44,13 @@ class _OneStatementUpsert(PostgresStateAdapter):
     waited for it, so a second chain takes the key."""
 
     async def create_deduplicated_jobs(
-        self, *, tx: Any, jobs: Sequence[NewJob], dedup: Sequence[DedupKey]
+        self,
+        *,
+        tx: Any,
+        jobs: Sequence[NewJob],
+        dedup: Sequence[DedupKey],
+        blocker_chain_ids: Sequence[str] | None = None,
+        run_on_blocker_failure: bool = False,
     ) -> list[str]:
         names = self._names
         take = (

@@ -190,3 +190,31 @@ async def test_a_missing_lower_version_is_reported_as_not_migrated(
         conn.execute("DELETE FROM queuert_migrations WHERE version = 1")
     with pytest.raises(SchemaNotMigratedError, match=f"needs {SCHEMA_VERSION}"):
         await adapter.check_schema()
+
+
+async def test_version_9_marks_the_jobs_created_with_blockers(db_path: str) -> None:
+    state = SqliteStateAdapter(db_path)
+    try:
+        await state.migrate()
+        (blocker,) = await state.create_jobs(tx=None, jobs=[new_job()])
+        (waiter,) = await state.create_blocked_jobs(
+            tx=None, jobs=[new_job()], blocker_chain_ids=[blocker.chain_id]
+        )
+    finally:
+        await state.close()
+    # The database as it was before version 9: no flag on any job.
+    with sqlite3.connect(db_path) as conn:
+        conn.execute("ALTER TABLE queuert_jobs DROP COLUMN has_blockers")
+        conn.execute("DELETE FROM queuert_migrations WHERE version = 9")
+    state = SqliteStateAdapter(db_path)
+    try:
+        await state.migrate()
+        flags = {
+            job.id: job.has_blockers
+            for job in (
+                await state.list_jobs(tx=None, filter=JobFilter(), after=None, limit=10)
+            ).items
+        }
+        assert flags == {blocker.id: False, waiter.id: True}
+    finally:
+        await state.close()

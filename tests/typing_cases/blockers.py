@@ -34,7 +34,7 @@ class Published:
 
 resize_chain = queuert.chain("resize", input=Resize, output=Resized)
 image_chain = queuert.chain("image", input=Image, output=Published)
-publish = image_chain.queue("publish", input=Image, load_blockers=True)
+publish = image_chain.queue("publish", input=Image)
 
 
 def register(worker: queuert.Worker[aiosqlite.Connection]) -> None:

@@ -18,7 +18,8 @@ job_record: Callable[..., JobRecord] = positional_builder(JobRecord)
 """``JobRecord`` from its fields given by position, in declaration order (id,
 chain_id, chain_name, queue, position, status, input, attempt, max_attempts,
 priority, scheduled_at, created_at, updated_at, leased_by, leased_until, output,
-error, next_job_id, completed_at[, trace_context]): the record adapters build from rows."""
+error, next_job_id, completed_at[, trace_context[, has_blockers]]): the record adapters
+build from rows."""
 
 
 def created_record(job: NewJob, *, scheduled_at: datetime, created_at: datetime) -> JobRecord:

@@ -362,15 +362,14 @@ class Queuert(Generic[Tx]):
         With ``blockers`` (handles of other chains, at most
         :data:`~queuert.blockers.MAX_BLOCKERS`) the first job waits, ``blocked``, until
         every one of those chains has completed (see :mod:`queuert.blockers`); its
-        handler reads their outputs in ``job.blockers`` (queues declared with
-        ``load_blockers=True``) or through ``await ctx.blockers()``. Raises
-        :class:`~queuert.errors.JobNotFoundError` naming a blocker chain that does not
-        exist, with nothing written.
+        handler reads their outputs in ``job.blockers`` or ``await ctx.blockers()``.
+        Raises :class:`~queuert.errors.JobNotFoundError` naming a blocker chain that
+        does not exist, with nothing written.
 
         With ``dedup_key`` no chain is started while a chain of this definition holds
         the key in ``dedup_scope`` (see :mod:`queuert.dedup`): the handle returned is
-        then that chain's, with ``deduplicated`` true. It cannot be combined with
-        ``blockers``.
+        then that chain's, with ``deduplicated`` true. Combined with ``blockers`` the
+        key is checked first: a deduplicated start writes no wait on the blockers.
         """
         handles = await self.enqueue_job_chains(
             tx,
@@ -413,11 +412,9 @@ class Queuert(Generic[Tx]):
         )
         if not jobs:
             return []
-        if dedup is not None and blocker_chain_ids is not None:
-            raise ValidationError("a chain start takes a dedup key or blockers, not both")
         state_tx = await self._caller_tx(tx)
         if dedup is not None:
-            return await self._enqueue_deduplicated(state_tx, chain, jobs, dedup)
+            return await self._enqueue_deduplicated(state_tx, chain, jobs, dedup, blocker_chain_ids)
         if blocker_chain_ids is not None:
             return await self._enqueue_blocked(state_tx, chain, jobs, blocker_chain_ids)
         await self.state.create_jobs(tx=state_tx, jobs=jobs)
@@ -451,10 +448,23 @@ class Queuert(Generic[Tx]):
         return [ChainHandle(job.id, chain) for job in jobs]
 
     async def _enqueue_deduplicated(
-        self, tx: Tx | None, chain: ChainDef[Any, OutT], jobs: list[NewJob], dedup: list[DedupKey]
+        self,
+        tx: Tx | None,
+        chain: ChainDef[Any, OutT],
+        jobs: list[NewJob],
+        dedup: list[DedupKey],
+        blocker_chain_ids: list[str] | None,
     ) -> list[ChainHandle[OutT]]:
-        holders = await self.state.create_deduplicated_jobs(tx=tx, jobs=jobs, dedup=dedup)
+        holders = await self.state.create_deduplicated_jobs(
+            tx=tx,
+            jobs=jobs,
+            dedup=dedup,
+            blocker_chain_ids=blocker_chain_ids,
+            run_on_blocker_failure=chain.on_blocker_failure == "run",
+        )
         started = sum(1 for job, holder in zip(jobs, holders, strict=True) if holder == job.id)
+        # A started job that waits on blockers is announced too: a woken worker finds
+        # nothing due and sleeps again, a cheaper miss than reading back each status.
         if started:
             batch = PendingNotifications()
             batch.scheduled[chain.name] += started
@@ -536,11 +546,6 @@ class Queuert(Generic[Tx]):
             names = (check_text("chain", name),)
         if dedup_key is not None:
             dedup_key = check_text("dedup_key", dedup_key)
-            if order != "oldest" or created_after is not None or created_before is not None:
-                # A key holds few chains; its listing is by key alone.
-                raise ValidationError(
-                    "dedup_key lists chains oldest first without a creation window"
-                )
         chain_filter = ChainFilter(
             statuses=_statuses(status),
             chain_names=names,

@@ -325,12 +325,20 @@ class JobContext(Generic[Tx, OutT]):
         self._ensure_open()
         text = self.chain.output_codec.encode(output)
         try:
-            await self._app.state.complete_job(tx=None, lease=self.lease, output=text)
+            record = await self._app.state.complete_job(tx=None, lease=self.lease, output=text)
         except LeaseLostError:
             raise self._lost() from None
         self.finalized = True
-        self.notifications.completed_chains.append(self.record.chain_id)
+        self._completed(record)
         return output
+
+    def _completed(self, record: JobRecord | None) -> None:
+        """Signals for the chain's completion: the chain's own, and a wake-up for the
+        workers of each job the completion unblocked."""
+        self.notifications.completed_chains.append(self.record.chain_id)
+        if record is not None:
+            for queue in record.unblocked_queues:
+                self.notifications.scheduled[queue] += 1
 
     async def continue_with(self, queue: QueueDef[StepInT, OutT], input: StepInT) -> Continuation:
         """Continue the chain with a job on ``queue`` (finalize with no callback)."""
@@ -379,8 +387,7 @@ class JobContext(Generic[Tx, OutT]):
                 "that enqueue_job gave"
             )
         text = self.chain.output_codec.encode(result)
-        await state.complete_locked_job(tx=tx, lease=self.lease, output=text)
-        self.notifications.completed_chains.append(self.record.chain_id)
+        self._completed(await state.complete_locked_job(tx=tx, lease=self.lease, output=text))
 
     # -- reschedule ------------------------------------------------------------------------
 

@@ -74,8 +74,9 @@ class QueueDef(Generic[InT, OutT]):
         # (Queuert.complete_job), never acquired by a worker.
         self.external = external
         self.load_blockers = False
-        """Whether the worker reads the chains a job of this queue waited on into
-        ``job.blockers`` before its handler runs (one more read per job)."""
+        """Deprecated and without effect: the worker fills ``job.blockers`` for every
+        job created with blockers, and for no other job. Kept so that declarations
+        passing ``load_blockers=`` still work."""
         self.limit = limit
         """The queue's global concurrency limit (see :mod:`queuert.limits`), if any."""
 
@@ -160,11 +161,12 @@ class ChainDef(QueueDef[InT, OutT]):
     ) -> QueueDef[Any, OutT]:
         """Declare a further step ``<chain>:<step>`` with its own input type. An
         ``external`` step is never run by a worker: the application ends its jobs with
-        :meth:`~queuert.Queuert.complete_job` (webhooks, approvals). With
-        ``load_blockers`` its jobs' handlers find their blockers in ``job.blockers``;
-        with ``concurrency_limit``, at most that many of its jobs run at once across
-        every worker. Raises :class:`~queuert.errors.ValidationError` for a bad or
-        duplicate name or a bad limit."""
+        :meth:`~queuert.Queuert.complete_job` (webhooks, approvals).
+        ``load_blockers`` is accepted and ignored (deprecated: every job created with
+        blockers finds them in ``job.blockers``). With ``concurrency_limit``, at most
+        that many of its jobs run at once across every worker. Raises
+        :class:`~queuert.errors.ValidationError` for a bad or duplicate name or a bad
+        limit."""
         _check_name("step", step)
         limit = _limit(concurrency_limit, None)
         name = f"{self.name}:{step}"
@@ -232,7 +234,8 @@ def chain(
     With ``concurrency_limit``, at most that many jobs of the entry queue run at once
     across every worker; with ``concurrency_key`` too, at most that many per key, the
     key being computed from each chain's input when the chain starts (see
-    :mod:`queuert.limits`)."""
+    :mod:`queuert.limits`). ``load_blockers`` is accepted and ignored (deprecated:
+    every job created with blockers finds them in ``job.blockers``)."""
     return ChainDef(
         name,
         input=input,

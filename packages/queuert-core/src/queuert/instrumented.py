@@ -244,9 +244,9 @@ class InstrumentedState(StateAdapter[Tx]):
             self.observer.ended(lease, "continued")
         return record
 
-    async def complete_locked_job(self, *, tx: Tx, lease: Lease, output: str) -> None:
+    async def complete_locked_job(self, *, tx: Tx, lease: Lease, output: str) -> JobRecord | None:
         self._handed_out.end(lease)
-        await self._leased(
+        record = await self._leased(
             lease,
             self._call(
                 "complete_job",
@@ -256,6 +256,7 @@ class InstrumentedState(StateAdapter[Tx]):
         )
         if self.observer is not None:
             self.observer.ended(lease, "completed")
+        return record
 
     async def continue_locked_job(self, *, tx: Tx, lease: Lease, next_job: NewJob) -> None:
         self._handed_out.end(lease)
@@ -524,13 +525,30 @@ class InstrumentedState(StateAdapter[Tx]):
         )
 
     async def create_deduplicated_jobs(
-        self, *, tx: Tx | None, jobs: Sequence[NewJob], dedup: Sequence[DedupKey]
+        self,
+        *,
+        tx: Tx | None,
+        jobs: Sequence[NewJob],
+        dedup: Sequence[DedupKey],
+        blocker_chain_ids: Sequence[str] | None = None,
+        run_on_blocker_failure: bool = False,
     ) -> list[str]:
-        return await self._call(
-            "create_deduplicated_jobs",
-            tx,
-            lambda: self.inner.create_deduplicated_jobs(tx=tx, jobs=jobs, dedup=dedup),
-        )
+        with self._creating(jobs, by=None) as traced:
+            holders = await self._call(
+                "create_deduplicated_jobs",
+                tx,
+                lambda: self.inner.create_deduplicated_jobs(
+                    tx=tx,
+                    jobs=traced,
+                    dedup=dedup,
+                    blocker_chain_ids=blocker_chain_ids,
+                    run_on_blocker_failure=run_on_blocker_failure,
+                ),
+            )
+            skipped = [job for job, holder in zip(traced, holders, strict=True) if holder != job.id]
+            if self.observer is not None and skipped:
+                self.observer.deduplicated(skipped)
+        return holders
 
     # -- observation ---------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from queuert.records import JobRecord
 InT = TypeVar("InT")
 
 NO_BLOCKERS = Blockers(())
-"""The blockers of a job that waited on none (or whose queue does not load them)."""
+"""The blockers of a job that waited on none."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,9 +31,8 @@ class Job(Generic[InT]):
     record: JobRecord
     blockers: Blockers = NO_BLOCKERS
     """The chains the job waited on, in the order given, with their outputs (read
-    them typed with ``blockers[i].output(chain)``); loaded for jobs of queues
-    declared with ``load_blockers=True``, empty otherwise (``ctx.blockers()`` reads
-    them on demand)."""
+    them typed with ``blockers[i].output(chain)``); read before the handler runs for
+    every job created with blockers, empty for any other job."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,12 +45,18 @@ class Observer:
 
     @contextmanager
     def creating(self, jobs: Sequence[NewJob], *, by: Lease | None) -> Iterator[Sequence[NewJob]]:
-        """Around writing new jobs: chain starts, blocked ones included, and
-        continuations written outside any attempt (``complete_job``) when ``by`` is
-        ``None``; otherwise the continuation written by the attempt ``by``. Yields
-        the jobs to write, which may carry a ``trace_context``; leaving the block
-        without an exception means they were written."""
+        """Around writing new jobs: chain starts, blocked and deduplicated ones
+        included, and continuations written outside any attempt (``complete_job``)
+        when ``by`` is ``None``; otherwise the continuation written by the attempt
+        ``by``. Yields the jobs to write, which may carry a ``trace_context``; leaving
+        the block without an exception means they were written, except those
+        :meth:`deduplicated` named inside the block."""
         yield jobs
+
+    def deduplicated(self, jobs: Sequence[NewJob]) -> None:
+        """Called inside a :meth:`creating` block, before it exits: these of its jobs
+        (as the block yielded them) were not written, because a chain held their
+        deduplication key; the start returned that chain instead."""
 
     @contextmanager
     def attempt(self, ctx: JobContext[Any, Any]) -> Iterator[None]:

@@ -115,7 +115,14 @@ async def complete_job(
     if next_job is not None:
         await _announce(app, caller, scheduled=[next_job.queue], lease_lost=lost)
     else:
-        await _announce(app, caller, completed=[settled.job.chain_id], lease_lost=lost)
+        # The jobs the completion unblocked wake their workers too.
+        await _announce(
+            app,
+            caller,
+            scheduled=settled.job.unblocked_queues,
+            completed=[settled.job.chain_id],
+            lease_lost=lost,
+        )
     return settled.job
 
 

@@ -113,6 +113,15 @@ class JobRecord:
     next_job_id: str | None = None
     completed_at: datetime | None = None
     trace_context: str | None = None
+    has_blockers: bool = False
+    """True for a job created with blockers (it waits, or waited, on other chains):
+    the worker reads them into its handler's ``job.blockers``."""
+    unblocked_queues: tuple[str, ...] = ()
+    """Set only on the record a completion that ended the job's chain returns: the
+    queues of the jobs waiting on this chain that the completion made ``pending``
+    (it may also name a queue whose job still waits on other chains), whose idle
+    workers core wakes once the completion commits. Never stored; empty on every
+    other record."""
 
     @property
     def continued(self) -> bool:

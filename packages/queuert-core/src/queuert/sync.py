@@ -418,4 +418,7 @@ def _settled_batch(job: JobRecord, next_job: NewJob | None) -> PendingNotificati
         batch.scheduled[next_job.queue] += 1
     else:
         batch.completed_chains.append(job.chain_id)
+        # The jobs the completion unblocked wake their workers too.
+        for queue in job.unblocked_queues:
+            batch.scheduled[queue] += 1
     return batch

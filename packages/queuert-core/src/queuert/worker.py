@@ -482,7 +482,8 @@ class Worker(Generic[Tx]):
                 raise NonRetryableError(
                     f"stored input does not match the queue's type: {exc}"
                 ) from exc
-            blockers = await ctx.blockers() if ctx.queue.load_blockers else NO_BLOCKERS
+            # Only a job created with blockers costs the read (its acquired row says so).
+            blockers = await ctx.blockers() if record.has_blockers else NO_BLOCKERS
             job: Job[Any] = Job(
                 id=record.id,
                 chain_id=record.chain_id,

@@ -38,7 +38,7 @@ class BlockerStatements:
         )
         self.set_waiting = (
             f"UPDATE {jobs} SET status = $2, blockers_left = $3, error = $4::jsonb, "
-            "run_on_blocker_failure = $5, "
+            "run_on_blocker_failure = $5, has_blockers = true, "
             f"completed_at = CASE WHEN $2 = 'failed' THEN {NOW} END, updated_at = {NOW} "
             f"WHERE id = ANY($1::text[]) RETURNING {job_columns()}"
         )

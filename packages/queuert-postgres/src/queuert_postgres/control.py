@@ -9,7 +9,7 @@ like every other write of the adapter. Times are the server's
 
 from __future__ import annotations
 
-from queuert_postgres.statements import NOW, Statements, job_columns
+from queuert_postgres.statements import NOW, Statements, job_columns, waiting_queues
 
 _OPEN = "('pending', 'blocked', 'running')"
 
@@ -61,9 +61,10 @@ class ControlStatements:
             UPDATE {jobs} SET status = 'completed', output = $2::json, next_job_id = $3,
                 leased_by = NULL, leased_until = NULL, completed_at = {NOW}, updated_at = {NOW}
             WHERE id = $1 AND status IN {_OPEN}
-            RETURNING {cols}
+            RETURNING {cols}, {waiting_queues(names, jobs)}
             """,
             schedules=False,
+            unblocks=True,
         )
         # $1 id, $2 chain_id, $3 chain_name, $4 queue, $5 position, $6 input,
         # $7 max_attempts, $8 priority, $9 scheduled_at, $10 delay_ms, $11 trace_context

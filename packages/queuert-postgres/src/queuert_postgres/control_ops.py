@@ -20,7 +20,7 @@ from queuert.errors import AdapterError, ChainEndedError, JobNotFoundError, JobS
 from queuert.records import JobRecord, JobStatus, Lease, NewJob
 from queuert_postgres.connections import PostgresTx
 from queuert_postgres.control import ControlStatements
-from queuert_postgres.rows import chain_record, job_record
+from queuert_postgres.rows import chain_record, completed_record, job_record
 
 if TYPE_CHECKING:
     from queuert_postgres.state import PostgresStateAdapter
@@ -104,7 +104,7 @@ async def settle_job(
             conn, ctl.settle_job, job_id, output, None if next_job is None else next_job.id
         )
     assert row is not None  # the job is locked and open
-    return SettledJob(job=job_record(row), next_job=created, revoked_lease=_lease(state))
+    return SettledJob(job=completed_record(row), next_job=created, revoked_lease=_lease(state))
 
 
 def worker_record(row: asyncpg.Record) -> WorkerRecord:

@@ -50,14 +50,19 @@ class DedupStatements:
             "WHERE chain_name = $1 AND dedup_key = $2"
         )
         self.mark_key = f"UPDATE {jobs} SET dedup_key = $2 WHERE id = $1"
-        # $1 key, $2 after or NULL, $3 statuses or NULL, $4 chain names or NULL, $5 limit,
-        # $6 queues of the last jobs or NULL.
-        self.list_chains = (
+        # $1 key, $2 after or NULL, $3 statuses or NULL, $4 chain names or NULL,
+        # $5 created after or NULL, $6 created before or NULL, $7 limit, $8 queues of
+        # the last jobs or NULL; oldest first, then newest first (the index on the key
+        # finds the few chains holding it).
+        self.list_chains = tuple(
             f"SELECT {chain_cols} FROM {chain_from} "
             "WHERE h.next_job_id IS NULL AND f.dedup_key = $1 "
-            "AND ($2::text IS NULL OR h.chain_id > $2::text) "
+            f"AND ($2::text IS NULL OR h.chain_id {'<' if newest else '>'} $2::text) "
             "AND ($3::text[] IS NULL OR h.status = ANY($3::text[])) "
             "AND ($4::text[] IS NULL OR h.chain_name = ANY($4::text[])) "
-            "AND ($6::text[] IS NULL OR h.queue = ANY($6::text[])) "
-            "ORDER BY h.chain_id LIMIT $5"
+            "AND ($5::timestamptz IS NULL OR f.created_at > $5::timestamptz) "
+            "AND ($6::timestamptz IS NULL OR f.created_at < $6::timestamptz) "
+            "AND ($8::text[] IS NULL OR h.queue = ANY($8::text[])) "
+            f"ORDER BY h.chain_id{' DESC' if newest else ''} LIMIT $7"
+            for newest in (False, True)
         )

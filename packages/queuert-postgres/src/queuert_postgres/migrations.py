@@ -229,12 +229,23 @@ def _add_trace_context(n: Names) -> list[str]:
     return [f"ALTER TABLE {n.jobs} ADD COLUMN trace_context text"]
 
 
+def _job_blocker_flags(n: Names) -> list[str]:
+    # Read with every acquired job: only those created with blockers cost the read
+    # of their blockers' outputs.
+    return [
+        f"ALTER TABLE {n.jobs} ADD COLUMN has_blockers boolean NOT NULL DEFAULT false",
+        f"UPDATE {n.jobs} SET has_blockers = true "
+        f"WHERE id IN (SELECT job_id FROM {n.table('job_blockers')})",
+    ]
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "create jobs", _create_jobs),
     Migration(2, "worker records and ended-chain index", _workers_and_ended_index),
     Migration(3, "blockers and deduplication", _blockers),
     Migration(4, "store trace context", _add_trace_context),
     Migration(5, "concurrency keys and schedule slots", _add_concurrency_keys),
+    Migration(9, "jobs say whether they were created with blockers", _job_blocker_flags),
 )
 """Every step, in version order. Versions need not be contiguous: each is applied
 and checked on its own."""

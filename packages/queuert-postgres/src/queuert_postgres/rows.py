@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import asyncpg
 
 from queuert.adapter_support import job_record as positional_job_record
 from queuert.records import ChainRecord, JobError, JobRecord, JobStatus
+from queuert_postgres.statements import JOB_COLUMN_COUNT
 
 
 def job_record(row: asyncpg.Record) -> JobRecord:
@@ -31,7 +34,16 @@ def job_record(row: asyncpg.Record) -> JobRecord:
         row[17],
         row[18],
         row[19],
+        row[20],
     )
+
+
+def completed_record(row: asyncpg.Record) -> JobRecord:
+    """A job from a row of ``Statements.complete_job(s)``: the job's columns, then the
+    queues of the jobs blocked on its chain when it completed."""
+    record = job_record(row)
+    queues = row[JOB_COLUMN_COUNT]
+    return dataclasses.replace(record, unblocked_queues=tuple(queues)) if queues else record
 
 
 def chain_record(row: asyncpg.Record) -> ChainRecord:

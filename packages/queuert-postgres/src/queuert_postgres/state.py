@@ -70,7 +70,7 @@ from queuert_postgres.limits import LOCK as LIMIT_LOCK
 from queuert_postgres.limits import LimitStatements, limit_lock_key, limit_statements
 from queuert_postgres.names import Names
 from queuert_postgres.notify import PostgresNotifyAdapter
-from queuert_postgres.rows import chain_record, job_record
+from queuert_postgres.rows import chain_record, completed_record, job_record
 from queuert_postgres.statements import JOB_COLUMN_COUNT, SignalChannels, Statements
 from queuert_postgres.urls import int_option, redact, split_url
 
@@ -617,10 +617,12 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
             )
         if row is None:
             raise LeaseLostError(lease.job_id)
-        return job_record(row)
+        return completed_record(row)
 
-    async def complete_locked_job(self, *, tx: PostgresTx, lease: Lease, output: str) -> None:
-        await self.complete_job(tx=tx, lease=lease, output=output)
+    async def complete_locked_job(
+        self, *, tx: PostgresTx, lease: Lease, output: str
+    ) -> JobRecord | None:
+        return await self.complete_job(tx=tx, lease=lease, output=output)
 
     async def _complete_many(
         self, items: Sequence[tuple[Lease, str]]
@@ -1086,11 +1088,21 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
     # -- deduplication ---------------------------------------------------------------
 
     async def create_deduplicated_jobs(
-        self, *, tx: PostgresTx | None, jobs: Sequence[NewJob], dedup: Sequence[DedupKey]
+        self,
+        *,
+        tx: PostgresTx | None,
+        jobs: Sequence[NewJob],
+        dedup: Sequence[DedupKey],
+        blocker_chain_ids: Sequence[str] | None = None,
+        run_on_blocker_failure: bool = False,
     ) -> list[str]:
         sql = self._dedup_sql
         holders: list[str] = []
         async with self._atomic(tx) as conn:
+            statuses: dict[str, str] = {}
+            if blocker_chain_ids is not None:
+                # Share-locked until commit, so the statuses stay true for every job.
+                statuses = await self._lock_blocker_chains(conn, blocker_chain_ids)
             for job, request in zip(jobs, dedup, strict=True):
                 name, key = job.chain_name, request.key
                 taken = await self._fetchrow(conn, sql.insert_key, name, key, job.chain_id)
@@ -1107,6 +1119,10 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
                     await self._fetch(conn, sql.take_over_key, name, key, job.chain_id)
                 await self.create_jobs(tx=conn, jobs=[job])
                 await self._fetch(conn, sql.mark_key, job.id, request.key)
+                if blocker_chain_ids is not None:
+                    await self._wait_on(
+                        conn, [job.id], blocker_chain_ids, statuses, run_on_blocker_failure
+                    )
                 holders.append(job.chain_id)
         return holders
 
@@ -1115,11 +1131,13 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
     ) -> Page[ChainRecord]:
         rows = await self._fetch(
             tx,
-            self._dedup_sql.list_chains,
+            self._dedup_sql.list_chains[filter.newest_first],
             filter.dedup_key,
             after,
             None if filter.statuses is None else [JobStatus(s).value for s in filter.statuses],
             None if filter.chain_names is None else list(filter.chain_names),
+            filter.created_after,
+            filter.created_before,
             limit,
             None if filter.queues is None else list(filter.queues),
         )

@@ -37,6 +37,7 @@ _JOB_COLUMNS = (
     "next_job_id",
     "completed_at",
     "trace_context",
+    "has_blockers",
 )
 
 
@@ -50,6 +51,19 @@ def job_columns(alias: str | None = None) -> str:
     if alias is None:
         return ", ".join(_JOB_COLUMNS)
     return ", ".join(f"{alias}.{column}" for column in _JOB_COLUMNS)
+
+
+def waiting_queues(names: Names, row: str) -> str:
+    """For RETURNING after the job columns of a write that completes the job ``row``
+    names: the distinct queues of the jobs still blocked on its chain, as a
+    ``waiting_queues`` text array (NULL when there is none, or when the job
+    continued its chain)."""
+    return (
+        f"(SELECT array_agg(DISTINCT d.queue) FROM {names.table('job_blockers')} AS b "
+        f"JOIN {names.jobs} AS d ON d.id = b.job_id "
+        f"WHERE b.blocker_chain_id = {row}.chain_id AND {row}.next_job_id IS NULL "
+        "AND d.status = 'blocked') AS waiting_queues"
+    )
 
 
 def _ms(param: str) -> str:
@@ -190,16 +204,20 @@ class Statements:
         self.lock_job = f"SELECT {cols} FROM {jobs} WHERE {lease} FOR UPDATE"
         # A plain read: a row lock writes the tuple and so makes COMMIT wait for a flush.
         self.verify_lease = f"SELECT {cols} FROM {jobs} WHERE {lease}"
-        # $1 id, $2 owner, $3 attempt, $4 output
+        # $1 id, $2 owner, $3 attempt, $4 output. Also returns the queues of the jobs
+        # blocked on the chain, read in the statement's snapshot (before the trigger
+        # unblocks them): every job the completion unblocks is among them, since its
+        # completion is the one that finds it still blocked.
         self.complete_job = write(
             f"""
             UPDATE {jobs}
             SET status = 'completed', output = $4::json, leased_by = NULL,
                 leased_until = NULL, completed_at = {NOW}, updated_at = {NOW}
             WHERE {lease}
-            RETURNING {cols}
+            RETURNING {cols}, {waiting_queues(names, jobs)}
             """,
             schedules=False,
+            unblocks=True,
         )
         # The same for many jobs: $1 ids, $2 owners, $3 attempts, $4 outputs. Rows are
         # locked in id order so that two such statements cannot deadlock.
@@ -210,7 +228,7 @@ class Statements:
                 leased_until = NULL, completed_at = {NOW}, updated_at = {NOW}
             FROM locked l
             WHERE j.id = l.id
-            RETURNING {job_columns("j")}
+            RETURNING {job_columns("j")}, {waiting_queues(names, "j")}
             """,
             f"""
             input AS (
@@ -225,6 +243,7 @@ class Statements:
             )
             """,
             schedules=False,
+            unblocks=True,
         )
         # $1 id, $2 owner, $3 attempt, then the new job: $4 id, $5 chain_id,
         # $6 chain_name, $7 queue, $8 position, $9 input, $10 max_attempts,
@@ -399,6 +418,7 @@ class Statements:
         result: str | None = None,
         schedules: bool = True,
         ends: bool = True,
+        unblocks: bool = False,
     ) -> str:
         """``dml`` (a write ending in RETURNING job columns, preceded by the CTEs
         ``ctes``) whose result is its rows, or the select list ``result`` over them;
@@ -407,21 +427,31 @@ class Statements:
         if self.signals is None and result is None:
             return dml if ctes is None else f"WITH {ctes} {dml}"
         head = "" if ctes is None else f"{ctes}, "
+        signals = self._signal_cte("written", schedules, ends, unblocks)
         return (
-            f"WITH {head}written AS ({dml}){self._signal_cte('written', schedules, ends)} "
+            f"WITH {head}written AS ({dml}){signals} "
             f"SELECT {result or 'written.*'} FROM written{self._signals_sent()}"
         )
 
-    def _signal_cte(self, source: str, schedules: bool = True, ends: bool = True) -> str:
+    def _signal_cte(
+        self, source: str, schedules: bool = True, ends: bool = True, unblocks: bool = False
+    ) -> str:
         """A ``signalled`` CTE (after a comma) sending, for the job rows of ``source``,
         one job-scheduled count per queue of its pending jobs (if the write
-        ``schedules`` jobs) and one chain-completed signal per ended last job of a chain
-        (if it ``ends`` chains); empty without signal channels. The
-        payloads are those of :func:`queuert_postgres.payloads.encode`: queue names
-        (at most 120 characters) and chain ids are never long enough to be hashed."""
+        ``schedules`` jobs), one chain-completed signal per ended last job of a chain
+        (if it ``ends`` chains) and one job-scheduled signal per queue of its
+        ``waiting_queues`` column (if it ``unblocks`` jobs); empty without signal
+        channels. The payloads are those of :func:`queuert_postgres.payloads.encode`:
+        queue names (at most 120 characters) and chain ids are never long enough to
+        be hashed."""
         if self.signals is None:
             return ""
         parts = []
+        if unblocks:
+            parts.append(
+                f"SELECT {_channel(self.signals.scheduled)} AS channel, '1=' || q AS payload "
+                f"FROM {source} w CROSS JOIN LATERAL unnest(w.waiting_queues) AS q"
+            )
         if schedules:
             parts.append(
                 f"SELECT {_channel(self.signals.scheduled)} AS channel, "

@@ -65,7 +65,12 @@ from queuert_sqlite.database import Database, Transaction
 from queuert_sqlite.dedup import DedupStatements
 from queuert_sqlite.errors import schema_missing
 from queuert_sqlite.migrations import MIGRATIONS, SCHEMA_VERSION
-from queuert_sqlite.rows import acquisition_order, chain_from_row, job_from_row
+from queuert_sqlite.rows import (
+    acquisition_order,
+    chain_from_row,
+    completed_from_row,
+    job_from_row,
+)
 from queuert_sqlite.statements import JOB_COLUMNS, MAX_MERGED_QUEUES, Statements
 from queuert_sqlite.sync_tx import sync_transaction
 
@@ -424,18 +429,16 @@ class SqliteStateAdapter(StateAdapter[aiosqlite.Connection]):
     async def complete_job(self, *, tx: Connection | None, lease: Lease, output: str) -> JobRecord:
         if tx is not None:
             now = now_us()
-            return await self._guarded(tx, lease, self._sql.complete_job, (output, now, now))
+            params = (output, now, now)
+            return completed_from_row(
+                await self._guarded_write(tx, lease, self._sql.complete_job, params)
+            )
         # Completions running at the same time share one transaction (one commit).
         self._db.check_not_holding()
         row = await self._completions.submit((lease, output))
         if row is None:
             raise LeaseLostError(lease.job_id)
-        return job_from_row(row)
-
-    async def complete_locked_job(self, *, tx: Connection, lease: Lease, output: str) -> None:
-        # As complete_job, without building a record nobody reads.
-        now = now_us()
-        await self._guarded_write(tx, lease, self._sql.complete_job, (output, now, now))
+        return completed_from_row(row)
 
     async def _complete_many(self, items: Sequence[tuple[Lease, str]]) -> dict[str, Any]:
         now = now_us()
@@ -794,13 +797,25 @@ class SqliteStateAdapter(StateAdapter[aiosqlite.Connection]):
     # -- deduplication ---------------------------------------------------------------
 
     async def create_deduplicated_jobs(
-        self, *, tx: Connection | None, jobs: Sequence[NewJob], dedup: Sequence[DedupKey]
+        self,
+        *,
+        tx: Connection | None,
+        jobs: Sequence[NewJob],
+        dedup: Sequence[DedupKey],
+        blocker_chain_ids: Sequence[str] | None = None,
+        run_on_blocker_failure: bool = False,
     ) -> list[str]:
         """As the port says; the key is taken in the write transaction that inserts
         the job, under the key table's primary key."""
         sql = self._dedup_sql
         holders: list[str] = []
         async with self._db.atomic(tx) as conn:
+            # Read once: the write lock keeps every blocker chain as it is now.
+            wait = (
+                None
+                if blocker_chain_ids is None
+                else await self._waiting_state(conn, blocker_chain_ids, run_on_blocker_failure)
+            )
             for job, request in zip(jobs, dedup, strict=True):
                 now = now_us()
                 window = None if request.window_ms is None else request.window_ms * 1000
@@ -812,6 +827,8 @@ class SqliteStateAdapter(StateAdapter[aiosqlite.Connection]):
                     continue
                 await self.create_jobs(tx=conn, jobs=[job])
                 await self._db.run(conn, sql.mark_key, (request.key, job.id))
+                if blocker_chain_ids is not None and wait is not None:
+                    await self._wait_on(conn, [job.id], blocker_chain_ids, wait)
                 holders.append(job.chain_id)
         return holders
 

@@ -36,7 +36,7 @@ class BlockerStatements:
         # run_on_blocker_failure, job ids.
         self.set_waiting = (
             f"UPDATE {jobs} SET status = ?, blockers_left = ?, error = ?, completed_at = ?, "
-            "updated_at = ?, run_on_blocker_failure = ? "
+            "updated_at = ?, run_on_blocker_failure = ?, has_blockers = 1 "
             "WHERE id IN (SELECT value FROM json_each(?)) "
             f"RETURNING {JOB_COLUMNS}"
         )

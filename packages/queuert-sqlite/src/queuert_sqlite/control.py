@@ -27,8 +27,8 @@ from queuert.errors import AdapterError, ChainEndedError, JobNotFoundError, JobS
 from queuert.records import JobRecord, JobStatus, Lease, NewJob
 from queuert_sqlite.clock import from_us, now_us, optional_from_us
 from queuert_sqlite.database import Database
-from queuert_sqlite.rows import chain_from_row, job_from_row
-from queuert_sqlite.statements import JOB_COLUMNS, Statements
+from queuert_sqlite.rows import chain_from_row, completed_from_row, job_from_row
+from queuert_sqlite.statements import JOB_COLUMNS, Statements, unblocked_queues
 
 Connection = aiosqlite.Connection
 
@@ -63,7 +63,7 @@ class ControlStatements:
         self.settle_job = (
             f"UPDATE {jobs} SET status = 'completed', output = ?, next_job_id = ?, "
             "leased_by = NULL, leased_until = NULL, completed_at = ?, updated_at = ? "
-            f"WHERE id = ? AND status IN {_OPEN} RETURNING {c}"
+            f"WHERE id = ? AND status IN {_OPEN} RETURNING {c}, {unblocked_queues(prefix)}"
         )
         # Parameters: statuses (JSON array), ended_before, limit.
         self.purge = (
@@ -168,7 +168,9 @@ async def settle_job(
             ctl.settle_job,
             (output, None if next_job is None else next_job.id, now, now, job_id),
         )
-    return SettledJob(job=job_from_row(rows[0]), next_job=created, revoked_lease=_lease(state))
+    # A job that continued its chain unblocked nothing.
+    job = job_from_row(rows[0]) if created is not None else completed_from_row(rows[0])
+    return SettledJob(job=job, next_job=created, revoked_lease=_lease(state))
 
 
 async def purge_chains(

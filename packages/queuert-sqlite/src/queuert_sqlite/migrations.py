@@ -222,6 +222,19 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX {prefix}schedule_slots_chain ON {prefix}schedule_slots (chain_id)",
         ),
     ),
+    Migration(
+        version=9,
+        name="jobs say whether they were created with blockers",
+        statements=(
+            # Read with every acquired job: only those created with blockers cost the
+            # read of their blockers' outputs.
+            "ALTER TABLE {prefix}jobs ADD COLUMN has_blockers INTEGER NOT NULL DEFAULT 0",
+            """
+            UPDATE {prefix}jobs SET has_blockers = 1
+            WHERE id IN (SELECT job_id FROM {prefix}job_blockers)
+            """,
+        ),
+    ),
 )
 
 SCHEMA_VERSION = max(migration.version for migration in MIGRATIONS)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from collections.abc import Sequence
 from typing import Any
 
 from queuert.adapter_support import job_record
 from queuert.records import ChainRecord, JobError, JobRecord, JobStatus
 from queuert_sqlite.clock import from_us, optional_from_us
+from queuert_sqlite.statements import JOB_COLUMN_COUNT
 
 _STATUSES = {status.value: status for status in JobStatus}
 
@@ -39,7 +42,16 @@ def job_from_row(row: Sequence[Any]) -> JobRecord:
         row[17],
         optional_from_us(row[18]),
         row[19],
+        bool(row[20]),
     )
+
+
+def completed_from_row(row: Sequence[Any]) -> JobRecord:
+    """A job from a row of ``Statements.complete_job``: the job's columns, then the
+    JSON array of the queues its completion unblocked."""
+    record = job_from_row(row)
+    queues = json.loads(row[JOB_COLUMN_COUNT])
+    return dataclasses.replace(record, unblocked_queues=tuple(queues)) if queues else record
 
 
 def chain_from_row(row: Sequence[Any]) -> ChainRecord:

@@ -12,14 +12,32 @@ from functools import lru_cache
 JOB_COLUMNS = (
     "id, chain_id, chain_name, queue, position, status, input, attempt, max_attempts, "
     "priority, scheduled_at, created_at, updated_at, leased_by, leased_until, output, "
-    "error, next_job_id, completed_at, trace_context"
+    "error, next_job_id, completed_at, trace_context, has_blockers"
 )
+
+JOB_COLUMN_COUNT = JOB_COLUMNS.count(",") + 1
+"""How many columns :data:`JOB_COLUMNS` selects: a statement's own columns follow."""
 
 MAX_MERGED_QUEUES = 32
 """Up to this many queues, acquisition reads each queue's index on its own and merges."""
 
 # The lease guard shared by every lease-guarded operation (parameters: id, owner, attempt).
 _GUARD = "id = ? AND status = 'running' AND leased_by = ? AND attempt = ?"
+
+
+def unblocked_queues(prefix: str) -> str:
+    """For RETURNING after the job columns of a write that completes a job of
+    ``{prefix}jobs``: the JSON array of the queues of the jobs whose last blocker
+    its chain is, read before the unblocking trigger runs (so those still blocked
+    with one blocker left). Meaningless for a job that continued its chain: the
+    reader ignores it then (SQLite reads no column of the updated row other than
+    ``chain_id`` correctly here)."""
+    jobs = f"{prefix}jobs"
+    return (
+        f"(SELECT json_group_array(DISTINCT d.queue) FROM {prefix}job_blockers AS b "
+        f"JOIN {jobs} AS d ON d.id = b.job_id WHERE b.blocker_chain_id = {jobs}.chain_id "
+        "AND d.status = 'blocked' AND d.blockers_left <= 1)"
+    )
 
 
 class Statements:
@@ -72,7 +90,8 @@ class Statements:
         self.lease_held = f"SELECT 1 FROM {jobs} WHERE {_GUARD}"
         self.complete_job = (
             f"UPDATE {jobs} SET status = 'completed', output = ?, leased_by = NULL, "
-            f"leased_until = NULL, completed_at = ?, updated_at = ? WHERE {_GUARD} RETURNING {c}"
+            f"leased_until = NULL, completed_at = ?, updated_at = ? WHERE {_GUARD} "
+            f"RETURNING {c}, {unblocked_queues(prefix)}"
         )
         self.reschedule_job = (
             f"UPDATE {jobs} SET status = 'pending', scheduled_at = ?, error = ?, "

@@ -48,6 +48,8 @@ class MemoryBlockers:
         """How many distinct blocker chains of each blocked job have not completed."""
         self.runs: dict[str, bool] = {}
         """Jobs that run once their blockers ended, however (``on_blocker_failure="run"``)."""
+        self.unblocked: dict[str, None] = {}
+        """Queues of the jobs the last write made pending (see :meth:`take_unblocked`)."""
 
     def check(self, store: MemoryStateAdapter, chain_ids: Sequence[str]) -> None:
         """Raise JobNotFoundError naming the first chain of ``chain_ids`` that does not
@@ -70,6 +72,9 @@ class MemoryBlockers:
         status, left, error = initial_wait(statuses, chain_ids, run_on_failure)
         distinct = list(statuses)
         for row in rows:
+            # A row inserted by this transaction: a rollback removes it whole.
+            row.has_blockers = True
+            row.cached = None
             _assign(tx, self.of, row.id, tuple(chain_ids))
             if run_on_failure:
                 _assign(tx, self.runs, row.id, True)
@@ -111,6 +116,15 @@ class MemoryBlockers:
             dependent.status = JobStatus.PENDING
             dependent.updated_at = now
             store._index(dependent)
+            self.unblocked[dependent.queue] = None
+
+    def take_unblocked(self) -> tuple[str, ...]:
+        """The queues of the jobs made pending since the last call, and forget them
+        (writes run one at a time: called before and after a write, they are the
+        write's)."""
+        queues = tuple(self.unblocked)
+        self.unblocked.clear()
+        return queues
 
     def records(self, store: MemoryStateAdapter, job_id: str) -> list[BlockerRecord]:
         records = []

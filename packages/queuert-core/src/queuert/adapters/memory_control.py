@@ -8,6 +8,7 @@ adapter's undo log so that a rollback restores them.
 
 from __future__ import annotations
 
+import dataclasses
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
@@ -106,12 +107,18 @@ def settle_job(
         )
         adapter._insert(tx, new)
         created = new.record()
-    adapter._finish(tx, row, JobStatus.COMPLETED, now)
+    adapter._blockers.take_unblocked()  # what earlier writes unblocked is not this one's
+    # A job that continues its chain does not end it: its chain's dependents wait on.
+    adapter._finish(tx, row, JobStatus.COMPLETED, now, continued=next_job is not None)
     if next_job is not None:
         row.next_job_id = next_job.id
     else:
         row.output = output
-    return SettledJob(job=row.record(), next_job=created, revoked_lease=lease)
+    record = row.record()
+    unblocked = adapter._blockers.take_unblocked()
+    if unblocked:
+        record = dataclasses.replace(record, unblocked_queues=unblocked)
+    return SettledJob(job=record, next_job=created, revoked_lease=lease)
 
 
 def purge_chains(
@@ -287,7 +294,10 @@ def list_chains(
                 continue
             if not _in_window(first.created_at, filter.created_after, filter.created_before):
                 continue
-            items.append(_chain_record(chain_id, chain))
+            key = adapter._dedup.keys.get(chain_id)
+            if filter.dedup_key is not None and key != filter.dedup_key:
+                continue
+            items.append(_chain_record(chain_id, chain, key))
             if len(items) == limit:
                 break
     return keyset_page(items, limit)

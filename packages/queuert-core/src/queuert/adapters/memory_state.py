@@ -94,6 +94,7 @@ class _Row:
         "concurrency_key",
         "created_at",
         "error",
+        "has_blockers",
         "id",
         "input",
         "leased_by",
@@ -132,8 +133,12 @@ class _Row:
         self.completed_at: datetime | None = None
         self.trace_context = job.trace_context
         self.concurrency_key = job.concurrency_key
+        self.has_blockers = False
         # The record of the current values; every change goes through _touch, which drops it.
         self.cached: JobRecord | None = None
+
+    # Records read from a row never name unblocked queues (see _complete_job).
+    unblocked_queues: tuple[str, ...] = ()
 
     def snapshot(self) -> _Snapshot:
         return (
@@ -737,8 +742,12 @@ class MemoryStateAdapter(StateAdapter[MemoryTransaction]):
 
     def _complete_job(self, tx: MemoryTransaction, lease: Lease, output: str) -> JobRecord:
         row = self._guarded(lease)
+        self._blockers.take_unblocked()  # what earlier writes unblocked is not this one's
         self._finish(tx, row, _COMPLETED, self.now())
         row.output = output
+        unblocked = self._blockers.take_unblocked()
+        if unblocked:
+            return dataclasses.replace(row.record(), unblocked_queues=unblocked)
         return row.record()
 
     def _continue_job(self, tx: MemoryTransaction, lease: Lease, next_job: NewJob) -> JobRecord:
@@ -1159,8 +1168,21 @@ class MemoryStateAdapter(StateAdapter[MemoryTransaction]):
         tx: MemoryTransaction | None,
         jobs: Sequence[NewJob],
         dedup: Sequence[DedupKey],
+        blocker_chain_ids: Sequence[str] | None = None,
+        run_on_blocker_failure: bool = False,
     ) -> list[str]:
-        return await self._run(tx, lambda own: self._dedup.create(self, own, jobs, dedup))
+        def create(own: MemoryTransaction) -> list[str]:
+            if blocker_chain_ids is not None:
+                self._blockers.check(self, blocker_chain_ids)
+            holders = self._dedup.create(self, own, jobs, dedup)
+            started = [self._jobs[j.id] for j, h in zip(jobs, holders, strict=True) if h == j.id]
+            if blocker_chain_ids is not None and started:
+                self._blockers.attach(
+                    self, own, started, blocker_chain_ids, self.now(), run_on_blocker_failure
+                )
+            return holders
+
+        return await self._run(tx, create)
 
 
 def _chain_record(chain_id: str, chain: _Chain, dedup_key: str | None = None) -> ChainRecord:

@@ -117,6 +117,8 @@ class OpenTelemetryObserver(Observer):
         self._metrics = instruments
         self._attempts: dict[_Key, _Attempt] = {}
         self._job_counts = job_counts
+        self._deduplicated: set[str] = set()
+        """Ids of jobs of open creating blocks that were not written (a held key)."""
 
     async def refresh_job_counts(self) -> None:
         """Read the ``queuert.jobs`` gauge's counts from the store now (they are
@@ -155,17 +157,28 @@ class OpenTelemetryObserver(Observer):
         try:
             yield traced
         except BaseException as exc:
+            self._deduplicated.difference_update(job.id for job in traced)
             for span in spans:
                 span.record_exception(exc)
                 span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
                 span.end()
             raise
-        for span in spans:
+        skipped = {job.id for job in traced} & self._deduplicated
+        self._deduplicated -= skipped
+        for job, span in zip(traced, spans, strict=True):
+            if job.id in skipped:
+                # The start returned the chain holding the key: its span says so.
+                span.set_attribute("queuert.deduplicated", True)
             span.end()
+        if skipped:
+            traced = [job for job in traced if job.id not in skipped]
         if attempt is not None and attempt.finalizing:
             attempt.pending_created.extend(traced)
         else:
             self._count_created(traced)
+
+    def deduplicated(self, jobs: Sequence[NewJob]) -> None:
+        self._deduplicated.update(job.id for job in jobs)
 
     def _count_created(self, jobs: Sequence[NewJob]) -> None:
         for job in jobs:

@@ -179,7 +179,10 @@ class StateAdapter(ABC, Generic[Tx]):
     @abstractmethod
     async def complete_job(self, *, tx: Tx | None, lease: Lease, output: str) -> JobRecord:
         """End the job, and with it the chain, ``completed`` with ``output``. The error
-        of an earlier failed attempt, if any, stays recorded."""
+        of an earlier failed attempt, if any, stays recorded. Adapters with the
+        ``blockers`` capability name in the returned record's
+        :attr:`~queuert.records.JobRecord.unblocked_queues` the queue of every job
+        this completion made ``pending``."""
 
     @abstractmethod
     async def continue_job(self, *, tx: Tx | None, lease: Lease, next_job: NewJob) -> JobRecord:
@@ -188,14 +191,17 @@ class StateAdapter(ABC, Generic[Tx]):
         same transaction. Returns the new job. A second continuation of the same
         job fails. The error of an earlier failed attempt stays recorded."""
 
-    async def complete_locked_job(self, *, tx: Tx, lease: Lease, output: str) -> None:
+    async def complete_locked_job(self, *, tx: Tx, lease: Lease, output: str) -> JobRecord | None:
         """:meth:`complete_job` as the last write of ``tx``, a :meth:`leased_transaction`
         with ``lock`` on ``lease``: nothing else runs in ``tx`` afterwards. The job is
         locked, so the write may be sent together with the commit, but only through
         a documented mechanism of the driver (never by recognising how the driver
         words its ``COMMIT``); its errors then surface when the transaction block
-        ends, and a rollback discards it. Defaults to :meth:`complete_job`."""
-        await self.complete_job(tx=tx, lease=lease, output=output)
+        ends, and a rollback discards it. Returns the job as :meth:`complete_job`
+        does, or ``None`` when the write leaves with the commit (the workers of jobs
+        it unblocked then find them at their next poll). Defaults to
+        :meth:`complete_job`."""
+        return await self.complete_job(tx=tx, lease=lease, output=output)
 
     async def continue_locked_job(self, *, tx: Tx, lease: Lease, next_job: NewJob) -> None:
         """:meth:`continue_job` as the last write of ``tx``, under the same terms as
@@ -335,7 +341,10 @@ class StateAdapter(ABC, Generic[Tx]):
         lease is cleared in the same write. Raises
         :class:`~queuert.errors.JobNotFoundError` for an unknown job and
         :class:`~queuert.errors.ChainEndedError` (nothing written) for one that ended,
-        so a second completion of the same job fails."""
+        so a second completion of the same job fails. With ``output``, adapters with
+        the ``blockers`` capability name the queues of the jobs it unblocked in the
+        returned job's :attr:`~queuert.records.JobRecord.unblocked_queues`, as
+        :meth:`complete_job` does."""
         raise self._unsupported("settle_job")
 
     async def purge_chains(
@@ -421,7 +430,8 @@ class StateAdapter(ABC, Generic[Tx]):
         run_on_blocker_failure: bool = False,
     ) -> Sequence[JobRecord]:
         """Insert ``jobs`` as :meth:`create_jobs` does, each waiting on the chains
-        ``blocker_chain_ids`` (in this order; the same for every job).
+        ``blocker_chain_ids`` (in this order; the same for every job) and marked
+        :attr:`~queuert.records.JobRecord.has_blockers` in every record read of it.
 
         A job is ``pending`` when every blocker chain has already completed,
         ``failed`` with a :class:`~queuert.errors.BlockerFailedError` error (naming the
@@ -469,7 +479,13 @@ class StateAdapter(ABC, Generic[Tx]):
     # -- deduplication (capability ``deduplication``) ----------------------------
 
     async def create_deduplicated_jobs(
-        self, *, tx: Tx | None, jobs: Sequence[NewJob], dedup: Sequence[DedupKey]
+        self,
+        *,
+        tx: Tx | None,
+        jobs: Sequence[NewJob],
+        dedup: Sequence[DedupKey],
+        blocker_chain_ids: Sequence[str] | None = None,
+        run_on_blocker_failure: bool = False,
     ) -> list[str]:
         """Insert each of ``jobs`` (first jobs of new chains, as :meth:`create_jobs`
         does) unless a chain of the same ``chain_name`` holds its key ``dedup[i]`` in
@@ -484,6 +500,13 @@ class StateAdapter(ABC, Generic[Tx]):
         its chain (enforced by a unique index or the store's equivalent, never by a
         read then a write). Later jobs of one call with an earlier job's key get that
         job's chain. The key is stored with the chain (``ChainRecord.dedup_key``).
+
+        With ``blocker_chain_ids`` (adapters with the ``blockers`` capability) each job
+        inserted waits on those chains under the terms of :meth:`create_blocked_jobs`;
+        a job not inserted because its key is held writes no wait. The key is checked
+        first; a blocker chain that does not exist raises
+        :class:`~queuert.errors.JobNotFoundError` with nothing written, whether or not
+        a job would be inserted.
         Adapters without the capability raise :class:`~queuert.errors.AdapterError`."""
         raise AdapterError(f"{type(self).__name__} does not support deduplication")
 

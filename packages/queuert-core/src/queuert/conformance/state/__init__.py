@@ -8,6 +8,7 @@ from queuert.conformance.state.chains import ChainCases
 from queuert.conformance.state.create import CreateJobsCases
 from queuert.conformance.state.dedup import DedupCases
 from queuert.conformance.state.delete import DeleteCases
+from queuert.conformance.state.fan_in import FanInCases
 from queuert.conformance.state.finalize import FinalizeCases
 from queuert.conformance.state.fixtures import PoisonTransaction, StateAdapterFixtures
 from queuert.conformance.state.lease import LeaseCases
@@ -45,6 +46,7 @@ class StateAdapterConformance(
     TransactionCheckCases,
     BlockerCases,
     DedupCases,
+    FanInCases,
     TraceContextCases,
     LimitCases,
     ScheduleCases,
@@ -64,6 +66,7 @@ __all__ = [
     "CreateJobsCases",
     "DedupCases",
     "DeleteCases",
+    "FanInCases",
     "FinalizeCases",
     "LeaseCases",
     "LimitCases",
