@@ -60,6 +60,13 @@ def test_new_job_document_becomes_a_pending_record() -> None:
     assert record.leased_by is None and record.error is None and not record.continued
 
 
+def test_a_job_created_waiting_on_chains_says_it_has_blockers() -> None:
+    """The worker loads ``job.blockers`` only for a record that says so."""
+    assert not job_from_document(stored()).has_blockers
+    assert job_from_document(stored(status="blocked", blockers_left=2)).has_blockers
+    assert job_from_document(stored(blockers_left=0)).has_blockers
+
+
 def test_running_job_document_carries_its_lease() -> None:
     until = CREATED + timedelta(minutes=1)
     record = job_from_document(

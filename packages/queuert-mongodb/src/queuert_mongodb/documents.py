@@ -77,6 +77,8 @@ def job_from_document(doc: Document) -> JobRecord:
         doc.get("next_job_id"),
         utc(doc.get("completed_at")),
         doc.get("trace_context"),
+        # Only a job created waiting on other chains holds the counter.
+        doc.get("blockers_left") is not None,
     )
 
 
