@@ -83,7 +83,6 @@ async def test_a_rollback_leaves_neither_the_row_nor_the_chain(backend: SyncBack
 
 
 def _bad_calls() -> list[tuple[str, Any, dict[str, Any]]]:
-    registered = queuert.ChainHandle("0" * 36, image_chain)
     unregistered = queuert.ChainHandle("1" * 36, other_chain)
     now = datetime.now(UTC)
     return [
@@ -94,11 +93,6 @@ def _bad_calls() -> list[tuple[str, Any, dict[str, Any]]]:
         ("negative delay", (image_chain, Upload(1)), {"delay": timedelta(seconds=-1)}),
         ("naive start_at", (image_chain, Upload(1)), {"start_at": datetime(2030, 1, 1)}),
         ("priority out of range", (image_chain, Upload(1)), {"priority": 2**40}),
-        (
-            "dedup key and blockers",
-            (image_chain, Upload(1)),
-            {"dedup_key": "k", "blockers": [registered]},
-        ),
         ("unknown dedup scope", (image_chain, Upload(1)), {"dedup_key": "k", "dedup_scope": "all"}),
         ("empty dedup key", (image_chain, Upload(1)), {"dedup_key": ""}),
         ("blocker of another chain", (image_chain, Upload(1)), {"blockers": [unregistered]}),
