@@ -370,7 +370,7 @@ async def main(args: argparse.Namespace) -> None:
             server = await pg.server_settings(pg.server_url()) if pg_systems else {}
         database = pg.fresh_database() if pg_systems else nullcontext(None)
         async with database as url:
-            peers = [
+            peers: list[str] = [
                 s for s in ("pgqueuer", "procrastinate") if url is not None and s in pg_systems
             ]
             if url is not None and "pgqueuer" in peers:

@@ -105,7 +105,7 @@ async def clear(url: str) -> None:
 
 
 async def start_single(url: str, n: int) -> Result:
-    """``n`` × ``addJob``, one after the other, each its own transaction."""
+    """``n`` calls of ``addJob``, one after the other, each its own transaction."""
     found = await _script(url, "single", n)
     return rate(SYSTEM, "start single", found["count"], found["seconds"], "chains/s")
 
@@ -113,9 +113,7 @@ async def start_single(url: str, n: int) -> Result:
 async def start_batched(url: str, n: int, batch: int) -> Result:
     """``addJobs`` with ``batch`` jobs per call (one statement, autocommit)."""
     found = await _script(url, "batched", n, batch)
-    return rate(
-        SYSTEM, "start batched", found["count"], found["seconds"], "chains/s", batch=batch
-    )
+    return rate(SYSTEM, "start batched", found["count"], found["seconds"], "chains/s", batch=batch)
 
 
 async def process(
@@ -125,9 +123,7 @@ async def process(
     job's completion has committed: with Graphile Worker's defaults, or with its
     performance settings (a local queue of 500, completions batched with no delay)."""
     local_queue, batch_delay = (PERFORMANCE_LOCAL_QUEUE, 0) if performance else (-1, -1)
-    found = await _script(
-        url, "process", n, concurrency, local_queue, batch_delay, timeout=timeout
-    )
+    found = await _script(url, "process", n, concurrency, local_queue, batch_delay, timeout=timeout)
     return rate(
         SYSTEM,
         "process one-job chains",

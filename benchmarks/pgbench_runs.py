@@ -25,7 +25,9 @@ _TPS = re.compile(r"^tps = ([0-9.]+)", re.MULTILINE)
 def available() -> str | None:
     """``None`` when ``pgbench`` is installed, else why not (one line)."""
     if shutil.which("pgbench") is None:
-        return "skipped pgbench: pgbench is not installed (Debian: apt-get install postgresql-client)"
+        return (
+            "skipped pgbench: pgbench is not installed (Debian: apt-get install postgresql-client)"
+        )
     return None
 
 
@@ -52,9 +54,7 @@ async def commit_ceiling(clients: int, threads: int, seconds: int) -> Result:
     (initialised with ``pgbench -i``, scale 1, dropped afterwards)."""
     async with pg.fresh_database("queuert_bench_pgbench") as url:
         await _pgbench("-i", "-q", url)
-        out = await _pgbench(
-            "-N", "-c", str(clients), "-j", str(threads), "-T", str(seconds), url
-        )
+        out = await _pgbench("-N", "-c", str(clients), "-j", str(threads), "-T", str(seconds), url)
     found = _TPS.search(out)
     if found is None:
         raise RuntimeError(f"pgbench printed no tps: {out[-300:]!r}")
