@@ -5,9 +5,14 @@ it until its commit record is flushed, so every committing transaction that
 notified waits for the one before it: concurrent finalizes, each ending a chain
 and so signalling it, would commit one flush at a time instead of sharing
 flushes. The last write of a leased transaction (the finalize's completion or
-continuation) therefore writes without signals; its signals are kept here and
-handed to the bound notifier after the commit, which sends them in a statement
-of their own (no write, so no flush), batched with the others of the moment.
+continuation) therefore writes without signals; its signals are handed to the
+bound notifier after the commit, which sends them in a statement of their own
+(no write, so no flush), together with the others of the moment.
+
+Batched completions (one statement for the jobs of many handlers) keep their
+signals in the statement: one worker commits one batch at a time, and moving
+them out measured no better with 4 worker processes either (4 vs 1: 2.24x
+against 2.39x) while costing a round trip per batch.
 
 Delivery stays what the notifier port promises: after the commit, never for a
 transaction that rolled back. A process that dies between the commit and the
@@ -61,8 +66,7 @@ class AfterCommitSignals:
         notify = self._notify
         if notify is None:
             return
-        for kind, key in signals:
-            if kind == "scheduled":
-                await notify.publish_job_scheduled(queue=key, count=1)
-            else:
-                await notify.publish_chain_completed(chain_id=key)
+        await notify.publish_signals(
+            scheduled_queues=[key for kind, key in signals if kind == "scheduled"],
+            ended_chains=[key for kind, key in signals if kind == "chain"],
+        )

@@ -187,6 +187,20 @@ class PostgresNotifyAdapter(NotifyAdapter):
     async def publish_lease_lost(self, *, job_id: str) -> None:
         await self._publish("lease", job_id, None)
 
+    async def publish_signals(
+        self, *, scheduled_queues: Sequence[str] = (), ended_chains: Sequence[str] = ()
+    ) -> None:
+        """Publish one job-scheduled signal (count 1) per entry of ``scheduled_queues``
+        and one chain-completed signal per entry of ``ended_chains``, together: one
+        statement, where as many separate calls would wait for one each."""
+        if self._closed:
+            return
+        c = self._channels
+        await self._publisher.publish_many(
+            [(c["scheduled"], queue, 1) for queue in scheduled_queues]
+            + [(c["chain"], chain_id, None) for chain_id in ended_chains]
+        )
+
     async def _publish(self, kind: Kind, key: str, count: int | None) -> None:
         if not self._closed:
             await self._publisher.publish(self._channels[kind], key, count)

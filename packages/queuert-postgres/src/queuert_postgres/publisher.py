@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from queuert_postgres import payloads
 
@@ -58,10 +58,15 @@ class Publisher:
     async def publish(self, channel: str, key: str, count: int | None = None) -> None:
         """Return once the notification was handed to the server (or dropped with a
         logged warning)."""
+        await self.publish_many([(channel, key, count)])
+
+    async def publish_many(self, notifications: Sequence[tuple[str, str, int | None]]) -> None:
+        """:meth:`publish` for each ``(channel, key, count)``, in one batch."""
         batch = self._next
         if batch is None:
             batch = self._next = _Batch()
-        batch.add(channel, key, count)
+        for channel, key, count in notifications:
+            batch.add(channel, key, count)
         if self._flushing is None or self._flushing.done():
             self._flushing = asyncio.create_task(self._flush(), name="queuert-pg-notify")
         # Shielded: a caller that gives up must not cancel the batch of the others.
