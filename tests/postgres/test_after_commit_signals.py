@@ -177,3 +177,31 @@ async def test_a_finalize_whose_commit_fails_after_its_write_signals_nothing(
         done = await app.wait_for_chain(handle_, timeout=WAIT_S, poll_interval=60.0)
     assert done == Done(3)
     await eventually(lambda: setup.completed == ["marker", handle_.id], timeout=WAIT_S)
+
+
+async def test_signals_published_together_arrive_as_separate_calls_would(
+    postgres_url: str,
+) -> None:
+    prefix = unique_name("ac")
+    sender = PostgresNotifyAdapter(postgres_url, channel_prefix=prefix)
+    listener = PostgresNotifyAdapter(postgres_url, channel_prefix=prefix)
+    scheduled: list[ScheduledSignal] = []
+    completed: list[str] = []
+
+    async def on_scheduled(signal: ScheduledSignal) -> None:
+        scheduled.append(signal)
+
+    async def on_completed(chain_id: str) -> None:
+        completed.append(chain_id)
+
+    try:
+        await listener.subscribe_job_scheduled(queues=["a", "b"], listener=on_scheduled)
+        await listener.subscribe_chain_completed(chain_id=None, listener=on_completed)
+        await sender.publish_signals(scheduled_queues=["a", "b", "a"], ended_chains=["c1", "c2"])
+        await eventually(lambda: len(scheduled) == 2 and len(completed) == 2, timeout=WAIT_S)
+        # One job-scheduled count per queue, as PostgreSQL folds identical payloads.
+        assert sorted((s.queue, s.count) for s in scheduled) == [("a", 2), ("b", 1)]
+        assert sorted(completed) == ["c1", "c2"]
+    finally:
+        await listener.close()
+        await sender.close()
