@@ -7,7 +7,8 @@ and so signalling it, would commit one flush at a time instead of sharing
 flushes. The last write of a leased transaction (the finalize's completion or
 continuation) therefore writes without signals; its signals are handed to the
 bound notifier after the commit, which sends them in a statement of their own
-(no write, so no flush), together with the others of the moment.
+(no write, so no flush), together with the others of the moment; the finalize
+does not wait for them to leave.
 
 Batched completions (one statement for the jobs of many handlers) keep their
 signals in the statement: one worker commits one batch at a time, and moving
@@ -60,13 +61,16 @@ class AfterCommitSignals:
         when that transaction holds none (it must signal in its own statement)."""
         return self._held.get(id(conn))
 
-    async def send(self, signals: list[Signal]) -> None:
-        """Hand ``signals`` to the notifier (after the commit); never raises, as
+    def send(self, signals: list[Signal]) -> None:
+        """Hand ``signals`` to the notifier (after the commit) without waiting for
+        them to leave: the notifier sends them with the others of the moment, and the
+        finalize that committed them is not held up (nor can a cancellation of its
+        task, arriving after the commit, make it look failed). Never raises, as
         publishing never does."""
         notify = self._notify
         if notify is None:
             return
-        await notify.publish_signals(
+        notify.post_signals(
             scheduled_queues=[key for kind, key in signals if kind == "scheduled"],
             ended_chains=[key for kind, key in signals if kind == "chain"],
         )

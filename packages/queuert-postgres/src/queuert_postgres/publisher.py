@@ -62,6 +62,15 @@ class Publisher:
 
     async def publish_many(self, notifications: Sequence[tuple[str, str, int | None]]) -> None:
         """:meth:`publish` for each ``(channel, key, count)``, in one batch."""
+        # Shielded: a caller that gives up must not cancel the batch of the others.
+        await asyncio.shield(self.post_many(notifications))
+
+    def post_many(
+        self, notifications: Sequence[tuple[str, str, int | None]]
+    ) -> asyncio.Future[None]:
+        """Queue each ``(channel, key, count)`` for the next batch without waiting;
+        returns the batch's future, done once it was handed to the server (or
+        dropped with a logged warning, or by :meth:`close`)."""
         batch = self._next
         if batch is None:
             batch = self._next = _Batch()
@@ -69,8 +78,7 @@ class Publisher:
             batch.add(channel, key, count)
         if self._flushing is None or self._flushing.done():
             self._flushing = asyncio.create_task(self._flush(), name="queuert-pg-notify")
-        # Shielded: a caller that gives up must not cancel the batch of the others.
-        await asyncio.shield(batch.done)
+        return batch.done
 
     async def _flush(self) -> None:
         while self._next is not None:

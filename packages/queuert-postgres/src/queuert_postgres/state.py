@@ -456,7 +456,7 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
                     self._holders[task] = left
             await self._release(pool, conn)
         if signals:  # committed
-            await self._after_commit.send(signals)
+            self._after_commit.send(signals)
 
     def savepoint(self, *, tx: PostgresTx) -> AbstractAsyncContextManager[PostgresTx]:
         return self._block(tx)
