@@ -642,7 +642,7 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
         )
         if row is None:
             raise LeaseLostError(lease.job_id)
-        signals.append(("chain", job_record(row).chain_id))
+        signals.append(("chain", row["chain_id"]))
 
     async def _complete_many(
         self, items: Sequence[tuple[Lease, str]]
