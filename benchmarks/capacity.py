@@ -1,6 +1,8 @@
 """Processing capacity: start single, start batched, process (one worker at
 concurrency 10), full phase path and three-step chains, for every queuert adapter
-and, on the same PostgreSQL server in the same run, PgQueuer and procrastinate.
+and, on the same PostgreSQL server in the same run, PgQueuer, procrastinate,
+Graphile Worker (when Node.js is installed) and the server's commit ceiling
+(``pgbench -N``, when pgbench is installed).
 
     hatch run bench:all                 # N = 5,000
     hatch run bench:all --n 1000        # quicker
@@ -18,12 +20,24 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
-from benchmarks import pg, pgqueuer_runs, procrastinate_runs, queuert_runs
+from benchmarks import (
+    graphile_runs,
+    pg,
+    pgbench_runs,
+    pgqueuer_runs,
+    procrastinate_runs,
+    queuert_runs,
+)
 from benchmarks.cli import base_parser, csv, measure, median_run, run
 from benchmarks.results import Result, format_value, print_table, source, timestamp, write_json
 
-SYSTEMS = ("memory", "sqlite", "postgres", "pgqueuer", "procrastinate")
+SYSTEMS = ("memory", "sqlite", "postgres", "pgqueuer", "procrastinate", "graphile", "pgbench")
 PGQ_DEFAULTS = "process (PgQueuer run() defaults)"
+GW_FAST = "process (Graphile local queue 500 + batched completion)"
+"""Graphile Worker at concurrency 10 with ``localQueue.size=500`` and
+``completeJobBatchDelay=0``, the settings its documentation gives for throughput."""
+CEILING = pgbench_runs.commit_metric(10)
+CEILING_ONE = pgbench_runs.commit_metric(1)
 """PgQueuer with ``batch_size=10`` and no ``max_concurrent_tasks``: a job's slot is
 free when its handler returns, its completion is written later in batches."""
 METRICS = [
@@ -33,12 +47,16 @@ METRICS = [
     "start batched (app tx)",
     "process one-job chains",
     PGQ_DEFAULTS,
+    GW_FAST,
     "full phase path",
     "process three-step chains",
     "process one-job chains (limit 10)",
     "process one-job chains (100 keys limit 1)",
+    CEILING,
+    CEILING_ONE,
 ]
 UNITS = {m: ("jobs/s" if m.startswith(("process", "full")) else "chains/s") for m in METRICS}
+UNITS[CEILING] = UNITS[CEILING_ONE] = "commits/s"
 
 # Figures the issue quotes for the peers, measured elsewhere: context, not targets.
 REFERENCE = {
@@ -77,6 +95,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         default=10,
         help="PgQueuer max_concurrent_tasks, its concurrency cap (0: unlimited; it must be "
         "at least twice the batch size)",
+    )
+    parser.add_argument(
+        "--pgbench-seconds", type=int, default=10, help="duration of each pgbench run (-T)"
     )
     parser.add_argument(
         "--render", default=None, help="print the table and targets of a results JSON; run nothing"
@@ -175,6 +196,48 @@ async def _procrastinate_figures(args: argparse.Namespace, url: str) -> list[Res
     return results
 
 
+async def _graphile_figures(args: argparse.Namespace, url: str) -> list[Result]:
+    n, batch = args.n, args.batch
+
+    def processing(performance: bool) -> Callable[[], Awaitable[Result]]:
+        return lambda: graphile_runs.process(
+            url, n, concurrency=args.concurrency, performance=performance, timeout=args.timeout
+        )
+
+    runs: dict[str, Callable[[], Awaitable[Result]]] = {
+        "start single": lambda: graphile_runs.start_single(url, n),
+        "start batched": lambda: graphile_runs.start_batched(url, n, batch),
+        "process one-job chains": processing(False),
+        GW_FAST: processing(True),
+    }
+    results = []
+    for metric, body in runs.items():
+        if metric not in args.metrics:
+            continue
+
+        async def once(body: Callable[[], Awaitable[Result]] = body) -> Result:
+            await graphile_runs.clear(url)
+            return await body()
+
+        results.append(await measure(args.repeat, "graphile", metric, UNITS[metric], once))
+    return results
+
+
+async def _ceiling_figures(args: argparse.Namespace) -> list[Result]:
+    """``pgbench -N -c 10 -j 2`` (the ceiling of the phase path) and with 1 client
+    (the ceiling of one start per transaction)."""
+    results = []
+    for metric, clients, threads in ((CEILING, 10, 2), (CEILING_ONE, 1, 1)):
+        if metric not in args.metrics:
+            continue
+
+        async def once(clients: int = clients, threads: int = threads) -> Result:
+            return await pgbench_runs.commit_ceiling(clients, threads, args.pgbench_seconds)
+
+        results.append(await measure(args.repeat, "pgbench", metric, UNITS[metric], once))
+    return results
+
+
 def _value(results: list[Result], system: str, metric: str) -> float:
     for r in results:
         if r.system == system and r.metric == metric:
@@ -224,6 +287,31 @@ def targets(results: list[Result]) -> list[dict[str, Any]]:
             ratio(("postgres", "full phase path"), pg_one),
             0.5,
         ),
+        (
+            "PostgreSQL process >= 1.0x Graphile Worker with its performance settings",
+            ratio(pg_one, ("graphile", GW_FAST)),
+            1.0,
+        ),
+        (
+            "PostgreSQL full phase path >= 50% of pgbench -N -c 10 -j 2 (same run)",
+            ratio(("postgres", "full phase path"), ("pgbench", CEILING)),
+            0.5,
+        ),
+        (
+            "PostgreSQL start single (app tx) >= 1.0x PgQueuer (same run)",
+            ratio(("postgres", "start single (app tx)"), ("pgqueuer", "start single (app tx)")),
+            1.0,
+        ),
+        (
+            "PostgreSQL start batched >= 1.0x Graphile Worker addJobs (same run)",
+            ratio(("postgres", "start batched"), ("graphile", "start batched")),
+            1.0,
+        ),
+        (
+            "PostgreSQL start batched >= 1.0x PgQueuer (same run)",
+            ratio(("postgres", "start batched"), ("pgqueuer", "start batched")),
+            1.0,
+        ),
         ("SQLite process >= 5,000 jobs/s", v("sqlite", "process one-job chains"), 5_000),
         ("SQLite start batched >= 30,000 chains/s", v("sqlite", "start batched"), 30_000),
         (
@@ -272,7 +360,7 @@ async def main(args: argparse.Namespace) -> None:
 
     with tempfile.TemporaryDirectory(prefix="queuert-bench-") as tmp:
         workdir = Path(tmp)
-        pg_systems = [s for s in ("postgres", "pgqueuer", "procrastinate") if s in args.systems]
+        pg_systems = [s for s in SYSTEMS[2:] if s in args.systems]
         problem = await pg.reachable(pg.server_url()) if pg_systems else None
         if problem:
             notes.append(f"skipped {', '.join(pg_systems)}: {problem}")
@@ -282,13 +370,27 @@ async def main(args: argparse.Namespace) -> None:
             server = await pg.server_settings(pg.server_url()) if pg_systems else {}
         database = pg.fresh_database() if pg_systems else nullcontext(None)
         async with database as url:
-            peers = [
+            peers: list[str] = [
                 s for s in ("pgqueuer", "procrastinate") if url is not None and s in pg_systems
             ]
             if url is not None and "pgqueuer" in peers:
                 await pgqueuer_runs.install(url)
             if url is not None and "procrastinate" in peers:
                 await procrastinate_runs.install(url)
+            if url is not None and "graphile" in pg_systems:
+                problem = await graphile_runs.install()
+                if problem is None:
+                    await graphile_runs.migrate(url)
+                    server["graphile_node"] = await graphile_runs.node_version()
+                    peers.append("graphile")
+                else:
+                    notes.append(problem)
+                    print(problem)
+            ceiling = "pgbench" in pg_systems and url is not None
+            if ceiling and (problem := pgbench_runs.available()) is not None:
+                notes.append(problem)
+                print(problem)
+                ceiling = False
             for number in range(1, args.repeat + 1):
                 if args.repeat > 1:
                     print(f"round {number} of {args.repeat}", flush=True)
@@ -303,6 +405,10 @@ async def main(args: argparse.Namespace) -> None:
                     keep(await _pgqueuer_figures(one_round, url))
                 if "procrastinate" in peers:
                     keep(await _procrastinate_figures(one_round, url))
+                if "graphile" in peers:
+                    keep(await _graphile_figures(one_round, url))
+                if ceiling:
+                    keep(await _ceiling_figures(one_round))
     results = [median_run(runs) for runs in rounds.values()]
 
     checks = report(results, args)
@@ -315,6 +421,7 @@ async def main(args: argparse.Namespace) -> None:
                 "concurrency": args.concurrency,
                 "repeat": args.repeat,
                 "uvloop": args.uvloop,
+                "pgbench_seconds": args.pgbench_seconds,
                 "pgqueuer_batch_size": args.pgq_batch_size,
                 "pgqueuer_max_concurrent_tasks": args.pgq_max_tasks or None,
             },
@@ -357,9 +464,10 @@ def report(results: list[Result], args: argparse.Namespace) -> list[dict[str, An
 
 _COMPARED = {"start single": "start single", "start batched": "start batched"}
 _COMPARED["process"] = "process one-job chains"
+_PEERS = (("pgqueuer", "PgQueuer"), ("procrastinate", "procrastinate"), ("graphile", "Graphile"))
 PEER_COMPARISONS = {
     f"{label} / {name}": (metric, peer, metric)
-    for peer, name in (("pgqueuer", "PgQueuer"), ("procrastinate", "procrastinate"))
+    for peer, name in _PEERS
     for label, metric in _COMPARED.items()
 }
 """Name -> (queuert's metric, peer, the peer's metric)."""
@@ -368,6 +476,17 @@ PEER_COMPARISONS["process / PgQueuer (its defaults)"] = (
     "pgqueuer",
     PGQ_DEFAULTS,
 )
+PEER_COMPARISONS["process / Graphile (performance settings)"] = (
+    "process one-job chains",
+    "graphile",
+    GW_FAST,
+)
+PEER_COMPARISONS["start single (app tx) / PgQueuer"] = (
+    "start single (app tx)",
+    "pgqueuer",
+    "start single (app tx)",
+)
+PEER_COMPARISONS["full phase path / pgbench -N -c 10"] = ("full phase path", "pgbench", CEILING)
 
 
 def peer_ratios(results: list[Result]) -> dict[str, float]:

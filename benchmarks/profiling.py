@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+from asyncpg.connection import LoggedQuery
 from pyinstrument import Profiler
 
 from benchmarks import pg, queuert_runs
@@ -47,32 +48,36 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-@contextmanager
-def count_statements(counts: Counter[str]) -> Iterator[None]:
-    """Count what asyncpg sends: statements with arguments (``_execute``: fetch,
-    fetchrow, execute with arguments) and simple queries (``execute`` without
-    arguments: BEGIN, COMMIT, ...). Each is one round trip."""
-    conn_cls: Any = asyncpg.Connection
-    original_execute = conn_cls.execute
-    original_private = conn_cls._execute
+class RoundTrips:
+    """Counts what the adapter's pool connections send, through asyncpg's public query
+    loggers (``Connection.add_query_logger``, installed by the pool's ``init`` hook):
+    statements with arguments (fetch, fetchrow, execute with arguments) and simple
+    queries (BEGIN, COMMIT, the pool's reset query, ...). Each is one round trip."""
 
-    async def execute(self: Any, query: str, *args: Any, timeout: float | None = None) -> Any:
-        if not args:
-            kind = query.split(None, 1)[0].upper() if query.strip() else "?"
-            counts[kind] += 1
-        return await original_execute(self, query, *args, timeout=timeout)
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+        self.active = False
 
-    async def private_execute(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:
-        counts["statement with arguments"] += 1
-        return await original_private(self, query, *args, **kwargs)
+    def _logged(self, record: LoggedQuery) -> None:
+        if not self.active:
+            return
+        if record.args:
+            self.counts["statement with arguments"] += 1
+        else:
+            query = record.query.strip()
+            self.counts[query.split(None, 1)[0].rstrip(";").upper() if query else "?"] += 1
 
-    conn_cls.execute = execute
-    conn_cls._execute = private_execute
-    try:
-        yield
-    finally:
-        conn_cls.execute = original_execute
-        conn_cls._execute = original_private
+    async def init(self, conn: asyncpg.Connection[asyncpg.Record]) -> None:
+        """The pool's ``init`` hook: every new connection reports its queries."""
+        conn.add_query_logger(self._logged)
+
+    @contextmanager
+    def counting(self) -> Iterator[None]:
+        self.active = True
+        try:
+            yield
+        finally:
+            self.active = False
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -84,11 +89,13 @@ async def main(args: argparse.Namespace) -> None:
             print(server_problem)
             return
     profiler = Profiler(interval=args.interval, async_mode="disabled")
-    statements: Counter[str] = Counter()
+    round_trips = RoundTrips()
+    statements = round_trips.counts
+    pool_options = {"init": round_trips.init}
 
     @asynccontextmanager
     async def profiled() -> AsyncIterator[None]:
-        with count_statements(statements):
+        with round_trips.counting():
             profiler.start()
             try:
                 yield
@@ -115,7 +122,11 @@ async def main(args: argparse.Namespace) -> None:
                     await asyncio.sleep(0.5)
                     xacts_before = await pg.committed_transactions(url)
                 store = await queuert_runs.open_store(
-                    args.adapter, tag="profile", workdir=workdir, pg_url=url
+                    args.adapter,
+                    tag="profile",
+                    workdir=workdir,
+                    pg_url=url,
+                    pool_options=pool_options if url is not None else None,
                 )
             await wait_quiet()
             try:
@@ -140,6 +151,7 @@ async def main(args: argparse.Namespace) -> None:
                     )
             finally:
                 await store.close()
+            await asyncio.sleep(0.1)  # query loggers run in callbacks of their own
             jobs = result.count
             extra: dict[str, Any] = {"result": result.to_json()}
             if url is not None and xacts_before is not None:

@@ -50,11 +50,13 @@ async def open_store(
     workdir: Path,
     pg_url: str | None,
     notify: str = "default",
+    pool_options: dict[str, Any] | None = None,
 ) -> Store:
     """A migrated, empty store named ``tag`` (a file or schema of its own).
 
     ``notify``: "default" (the notifier a user would pair with the adapter),
-    "none" (workers poll), or a notify URL.
+    "none" (workers poll), or a notify URL. ``pool_options`` go to the PostgreSQL
+    adapter's pool (:func:`asyncpg.create_pool`).
     """
     state: StateAdapter[Any]
     notifier: NotifyAdapter | None
@@ -72,7 +74,7 @@ async def open_store(
         if pg_url is None:
             raise ValueError("the postgres store needs a PostgreSQL URL")
         schema = f"bench_{tag}"
-        state = await PostgresStateAdapter.connect(pg_url, schema=schema)
+        state = await PostgresStateAdapter.connect(pg_url, schema=schema, **(pool_options or {}))
         state_url = f"{pg_url}?{urlencode({'schema': schema})}"
         notifier = PostgresNotifyAdapter(pg_url)
         notify_url = pg_url

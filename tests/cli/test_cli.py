@@ -4,6 +4,7 @@ on a PostgreSQL schema, checking what it prints and its exit codes."""
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import os
 import signal
@@ -254,3 +255,11 @@ def test_the_console_script_is_installed() -> None:
     )
     assert result.returncode == 0 and "Examples:" in result.stdout
     assert os.access(script, os.X_OK)
+
+
+async def test_worker_on_uvloop_without_the_extra_names_it(store: Store) -> None:
+    if importlib.util.find_spec("uvloop") is not None:
+        pytest.skip("uvloop is installed here; the hint is for an installation without it")
+    assert (await queuert_cli(store, "migrate")).code == 0
+    result = await queuert_cli(store, "--app", APP, "worker", "--uvloop")
+    assert_one_line_error(result, "--uvloop needs uvloop", "queuert-core[uvloop]")

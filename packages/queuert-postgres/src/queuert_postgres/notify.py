@@ -207,6 +207,33 @@ class PostgresNotifyAdapter(NotifyAdapter):
     async def publish_lease_lost(self, *, job_id: str) -> None:
         await self._publish("lease", job_id, None)
 
+    async def publish_signals(
+        self, *, scheduled_queues: Sequence[str] = (), ended_chains: Sequence[str] = ()
+    ) -> None:
+        """Publish one job-scheduled signal (count 1) per entry of ``scheduled_queues``
+        and one chain-completed signal per entry of ``ended_chains``, together: one
+        statement, where as many separate calls would wait for one each."""
+        await asyncio.shield(
+            self.post_signals(scheduled_queues=scheduled_queues, ended_chains=ended_chains)
+        )
+
+    def post_signals(
+        self, *, scheduled_queues: Sequence[str] = (), ended_chains: Sequence[str] = ()
+    ) -> asyncio.Future[None]:
+        """:meth:`publish_signals` without waiting (call it from a running event loop):
+        the signals join the next batch, which the adapter sends on its own. Returns a
+        future that is done once they were handed to the server, or dropped (with a
+        logged warning, or by :meth:`close`)."""
+        if self._closed:
+            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            done.set_result(None)
+            return done
+        c = self._channels
+        return self._publisher.post_many(
+            [(c["scheduled"], queue, 1) for queue in scheduled_queues]
+            + [(c["chain"], chain_id, None) for chain_id in ended_chains]
+        )
+
     async def _publish(self, kind: Kind, key: str, count: int | None) -> None:
         if not self._closed:
             await self._publisher.publish(self._channels[kind], key, count)

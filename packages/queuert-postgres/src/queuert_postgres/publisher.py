@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from queuert_postgres import payloads
 
@@ -58,14 +58,27 @@ class Publisher:
     async def publish(self, channel: str, key: str, count: int | None = None) -> None:
         """Return once the notification was handed to the server (or dropped with a
         logged warning)."""
+        await self.publish_many([(channel, key, count)])
+
+    async def publish_many(self, notifications: Sequence[tuple[str, str, int | None]]) -> None:
+        """:meth:`publish` for each ``(channel, key, count)``, in one batch."""
+        # Shielded: a caller that gives up must not cancel the batch of the others.
+        await asyncio.shield(self.post_many(notifications))
+
+    def post_many(
+        self, notifications: Sequence[tuple[str, str, int | None]]
+    ) -> asyncio.Future[None]:
+        """Queue each ``(channel, key, count)`` for the next batch without waiting;
+        returns the batch's future, done once it was handed to the server (or
+        dropped with a logged warning, or by :meth:`close`)."""
         batch = self._next
         if batch is None:
             batch = self._next = _Batch()
-        batch.add(channel, key, count)
+        for channel, key, count in notifications:
+            batch.add(channel, key, count)
         if self._flushing is None or self._flushing.done():
             self._flushing = asyncio.create_task(self._flush(), name="queuert-pg-notify")
-        # Shielded: a caller that gives up must not cancel the batch of the others.
-        await asyncio.shield(batch.done)
+        return batch.done
 
     async def _flush(self) -> None:
         while self._next is not None:

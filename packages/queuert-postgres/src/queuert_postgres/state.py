@@ -55,6 +55,7 @@ from queuert.records import (
 from queuert.urls import redact_message
 from queuert_postgres import control_ops as postgres_control
 from queuert_postgres import migrations, tx_checks
+from queuert_postgres.after_commit import AfterCommitSignals
 from queuert_postgres.blockers import BlockerStatements
 from queuert_postgres.caller_tx import caller_connection, sync_connection
 from queuert_postgres.connections import (
@@ -66,6 +67,7 @@ from queuert_postgres.connections import (
 from queuert_postgres.control import ControlStatements
 from queuert_postgres.dedup import DedupStatements
 from queuert_postgres.driver_errors import DRIVER_ERRORS, MIGRATE_HINT, translate
+from queuert_postgres.job_args import alike_chain_starts, continue_args, new_job_args, shared_fields
 from queuert_postgres.limits import LOCK as LIMIT_LOCK
 from queuert_postgres.limits import LimitStatements, limit_lock_key, limit_statements
 from queuert_postgres.names import Names
@@ -174,6 +176,9 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
         self._holders: dict[asyncio.Task[Any], int] = {}
         self._names = Names.create(schema, table_prefix)
         self._sql = Statements(self._names)
+        # Signal-free, for the last write of a leased transaction (see after_commit).
+        self._quiet_sql = self._sql
+        self._after_commit = AfterCommitSignals()
         self._ctl: ControlStatements | None = None
         self._blocker_sql = BlockerStatements(self._names)
         self._dedup_sql = DedupStatements(self._names, self._sql.chain_cols, self._sql.chain_from)
@@ -325,6 +330,7 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
         if self._sql.signals is not None:
             return self._sql.signals == signals
         self._sql = Statements(self._names, signals)
+        self._after_commit.bind(notify)
         return True
 
     # -- plumbing ---------------------------------------------------------------
@@ -434,6 +440,7 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
         pool, conn = await self._acquire()
         if task is not None:
             self._holders[task] = self._holders.get(task, 0) + 1
+        signals = None if leased is None else self._after_commit.open(conn)
         try:
             async with self._block(conn):
                 if leased is not None:
@@ -441,11 +448,15 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
                     await (self.lock_job if lock else self.verify_lease)(tx=conn, lease=lease)
                 yield conn
         finally:
+            if signals is not None:
+                self._after_commit.close(conn)
             if task is not None:
                 left = self._holders.pop(task) - 1
                 if left:
                     self._holders[task] = left
             await self._release(pool, conn)
+        if signals:  # committed
+            self._after_commit.send(signals)
 
     def savepoint(self, *, tx: PostgresTx) -> AbstractAsyncContextManager[PostgresTx]:
         return self._block(tx)
@@ -525,18 +536,18 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
             row = await self._fetchrow(
                 tx,
                 limit_statements(self._sql).create_keyed_jobs,
-                *(list(column) for column in zip(*map(_new_job_args, jobs), strict=True)),
+                *(list(column) for column in zip(*map(new_job_args, jobs), strict=True)),
                 [j.concurrency_key for j in jobs],
             )
         elif len(jobs) == 1:
-            row = await self._fetchrow(tx, self._sql.create_job, *_new_job_args(jobs[0]))
-        elif _alike_chain_starts(jobs):
+            row = await self._fetchrow(tx, self._sql.create_job, *new_job_args(jobs[0]))
+        elif alike_chain_starts(jobs):
             row = await self._fetchrow(
                 tx,
                 self._sql.create_chain_starts,
                 [j.id for j in jobs],
                 [j.input for j in jobs],
-                *_shared_fields(jobs[0]),
+                *shared_fields(jobs[0]),
             )
         else:
             row = await self._fetchrow(
@@ -622,7 +633,21 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
     async def complete_locked_job(
         self, *, tx: PostgresTx, lease: Lease, output: str
     ) -> JobRecord | None:
-        return await self.complete_job(tx=tx, lease=lease, output=output)
+        """As the port says; in a leased transaction of this adapter, the signals (the
+        chain's completion, the jobs it unblocked) are sent after the commit (see
+        :mod:`queuert_postgres.after_commit`)."""
+        signals = self._after_commit.held(tx)
+        if signals is None:
+            return await self.complete_job(tx=tx, lease=lease, output=output)
+        row = await self._fetchrow(
+            tx, self._quiet_sql.complete_job, lease.job_id, lease.owner, lease.attempt, output
+        )
+        if row is None:
+            raise LeaseLostError(lease.job_id)
+        record = completed_record(row)
+        signals.append(("chain", record.chain_id))
+        signals.extend(("scheduled", queue) for queue in record.unblocked_queues)
+        return record
 
     async def _complete_many(
         self, items: Sequence[tuple[Lease, str]]
@@ -657,19 +682,27 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
         return job_record(row)
 
     async def continue_locked_job(self, *, tx: PostgresTx, lease: Lease, next_job: NewJob) -> None:
-        await self.continue_job(tx=tx, lease=lease, next_job=next_job)
+        """As the port says; in a leased transaction of this adapter, the job-scheduled
+        signal is sent after the commit (see :mod:`queuert_postgres.after_commit`)."""
+        signals = self._after_commit.held(tx)
+        if signals is None:
+            await self.continue_job(tx=tx, lease=lease, next_job=next_job)
+            return
+        if await self._continue_one(tx, lease, next_job, quiet=True) is None:
+            raise LeaseLostError(lease.job_id)
+        signals.append(("scheduled", next_job.queue))
 
     async def _continue_one(
-        self, tx: PostgresTx | None, lease: Lease, next_job: NewJob
+        self, tx: PostgresTx | None, lease: Lease, next_job: NewJob, *, quiet: bool = False
     ) -> asyncpg.Record | None:
         try:
             return await self._fetchrow(
                 tx,
-                self._sql.continue_job,
+                (self._quiet_sql if quiet else self._sql).continue_job,
                 lease.job_id,
                 lease.owner,
                 lease.attempt,
-                *_new_job_args(next_job),
+                *new_job_args(next_job),
             )
         except QueuertError as exc:
             cause = exc.__cause__
@@ -690,7 +723,7 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
     ) -> dict[str, asyncpg.Record | Exception]:
         if len(items) > 1:
             try:
-                columns = zip(*(_continue_args(*item) for item in items), strict=True)
+                columns = zip(*(continue_args(*item) for item in items), strict=True)
                 rows = await self._fetch(None, self._sql.continue_jobs, *map(list, columns))
             except QueuertError as exc:
                 if not isinstance(exc.__cause__, asyncpg.UniqueViolationError):
@@ -921,7 +954,7 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
         self, *, tx: PostgresTx | None, job_id: str, output: str | None, next_job: NewJob | None
     ) -> SettledJob:
         return await postgres_control.settle_job(
-            self, self._control(), tx, job_id, output, next_job, _new_job_args
+            self, self._control(), tx, job_id, output, next_job, new_job_args
         )
 
     async def purge_chains(
@@ -1228,52 +1261,6 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
 def _pool_is_short(pool: asyncpg.Pool[asyncpg.Record]) -> bool:
     """Whether an acquire from ``pool`` would wait: no idle connection, no room."""
     return pool.get_idle_size() == 0 and pool.get_size() >= pool.get_max_size()
-
-
-def _new_job_args(job: NewJob) -> tuple[Any, ...]:
-    return (
-        job.id,
-        job.chain_id,
-        job.chain_name,
-        job.queue,
-        job.position,
-        job.input,
-        job.max_attempts,
-        job.priority,
-        job.scheduled_at,
-        job.delay_ms,
-        job.trace_context,
-    )
-
-
-def _shared_fields(job: NewJob) -> tuple[Any, ...]:
-    """What the jobs of one ``enqueue_job_chains`` call share, in the order of the
-    scalar parameters of ``Statements.create_chain_starts``."""
-    return (
-        job.chain_name,
-        job.queue,
-        job.max_attempts,
-        job.priority,
-        job.scheduled_at,
-        job.delay_ms,
-    )
-
-
-def _alike_chain_starts(jobs: Sequence[NewJob]) -> bool:
-    """Whether ``jobs`` are all first jobs of their chains and differ only in id and
-    input (as the jobs of one ``enqueue_job_chains`` call do) and carry no trace context."""
-    shared = _shared_fields(jobs[0])
-    return all(
-        j.position == 0
-        and j.chain_id == j.id
-        and j.trace_context is None
-        and _shared_fields(j) == shared
-        for j in jobs
-    )
-
-
-def _continue_args(lease: Lease, job: NewJob) -> tuple[Any, ...]:
-    return (lease.job_id, lease.owner, lease.attempt, *_new_job_args(job))
 
 
 async def from_url(url: str) -> PostgresStateAdapter:

@@ -21,6 +21,7 @@ import click
 from queuert.cli import render
 from queuert.cli.dashboard import dashboard
 from queuert.cli.loading import Target, load
+from queuert.cli.loops import run_on
 from queuert.errors import ConfigurationError, QueuertError, ValidationError
 from queuert.worker import Worker, handlers_of
 
@@ -51,9 +52,15 @@ def _fail(message: str) -> NoReturn:
     sys.exit(EXIT_ERROR)
 
 
-def run(ctx: click.Context, body: Callable[[Target], Awaitable[Any]], *, check: bool = True) -> Any:
-    """Load the target, run ``body`` on it, close it; a queuert error (or a bad
-    ``--app``) becomes one line on stderr and exit status 2."""
+def run(
+    ctx: click.Context,
+    body: Callable[[Target], Awaitable[Any]],
+    *,
+    check: bool = True,
+    uvloop: bool = False,
+) -> Any:
+    """Load the target, run ``body`` on it (on uvloop with ``uvloop``), close it; a
+    queuert error (or a bad ``--app``) becomes one line on stderr and exit status 2."""
     options: Options = ctx.obj
 
     async def main() -> Any:
@@ -66,7 +73,7 @@ def run(ctx: click.Context, body: Callable[[Target], Awaitable[Any]], *, check: 
             await target.app.close()
 
     try:
-        return asyncio.run(main())
+        return run_on(main, uvloop=uvloop)
     except QueuertError as exc:
         _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
     except KeyboardInterrupt:
@@ -128,6 +135,12 @@ Example:
 @click.option("--lease-ms", type=int, help="Lease of each job (default: the worker's).")
 @click.option("--retention", help="Purge chains ended longer ago than this, e.g. 7d.")
 @click.option("--shutdown-timeout", type=float, default=30.0, show_default=True)
+@click.option(
+    "--uvloop",
+    "use_uvloop",
+    is_flag=True,
+    help="Run on uvloop (the uvloop extra): less CPU per job.",
+)
 @click.pass_context
 def worker(
     ctx: click.Context,
@@ -136,6 +149,7 @@ def worker(
     lease_ms: int | None,
     retention: str | None,
     shutdown_timeout: float,
+    use_uvloop: bool,
 ) -> None:
     if not ctx.obj.app:
         _fail("the worker needs the application's handlers: give --app module:attribute")
@@ -162,7 +176,7 @@ def worker(
             running.handler(app.queues[name])(handler)
         await _serve(running, shutdown_timeout)
 
-    run(ctx, body)
+    run(ctx, body, uvloop=use_uvloop)
 
 
 async def _serve(running: Worker[Any], shutdown_timeout: float) -> None:
