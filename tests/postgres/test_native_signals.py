@@ -15,7 +15,7 @@ import pytest
 import pytest_asyncio
 
 import queuert
-from queuert import InProcessNotifyAdapter, Job, JobContext, ScheduledSignal
+from queuert import EnqueueJob, InProcessNotifyAdapter, Job, JobContext, ScheduledSignal
 from queuert_postgres import PostgresNotifyAdapter, PostgresStateAdapter
 from tests.postgres.conftest import drop_schema, unique_name
 from tests.waiting import eventually
@@ -250,3 +250,31 @@ async def test_a_completion_that_unblocks_a_job_signals_its_queue(setup: Setup) 
     await app.complete_job(None, by_hand.id, output=Done(2))
     await eventually(lambda: counts(setup.scheduled, other.name) == [1], timeout=WAIT_S)
     assert app.metrics.get("notify.job_scheduled.published") == 0
+
+
+async def test_a_finalize_that_unblocks_a_job_signals_its_queue_after_the_commit(
+    setup: Setup,
+) -> None:
+    """A finalize callback's completion writes without signals and hands them to the
+    notifier after its commit: the wake-up of the jobs it unblocked is among them."""
+    app = setup.app
+    worker = app.worker(concurrency=2, poll_interval=60.0, queues=[signalled])
+    release = asyncio.Event()
+
+    @worker.handler(signalled)
+    async def handle(job: Job[Item], ctx: JobContext[Any, Done]) -> Done:
+        await release.wait()
+
+        async def finish(tx: Any, enqueue_job: EnqueueJob[Done]) -> Done:
+            return Done(job.input.n)
+
+        return await ctx.finalize(finish)
+
+    async with worker:
+        blocker = await app.enqueue_job_chain(None, signalled, Item(1))
+        await app.enqueue_job_chain(None, other, Item(10), blockers=[blocker])
+        # The waiting job's insert signals its queue too: let that arrive first.
+        await eventually(lambda: len(counts(setup.scheduled, other.name)) == 1, timeout=WAIT_S)
+        setup.scheduled.clear()
+        release.set()
+        await eventually(lambda: counts(setup.scheduled, other.name) == [1], timeout=WAIT_S)
