@@ -11,12 +11,14 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 
 from queuert.records import DedupKey, NewJob, ScheduleSlot
 from queuert_mongodb import dedup, schedules
-from queuert_mongodb.base import MongoBase
+from queuert_mongodb.blocker_ops import BlockerOps
+from queuert_mongodb.blockers import edge_documents
 from queuert_mongodb.errors import upsert_by_key
 
 
-class StartOps(MongoBase):
-    """Deduplication (capability ``deduplication``) and schedules (``schedules``)."""
+class StartOps(BlockerOps):
+    """Deduplication (capability ``deduplication``) and schedules (``schedules``); a
+    deduplicated start may wait on other chains, hence the blocker operations."""
 
     async def create_deduplicated_jobs(
         self,
@@ -24,23 +26,42 @@ class StartOps(MongoBase):
         tx: AsyncClientSession | None,
         jobs: Sequence[NewJob],
         dedup: Sequence[DedupKey],
+        blocker_chain_ids: Sequence[str] | None = None,
+        run_on_blocker_failure: bool = False,
     ) -> list[str]:
         """As the port says, in ``tx`` or a transaction of the adapter's own. A start
         racing another transaction for the same key conflicts with it on the key's
         document: without ``tx`` it runs again until that transaction ended (within
         the operation timeout); in ``tx`` it raises
-        :class:`~queuert.errors.TransientStateError` for core to retry."""
+        :class:`~queuert.errors.TransientStateError` for core to retry. With
+        ``blocker_chain_ids``, each job inserted waits on those chains; a missing
+        chain raises :class:`~queuert.errors.JobNotFoundError` and the transaction
+        writes nothing."""
         requests = list(zip(jobs, dedup, strict=True))
         if not requests:
             return []
+        blockers = list(blocker_chain_ids or ())
 
         async def work(session: AsyncClientSession) -> list[str]:
-            return [await self._take_key(session, job, request) for job, request in requests]
+            holders: list[str] = []
+            for job, request in requests:
+                holders.append(
+                    await self._take_key(session, job, request, blockers, run_on_blocker_failure)
+                )
+            return holders
 
         return await self._write(tx, work)
 
-    async def _take_key(self, session: AsyncClientSession, job: NewJob, request: DedupKey) -> str:
-        """Start ``job``'s chain unless the key's holder keeps it; return the holder."""
+    async def _take_key(
+        self,
+        session: AsyncClientSession,
+        job: NewJob,
+        request: DedupKey,
+        blockers: Sequence[str],
+        run_on_blocker_failure: bool,
+    ) -> str:
+        """Start ``job``'s chain (waiting on ``blockers``, if any) unless the key's
+        holder keeps it; return the holder. A kept key writes no wait."""
         key_id = dedup.key_id(job.chain_name, request.key)
         document = await upsert_by_key(
             self._dedup.find_one_and_update(
@@ -58,7 +79,14 @@ class StartOps(MongoBase):
             await self._dedup.update_one(
                 {"_id": key_id}, dedup.take_over(job.chain_id), session=session
             )
-        await self._insert(session, job, dedup.dedup_fields(request.key))
+        fields = dedup.dedup_fields(request.key)
+        if blockers:
+            fields.update(await self._wait_on(session, blockers, run_on_blocker_failure))
+        await self._insert(session, job, fields)
+        if blockers:
+            await self._blockers.insert_many(
+                edge_documents([(job.id, job.chain_id)], blockers), session=session
+            )
         return job.chain_id
 
     async def _keeps_key(

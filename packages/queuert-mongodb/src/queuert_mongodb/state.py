@@ -43,7 +43,7 @@ MongoTx = AsyncClientSession
 __all__ = ["MongoStateAdapter", "MongoTx", "from_url"]
 
 
-class MongoStateAdapter(ControlOps, BlockerOps, StartOps, LimitOps):
+class MongoStateAdapter(ControlOps, StartOps, BlockerOps, LimitOps):
     """Jobs and chains in a MongoDB replica set (4.4 or newer), on PyMongo's
     asynchronous API: every operation of the state port, with the ``blockers``,
     ``deduplication``, ``concurrency_limits`` and ``schedules`` capabilities.
