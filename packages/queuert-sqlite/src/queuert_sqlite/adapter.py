@@ -58,7 +58,7 @@ from queuert_sqlite.blockers import (
     ids_json,
     waiting_state,
 )
-from queuert_sqlite.caller_tx import caller_connection
+from queuert_sqlite.caller_tx import caller_connection, enable_recursive_triggers
 from queuert_sqlite.clock import from_us, now_us, to_us
 from queuert_sqlite.connections import MEMORY, ConnectContext
 from queuert_sqlite.database import Database, Transaction
@@ -706,7 +706,9 @@ class SqliteStateAdapter(StateAdapter[aiosqlite.Connection]):
         """Accept an :class:`aiosqlite.Connection` inside a transaction; an object of
         another type raises :class:`~queuert.errors.InvalidTransactionError`, a closed
         connection or one in autocommit mode (its transaction committed or rolled
-        back, or never begun) :class:`~queuert.errors.TransactionClosedError`."""
+        back, or never begun) :class:`~queuert.errors.TransactionClosedError`. The
+        accepted connection gets recursive triggers enabled (see
+        :func:`queuert_sqlite.caller_tx.enable_recursive_triggers`)."""
         if not isinstance(tx, aiosqlite.Connection):
             raise InvalidTransactionError(
                 f"{describe_transaction(tx)} is not an aiosqlite.Connection inside a transaction"
@@ -716,6 +718,7 @@ class SqliteStateAdapter(StateAdapter[aiosqlite.Connection]):
                 f"{describe_transaction(tx)} is closed or not inside a transaction (it was "
                 "committed or rolled back, or never begun)"
             )
+        await enable_recursive_triggers(self, tx)
         return tx
 
     # -- blockers --------------------------------------------------------------------
