@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiosqlite
@@ -110,3 +111,41 @@ async def test_a_blocker_failing_in_the_same_transaction_fails_the_chains_in_tur
         queuert.JobStatus.FAILED,
         queuert.JobStatus.FAILED,
     ]
+
+
+async def blocker_rows(path: str) -> int:
+    """The rows of the blocker table, deleted chains' rows included."""
+    async with aiosqlite.connect(path) as conn:
+        rows = list(await conn.execute_fetchall("SELECT count(*) FROM queuert_job_blockers"))
+    return int(rows[0][0])
+
+
+async def test_deleting_chains_deletes_their_blocker_rows(
+    adapter: SqliteStateAdapter, caller_tx: Callable[[str], Any]
+) -> None:
+    """The rows saying what a deleted job waited on go with it, also when the
+    application's connection does not enforce foreign keys (SQLite's default,
+    which cannot be changed inside a transaction)."""
+    app = queuert.Queuert(state=adapter, chains=[orders])
+    first = await app.enqueue_job_chain(None, orders, Order(1))
+    second = await app.enqueue_job_chain(None, orders, Order(2), blockers=[first])
+    await app.enqueue_job_chain(None, orders, Order(3), blockers=[second])
+    assert await blocker_rows(adapter.path) == 2
+    async with caller_tx(adapter.path) as tx:
+        assert await app.delete_chains([first.id], cascade=True, tx=tx) == 3
+    assert await blocker_rows(adapter.path) == 0
+
+
+async def test_purging_chains_deletes_their_blocker_rows(
+    adapter: SqliteStateAdapter, caller_tx: Callable[[str], Any]
+) -> None:
+    app = queuert.Queuert(state=adapter, chains=[orders])
+    first = await app.enqueue_job_chain(None, orders, Order(1))
+    second = await app.enqueue_job_chain(None, orders, Order(2), blockers=[first])
+    await app.enqueue_job_chain(None, orders, Order(3), blockers=[second])
+    await app.cancel_chain(first.id)
+    later = datetime.now(UTC) + timedelta(hours=1)
+    async with caller_tx(adapter.path) as tx:
+        purged = await app.purge(ended_before=later, statuses=["cancelled", "failed"], tx=tx)
+    assert purged == 3
+    assert await blocker_rows(adapter.path) == 0

@@ -615,10 +615,7 @@ class SqliteStateAdapter(StateAdapter[aiosqlite.Connection]):
         return keyset_page(items, limit)
 
     async def delete_chains(self, *, tx: Connection | None, chain_ids: Sequence[str]) -> int:
-        if not chain_ids:
-            return 0
-        rows = await self._db.write(tx, self._sql.delete_chains, (json.dumps(list(chain_ids)),))
-        return len({row[0] for row in rows})
+        return await control.delete_chains(self._db, self._sql, self._blocker_sql, tx, chain_ids)
 
     async def caller_transaction(self, tx: object) -> Connection:
         """An aiosqlite connection as it is; an SQLAlchemy ``AsyncSession`` or
@@ -656,7 +653,9 @@ class SqliteStateAdapter(StateAdapter[aiosqlite.Connection]):
         limit: int,
     ) -> int:
         before = to_us(ended_before, "ended_before")
-        return await control.purge_chains(self._db, self._ctl, tx, statuses, before, limit)
+        return await control.purge_chains(
+            self._db, self._ctl, self._blocker_sql, tx, statuses, before, limit
+        )
 
     async def record_worker(
         self, *, tx: Connection | None, worker: WorkerInfo, forget_ms: int
