@@ -44,13 +44,16 @@ THIEF = "thief-worker"
 
 async def take_over(backend: Backend, job_id: str) -> JobRecord:
     """What another worker does after the job's lease expired and was reaped:
-    return the job to pending with the holder's lease, then acquire it."""
-    record = await backend.state.get_job(tx=None, job_id=job_id)
-    assert record is not None and record.status is JobStatus.RUNNING
-    await backend.state.reschedule_job(tx=None, lease=record.lease, error=None)
-    taken = await backend.state.acquire_jobs(
-        tx=None, queues=[work_chain.name], limit=1, owner=THIEF, lease_ms=60_000
-    )
+    return the job to pending with the holder's lease, then acquire it. Both in one
+    transaction: the job is never pending for others to see, so the holder's
+    worker, free again once it finds its lease lost, cannot acquire it first."""
+    async with backend.state.transaction() as tx:
+        record = await backend.state.get_job(tx=tx, job_id=job_id)
+        assert record is not None and record.status is JobStatus.RUNNING
+        await backend.state.reschedule_job(tx=tx, lease=record.lease, error=None)
+        taken = await backend.state.acquire_jobs(
+            tx=tx, queues=[work_chain.name], limit=1, owner=THIEF, lease_ms=60_000
+        )
     assert [job.id for job in taken] == [job_id]
     return taken[0]
 

@@ -62,14 +62,21 @@ async def test_cancelling_a_running_chain_cancels_its_handler(
 ) -> None:
     started = asyncio.Event()
     outcomes: list[str] = []
+    acquired_until: list[datetime | None] = []
+    # With the signal, the cancel comes after the first renewal (with_heartbeat renews
+    # at once) and the next is far off: a renewal landing between the cancel's commit
+    # and the signal's arrival would find the lease lost first (as it may on a loaded
+    # machine), and the test is about the signal.
+    heartbeat_ms = 9_000 if notify else 100
     async with open_app(backend, [ops, idle], notify=notify) as app:
         worker = make_worker(app, lease_ms=10_000)
 
         @worker.handler(ops)
         async def long_work(job: Job[Step], ctx: JobContext[Any, Out]) -> Out:
+            acquired_until.append(ctx.record.leased_until)
             started.set()
             try:
-                await ctx.with_heartbeat(asyncio.sleep(30), interval_ms=100)
+                await ctx.with_heartbeat(asyncio.sleep(30), interval_ms=heartbeat_ms)
             except asyncio.CancelledError:
                 outcomes.append("cancelled")
                 raise
@@ -81,6 +88,13 @@ async def test_cancelling_a_running_chain_cancels_its_handler(
         async with worker:
             handle = await app.enqueue_job_chain(None, ops, Step("a"))
             await wait_for_event(started, what="the handler to start")
+
+            async def renewed() -> bool:
+                record = await app.get_job(handle.id)
+                assert record is not None and record.leased_until is not None
+                return record.leased_until != acquired_until[0]
+
+            await wait_until(renewed, what="the first lease renewal")
             cancelled = await app.cancel_chain(handle.id)
             assert cancelled.status is JobStatus.CANCELLED
             await wait_until(lambda: asyncio.sleep(0, outcomes), what="the handler to stop")

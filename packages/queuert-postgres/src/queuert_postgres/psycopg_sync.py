@@ -32,6 +32,7 @@ from psycopg import pq
 from psycopg.rows import tuple_row
 
 from queuert.errors import (
+    ForeignTransactionError,
     InvalidTransactionError,
     QueuertError,
     TransactionClosedError,
@@ -39,6 +40,7 @@ from queuert.errors import (
 from queuert.ports.state import describe_transaction
 from queuert_postgres.connections import PostgresTx
 from queuert_postgres.psycopg_executor import translate
+from queuert_postgres.urls import database_name
 
 if TYPE_CHECKING:
     from queuert_postgres.state import PostgresStateAdapter
@@ -54,7 +56,9 @@ def sync_transaction(adapter: PostgresStateAdapter, conn: object) -> PostgresTx:
     executor the adapter's operations run on. Raises
     :class:`~queuert.errors.InvalidTransactionError` for another type and
     :class:`~queuert.errors.TransactionClosedError` for a closed connection or one in
-    autocommit mode outside a ``conn.transaction()`` block. Sends nothing."""
+    autocommit mode outside a ``conn.transaction()`` block, and
+    :class:`~queuert.errors.ForeignTransactionError` for one connected to another
+    database than the one the adapter's URL names. Sends nothing."""
     if not isinstance(conn, psycopg.Connection):
         raise InvalidTransactionError(
             f"{describe_transaction(conn)} is not a psycopg Connection (queuert.sync takes "
@@ -70,8 +74,25 @@ def sync_transaction(adapter: PostgresStateAdapter, conn: object) -> PostgresTx:
             f"{describe_transaction(conn)} is in a failed transaction (an earlier statement "
             "raised): roll it back first"
         )
+    _check_database(adapter, conn)
     # The executor runs the calls asyncpg's connection offers.
     return PsycopgSyncExecutor(conn, schema=adapter.schema)  # type: ignore[return-value]
+
+
+def _check_database(adapter: PostgresStateAdapter, conn: psycopg.Connection[Any]) -> None:
+    """Refuse ``conn`` when it is connected to another database than the one the
+    adapter's URL names. Compared by name, on the client (libpq knows the name the
+    connection opened): the synchronous API has no connection of the adapter's to
+    ask the server with. Another server's database of the same name is not told
+    apart; an adapter whose URL names no database checks nothing."""
+    ours = database_name(adapter._dsn) if adapter._dsn is not None else None
+    theirs = conn.info.dbname
+    if ours is not None and theirs != ours:
+        raise ForeignTransactionError(
+            f"{type(adapter).__name__} cannot use {describe_transaction(conn)}: it is "
+            f"connected to database {theirs[:200]!r}, another database than the "
+            f"adapter's ({ours[:200]!r})"
+        )
 
 
 class PsycopgSyncExecutor:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from queuert.errors import ConfigurationError
 from queuert.urls import redact_message, redact_url
@@ -64,3 +64,18 @@ def int_option(url: str, options: dict[str, str], name: str, default: int, minim
             f">= {minimum}"
         )
     return value
+
+
+def database_name(dsn: str) -> str | None:
+    """The database ``dsn`` (a ``postgresql://`` URL) names in its path; ``None`` when
+    it names none there, or also names one in its query (the driver's defaults or
+    precedence decide then), or is no such URL."""
+    try:
+        parts = urlsplit(dsn)
+    except ValueError:
+        return None
+    if parts.scheme not in SCHEMES or any(
+        key in ("database", "dbname") for key, _ in parse_qsl(parts.query)
+    ):
+        return None
+    return unquote(parts.path.lstrip("/")) or None

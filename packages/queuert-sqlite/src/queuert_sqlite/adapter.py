@@ -58,7 +58,7 @@ from queuert_sqlite.blockers import (
     ids_json,
     waiting_state,
 )
-from queuert_sqlite.caller_tx import caller_connection
+from queuert_sqlite.caller_tx import caller_connection, enable_recursive_triggers
 from queuert_sqlite.clock import from_us, now_us, to_us
 from queuert_sqlite.connections import MEMORY, ConnectContext
 from queuert_sqlite.database import Database, Transaction
@@ -618,10 +618,7 @@ class SqliteStateAdapter(StateAdapter[aiosqlite.Connection]):
         return keyset_page(items, limit)
 
     async def delete_chains(self, *, tx: Connection | None, chain_ids: Sequence[str]) -> int:
-        if not chain_ids:
-            return 0
-        rows = await self._db.write(tx, self._sql.delete_chains, (json.dumps(list(chain_ids)),))
-        return len({row[0] for row in rows})
+        return await control.delete_chains(self._db, self._sql, self._blocker_sql, tx, chain_ids)
 
     async def caller_transaction(self, tx: object) -> Connection:
         """An aiosqlite connection as it is; an SQLAlchemy ``AsyncSession`` or
@@ -659,7 +656,9 @@ class SqliteStateAdapter(StateAdapter[aiosqlite.Connection]):
         limit: int,
     ) -> int:
         before = to_us(ended_before, "ended_before")
-        return await control.purge_chains(self._db, self._ctl, tx, statuses, before, limit)
+        return await control.purge_chains(
+            self._db, self._ctl, self._blocker_sql, tx, statuses, before, limit
+        )
 
     async def record_worker(
         self, *, tx: Connection | None, worker: WorkerInfo, forget_ms: int
@@ -709,7 +708,9 @@ class SqliteStateAdapter(StateAdapter[aiosqlite.Connection]):
         """Accept an :class:`aiosqlite.Connection` inside a transaction; an object of
         another type raises :class:`~queuert.errors.InvalidTransactionError`, a closed
         connection or one in autocommit mode (its transaction committed or rolled
-        back, or never begun) :class:`~queuert.errors.TransactionClosedError`."""
+        back, or never begun) :class:`~queuert.errors.TransactionClosedError`. The
+        accepted connection gets recursive triggers enabled (see
+        :func:`queuert_sqlite.caller_tx.enable_recursive_triggers`)."""
         if not isinstance(tx, aiosqlite.Connection):
             raise InvalidTransactionError(
                 f"{describe_transaction(tx)} is not an aiosqlite.Connection inside a transaction"
@@ -719,6 +720,7 @@ class SqliteStateAdapter(StateAdapter[aiosqlite.Connection]):
                 f"{describe_transaction(tx)} is closed or not inside a transaction (it was "
                 "committed or rolled back, or never begun)"
             )
+        await enable_recursive_triggers(self, tx)
         return tx
 
     # -- blockers --------------------------------------------------------------------

@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from queuert.blockers import initial_wait
 from queuert.records import BlockerRecord, JobStatus
 from queuert_sqlite.statements import JOB_COLUMNS
+
+if TYPE_CHECKING:
+    import aiosqlite
+
+    from queuert_sqlite.database import Database
 
 _STATUSES = {status.value: status for status in JobStatus}
 
@@ -50,6 +55,9 @@ class BlockerStatements:
             "WHERE b.blocker_chain_id IN (SELECT value FROM json_each(?1)) "
             "AND j.chain_id NOT IN (SELECT value FROM json_each(?1)) ORDER BY j.chain_id"
         )
+        self.delete_of_jobs = (
+            f"DELETE FROM {blockers} WHERE job_id IN (SELECT value FROM json_each(?))"
+        )
 
 
 def waiting_state(
@@ -81,3 +89,17 @@ def blocker_record(row: Sequence[Any]) -> BlockerRecord:
 
 def ids_json(ids: Sequence[str]) -> str:
     return json.dumps(list(ids))
+
+
+async def delete_blocker_rows(
+    db: Database,
+    sql: BlockerStatements,
+    tx: aiosqlite.Connection,
+    deleted: Sequence[Any],
+) -> None:
+    """Delete the blocker rows of the jobs ``deleted`` (rows of chain id and job id)
+    just deleted in ``tx``. The foreign key's cascade deletes them on the adapter's
+    own connections, which enforce foreign keys; a connection of the application's
+    may not, and SQLite cannot start enforcing them inside a transaction."""
+    if deleted:
+        await db.run(tx, sql.delete_of_jobs, (ids_json([row[1] for row in deleted]),))

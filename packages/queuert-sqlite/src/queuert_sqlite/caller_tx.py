@@ -1,7 +1,11 @@
 """The caller's transaction object, turned into the aiosqlite connection the SQLite
 adapter runs in: an aiosqlite connection as it is, or the aiosqlite connection
 behind an SQLAlchemy ``AsyncSession`` / ``AsyncConnection`` (``sqlite+aiosqlite``)
-of the adapter's database file, inside the session's transaction."""
+of the adapter's database file, inside the session's transaction.
+
+The application's connection has none of the settings the adapter gives its own
+connections; the one the schema needs, recursive triggers, is enabled on it before
+the adapter's statements run (:func:`enable_recursive_triggers`)."""
 
 from __future__ import annotations
 
@@ -14,7 +18,12 @@ from typing import TYPE_CHECKING
 import aiosqlite
 
 from queuert import sqlalchemy_tx
-from queuert.errors import AdapterError, QueuertError, TransientStateError
+from queuert.errors import (
+    AdapterError,
+    QueuertError,
+    TransactionClosedError,
+    TransientStateError,
+)
 from queuert_sqlite.errors import translate
 
 if TYPE_CHECKING:
@@ -87,3 +96,26 @@ def _same_file(theirs: str, ours: str) -> bool:
         return os.path.samefile(theirs, ours)
     except OSError:
         return False
+
+
+async def enable_recursive_triggers(
+    adapter: SqliteStateAdapter, conn: aiosqlite.Connection
+) -> None:
+    """Enable recursive triggers on the caller's connection ``conn``
+    (``PRAGMA recursive_triggers = ON``, as on the adapter's own connections), and
+    leave them on. The schema's blocker triggers reach the jobs waiting on the jobs
+    they fail only with them. SQLite takes the setting inside an open transaction
+    too, for the statements prepared after it.
+
+    Raises :class:`~queuert.errors.TransientStateError` when the connection does not
+    answer in time, :class:`~queuert.errors.TransactionClosedError` when it closed."""
+    name = type(adapter).__name__
+    try:
+        async with asyncio.timeout(_TIMEOUT):
+            await conn.execute_fetchall("PRAGMA recursive_triggers = ON")
+    except TimeoutError as exc:
+        raise TransientStateError(f"configuring the connection for {name} timed out") from exc
+    except ValueError as exc:  # aiosqlite's "no active connection"
+        raise TransactionClosedError(f"the connection given to {name} is closed: {exc}") from exc
+    except sqlite3.Error as exc:
+        raise translate(exc, adapter.path, repr(adapter.path)) from exc

@@ -25,6 +25,7 @@ from queuert.control_records import (
 )
 from queuert.errors import AdapterError, ChainEndedError, JobNotFoundError, JobStateError
 from queuert.records import JobRecord, JobStatus, Lease, NewJob
+from queuert_sqlite.blockers import BlockerStatements, delete_blocker_rows
 from queuert_sqlite.clock import from_us, now_us, optional_from_us
 from queuert_sqlite.database import Database
 from queuert_sqlite.rows import chain_from_row, completed_from_row, job_from_row
@@ -70,7 +71,7 @@ class ControlStatements:
             f"DELETE FROM {jobs} WHERE chain_id IN (SELECT chain_id FROM {jobs} "
             "WHERE next_job_id IS NULL AND completed_at IS NOT NULL "
             "AND status IN (SELECT value FROM json_each(?)) AND completed_at < ? "
-            "ORDER BY completed_at LIMIT ?) RETURNING chain_id"
+            "ORDER BY completed_at LIMIT ?) RETURNING chain_id, id"
         )
         # Parameters: id, host, pid, queues (JSON), concurrency, purges, now, now.
         self.record_worker = (
@@ -173,17 +174,49 @@ async def settle_job(
     return SettledJob(job=job, next_job=created, revoked_lease=_lease(state))
 
 
+async def delete_chains(
+    db: Database,
+    sql: Statements,
+    blocker_sql: BlockerStatements,
+    tx: Connection | None,
+    chain_ids: Sequence[str],
+) -> int:
+    """Delete the chains ``chain_ids`` with their jobs and what those waited on;
+    returns how many existed."""
+    if not chain_ids:
+        return 0
+    params = (json.dumps(list(chain_ids)),)
+    if tx is None:
+        return _chains_in(await db.write(None, sql.delete_chains, params))
+    async with db.atomic(tx) as conn:
+        rows = await db.run(conn, sql.delete_chains, params)
+        await delete_blocker_rows(db, blocker_sql, conn, rows)
+    return _chains_in(rows)
+
+
+def _chains_in(deleted: list[Any]) -> int:
+    """How many chains the deleted jobs (rows of chain id, job id) were of."""
+    return len({row[0] for row in deleted})
+
+
 async def purge_chains(
     db: Database,
     ctl: ControlStatements,
+    blocker_sql: BlockerStatements,
     tx: Connection | None,
     statuses: Sequence[JobStatus],
     ended_before_us: int,
     limit: int,
 ) -> int:
     names = json.dumps([JobStatus(s).value for s in statuses])
-    rows = await db.write(tx, ctl.purge, (names, ended_before_us, limit))
-    return len({row[0] for row in rows})
+    params = (names, ended_before_us, limit)
+    if tx is None:
+        rows = await db.write(None, ctl.purge, params)
+    else:
+        async with db.atomic(tx) as conn:
+            rows = await db.run(conn, ctl.purge, params)
+            await delete_blocker_rows(db, blocker_sql, conn, rows)
+    return _chains_in(rows)
 
 
 async def record_worker(

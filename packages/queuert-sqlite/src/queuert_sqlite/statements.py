@@ -131,7 +131,7 @@ class Statements:
         self.get_chain = f"{self.chain_select} AND l.chain_id = ?"
         self.delete_chains = (
             f"DELETE FROM {jobs} WHERE chain_id IN (SELECT value FROM json_each(?)) "
-            "RETURNING chain_id"
+            "RETURNING chain_id, id"
         )
         self._jobs = jobs
 
