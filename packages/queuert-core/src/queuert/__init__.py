@@ -51,6 +51,7 @@ from queuert.errors import (
 from queuert.explain import Explanation
 from queuert.job import Continuation, Job
 from queuert.limits import ConcurrencyLimit
+from queuert.rates import RateLimit
 from queuert.metrics import Metrics
 from queuert.observer import Observer
 from queuert.operations import QueueStats, Stats
@@ -97,6 +98,7 @@ __all__ = [
     "ChainHasDependentsError",
     "ChainRecord",
     "ConcurrencyLimit",
+    "RateLimit",
     "ConfigurationError",
     "Continuation",
     "ContinuationError",
