@@ -37,6 +37,7 @@ from queuert.errors import (
 )
 from queuert.ports.notify import NotifyAdapter
 from queuert.ports.state import StateAdapter, StateCapabilities
+from queuert.rate_records import RateAcquisition
 from queuert.records import (
     LEASE_EXPIRED_ERROR,
     BlockerRecord,
@@ -69,6 +70,8 @@ from queuert_postgres.driver_errors import DRIVER_ERRORS, MIGRATE_HINT, translat
 from queuert_postgres.limits import LOCK as LIMIT_LOCK
 from queuert_postgres.limits import LimitStatements, limit_lock_key, limit_statements
 from queuert_postgres.names import Names
+from queuert_postgres.rates import LOCK as RATE_LOCK
+from queuert_postgres.rates import rate_lock_key, rate_statements
 from queuert_postgres.notify import PostgresNotifyAdapter
 from queuert_postgres.rows import chain_record, job_record
 from queuert_postgres.statements import JOB_COLUMN_COUNT, SignalChannels, Statements
@@ -154,6 +157,7 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
         deduplication=True,
         concurrency_limits=True,
         schedules=True,
+        rate_limits=True,
     )
 
     def __init__(
@@ -1155,6 +1159,40 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
         # Two statements: the count must be read after the lock is granted.
         await self._fetch(conn, LIMIT_LOCK, key)
         return await self._fetch(conn, statement, *args)
+
+    # -- rate limits -------------------------------------------------------------------------
+
+    async def acquire_rate_limited_jobs(
+        self,
+        *,
+        tx: PostgresTx | None,
+        queue: str,
+        limit: int,
+        owner: str,
+        lease_ms: int,
+        rate: int,
+        window_ms: int,
+        per_key: bool,
+        concurrency_limit: int | None,
+    ) -> RateAcquisition:
+        """As the port says: the queue's advisory lock (see :mod:`queuert_postgres.rates`)
+        and the counting acquisition run in ``tx`` or in a transaction of their own."""
+        if limit <= 0:
+            return RateAcquisition()
+        args = (queue, limit, owner, lease_ms, rate, window_ms, per_key, concurrency_limit)
+        key = rate_lock_key(self._names, queue)
+        statement = rate_statements(self._sql).acquire_under_rate
+        if tx is None:
+            async with self._transaction(None) as conn:
+                await self._fetch(conn, RATE_LOCK, key)
+                rows = await self._fetch(conn, statement, *args)
+        else:
+            await self._fetch(tx, RATE_LOCK, key)
+            rows = await self._fetch(tx, statement, *args)
+        jobs = [job_record(row) for row in rows if row[0] is not None]
+        jobs.sort(key=lambda j: (j.scheduled_at, -j.priority, j.id))
+        held_back, next_window_ms = rows[0][JOB_COLUMN_COUNT], rows[0][JOB_COLUMN_COUNT + 1]
+        return RateAcquisition(jobs, int(next_window_ms) if held_back else None)
 
     # -- schedules ------------------------------------------------------------------------
 

@@ -222,6 +222,22 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX {prefix}schedule_slots_chain ON {prefix}schedule_slots (chain_id)",
         ),
     ),
+    Migration(
+        version=6,
+        name="rate limit windows",
+        statements=(
+            # The window counts of rate-limited queues (see queuert_sqlite.rates).
+            """
+            CREATE TABLE {prefix}rate_windows (
+                queue TEXT NOT NULL,
+                rate_key TEXT NOT NULL,
+                window_start INTEGER NOT NULL,
+                started INTEGER NOT NULL,
+                PRIMARY KEY (queue, rate_key)
+            )
+            """,
+        ),
+    ),
 )
 
 SCHEMA_VERSION = max(migration.version for migration in MIGRATIONS)
