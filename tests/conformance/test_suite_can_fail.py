@@ -64,6 +64,12 @@ from broken_adapters import (
     UnfilteredLeaseLostNotifyAdapter,
     UnlimitedWakeNotifyAdapter,
 )
+from broken_rate_adapters import (
+    EndlessWindowStateAdapter,
+    KeylessRateStateAdapter,
+    RacyRateStateAdapter,
+    RatelessStateAdapter,
+)
 from queuert.adapters.memory_notify import InProcessNotifyAdapter
 from queuert.adapters.memory_state import MemoryStateAdapter
 from queuert.conformance import NotifyAdapterConformance, StateAdapterConformance
@@ -133,6 +139,10 @@ TestDuplicatingSlots = state_suite(DuplicatingSlotsStateAdapter)
 TestKeylessLimit = state_suite(KeylessLimitStateAdapter)
 TestRacyLimit = state_suite(RacyLimitStateAdapter)
 TestStickyLeaseLimit = state_suite(StickyLeaseLimitStateAdapter)
+TestRateless = state_suite(RatelessStateAdapter)
+TestKeylessRate = state_suite(KeylessRateStateAdapter)
+TestRacyRate = state_suite(RacyRateStateAdapter)
+TestEndlessWindow = state_suite(EndlessWindowStateAdapter)
 TestReferenceNotify = notify_suite(InProcessNotifyAdapter)
 TestUnfilteredLeaseLost = notify_suite(UnfilteredLeaseLostNotifyAdapter)
 TestUnlimitedWake = notify_suite(UnlimitedWakeNotifyAdapter)
@@ -145,7 +155,10 @@ def run_suites(pytester: pytest.Pytester, *cases: str) -> dict[str, str]:
         "[pytest]\nasyncio_mode = strict\nasyncio_default_fixture_loop_scope = function\n"
     )
     broken = Path(__file__).with_name("broken_adapters.py").read_text(encoding="utf-8")
-    pytester.makepyfile(broken_adapters=broken, test_suites=SUITES)
+    rates = Path(__file__).with_name("broken_rate_adapters.py").read_text(encoding="utf-8")
+    pytester.makepyfile(
+        broken_adapters=broken, broken_rate_adapters=rates, test_suites=SUITES
+    )
     recorder = pytester.inline_run("-p", "no:cacheprovider", "-k", " or ".join(cases))
     outcomes: dict[str, str] = {}
     for report in recorder.getreports("pytest_runtest_logreport"):
@@ -434,6 +447,32 @@ BUGS = {
         "TestStickyLeaseLimit",
         "TestReferenceState",
         ("test_expired_lease_frees_its_place_before_reaping",),
+    ),
+    "ignored-rate-fails-the-rate-cases": Bug(
+        "TestRateless",
+        "TestReferenceState",
+        (
+            "test_rate_stops_at_the_window_count",
+            "test_finished_job_does_not_free_a_start",
+            "test_parallel_rate_acquires_stay_within_the_rate",
+            "test_per_key_rate_counts_each_key_without_blocking_others",
+            "test_rate_keeps_a_concurrency_limit_declared_beside_it",
+        ),
+    ),
+    "keyless-rate-fails-the-per-key-rate-case": Bug(
+        "TestKeylessRate",
+        "TestReferenceState",
+        ("test_per_key_rate_counts_each_key_without_blocking_others",),
+    ),
+    "racy-rate-fails-the-parallel-rate-case": Bug(
+        "TestRacyRate",
+        "TestReferenceState",
+        ("test_parallel_rate_acquires_stay_within_the_rate",),
+    ),
+    "endless-window-fails-the-rollover-case": Bug(
+        "TestEndlessWindow",
+        "TestReferenceState",
+        ("test_rate_window_rolls_over",),
     ),
     "duplicated-slots-fail-the-slot-dedup-case": Bug(
         "TestDuplicatingSlots",

@@ -15,6 +15,7 @@ from queuert.conformance.state.limits import LimitCases
 from queuert.conformance.state.next_job import NextJobCases
 from queuert.conformance.state.operations_control import ControlCases
 from queuert.conformance.state.operations_observe import ObserveCases
+from queuert.conformance.state.rates import RateCases
 from queuert.conformance.state.read import ReadCases
 from queuert.conformance.state.reap import ReapCases
 from queuert.conformance.state.reschedule import RescheduleCases
@@ -47,6 +48,7 @@ class StateAdapterConformance(
     DedupCases,
     TraceContextCases,
     LimitCases,
+    RateCases,
     ScheduleCases,
 ):
     """Every state adapter case. Subclass it as ``Test...`` and override the
@@ -70,6 +72,7 @@ __all__ = [
     "NextJobCases",
     "ObserveCases",
     "PoisonTransaction",
+    "RateCases",
     "ReadCases",
     "ReapCases",
     "RescheduleCases",
