@@ -1,14 +1,15 @@
-"""Adapters with one deliberate bug each in rate-limited acquisition, used to show
-that the conformance suite's rate cases catch it. Each is the reference adapter
-with a single override."""
+"""Adapters with one deliberate bug each in rate-limited acquisition or in the
+concurrency keys of continuations, used to show that the conformance suite's
+cases catch it. Each is the reference adapter with a single override."""
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 from queuert.adapters.memory_state import MemoryStateAdapter, MemoryTransaction
 from queuert.rate_records import RateAcquisition
-from queuert.records import JobFilter, JobStatus
+from queuert.records import JobFilter, JobRecord, JobStatus, Lease, NewJob
 
 
 class RatelessStateAdapter(MemoryStateAdapter):
@@ -122,3 +123,13 @@ class EndlessWindowStateAdapter(MemoryStateAdapter):
             per_key=per_key,
             concurrency_limit=concurrency_limit,
         )
+
+
+class KeyDroppingContinuationStateAdapter(MemoryStateAdapter):
+    """Bug: stores a continuation without its concurrency key."""
+
+    async def continue_job(
+        self, *, tx: MemoryTransaction | None, lease: Lease, next_job: NewJob
+    ) -> JobRecord:
+        dropped = replace(next_job, concurrency_key=None)
+        return await super().continue_job(tx=tx, lease=lease, next_job=dropped)

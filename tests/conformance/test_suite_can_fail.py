@@ -66,6 +66,7 @@ from broken_adapters import (
 )
 from broken_rate_adapters import (
     EndlessWindowStateAdapter,
+    KeyDroppingContinuationStateAdapter,
     KeylessRateStateAdapter,
     RacyRateStateAdapter,
     RatelessStateAdapter,
@@ -143,6 +144,7 @@ TestRateless = state_suite(RatelessStateAdapter)
 TestKeylessRate = state_suite(KeylessRateStateAdapter)
 TestRacyRate = state_suite(RacyRateStateAdapter)
 TestEndlessWindow = state_suite(EndlessWindowStateAdapter)
+TestKeyDroppingContinuation = state_suite(KeyDroppingContinuationStateAdapter)
 TestReferenceNotify = notify_suite(InProcessNotifyAdapter)
 TestUnfilteredLeaseLost = notify_suite(UnfilteredLeaseLostNotifyAdapter)
 TestUnlimitedWake = notify_suite(UnlimitedWakeNotifyAdapter)
@@ -473,6 +475,11 @@ BUGS = {
         "TestEndlessWindow",
         "TestReferenceState",
         ("test_rate_window_rolls_over",),
+    ),
+    "continuation-without-its-key-fails-the-continuation-key-case": Bug(
+        "TestKeyDroppingContinuation",
+        "TestReferenceState",
+        ("test_a_continuation_keeps_its_concurrency_key",),
     ),
     "duplicated-slots-fail-the-slot-dedup-case": Bug(
         "TestDuplicatingSlots",

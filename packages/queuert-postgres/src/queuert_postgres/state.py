@@ -68,6 +68,7 @@ from queuert_postgres.control import ControlStatements
 from queuert_postgres.dedup import DedupStatements
 from queuert_postgres.driver_errors import DRIVER_ERRORS, MIGRATE_HINT, translate
 from queuert_postgres.limits import LOCK as LIMIT_LOCK
+from queuert_postgres.keyed_jobs import keyed_job_statements
 from queuert_postgres.limits import LimitStatements, limit_lock_key, limit_statements
 from queuert_postgres.names import Names
 from queuert_postgres.rates import LOCK as RATE_LOCK
@@ -648,7 +649,7 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
     async def continue_job(
         self, *, tx: PostgresTx | None, lease: Lease, next_job: NewJob
     ) -> JobRecord:
-        if tx is None:
+        if tx is None and next_job.concurrency_key is None:
             # Continuations running at the same time share one statement (see batching).
             self._check_not_holding()
             row = await self._continuations.submit((lease, next_job))
@@ -664,14 +665,21 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
     async def _continue_one(
         self, tx: PostgresTx | None, lease: Lease, next_job: NewJob
     ) -> asyncpg.Record | None:
+        statement = self._sql.continue_job
+        key: tuple[str, ...] = ()
+        if next_job.concurrency_key is not None:
+            # One statement on its own: atomic without a transaction around it.
+            statement = keyed_job_statements(self._sql).continue_keyed_job
+            key = (next_job.concurrency_key,)
         try:
             return await self._fetchrow(
                 tx,
-                self._sql.continue_job,
+                statement,
                 lease.job_id,
                 lease.owner,
                 lease.attempt,
                 *_new_job_args(next_job),
+                *key,
             )
         except QueuertError as exc:
             cause = exc.__cause__

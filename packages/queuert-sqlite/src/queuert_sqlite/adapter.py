@@ -65,6 +65,7 @@ from queuert_sqlite.connections import MEMORY, ConnectContext
 from queuert_sqlite.database import Database, Transaction
 from queuert_sqlite.dedup import DedupStatements
 from queuert_sqlite.errors import schema_missing
+from queuert_sqlite.keyed_jobs import set_concurrency_key
 from queuert_sqlite.migrations import MIGRATIONS, SCHEMA_VERSION
 from queuert_sqlite.rows import acquisition_order, chain_from_row, job_from_row
 from queuert_sqlite.statements import JOB_COLUMNS, MAX_MERGED_QUEUES, Statements
@@ -459,6 +460,11 @@ class SqliteStateAdapter(StateAdapter[aiosqlite.Connection]):
             rows = await self._db.run(conn, self._sql.insert_next_job, params)
             if not rows:
                 raise LeaseLostError(lease.job_id)
+            if job.concurrency_key is not None:
+                # In the inserting transaction: no acquisition sees the job without it.
+                await self._db.run(
+                    conn, set_concurrency_key(self._sql.jobs_table), (job.concurrency_key, job.id)
+                )
             await self._db.run(
                 conn,
                 self._sql.mark_continued,

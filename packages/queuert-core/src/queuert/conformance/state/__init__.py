@@ -11,6 +11,7 @@ from queuert.conformance.state.delete import DeleteCases
 from queuert.conformance.state.finalize import FinalizeCases
 from queuert.conformance.state.fixtures import PoisonTransaction, StateAdapterFixtures
 from queuert.conformance.state.lease import LeaseCases
+from queuert.conformance.state.limit_keys import LimitKeyCases
 from queuert.conformance.state.limits import LimitCases
 from queuert.conformance.state.next_job import NextJobCases
 from queuert.conformance.state.operations_control import ControlCases
@@ -48,6 +49,7 @@ class StateAdapterConformance(
     DedupCases,
     TraceContextCases,
     LimitCases,
+    LimitKeyCases,
     RateCases,
     ScheduleCases,
 ):
@@ -69,6 +71,7 @@ __all__ = [
     "FinalizeCases",
     "LeaseCases",
     "LimitCases",
+    "LimitKeyCases",
     "NextJobCases",
     "ObserveCases",
     "PoisonTransaction",
