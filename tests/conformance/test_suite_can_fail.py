@@ -158,9 +158,7 @@ def run_suites(pytester: pytest.Pytester, *cases: str) -> dict[str, str]:
     )
     broken = Path(__file__).with_name("broken_adapters.py").read_text(encoding="utf-8")
     rates = Path(__file__).with_name("broken_rate_adapters.py").read_text(encoding="utf-8")
-    pytester.makepyfile(
-        broken_adapters=broken, broken_rate_adapters=rates, test_suites=SUITES
-    )
+    pytester.makepyfile(broken_adapters=broken, broken_rate_adapters=rates, test_suites=SUITES)
     recorder = pytester.inline_run("-p", "no:cacheprovider", "-k", " or ".join(cases))
     outcomes: dict[str, str] = {}
     for report in recorder.getreports("pytest_runtest_logreport"):

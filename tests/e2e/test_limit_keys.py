@@ -29,9 +29,7 @@ SHIP = ORDERS.queue(
 
 
 @pytest.mark.parametrize("backend_name", ["memory", "sqlite", "postgres"])
-async def test_continuations_carry_the_key_of_their_step(
-    backend_name: str, tmp_path: Path
-) -> None:
+async def test_continuations_carry_the_key_of_their_step(backend_name: str, tmp_path: Path) -> None:
     customers = ["a", "a", "a", "b", "b", "c"]
     async with open_backend(backend_name, tmp_path) as backend:
         app = queuert.Queuert(state=backend.state, chains=[ORDERS])

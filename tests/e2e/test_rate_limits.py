@@ -119,7 +119,7 @@ async def test_a_worker_refuses_a_rate_its_adapter_cannot_enforce() -> None:
     async def handle(job: Any, ctx: Any) -> Called:
         raise AssertionError("never runs")
 
-    with pytest.raises(ConfigurationError, match="e2e-rated.*rate limit"):
+    with pytest.raises(ConfigurationError, match=r"e2e-rated.*rate limit"):
         await worker.start()
 
 
@@ -135,7 +135,7 @@ async def test_a_held_back_worker_wakes_when_the_next_window_opens() -> None:
     started: list[float] = []
 
     @worker.handler(chain)
-    async def handle(job: Any, ctx: Any) -> Called:
+    async def run(job: Any, ctx: Any) -> Called:
         started.append(time.time())
         return Called(n=job.input.n)
 

@@ -51,7 +51,6 @@ from queuert.errors import (
 from queuert.explain import Explanation
 from queuert.job import Continuation, Job
 from queuert.limits import ConcurrencyLimit
-from queuert.rates import RateLimit
 from queuert.metrics import Metrics
 from queuert.observer import Observer
 from queuert.operations import QueueStats, Stats
@@ -63,6 +62,7 @@ from queuert.ports import (
     StateCapabilities,
     Subscription,
 )
+from queuert.rates import RateLimit
 from queuert.records import (
     BlockerRecord,
     ChainFilter,
@@ -98,7 +98,6 @@ __all__ = [
     "ChainHasDependentsError",
     "ChainRecord",
     "ConcurrencyLimit",
-    "RateLimit",
     "ConfigurationError",
     "Continuation",
     "ContinuationError",
@@ -138,6 +137,7 @@ __all__ = [
     "QueueStats",
     "Queuert",
     "QueuertError",
+    "RateLimit",
     "RetryPolicy",
     "RevokedChain",
     "ScheduleDef",

@@ -24,8 +24,8 @@ from queuert.errors import (
     ValidationError,
 )
 from queuert.ids import new_id
-from queuert.limit_keys import job_key
 from queuert.job import Continuation
+from queuert.limit_keys import job_key
 from queuert.notifications import PendingNotifications, pending_notifications
 from queuert.observer import Phase
 from queuert.ports.state import Tx

@@ -23,7 +23,6 @@ def job_key(queue: QueueDef[Any, Any], value: object) -> str | None:
         key = key_of(value)
     except Exception as exc:
         raise ValidationError(
-            f"concurrency_key of queue {queue.name!r} raised {type(exc).__name__}: "
-            f"{show(str(exc))}"
+            f"concurrency_key of queue {queue.name!r} raised {type(exc).__name__}: {show(str(exc))}"
         ) from exc
     return check_text(f"concurrency_key of queue {queue.name!r}", key)

@@ -67,13 +67,13 @@ from queuert_postgres.connections import (
 from queuert_postgres.control import ControlStatements
 from queuert_postgres.dedup import DedupStatements
 from queuert_postgres.driver_errors import DRIVER_ERRORS, MIGRATE_HINT, translate
-from queuert_postgres.limits import LOCK as LIMIT_LOCK
 from queuert_postgres.keyed_jobs import keyed_job_statements
+from queuert_postgres.limits import LOCK as LIMIT_LOCK
 from queuert_postgres.limits import LimitStatements, limit_lock_key, limit_statements
 from queuert_postgres.names import Names
+from queuert_postgres.notify import PostgresNotifyAdapter
 from queuert_postgres.rates import LOCK as RATE_LOCK
 from queuert_postgres.rates import rate_lock_key, rate_statements
-from queuert_postgres.notify import PostgresNotifyAdapter
 from queuert_postgres.rows import chain_record, job_record
 from queuert_postgres.statements import JOB_COLUMN_COUNT, SignalChannels, Statements
 from queuert_postgres.urls import int_option, redact, split_url

@@ -82,9 +82,7 @@ class RateCases:
             assert now.status is JobStatus.PENDING and now.attempt == 0, "a held-back job changed"
 
     @pytest.mark.asyncio
-    async def test_finished_job_does_not_free_a_start(
-        self, state_adapter: StateAdapterAny
-    ) -> None:
+    async def test_finished_job_does_not_free_a_start(self, state_adapter: StateAdapterAny) -> None:
         _require(state_adapter)
         queue = unique("rated")
         await state_adapter.create_jobs(tx=None, jobs=[new_job(queue) for _ in range(3)])
