@@ -66,3 +66,25 @@ async def test_continuations_carry_the_key_of_their_step(backend_name: str, tmp_
         )
         codec = SHIP.input_codec
         assert sorted(codec.decode(job.input).customer for job in taken) == ["a", "b", "c"]
+
+
+@pytest.mark.parametrize("backend_name", ["memory", "sqlite", "postgres"])
+async def test_a_continuation_written_outside_a_worker_carries_its_key(
+    backend_name: str, tmp_path: Path
+) -> None:
+    async with open_backend(backend_name, tmp_path) as backend:
+        app = queuert.Queuert(state=backend.state, chains=[ORDERS])
+        orders = [Order(0, "x"), Order(1, "y")]
+        handles = await app.enqueue_job_chains(None, ORDERS, orders)
+        for handle, order in zip(handles, orders, strict=True):
+            await app.complete_job(None, handle.id, continue_with=(SHIP, order))
+        taken = await backend.state.acquire_limited_jobs(
+            tx=None,
+            queue=SHIP.name,
+            limit=100,
+            owner="probe",
+            lease_ms=60_000,
+            concurrency_limit=1,
+            per_key=True,
+        )
+        assert sorted(SHIP.input_codec.decode(job.input).customer for job in taken) == ["x", "y"]

@@ -40,6 +40,9 @@ class KeyedJobStatements:
             """,
             ends=False,
         )
+        # $1 id, $2 key: a job just inserted without its key, in the inserting
+        # transaction (a continuation written outside a worker).
+        self.set_concurrency_key = f"UPDATE {jobs} SET concurrency_key = $2 WHERE id = $1"
 
 
 @lru_cache(maxsize=64)
