@@ -64,6 +64,60 @@ class RateStatements:
         # holds back another key's jobs. The rows are the leased jobs (or one row of
         # NULL job columns when none was), each followed by whether the rate held an
         # eligible job back and the milliseconds until the next window opens.
+        # The same parameters ($7 false) for a rate of the whole queue: no ranking of the
+        # backlog, only as many of its first eligible jobs as there is room for, and a
+        # probe at that offset for a job the rate holds back.
+        self.acquire_under_queue_rate = f"""
+            WITH clock AS (
+                SELECT now_ms, now_ms / $6::bigint * $6::bigint AS window_start
+                FROM (SELECT floor(extract(epoch FROM {NOW}) * 1000)::bigint AS now_ms) t
+            ), room AS (
+                SELECT greatest(0, $5::integer - coalesce((
+                    SELECT w.started FROM {windows} w
+                    WHERE w.queue = $1 AND w.rate_key = '' AND w.window_start >= clock.window_start
+                ), 0)) AS rate_room,
+                CASE WHEN $8::integer IS NULL THEN $2::integer ELSE greatest(0, $8::integer - (
+                    SELECT count(*) FROM {jobs}
+                    WHERE status = 'running' AND queue = $1 AND leased_until > {NOW}
+                )::integer) END AS running_room
+                FROM clock
+            ), picked AS (
+                SELECT id FROM {jobs}
+                -- $7 is false here; named so that every parameter has a type.
+                WHERE status = 'pending' AND queue = $1 AND scheduled_at <= {NOW}
+                    AND NOT $7::boolean
+                ORDER BY {order}
+                LIMIT (SELECT least($2::integer, rate_room, running_room) FROM room)
+                FOR UPDATE SKIP LOCKED
+            ), leased AS (
+                UPDATE {jobs} j
+                SET status = 'running', attempt = j.attempt + 1, leased_by = $3,
+                    leased_until = {NOW} + ($4::bigint * interval '1 millisecond'),
+                    updated_at = {NOW}
+                FROM picked
+                WHERE j.id = picked.id
+                RETURNING j.*
+            ), counted AS (
+                INSERT INTO {windows} AS w (queue, rate_key, window_start, started)
+                SELECT $1, '', clock.window_start, count(*)
+                FROM leased, clock GROUP BY clock.window_start
+                ON CONFLICT (queue, rate_key) DO UPDATE SET
+                    started = CASE WHEN w.window_start >= excluded.window_start
+                        THEN w.started + excluded.started ELSE excluded.started END,
+                    window_start = greatest(w.window_start, excluded.window_start)
+            ), meta AS (
+                SELECT EXISTS (
+                    SELECT 1 FROM {jobs}
+                    WHERE status = 'pending' AND queue = $1 AND scheduled_at <= {NOW}
+                    ORDER BY {order}
+                    OFFSET (SELECT rate_room FROM room) LIMIT 1
+                ) AS held_back,
+                    clock.window_start + $6::bigint - clock.now_ms AS next_window_ms
+                FROM clock
+            )
+            SELECT {job_columns("l")}, m.held_back, m.next_window_ms
+            FROM meta m LEFT JOIN leased l ON true
+        """
         self.acquire_under_rate = f"""
             WITH clock AS (
                 SELECT now_ms, now_ms / $6::bigint * $6::bigint AS window_start

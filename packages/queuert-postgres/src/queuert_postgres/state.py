@@ -1189,7 +1189,8 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
             return RateAcquisition()
         args = (queue, limit, owner, lease_ms, rate, window_ms, per_key, concurrency_limit)
         key = rate_lock_key(self._names, queue)
-        statement = rate_statements(self._sql).acquire_under_rate
+        sql = rate_statements(self._sql)
+        statement = sql.acquire_under_rate if per_key else sql.acquire_under_queue_rate
         if tx is None:
             async with self._transaction(None) as conn:
                 await self._fetch(conn, RATE_LOCK, key)

@@ -59,6 +59,29 @@ def pick_under_rate(prefix: str) -> str:
 
 
 @lru_cache(maxsize=16)
+def pick_under_queue_rate(prefix: str) -> str:
+    """:func:`pick_under_rate` for a rate of the whole queue (``?7`` unused): no
+    ranking of the backlog, only as many of its first eligible jobs as there is room
+    for, and a probe at that offset for a job the rate holds back."""
+    jobs = f"{prefix}jobs"
+    order = "ORDER BY scheduled_at, priority DESC, id"
+    eligible = f"FROM {jobs} WHERE status = 'pending' AND queue = ?1 AND scheduled_at <= ?10"
+    return (
+        "WITH room AS (SELECT max(0, ?5 - coalesce((SELECT started "
+        f"FROM {prefix}rate_windows WHERE queue = ?1 AND rate_key = '' "
+        "AND window_start >= ?9), 0)) AS rate_room, "
+        "CASE WHEN ?8 IS NULL THEN ?2 ELSE max(0, ?8 - (SELECT count(*) "
+        f"FROM {jobs} WHERE status = 'running' AND queue = ?1 AND leased_until > ?10)) "
+        "END AS running_room), "
+        f"picked AS (SELECT id, '' AS k, scheduled_at, priority {eligible} {order} "
+        "LIMIT (SELECT min(?2, rate_room, running_room) FROM room)) "
+        f"SELECT p.id, p.k, m.held FROM (SELECT EXISTS (SELECT 1 {eligible} {order} "
+        "LIMIT 1 OFFSET (SELECT rate_room FROM room)) AS held) AS m "
+        "LEFT JOIN picked AS p ON 1 ORDER BY p.scheduled_at, p.priority DESC, p.id"
+    )
+
+
+@lru_cache(maxsize=16)
 def lease_picked(prefix: str) -> str:
     """Parameters: owner, leased_until, now (updated_at), the ids as a JSON array."""
     return (
@@ -102,7 +125,7 @@ async def acquire(
     window_start = now_ms // window_ms * window_ms
     picked = await db.run(
         conn,
-        pick_under_rate(prefix),
+        pick_under_rate(prefix) if per_key else pick_under_queue_rate(prefix),
         (
             queue,
             limit,
