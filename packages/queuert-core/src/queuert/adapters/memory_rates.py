@@ -97,9 +97,15 @@ def acquire(
     held_back = False
     acquired: list[JobRecord] = []
     for row in eligible:
+        if len(acquired) >= limit and not per_key:
+            # One key: the rate holds a job back if more are eligible than it allows.
+            held_back = held_back or len(eligible) > rate - windows.used(queue, "", window_start)
+            break
         k = key_of(row.concurrency_key)
         if windows.used(queue, k, window_start) + taken.get(k, 0) >= rate:
             held_back = True
+            if not per_key:
+                break
             continue
         if len(acquired) >= limit:
             continue
