@@ -52,6 +52,7 @@ METRICS = [
     "process three-step chains",
     "process one-job chains (limit 10)",
     "process one-job chains (100 keys limit 1)",
+    "process one-job chains (rate 1000000/s)",
     CEILING,
     CEILING_ONE,
 ]

@@ -64,7 +64,19 @@ keyed = queuert.chain(
 )
 """One-job chains spread over 100 keys, each limited to one running job."""
 
-ALL_CHAINS: list[ChainDef[Any, Any]] = [one_step, phases, three_step, stamped, limited, keyed]
+rated = queuert.chain("bench-rated", input=Item, output=Done, rate_limit="1000000/s")
+"""One-job chains on a rate-limited queue whose rate is never reached: what counting
+starts costs."""
+
+ALL_CHAINS: list[ChainDef[Any, Any]] = [
+    one_step,
+    phases,
+    three_step,
+    stamped,
+    limited,
+    keyed,
+    rated,
+]
 
 SCENARIOS: dict[str, ChainDef[Any, Any]] = {
     "one": one_step,
@@ -73,8 +85,17 @@ SCENARIOS: dict[str, ChainDef[Any, Any]] = {
     "stamped": stamped,
     "limited": limited,
     "keyed": keyed,
+    "rated": rated,
 }
-JOBS_PER_CHAIN = {"one": 1, "phases": 1, "three": 3, "stamped": 1, "limited": 1, "keyed": 1}
+JOBS_PER_CHAIN = {
+    "one": 1,
+    "phases": 1,
+    "three": 3,
+    "stamped": 1,
+    "limited": 1,
+    "keyed": 1,
+    "rated": 1,
+}
 
 
 async def _read_nothing(tx: Any) -> None:
@@ -92,7 +113,7 @@ def register(
     on_latency: Callable[[float], None] | None = None,
 ) -> None:
     """Register the handlers of ``scenario`` ("one", "phases", "three", "stamped",
-    "limited", "keyed")."""
+    "limited", "keyed", "rated")."""
     if scenario == "one":
 
         @worker.handler(one_step)
@@ -134,7 +155,7 @@ def register(
             probe.started()
             return DONE
 
-    elif scenario in ("limited", "keyed"):
+    elif scenario in ("limited", "keyed", "rated"):
 
         @worker.handler(SCENARIOS[scenario])
         async def limited_noop(job: Job[Item], ctx: JobContext[Any, Done]) -> Done:

@@ -141,6 +141,7 @@ PROCESS_METRICS = {
     "three": "process three-step chains",
     "limited": "process one-job chains (limit 10)",
     "keyed": "process one-job chains (100 keys limit 1)",
+    "rated": "process one-job chains (rate 1000000/s)",
 }
 
 

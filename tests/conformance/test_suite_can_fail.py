@@ -72,6 +72,13 @@ from broken_fan_in_adapters import (
     SilentUnblockStateAdapter,
     UnflaggedBlockersStateAdapter,
 )
+from broken_rate_adapters import (
+    EndlessWindowStateAdapter,
+    KeyDroppingContinuationStateAdapter,
+    KeylessRateStateAdapter,
+    RacyRateStateAdapter,
+    RatelessStateAdapter,
+)
 from queuert.adapters.memory_notify import InProcessNotifyAdapter
 from queuert.adapters.memory_state import MemoryStateAdapter
 from queuert.conformance import NotifyAdapterConformance, StateAdapterConformance
@@ -147,6 +154,11 @@ TestSilentUnblock = state_suite(SilentUnblockStateAdapter)
 TestSettleUnblocks = state_suite(SettleUnblocksStateAdapter)
 TestBlockerDroppingDedup = state_suite(BlockerDroppingDedupStateAdapter)
 TestKeyDroppingNewestListing = state_suite(KeyDroppingNewestListingStateAdapter)
+TestRateless = state_suite(RatelessStateAdapter)
+TestKeylessRate = state_suite(KeylessRateStateAdapter)
+TestRacyRate = state_suite(RacyRateStateAdapter)
+TestEndlessWindow = state_suite(EndlessWindowStateAdapter)
+TestKeyDroppingContinuation = state_suite(KeyDroppingContinuationStateAdapter)
 TestReferenceNotify = notify_suite(InProcessNotifyAdapter)
 TestUnfilteredLeaseLost = notify_suite(UnfilteredLeaseLostNotifyAdapter)
 TestUnlimitedWake = notify_suite(UnlimitedWakeNotifyAdapter)
@@ -161,7 +173,13 @@ def run_suites(pytester: pytest.Pytester, *cases: str) -> dict[str, str]:
     here = Path(__file__)
     broken = here.with_name("broken_adapters.py").read_text(encoding="utf-8")
     fan_in = here.with_name("broken_fan_in_adapters.py").read_text(encoding="utf-8")
-    pytester.makepyfile(broken_adapters=broken, broken_fan_in_adapters=fan_in, test_suites=SUITES)
+    rates = here.with_name("broken_rate_adapters.py").read_text(encoding="utf-8")
+    pytester.makepyfile(
+        broken_adapters=broken,
+        broken_fan_in_adapters=fan_in,
+        broken_rate_adapters=rates,
+        test_suites=SUITES,
+    )
     recorder = pytester.inline_run("-p", "no:cacheprovider", "-k", " or ".join(cases))
     outcomes: dict[str, str] = {}
     for report in recorder.getreports("pytest_runtest_logreport"):
@@ -455,6 +473,37 @@ BUGS = {
         "TestStickyLeaseLimit",
         "TestReferenceState",
         ("test_expired_lease_frees_its_place_before_reaping",),
+    ),
+    "ignored-rate-fails-the-rate-cases": Bug(
+        "TestRateless",
+        "TestReferenceState",
+        (
+            "test_rate_stops_at_the_window_count",
+            "test_finished_job_does_not_free_a_start",
+            "test_parallel_rate_acquires_stay_within_the_rate",
+            "test_per_key_rate_counts_each_key_without_blocking_others",
+            "test_rate_keeps_a_concurrency_limit_declared_beside_it",
+        ),
+    ),
+    "keyless-rate-fails-the-per-key-rate-case": Bug(
+        "TestKeylessRate",
+        "TestReferenceState",
+        ("test_per_key_rate_counts_each_key_without_blocking_others",),
+    ),
+    "racy-rate-fails-the-parallel-rate-case": Bug(
+        "TestRacyRate",
+        "TestReferenceState",
+        ("test_parallel_rate_acquires_stay_within_the_rate",),
+    ),
+    "endless-window-fails-the-rollover-case": Bug(
+        "TestEndlessWindow",
+        "TestReferenceState",
+        ("test_rate_window_rolls_over",),
+    ),
+    "continuation-without-its-key-fails-the-continuation-key-case": Bug(
+        "TestKeyDroppingContinuation",
+        "TestReferenceState",
+        ("test_a_continuation_keeps_its_concurrency_key",),
     ),
     "duplicated-slots-fail-the-slot-dedup-case": Bug(
         "TestDuplicatingSlots",

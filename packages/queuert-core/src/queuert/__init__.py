@@ -62,6 +62,7 @@ from queuert.ports import (
     StateCapabilities,
     Subscription,
 )
+from queuert.rates import RateLimit
 from queuert.records import (
     BlockerRecord,
     ChainFilter,
@@ -136,6 +137,7 @@ __all__ = [
     "QueueStats",
     "Queuert",
     "QueuertError",
+    "RateLimit",
     "RetryPolicy",
     "RevokedChain",
     "ScheduleDef",

@@ -25,7 +25,7 @@ from queuert.errors import (
 )
 from queuert.ids import new_id
 from queuert.instrumented import InstrumentedNotify, InstrumentedState
-from queuert.limits import concurrency_key_of
+from queuert.limit_keys import job_key
 from queuert.metrics import Metrics
 from queuert.notifications import PendingNotifications, collector, pending_notifications
 from queuert.observer import Observer
@@ -329,7 +329,7 @@ class Queuert(Generic[Tx]):
                     scheduled_at,
                     delay_ms,
                     None,
-                    concurrency_key_of(name, chain.limit, value),
+                    job_key(chain, value),
                 )
             )
         return jobs

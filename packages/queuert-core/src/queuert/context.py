@@ -25,6 +25,7 @@ from queuert.errors import (
 )
 from queuert.ids import new_id
 from queuert.job import Continuation
+from queuert.limit_keys import job_key
 from queuert.notifications import PendingNotifications, pending_notifications
 from queuert.observer import Phase
 from queuert.ports.state import Tx
@@ -155,6 +156,7 @@ class JobContext(Generic[Tx, OutT]):
             input=queue.input_codec.encode(input),
             max_attempts=queue.retry.max_attempts,
             priority=queue.priority,
+            concurrency_key=job_key(queue, input),
         )
 
     def _ensure_open(self) -> None:

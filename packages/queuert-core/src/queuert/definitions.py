@@ -10,6 +10,8 @@ from queuert.codec import Codec
 from queuert.errors import ValidationError
 from queuert.limits import ConcurrencyLimit
 from queuert.limits import concurrency_limit as _limit
+from queuert.rates import RateLimit
+from queuert.rates import rate_limit as _rate
 from queuert.retry import RetryPolicy
 from queuert.validation import check_int32, show
 
@@ -30,6 +32,24 @@ def _check_name(kind: str, name: object) -> str:
     return name
 
 
+def _limits(
+    concurrency_limit: object, concurrency_key: object, rate_limit: object
+) -> tuple[ConcurrencyLimit | None, RateLimit | None]:
+    """The concurrency and rate limits a queue declares. A ``concurrency_key`` needs
+    one of the two limits, and applies to each declared."""
+    if concurrency_key is not None and concurrency_limit is None and rate_limit is None:
+        raise ValidationError(
+            "concurrency_key needs a concurrency_limit or a rate_limit, "
+            f"got key {show(concurrency_key)} alone"
+        )
+    rate = _rate(rate_limit, per_key=concurrency_key is not None)
+    if rate is not None and concurrency_limit is None:
+        if concurrency_key is not None and not callable(concurrency_key):
+            raise ValidationError(f"concurrency_key must be callable, got {show(concurrency_key)}")
+        return None, rate
+    return _limit(concurrency_limit, concurrency_key), rate
+
+
 class QueueDef(Generic[InT, OutT]):
     """One step of a chain: its name, input type and retry policy.
 
@@ -40,12 +60,14 @@ class QueueDef(Generic[InT, OutT]):
 
     __slots__ = (
         "chain_name",
+        "concurrency_key",
         "external",
         "input_codec",
         "limit",
         "load_blockers",
         "name",
         "priority",
+        "rate",
         "retry",
     )
 
@@ -59,6 +81,8 @@ class QueueDef(Generic[InT, OutT]):
         priority: int,
         external: bool = False,
         limit: ConcurrencyLimit | None = None,
+        rate: RateLimit | None = None,
+        concurrency_key: Callable[[Any], str] | None = None,
     ) -> None:
         if not isinstance(retry, RetryPolicy):
             raise ValidationError(f"retry must be a RetryPolicy, got {show(retry)}")
@@ -79,6 +103,11 @@ class QueueDef(Generic[InT, OutT]):
         passing ``load_blockers=`` still work."""
         self.limit = limit
         """The queue's global concurrency limit (see :mod:`queuert.limits`), if any."""
+        self.rate = rate
+        """The queue's global rate limit (see :mod:`queuert.rates`), if any."""
+        self.concurrency_key = concurrency_key
+        """The function computing a job's key from its input, for the queue's per-key
+        concurrency and rate limits; ``None`` without per-key limits."""
 
     def __repr__(self) -> str:
         return f"<queue {self.name!r}>"
@@ -101,9 +130,10 @@ class ChainDef(QueueDef[InT, OutT]):
         load_blockers: bool = False,
         concurrency_limit: int | None = None,
         concurrency_key: Callable[[InT], str] | None = None,
+        rate_limit: str | None = None,
     ) -> None:
         _check_name("chain", name)
-        limit = _limit(concurrency_limit, concurrency_key)
+        limit, rate = _limits(concurrency_limit, concurrency_key, rate_limit)
         if on_blocker_failure not in ("fail", "run"):
             raise ValidationError(
                 f"on_blocker_failure must be 'fail' or 'run', got {on_blocker_failure!r:.200}"
@@ -115,6 +145,8 @@ class ChainDef(QueueDef[InT, OutT]):
             retry=retry or RetryPolicy(),
             priority=priority,
             limit=limit,
+            rate=rate,
+            concurrency_key=concurrency_key,
         )
         self.output_codec: Codec[OutT] = Codec(output, f"output of chain {name!r}")
         self.queues: dict[str, QueueDef[Any, OutT]] = {name: self}
@@ -135,6 +167,8 @@ class ChainDef(QueueDef[InT, OutT]):
         external: bool = False,
         load_blockers: bool = False,
         concurrency_limit: int | None = None,
+        concurrency_key: Callable[[StepInT], str] | None = None,
+        rate_limit: str | None = None,
     ) -> QueueDef[StepInT, OutT]: ...
     @overload
     def queue(
@@ -147,6 +181,8 @@ class ChainDef(QueueDef[InT, OutT]):
         external: bool = False,
         load_blockers: bool = False,
         concurrency_limit: int | None = None,
+        concurrency_key: Callable[[Any], str] | None = None,
+        rate_limit: str | None = None,
     ) -> QueueDef[Any, OutT]: ...
     def queue(
         self,
@@ -158,17 +194,22 @@ class ChainDef(QueueDef[InT, OutT]):
         external: bool = False,
         load_blockers: bool = False,
         concurrency_limit: int | None = None,
+        concurrency_key: Callable[[Any], str] | None = None,
+        rate_limit: str | None = None,
     ) -> QueueDef[Any, OutT]:
         """Declare a further step ``<chain>:<step>`` with its own input type. An
         ``external`` step is never run by a worker: the application ends its jobs with
         :meth:`~queuert.Queuert.complete_job` (webhooks, approvals).
         ``load_blockers`` is accepted and ignored (deprecated: every job created with
         blockers finds them in ``job.blockers``). With ``concurrency_limit``, at most
-        that many of its jobs run at once across every worker. Raises
+        that many of its jobs run at once across every worker, and with ``rate_limit``
+        (``"100/min"``) at most that many start per window; ``concurrency_key`` makes
+        both count per key, computed from each job's input when the job is created
+        (see :mod:`queuert.limits` and :mod:`queuert.rates`). Raises
         :class:`~queuert.errors.ValidationError` for a bad or duplicate name or a bad
         limit."""
         _check_name("step", step)
-        limit = _limit(concurrency_limit, None)
+        limit, rate = _limits(concurrency_limit, concurrency_key, rate_limit)
         name = f"{self.name}:{step}"
         if name in self.queues:
             raise ValidationError(f"queue {name!r} is already declared")
@@ -180,6 +221,8 @@ class ChainDef(QueueDef[InT, OutT]):
             priority=self.priority if priority is None else priority,
             external=external,
             limit=limit,
+            rate=rate,
+            concurrency_key=concurrency_key,
         )
         q.load_blockers = bool(load_blockers)
         self.queues[name] = q
@@ -201,6 +244,7 @@ def chain(
     load_blockers: bool = False,
     concurrency_limit: int | None = None,
     concurrency_key: Callable[[InT], str] | None = None,
+    rate_limit: str | None = None,
 ) -> ChainDef[InT, OutT]: ...
 @overload
 def chain(
@@ -214,6 +258,7 @@ def chain(
     load_blockers: bool = False,
     concurrency_limit: int | None = None,
     concurrency_key: Callable[[Any], str] | None = None,
+    rate_limit: str | None = None,
 ) -> ChainDef[Any, Any]: ...
 def chain(
     name: str,
@@ -226,6 +271,7 @@ def chain(
     load_blockers: bool = False,
     concurrency_limit: int | None = None,
     concurrency_key: Callable[[Any], str] | None = None,
+    rate_limit: str | None = None,
 ) -> ChainDef[Any, Any]:
     """Declare a chain named ``name`` whose first job takes ``input`` and whose last
     job returns ``output``. Raises :class:`~queuert.errors.ValidationError` for a bad
@@ -234,8 +280,11 @@ def chain(
     With ``concurrency_limit``, at most that many jobs of the entry queue run at once
     across every worker; with ``concurrency_key`` too, at most that many per key, the
     key being computed from each chain's input when the chain starts (see
-    :mod:`queuert.limits`). ``load_blockers`` is accepted and ignored (deprecated:
-    every job created with blockers finds them in ``job.blockers``)."""
+    :mod:`queuert.limits`). With ``rate_limit`` (``"100/min"``, ``"50/s"``,
+    ``"1000/h"``), at most that many jobs of the entry queue start per window across
+    every worker, per key with ``concurrency_key`` (see :mod:`queuert.rates`).
+    ``load_blockers`` is accepted and ignored (deprecated: every job created with
+    blockers finds them in ``job.blockers``)."""
     return ChainDef(
         name,
         input=input,
@@ -246,4 +295,5 @@ def chain(
         load_blockers=load_blockers,
         concurrency_limit=concurrency_limit,
         concurrency_key=concurrency_key,
+        rate_limit=rate_limit,
     )

@@ -39,6 +39,7 @@ from queuert.ports.notify import (
 )
 from queuert.ports.state import StateAdapter, Tx
 from queuert.ports.sync import SyncPublisher
+from queuert.rate_records import RateAcquisition
 from queuert.records import (
     BlockerRecord,
     ChainFilter,
@@ -612,15 +613,59 @@ class InstrumentedState(StateAdapter[Tx]):
         self._handed_out.add(records)
         return records
 
+    async def acquire_rate_limited_jobs(
+        self,
+        *,
+        tx: Tx | None,
+        queue: str,
+        limit: int,
+        owner: str,
+        lease_ms: int,
+        rate: int,
+        window_ms: int,
+        per_key: bool,
+        concurrency_limit: int | None,
+    ) -> RateAcquisition:
+        async def acquired() -> RateAcquisition | None:
+            found = await self._handed_out.orphans(
+                self.inner, queues=[queue], owner=owner, limit=limit
+            )
+            return RateAcquisition(found) if found else None
+
+        result = await self._call(
+            "acquire_rate_limited_jobs",
+            tx,
+            lambda: self.inner.acquire_rate_limited_jobs(
+                tx=tx,
+                queue=queue,
+                limit=limit,
+                owner=owner,
+                lease_ms=lease_ms,
+                rate=rate,
+                window_ms=window_ms,
+                per_key=per_key,
+                concurrency_limit=concurrency_limit,
+            ),
+            acquired if tx is None else None,
+        )
+        self._handed_out.add(result.jobs)
+        return result
+
     async def start_scheduled_chain(
         self, *, tx: Tx | None, schedule: str, slot_time: datetime, job: NewJob
     ) -> bool:
+        async def started() -> bool | None:
+            # A failed try whose commit went through recorded the slot with this chain.
+            slot = await self.inner.get_chain_schedule_slot(tx=None, chain_id=job.chain_id)
+            return True if slot is not None and slot.schedule == schedule else None
+
         return await self._call(
             "start_scheduled_chain",
             tx,
             lambda: self.inner.start_scheduled_chain(
                 tx=tx, schedule=schedule, slot_time=slot_time, job=job
             ),
+            started if tx is None else None,
         )
 
     async def get_last_schedule_slot(self, *, tx: Tx | None, schedule: str) -> ScheduleSlot | None:

@@ -24,6 +24,7 @@ from queuert.errors import (
     ValidationError,
 )
 from queuert.ids import new_id
+from queuert.limit_keys import job_key
 from queuert.notifications import PendingNotifications
 from queuert.records import ChainRecord, JobRecord, JobStatus, NewJob
 
@@ -177,6 +178,7 @@ def settlement(
         input=queue.input_codec.encode(value),
         max_attempts=queue.retry.max_attempts,
         priority=queue.priority,
+        concurrency_key=job_key(queue, value),
     )
     return None, next_job
 

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from queuert import limits
+from queuert import limits, rates
 from queuert.context import JobContext, JobRescheduled, check_lease_ms
 from queuert.definitions import QueueDef
 from queuert.errors import (
@@ -182,6 +182,9 @@ class Worker(Generic[Tx]):
         limits.check_supported(
             self.app.state, limits.split_by_limit(self.app.queues, self.queue_names)[1]
         )
+        rates.check_supported(
+            self.app.state, rates.split_by_rate(self.app.queues, self.queue_names)[1]
+        )
         if self.app.schedules and not self.app.state.capabilities.schedules:
             raise ConfigurationError(
                 "the app declares schedules, which its state adapter does not support "
@@ -321,7 +324,11 @@ class Worker(Generic[Tx]):
         state = self.app.state
         # Limited queues are acquired one by one under their limit; a job they hold
         # back is due but not acquirable, so only the other queues tell the idle wait.
-        queues, limited = limits.split_by_limit(self.app.queues, self.queue_names)
+        # Rate-limited queues (with the concurrency limit they may declare beside their
+        # rate) are acquired under their rate; one held back wakes the loop when its
+        # next window opens.
+        unrated, rated = rates.split_by_rate(self.app.queues, self.queue_names)
+        queues, limited = limits.split_by_limit(self.app.queues, unrated)
         outage = self._outage("acquiring jobs")
         relooks = len(_RELOOKS)
         while not self._stopping.is_set():
@@ -341,6 +348,24 @@ class Worker(Generic[Tx]):
                         owner=self.id,
                         lease_ms=self.lease_ms,
                     )
+                    window_wait = None
+                    if rated and len(records) < free:
+                        try:
+                            got = await rates.acquire_jobs(
+                                state,
+                                self.app.queues,
+                                rated=rated,
+                                limit=free - len(records),
+                                owner=self.id,
+                                lease_ms=self.lease_ms,
+                            )
+                        except Exception:
+                            # The jobs already leased are this worker's to run.
+                            for record in records:
+                                self._spawn(record)
+                            raise
+                        records += got.jobs
+                        window_wait = got.wait_s
                 except Exception as exc:
                     self.app.metrics.incr("worker.acquire_attempts")
                     await self._pause(outage.failed(exc))
@@ -360,6 +385,8 @@ class Worker(Generic[Tx]):
                     if relooks < len(_RELOOKS):
                         timeout = min(timeout, _RELOOKS[relooks])
                         relooks += 1
+                if window_wait is not None:
+                    timeout = min(timeout, window_wait)
             else:
                 self._wake.clear()
             if self._stopping.is_set():

@@ -20,6 +20,7 @@ from queuert.errors import AdapterError, ChainEndedError, JobNotFoundError, JobS
 from queuert.records import JobRecord, JobStatus, Lease, NewJob
 from queuert_postgres.connections import PostgresTx
 from queuert_postgres.control import ControlStatements
+from queuert_postgres.keyed_jobs import keyed_job_statements
 from queuert_postgres.rows import chain_record, completed_record, job_record
 
 if TYPE_CHECKING:
@@ -100,6 +101,9 @@ async def settle_job(
             inserted = await adapter._fetchrow(conn, ctl.insert_job, *new_job_args(next_job))
             assert inserted is not None
             created = job_record(inserted)
+            if next_job.concurrency_key is not None:
+                keyed = keyed_job_statements(adapter._sql).set_concurrency_key
+                await adapter._fetch(conn, keyed, next_job.id, next_job.concurrency_key)
         row = await adapter._fetchrow(
             conn, ctl.settle_job, job_id, output, None if next_job is None else next_job.id
         )

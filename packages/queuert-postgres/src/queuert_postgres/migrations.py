@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from queuert_postgres.connections import PostgresTx
 from queuert_postgres.names import Names
+from queuert_postgres.rates import create_rate_windows
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,6 +246,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(3, "blockers and deduplication", _blockers),
     Migration(4, "store trace context", _add_trace_context),
     Migration(5, "concurrency keys and schedule slots", _add_concurrency_keys),
+    Migration(6, "rate limit windows", create_rate_windows),
     Migration(9, "jobs say whether they were created with blockers", _job_blocker_flags),
 )
 """Every step, in version order. Versions need not be contiguous: each is applied

@@ -37,6 +37,7 @@ from queuert.errors import (
 )
 from queuert.ports.notify import NotifyAdapter
 from queuert.ports.state import StateAdapter, StateCapabilities
+from queuert.rate_records import RateAcquisition
 from queuert.records import (
     LEASE_EXPIRED_ERROR,
     BlockerRecord,
@@ -68,10 +69,13 @@ from queuert_postgres.control import ControlStatements
 from queuert_postgres.dedup import DedupStatements
 from queuert_postgres.driver_errors import DRIVER_ERRORS, MIGRATE_HINT, translate
 from queuert_postgres.job_args import alike_chain_starts, continue_args, new_job_args, shared_fields
+from queuert_postgres.keyed_jobs import keyed_job_statements
 from queuert_postgres.limits import LOCK as LIMIT_LOCK
 from queuert_postgres.limits import LimitStatements, limit_lock_key, limit_statements
 from queuert_postgres.names import Names
 from queuert_postgres.notify import PostgresNotifyAdapter
+from queuert_postgres.rates import LOCK as RATE_LOCK
+from queuert_postgres.rates import rate_lock_key, rate_statements
 from queuert_postgres.rows import chain_record, completed_record, job_record
 from queuert_postgres.statements import JOB_COLUMN_COUNT, SignalChannels, Statements
 from queuert_postgres.urls import int_option, redact, split_url
@@ -156,6 +160,7 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
         deduplication=True,
         concurrency_limits=True,
         schedules=True,
+        rate_limits=True,
     )
 
     def __init__(
@@ -671,7 +676,7 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
     async def continue_job(
         self, *, tx: PostgresTx | None, lease: Lease, next_job: NewJob
     ) -> JobRecord:
-        if tx is None:
+        if tx is None and next_job.concurrency_key is None:
             # Continuations running at the same time share one statement (see batching).
             self._check_not_holding()
             row = await self._continuations.submit((lease, next_job))
@@ -695,14 +700,22 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
     async def _continue_one(
         self, tx: PostgresTx | None, lease: Lease, next_job: NewJob, *, quiet: bool = False
     ) -> asyncpg.Record | None:
+        sql = self._quiet_sql if quiet else self._sql
+        statement = sql.continue_job
+        key: tuple[str, ...] = ()
+        if next_job.concurrency_key is not None:
+            # One statement on its own: atomic without a transaction around it.
+            statement = keyed_job_statements(sql).continue_keyed_job
+            key = (next_job.concurrency_key,)
         try:
             return await self._fetchrow(
                 tx,
-                (self._quiet_sql if quiet else self._sql).continue_job,
+                statement,
                 lease.job_id,
                 lease.owner,
                 lease.attempt,
                 *new_job_args(next_job),
+                *key,
             )
         except QueuertError as exc:
             cause = exc.__cause__
@@ -1215,6 +1228,41 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
         # Two statements: the count must be read after the lock is granted.
         await self._fetch(conn, LIMIT_LOCK, key)
         return await self._fetch(conn, statement, *args)
+
+    # -- rate limits -------------------------------------------------------------------------
+
+    async def acquire_rate_limited_jobs(
+        self,
+        *,
+        tx: PostgresTx | None,
+        queue: str,
+        limit: int,
+        owner: str,
+        lease_ms: int,
+        rate: int,
+        window_ms: int,
+        per_key: bool,
+        concurrency_limit: int | None,
+    ) -> RateAcquisition:
+        """As the port says: the queue's advisory lock (see :mod:`queuert_postgres.rates`)
+        and the counting acquisition run in ``tx`` or in a transaction of their own."""
+        if limit <= 0:
+            return RateAcquisition()
+        args = (queue, limit, owner, lease_ms, rate, window_ms, per_key, concurrency_limit)
+        key = rate_lock_key(self._names, queue)
+        sql = rate_statements(self._sql)
+        statement = sql.acquire_under_rate if per_key else sql.acquire_under_queue_rate
+        if tx is None:
+            async with self._transaction(None) as conn:
+                await self._fetch(conn, RATE_LOCK, key)
+                rows = await self._fetch(conn, statement, *args)
+        else:
+            await self._fetch(tx, RATE_LOCK, key)
+            rows = await self._fetch(tx, statement, *args)
+        jobs = [job_record(row) for row in rows if row[0] is not None]
+        jobs.sort(key=lambda j: (j.scheduled_at, -j.priority, j.id))
+        held_back, next_window_ms = rows[0][JOB_COLUMN_COUNT], rows[0][JOB_COLUMN_COUNT + 1]
+        return RateAcquisition(jobs, int(next_window_ms) if held_back else None)
 
     # -- schedules ------------------------------------------------------------------------
 

@@ -35,6 +35,7 @@ from queuert.errors import (
     TransientStateError,
 )
 from queuert.ports.state import StateAdapter, StateCapabilities, describe_transaction
+from queuert.rate_records import RateAcquisition
 from queuert.records import (
     LEASE_EXPIRED_ERROR,
     BlockerRecord,
@@ -50,7 +51,7 @@ from queuert.records import (
     Page,
     ScheduleSlot,
 )
-from queuert_sqlite import control, limits
+from queuert_sqlite import control, limits, rates
 from queuert_sqlite.blockers import (
     BlockerStatements,
     blocker_record,
@@ -64,6 +65,7 @@ from queuert_sqlite.connections import MEMORY, ConnectContext
 from queuert_sqlite.database import Database, Transaction
 from queuert_sqlite.dedup import DedupStatements
 from queuert_sqlite.errors import schema_missing
+from queuert_sqlite.keyed_jobs import set_concurrency_key
 from queuert_sqlite.migrations import MIGRATIONS, SCHEMA_VERSION
 from queuert_sqlite.rows import (
     acquisition_order,
@@ -164,6 +166,7 @@ class SqliteStateAdapter(StateAdapter[aiosqlite.Connection]):
             deduplication=True,
             concurrency_limits=True,
             schedules=True,
+            rate_limits=True,
         )
         self._sql = Statements(table_prefix)
         self._ctl = control.ControlStatements(table_prefix)
@@ -461,6 +464,11 @@ class SqliteStateAdapter(StateAdapter[aiosqlite.Connection]):
             rows = await self._db.run(conn, self._sql.insert_next_job, params)
             if not rows:
                 raise LeaseLostError(lease.job_id)
+            if job.concurrency_key is not None:
+                # In the inserting transaction: no acquisition sees the job without it.
+                await self._db.run(
+                    conn, set_concurrency_key(self._sql.jobs_table), (job.concurrency_key, job.id)
+                )
             await self._db.run(
                 conn,
                 self._sql.mark_continued,
@@ -882,6 +890,38 @@ class SqliteStateAdapter(StateAdapter[aiosqlite.Connection]):
         acquired = [job_from_row(row) for row in rows]
         acquired.sort(key=acquisition_order)
         return acquired
+
+    # -- rate limits (statements in rates) -------------------------------------------------
+
+    async def acquire_rate_limited_jobs(
+        self,
+        *,
+        tx: Connection | None,
+        queue: str,
+        limit: int,
+        owner: str,
+        lease_ms: int,
+        rate: int,
+        window_ms: int,
+        per_key: bool,
+        concurrency_limit: int | None,
+    ) -> RateAcquisition:
+        if limit <= 0:
+            return RateAcquisition()
+        async with self._db.atomic(tx) as conn:
+            return await rates.acquire(
+                self._db,
+                conn,
+                self.table_prefix,
+                queue=queue,
+                limit=limit,
+                owner=owner,
+                lease_ms=lease_ms,
+                rate=rate,
+                window_ms=window_ms,
+                per_key=per_key,
+                concurrency_limit=concurrency_limit,
+            )
 
     # -- schedules -----------------------------------------------------------------------
 

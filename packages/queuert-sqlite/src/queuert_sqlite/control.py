@@ -28,6 +28,7 @@ from queuert.records import JobRecord, JobStatus, Lease, NewJob
 from queuert_sqlite.blockers import BlockerStatements, delete_blocker_rows
 from queuert_sqlite.clock import from_us, now_us, optional_from_us
 from queuert_sqlite.database import Database
+from queuert_sqlite.keyed_jobs import set_concurrency_key
 from queuert_sqlite.rows import chain_from_row, completed_from_row, job_from_row
 from queuert_sqlite.statements import JOB_COLUMNS, Statements, unblocked_queues
 
@@ -162,6 +163,12 @@ async def settle_job(
         created: JobRecord | None = None
         if next_job is not None:
             await db.run(conn, sql.insert_job, new_row(next_job, now))
+            if next_job.concurrency_key is not None:
+                await db.run(
+                    conn,
+                    set_concurrency_key(sql.jobs_table),
+                    (next_job.concurrency_key, next_job.id),
+                )
             created_rows = await db.run(conn, sql.get_job, (next_job.id,))
             created = job_from_row(created_rows[0])
         rows = await db.run(

@@ -223,6 +223,22 @@ MIGRATIONS: tuple[Migration, ...] = (
         ),
     ),
     Migration(
+        version=6,
+        name="rate limit windows",
+        statements=(
+            # The window counts of rate-limited queues (see queuert_sqlite.rates).
+            """
+            CREATE TABLE {prefix}rate_windows (
+                queue TEXT NOT NULL,
+                rate_key TEXT NOT NULL,
+                window_start INTEGER NOT NULL,
+                started INTEGER NOT NULL,
+                PRIMARY KEY (queue, rate_key)
+            )
+            """,
+        ),
+    ),
+    Migration(
         version=9,
         name="jobs say whether they were created with blockers",
         statements=(

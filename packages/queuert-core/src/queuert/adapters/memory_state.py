@@ -30,9 +30,10 @@ from typing import Concatenate, ParamSpec, TypeVar
 from urllib.parse import urlsplit
 
 from queuert.adapter_support import CreatedRecords, job_record, keyset_page
-from queuert.adapters import memory_control
+from queuert.adapters import memory_control, memory_rates
 from queuert.adapters.memory_blockers import MemoryBlockers
 from queuert.adapters.memory_dedup import MemoryDedup
+from queuert.adapters.memory_rates import MemoryRateWindows
 from queuert.control_records import (
     QueueCounts,
     QueuePosition,
@@ -51,6 +52,7 @@ from queuert.errors import (
     ValidationError,
 )
 from queuert.ports.state import StateAdapter, StateCapabilities, describe_transaction
+from queuert.rate_records import RateAcquisition
 from queuert.records import (
     LEASE_EXPIRED_ERROR,
     BlockerRecord,
@@ -353,6 +355,7 @@ class MemoryStateAdapter(StateAdapter[MemoryTransaction]):
         deduplication=True,
         concurrency_limits=True,
         schedules=True,
+        rate_limits=True,
     )
 
     def __init__(self, *, clock: Callable[[], datetime] | None = None) -> None:
@@ -371,6 +374,7 @@ class MemoryStateAdapter(StateAdapter[MemoryTransaction]):
         self._workers: dict[str, WorkerRecord] = {}
         self._blockers = MemoryBlockers()
         self._dedup = MemoryDedup()
+        self._rate_windows = MemoryRateWindows()
 
     def now(self) -> datetime:
         """The store's clock: the time every timestamp and eligibility check uses."""
@@ -973,6 +977,39 @@ class MemoryStateAdapter(StateAdapter[MemoryTransaction]):
             self._index(row)
             acquired.append(row.record())
         return acquired
+
+    # -- rate limits (statements in memory_rates) ----------------------------------------
+
+    async def acquire_rate_limited_jobs(
+        self,
+        *,
+        tx: MemoryTransaction | None,
+        queue: str,
+        limit: int,
+        owner: str,
+        lease_ms: int,
+        rate: int,
+        window_ms: int,
+        per_key: bool,
+        concurrency_limit: int | None,
+    ) -> RateAcquisition:
+        windows = self._rate_windows
+        return await self._run(
+            tx,
+            lambda t: memory_rates.acquire(
+                self,
+                windows,
+                t,
+                queue=queue,
+                limit=limit,
+                owner=owner,
+                lease_ms=lease_ms,
+                rate=rate,
+                window_ms=window_ms,
+                per_key=per_key,
+                concurrency_limit=concurrency_limit,
+            ),
+        )
 
     # -- schedules --------------------------------------------------------------------
 

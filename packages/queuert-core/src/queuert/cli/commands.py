@@ -372,6 +372,30 @@ def workers(ctx: click.Context) -> None:
 
 
 @cli.command(
+    help="""List the application's schedules with their next and last slots and the
+chain the last slot started. Schedules are declared in code: give --app.
+
+\b
+Example:
+  queuert --app myproject.jobs:app schedules
+"""
+)
+@click.pass_context
+def schedules(ctx: click.Context) -> None:
+    if ctx.obj.app is None:
+        _fail("schedules are declared by the application: give --app (or QUEUERT_APP)")
+
+    async def body(target: Target) -> Any:
+        return await target.app.list_schedules()
+
+    found = run(ctx, body)
+    if ctx.obj.json:
+        render.print_json(render.schedules_data(found))
+    else:
+        render.schedules_table(found)
+
+
+@cli.command(
     help="""Count jobs by queue and status, with the age of each queue's oldest pending job.
 
 \b

@@ -17,6 +17,7 @@ from queuert.control_records import WorkerRecord
 from queuert.explain import Explanation
 from queuert.operations import Stats
 from queuert.records import ChainRecord, JobError, JobRecord
+from queuert.schedules import ScheduleInfo
 
 # Piped output is not cut to 80 columns: the lines stay whole for grep and friends.
 console = Console(width=None if sys.stdout.isatty() else 200)
@@ -143,4 +144,35 @@ def stats_table(stats: Stats) -> None:
     for q in stats.queues:
         age = "" if q.oldest_pending_age_s is None else f"{q.oldest_pending_age_s:.1f}"
         table.add_row(q.queue, *(str(q.counts.get(s, 0)) for s in statuses), age)
+    console.print(table)
+
+
+def schedules_data(schedules: Sequence[ScheduleInfo]) -> list[dict[str, Any]]:
+    """The schedules as JSON-ready data; ``every`` in seconds."""
+    rows = []
+    for info in schedules:
+        data = plain(info)
+        data["every"] = None if info.every is None else info.every.total_seconds()
+        rows.append(data)
+    return rows
+
+
+def schedules_table(schedules: Sequence[ScheduleInfo]) -> None:
+    table = Table(title="schedules")
+    table.add_column("name", no_wrap=True)
+    for column in ("chain", "when", "time zone", "catch up", "next slot", "last slot"):
+        table.add_column(column, overflow="fold")
+    table.add_column("last chain", no_wrap=True)  # ids are copied into other commands
+    for info in schedules:
+        when = info.cron if info.cron is not None else f"every {info.every}"
+        table.add_row(
+            info.name,
+            info.chain,
+            when,
+            info.timezone,
+            info.catch_up,
+            _time(info.next_slot),
+            _time(info.last_slot),
+            info.last_chain_id or "",
+        )
     console.print(table)

@@ -39,6 +39,7 @@ from queuert.errors import (
     UnsupportedOperationError,
 )
 from queuert.ports.notify import NotifyAdapter
+from queuert.rate_records import RateAcquisition
 from queuert.records import (
     BlockerRecord,
     ChainFilter,
@@ -77,6 +78,7 @@ class StateCapabilities:
     - ``concurrency_limits``: :meth:`StateAdapter.acquire_limited_jobs` is supported.
     - ``schedules``: :meth:`StateAdapter.start_scheduled_chain` and the schedule slot
       reads are supported.
+    - ``rate_limits``: :meth:`StateAdapter.acquire_rate_limited_jobs` is supported.
     """
 
     row_locks: bool = True
@@ -89,6 +91,7 @@ class StateCapabilities:
     deduplication: bool = False
     concurrency_limits: bool = False
     schedules: bool = False
+    rate_limits: bool = False
 
 
 class StateAdapter(ABC, Generic[Tx]):
@@ -536,6 +539,42 @@ class StateAdapter(ABC, Generic[Tx]):
         raise ConfigurationError(
             f"{type(self).__name__} does not support concurrency limits "
             f"(queue {queue!r} declares one)"
+        )
+
+    # -- rate limits (capability ``rate_limits``) ---------------------------------------
+
+    async def acquire_rate_limited_jobs(
+        self,
+        *,
+        tx: Tx | None,
+        queue: str,
+        limit: int,
+        owner: str,
+        lease_ms: int,
+        rate: int,
+        window_ms: int,
+        per_key: bool,
+        concurrency_limit: int | None,
+    ) -> RateAcquisition:
+        """Lease up to ``limit`` eligible jobs of ``queue``, as :meth:`acquire_jobs`,
+        without ever starting more than ``rate`` jobs of ``queue`` (or, with
+        ``per_key``, per :attr:`~queuert.records.NewJob.concurrency_key`; jobs without
+        a key count as one key) within one window: the windows are ``window_ms`` long
+        by the database's clock, aligned to the Unix epoch. Every job leased here
+        counts in the current window, for good. With ``concurrency_limit`` the
+        acquisition also keeps within it, under the terms of
+        :meth:`acquire_limited_jobs` (per key with ``per_key``).
+
+        Jobs over the rate are skipped, not waited for: they stay ``pending`` with
+        their attempt unchanged, and a later job of another key is taken in their
+        place. Holds across concurrent calls from any process: two calls never
+        together exceed the rate. Returns the jobs in acquisition order and, when an
+        eligible job was left ``pending`` because its window's starts are used up, the
+        milliseconds until the next window opens. Adapters declaring
+        ``capabilities.rate_limits`` implement it; the default raises
+        :class:`~queuert.errors.ConfigurationError`."""
+        raise ConfigurationError(
+            f"{type(self).__name__} does not support rate limits (queue {queue!r} declares one)"
         )
 
     # -- schedules -------------------------------------------------------------------

@@ -12,10 +12,12 @@ from queuert.conformance.state.fan_in import FanInCases
 from queuert.conformance.state.finalize import FinalizeCases
 from queuert.conformance.state.fixtures import PoisonTransaction, StateAdapterFixtures
 from queuert.conformance.state.lease import LeaseCases
+from queuert.conformance.state.limit_keys import LimitKeyCases
 from queuert.conformance.state.limits import LimitCases
 from queuert.conformance.state.next_job import NextJobCases
 from queuert.conformance.state.operations_control import ControlCases
 from queuert.conformance.state.operations_observe import ObserveCases
+from queuert.conformance.state.rates import RateCases
 from queuert.conformance.state.read import ReadCases
 from queuert.conformance.state.reap import ReapCases
 from queuert.conformance.state.reschedule import RescheduleCases
@@ -49,6 +51,8 @@ class StateAdapterConformance(
     FanInCases,
     TraceContextCases,
     LimitCases,
+    LimitKeyCases,
+    RateCases,
     ScheduleCases,
 ):
     """Every state adapter case. Subclass it as ``Test...`` and override the
@@ -70,9 +74,11 @@ __all__ = [
     "FinalizeCases",
     "LeaseCases",
     "LimitCases",
+    "LimitKeyCases",
     "NextJobCases",
     "ObserveCases",
     "PoisonTransaction",
+    "RateCases",
     "ReadCases",
     "ReapCases",
     "RescheduleCases",

@@ -1,0 +1,152 @@
+"""Worker processes for the rate limit scenario, and the chain they run.
+
+::
+
+    python -m tests.e2e.rate_workers --state URL --worker-name NAME \\
+        --starts-dir DIR [--concurrency N] [--poll-interval S]
+
+Each handler, when it starts, appends its own start time (``time.time()``, one
+line, flushed) to ``DIR/<worker name>.txt``, then completes its job. A worker
+prints ``READY`` once it is acquiring; SIGTERM stops it (exit 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import queuert
+from queuert import Job, JobContext
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+RATE = 50
+"""Starts per second of :data:`RATED`."""
+
+
+@dataclass
+class Call:
+    n: int
+
+
+@dataclass
+class Called:
+    n: int
+
+
+RATED = queuert.chain("e2e-rated", input=Call, output=Called, rate_limit=f"{RATE}/s")
+
+
+def read_starts(starts_dir: Path) -> list[float]:
+    """Every start the handlers recorded, in time order."""
+    times = [
+        float(line)
+        for path in sorted(starts_dir.glob("*.txt"))
+        for line in path.read_text().splitlines()
+        if line
+    ]
+    return sorted(times)
+
+
+async def run_worker_process(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.e2e.rate_workers")
+    parser.add_argument("--state", required=True)
+    parser.add_argument("--worker-name", required=True)
+    parser.add_argument("--starts-dir", required=True, type=Path)
+    parser.add_argument("--concurrency", type=int, default=RATE)
+    parser.add_argument("--poll-interval", type=float, default=0.1)
+    args = parser.parse_args(argv)
+
+    app = await queuert.Queuert.from_url(state=args.state, chains=[RATED])
+    worker = app.worker(
+        concurrency=args.concurrency,
+        poll_interval=args.poll_interval,
+        worker_id=args.worker_name,
+        shutdown_timeout=5.0,
+    )
+    starts = (args.starts_dir / f"{args.worker_name}.txt").open("a", buffering=1)
+
+    @worker.handler(RATED)
+    async def call(job: Job[Call], ctx: JobContext[Any, Called]) -> Called:
+        starts.write(f"{time.time():.6f}\n")
+        return Called(n=job.input.n)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await worker.start()
+    print("READY", flush=True)
+    await stop.wait()
+    await worker.stop(timeout=5.0)
+    await app.close()
+    starts.close()
+    return 0
+
+
+@asynccontextmanager
+async def rate_workers(
+    count: int, *, state: str, starts_dir: Path, log_dir: Path
+) -> AsyncIterator[None]:
+    """Run ``count`` worker processes until the block exits; each must have printed
+    ``READY`` before the block starts and must exit 0 after SIGTERM."""
+    # Imported here: the worker processes import this module and need none of it.
+    from tests.e2e.backends import env_with_pythonpath
+
+    processes: list[asyncio.subprocess.Process] = []
+    logs = []
+    try:
+        for i in range(count):
+            log = (log_dir / f"rate-worker-{i}.log").open("wb")
+            logs.append(log)
+            processes.append(
+                await asyncio.create_subprocess_exec(
+                    sys.executable,
+                    "-m",
+                    "tests.e2e.rate_workers",
+                    f"--state={state}",
+                    f"--worker-name=w{i}",
+                    f"--starts-dir={starts_dir}",
+                    cwd=REPO_ROOT,
+                    env=env_with_pythonpath(),
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=asyncio.subprocess.PIPE,
+                    stderr=log,
+                )
+            )
+        for i, process in enumerate(processes):
+            assert process.stdout is not None
+            async with asyncio.timeout(90):
+                line = await process.stdout.readline()
+            assert line.strip() == b"READY", f"worker w{i} did not start: {_tail(log_dir, i)}"
+        yield
+        for process in processes:
+            process.terminate()
+        for i, process in enumerate(processes):
+            async with asyncio.timeout(30):
+                code = await process.wait()
+            assert code == 0, f"worker w{i} exited {code}: {_tail(log_dir, i)}"
+    finally:
+        for process in processes:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+        for log in logs:
+            log.close()
+
+
+def _tail(log_dir: Path, i: int) -> str:
+    text = (log_dir / f"rate-worker-{i}.log").read_text(errors="replace")
+    return "\n".join(text.splitlines()[-30:])
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(run_worker_process()))
