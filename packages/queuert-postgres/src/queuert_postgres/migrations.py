@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from queuert_postgres.connections import PostgresTx
+from queuert_postgres.limits import acquire_function_steps
 from queuert_postgres.names import Names
 
 
@@ -235,6 +236,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(3, "blockers and deduplication", _blockers),
     Migration(4, "store trace context", _add_trace_context),
     Migration(5, "concurrency keys and schedule slots", _add_concurrency_keys),
+    Migration(7, "limited acquisition in one call", acquire_function_steps),
 )
 """Every step, in version order. Versions need not be contiguous: each is applied
 and checked on its own."""
