@@ -222,6 +222,19 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX {prefix}schedule_slots_chain ON {prefix}schedule_slots (chain_id)",
         ),
     ),
+    Migration(
+        version=7,
+        name="index of keyed pending jobs",
+        statements=(
+            # Per-key acquisition reads each key's first pending jobs. Only keyed jobs
+            # are in it, so that queues without per-key limits pay nothing for it.
+            """
+            CREATE INDEX {prefix}jobs_limit_pending
+            ON {prefix}jobs (queue, concurrency_key, scheduled_at, priority DESC, id)
+            WHERE status = 'pending' AND concurrency_key IS NOT NULL
+            """,
+        ),
+    ),
 )
 
 SCHEMA_VERSION = max(migration.version for migration in MIGRATIONS)
