@@ -56,6 +56,8 @@ from broken_adapters import (
     SortedBlockersStateAdapter,
     WritesBeforeCheckingStateAdapter,
     DuplicatingSlotsStateAdapter,
+    IdOrderKeyLimitStateAdapter,
+    KeylessLeftBehindStateAdapter,
     KeylessLimitStateAdapter,
     LeakyRollbackStateAdapter,
     LimitlessStateAdapter,
@@ -133,6 +135,8 @@ TestDuplicatingSlots = state_suite(DuplicatingSlotsStateAdapter)
 TestKeylessLimit = state_suite(KeylessLimitStateAdapter)
 TestRacyLimit = state_suite(RacyLimitStateAdapter)
 TestStickyLeaseLimit = state_suite(StickyLeaseLimitStateAdapter)
+TestKeylessLeftBehind = state_suite(KeylessLeftBehindStateAdapter)
+TestIdOrderKeyLimit = state_suite(IdOrderKeyLimitStateAdapter)
 TestReferenceNotify = notify_suite(InProcessNotifyAdapter)
 TestUnfilteredLeaseLost = notify_suite(UnfilteredLeaseLostNotifyAdapter)
 TestUnlimitedWake = notify_suite(UnlimitedWakeNotifyAdapter)
@@ -433,7 +437,20 @@ BUGS = {
     "sticky-expired-lease-fails-the-expiry-case": Bug(
         "TestStickyLeaseLimit",
         "TestReferenceState",
-        ("test_expired_lease_frees_its_place_before_reaping",),
+        (
+            "test_expired_lease_frees_its_place_before_reaping",
+            "test_expired_lease_frees_its_keys_place_before_reaping",
+        ),
+    ),
+    "keyless-jobs-left-behind-fail-the-keyless-group-case": Bug(
+        "TestKeylessLeftBehind",
+        "TestReferenceState",
+        ("test_per_key_limit_counts_jobs_without_a_key_as_one_group",),
+    ),
+    "id-ordered-keys-fail-the-key-order-case": Bug(
+        "TestIdOrderKeyLimit",
+        "TestReferenceState",
+        ("test_per_key_limit_takes_each_keys_jobs_in_acquisition_order",),
     ),
     "duplicated-slots-fail-the-slot-dedup-case": Bug(
         "TestDuplicatingSlots",
