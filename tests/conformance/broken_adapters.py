@@ -839,6 +839,28 @@ class IdOrderKeyLimitStateAdapter(MemoryStateAdapter):
         )
 
 
+class UnrecordedLimitStateAdapter(MemoryStateAdapter):
+    """Bug: leases of a limited acquisition are not recorded for rollback, so they
+    outlive the caller's rolled-back transaction."""
+
+    def _acquire_limited_jobs(
+        self,
+        tx: MemoryTransaction,
+        queue: str,
+        limit: int,
+        owner: str,
+        lease_ms: int,
+        concurrency_limit: int,
+        per_key: bool,
+    ) -> list[JobRecord]:
+        mark = len(tx._undo)
+        acquired = super()._acquire_limited_jobs(
+            tx, queue, limit, owner, lease_ms, concurrency_limit, per_key
+        )
+        del tx._undo[mark:]
+        return acquired
+
+
 class DuplicatingSlotsStateAdapter(MemoryStateAdapter):
     """Bug: starts a schedule's slot again each time it is asked to."""
 

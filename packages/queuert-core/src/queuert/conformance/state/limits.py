@@ -14,6 +14,7 @@ from datetime import timedelta
 
 import pytest
 
+from queuert.conformance.state.transactions import Rollback
 from queuert.conformance.support import (
     LONG_LEASE_MS,
     PAST,
@@ -220,3 +221,33 @@ class LimitCases:
         created = await state_adapter.create_jobs(tx=None, jobs=jobs)
         first = await _acquire(state_adapter, queue, concurrency_limit=1, per_key=True)
         assert sorted(ids(first)) == sorted([created[1].id, created[3].id])
+
+    @pytest.mark.asyncio
+    async def test_rolled_back_limited_acquire_leaves_its_jobs_and_places_free(
+        self, state_adapter: StateAdapterAny
+    ) -> None:
+        # The acquisition runs in the caller's transaction: rolled back, its jobs are
+        # eligible again and no longer hold places under the limit.
+        _require(state_adapter)
+        queue = unique("keyed")
+        keys = ["a", "a", "b"]
+        jobs = [replace(new_job(queue), concurrency_key=key) for key in keys]
+        created = await state_adapter.create_jobs(tx=None, jobs=jobs)
+        with pytest.raises(Rollback):
+            async with state_adapter.transaction() as tx:
+                inside = await state_adapter.acquire_limited_jobs(
+                    tx=tx,
+                    queue=queue,
+                    limit=10,
+                    owner="worker-1",
+                    lease_ms=LONG_LEASE_MS,
+                    concurrency_limit=1,
+                    per_key=True,
+                )
+                assert len(inside) == 2
+                raise Rollback
+        for job in created:
+            now = await state_adapter.get_job(tx=None, job_id=job.id)
+            assert now is not None and now.status is JobStatus.PENDING and now.attempt == 0
+        again = await _acquire(state_adapter, queue, concurrency_limit=1, per_key=True)
+        assert sorted(ids(again)) == sorted(ids(inside))
