@@ -746,8 +746,9 @@ def _acquire_by_key(
     skip_keyless: bool,
     order: Callable[[Any], Any],
 ) -> list[JobRecord]:
-    """The reference's per-key acquisition (MemoryStateAdapter._acquire_limited_jobs)
-    with the bug of its caller: jobs without a key skipped, or another order."""
+    """Per-key acquisition as the reference computes it, by a plain scan of the
+    queue's jobs, with the bug of its caller: jobs without a key skipped, or
+    another order."""
     now = adapter.now()
     rows = [row for row in adapter._jobs.values() if row.queue == queue]
     running: dict[str | None, int] = {}
