@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any
 
@@ -754,6 +754,134 @@ class StickyLeaseLimitStateAdapter(MemoryStateAdapter):
             concurrency_limit=concurrency_limit,
             per_key=per_key,
         )
+
+
+def _acquire_by_key(
+    adapter: MemoryStateAdapter,
+    tx: MemoryTransaction,
+    queue: str,
+    limit: int,
+    owner: str,
+    lease_ms: int,
+    concurrency_limit: int,
+    *,
+    skip_keyless: bool,
+    order: Callable[[Any], Any],
+) -> list[JobRecord]:
+    """Per-key acquisition as the reference computes it, by a plain scan of the
+    queue's jobs, with the bug of its caller: jobs without a key skipped, or
+    another order."""
+    now = adapter.now()
+    rows = [row for row in adapter._jobs.values() if row.queue == queue]
+    running: dict[str | None, int] = {}
+    for row in rows:
+        if row.status is JobStatus.RUNNING and row.leased_until and row.leased_until > now:
+            running[row.concurrency_key] = running.get(row.concurrency_key, 0) + 1
+    eligible = sorted(
+        (row for row in rows if row.status is JobStatus.PENDING and row.scheduled_at <= now),
+        key=order,
+    )
+    acquired: list[JobRecord] = []
+    for row in eligible:
+        key = row.concurrency_key
+        if len(acquired) >= limit or (skip_keyless and key is None):
+            continue
+        if running.get(key, 0) >= concurrency_limit:
+            continue
+        running[key] = running.get(key, 0) + 1
+        adapter._touch(tx, row)
+        row.status = JobStatus.RUNNING
+        row.attempt += 1
+        row.leased_by = owner
+        row.leased_until = now + timedelta(milliseconds=lease_ms)
+        row.updated_at = now
+        adapter._index(row)
+        acquired.append(row.record())
+    return acquired
+
+
+class KeylessLeftBehindStateAdapter(MemoryStateAdapter):
+    """Bug: under a per-key limit, never takes a job stored without a key (a key
+    comparison that is never true for a missing key)."""
+
+    def _acquire_limited_jobs(
+        self,
+        tx: MemoryTransaction,
+        queue: str,
+        limit: int,
+        owner: str,
+        lease_ms: int,
+        concurrency_limit: int,
+        per_key: bool,
+    ) -> list[JobRecord]:
+        if not per_key:
+            return super()._acquire_limited_jobs(
+                tx, queue, limit, owner, lease_ms, concurrency_limit, per_key
+            )
+        return _acquire_by_key(
+            self,
+            tx,
+            queue,
+            limit,
+            owner,
+            lease_ms,
+            concurrency_limit,
+            skip_keyless=True,
+            order=lambda row: (row.scheduled_at, -row.priority, row.id),
+        )
+
+
+class IdOrderKeyLimitStateAdapter(MemoryStateAdapter):
+    """Bug: under a per-key limit, takes jobs in id order, not in acquisition order
+    (scheduled time, then priority)."""
+
+    def _acquire_limited_jobs(
+        self,
+        tx: MemoryTransaction,
+        queue: str,
+        limit: int,
+        owner: str,
+        lease_ms: int,
+        concurrency_limit: int,
+        per_key: bool,
+    ) -> list[JobRecord]:
+        if not per_key:
+            return super()._acquire_limited_jobs(
+                tx, queue, limit, owner, lease_ms, concurrency_limit, per_key
+            )
+        return _acquire_by_key(
+            self,
+            tx,
+            queue,
+            limit,
+            owner,
+            lease_ms,
+            concurrency_limit,
+            skip_keyless=False,
+            order=lambda row: row.id,
+        )
+
+
+class UnrecordedLimitStateAdapter(MemoryStateAdapter):
+    """Bug: leases of a limited acquisition are not recorded for rollback, so they
+    outlive the caller's rolled-back transaction."""
+
+    def _acquire_limited_jobs(
+        self,
+        tx: MemoryTransaction,
+        queue: str,
+        limit: int,
+        owner: str,
+        lease_ms: int,
+        concurrency_limit: int,
+        per_key: bool,
+    ) -> list[JobRecord]:
+        mark = len(tx._undo)
+        acquired = super()._acquire_limited_jobs(
+            tx, queue, limit, owner, lease_ms, concurrency_limit, per_key
+        )
+        del tx._undo[mark:]
+        return acquired
 
 
 class DuplicatingSlotsStateAdapter(MemoryStateAdapter):

@@ -57,6 +57,8 @@ from broken_adapters import (
     SortedBlockersStateAdapter,
     WritesBeforeCheckingStateAdapter,
     DuplicatingSlotsStateAdapter,
+    IdOrderKeyLimitStateAdapter,
+    KeylessLeftBehindStateAdapter,
     KeylessLimitStateAdapter,
     LeakyRollbackStateAdapter,
     LimitlessStateAdapter,
@@ -64,6 +66,7 @@ from broken_adapters import (
     StickyLeaseLimitStateAdapter,
     UnfilteredLeaseLostNotifyAdapter,
     UnlimitedWakeNotifyAdapter,
+    UnrecordedLimitStateAdapter,
 )
 from broken_fan_in_adapters import (
     BlockerDroppingDedupStateAdapter,
@@ -159,6 +162,9 @@ TestKeylessRate = state_suite(KeylessRateStateAdapter)
 TestRacyRate = state_suite(RacyRateStateAdapter)
 TestEndlessWindow = state_suite(EndlessWindowStateAdapter)
 TestKeyDroppingContinuation = state_suite(KeyDroppingContinuationStateAdapter)
+TestKeylessLeftBehind = state_suite(KeylessLeftBehindStateAdapter)
+TestIdOrderKeyLimit = state_suite(IdOrderKeyLimitStateAdapter)
+TestUnrecordedLimit = state_suite(UnrecordedLimitStateAdapter)
 TestReferenceNotify = notify_suite(InProcessNotifyAdapter)
 TestUnfilteredLeaseLost = notify_suite(UnfilteredLeaseLostNotifyAdapter)
 TestUnlimitedWake = notify_suite(UnlimitedWakeNotifyAdapter)
@@ -472,7 +478,25 @@ BUGS = {
     "sticky-expired-lease-fails-the-expiry-case": Bug(
         "TestStickyLeaseLimit",
         "TestReferenceState",
-        ("test_expired_lease_frees_its_place_before_reaping",),
+        (
+            "test_expired_lease_frees_its_place_before_reaping",
+            "test_expired_lease_frees_its_keys_place_before_reaping",
+        ),
+    ),
+    "keyless-jobs-left-behind-fail-the-keyless-group-case": Bug(
+        "TestKeylessLeftBehind",
+        "TestReferenceState",
+        ("test_per_key_limit_counts_jobs_without_a_key_as_one_group",),
+    ),
+    "unrecorded-limited-leases-fail-the-rollback-case": Bug(
+        "TestUnrecordedLimit",
+        "TestReferenceState",
+        ("test_rolled_back_limited_acquire_leaves_its_jobs_and_places_free",),
+    ),
+    "id-ordered-keys-fail-the-key-order-case": Bug(
+        "TestIdOrderKeyLimit",
+        "TestReferenceState",
+        ("test_per_key_limit_takes_each_keys_jobs_in_acquisition_order",),
     ),
     "ignored-rate-fails-the-rate-cases": Bug(
         "TestRateless",

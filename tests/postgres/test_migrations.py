@@ -174,10 +174,10 @@ async def test_version_9_marks_the_jobs_created_with_blockers(
     (waiter,) = await adapter.create_blocked_jobs(
         tx=None, jobs=[new_job()], blocker_chain_ids=[blocker.chain_id]
     )
-    # The schema as it was before version 9: no flag on any job.
+    # The schema as it was before version 8: no flag on any job.
     schema = adapter.schema
     await adapter.pool.execute(f'ALTER TABLE "{schema}".jobs DROP COLUMN has_blockers')
-    await adapter.pool.execute(f'DELETE FROM "{schema}".migrations WHERE version = 9')
+    await adapter.pool.execute(f'DELETE FROM "{schema}".migrations WHERE version = 8')
     await adapter.migrate()
     for job, flagged in ((blocker, False), (waiter, True)):
         read = await adapter.get_job(tx=None, job_id=job.id)

@@ -202,10 +202,10 @@ async def test_version_9_marks_the_jobs_created_with_blockers(db_path: str) -> N
         )
     finally:
         await state.close()
-    # The database as it was before version 9: no flag on any job.
+    # The database as it was before version 8: no flag on any job.
     with sqlite3.connect(db_path) as conn:
         conn.execute("ALTER TABLE queuert_jobs DROP COLUMN has_blockers")
-        conn.execute("DELETE FROM queuert_migrations WHERE version = 9")
+        conn.execute("DELETE FROM queuert_migrations WHERE version = 8")
     state = SqliteStateAdapter(db_path)
     try:
         await state.migrate()

@@ -1,13 +1,20 @@
-"""Statements of concurrency limits (schema version 5): jobs created with a
-concurrency key, and acquisition under a queue's limit.
+"""Statements of concurrency limits: jobs created with a concurrency key (schema
+version 5) and acquisition under a queue's limit (schema version 7).
 
 Race-freedom: an acquisition under a limit first takes a transaction-scoped
-advisory lock of its queue (:func:`limit_lock_key`), then, in a statement of
-its own (so that its snapshot is taken after the lock is granted and sees every
-earlier holder's commit), counts the queue's running jobs with a valid lease and
-leases only as many as the limit leaves room for. Acquirers of one limited
-queue thus take turns for the length of one short statement; other queues and
-unlimited acquisitions are not held up.
+advisory lock of its queue (:func:`limit_lock_key`), then counts the queue's
+running jobs with a valid lease and leases only as many as the limit leaves
+room for. The count must be read after the lock is granted, so that it sees
+every earlier holder's commit: both steps run in the schema's function
+``acquire_limited_jobs`` (:func:`acquire_function_steps`), a VOLATILE PL/pgSQL
+function, whose every statement takes a snapshot of its own in READ COMMITTED.
+One call is one round trip, and without a caller's transaction it is its own
+transaction. Acquirers of one limited queue thus take turns for the length of
+one short statement; other queues and unlimited acquisitions are not held up.
+
+Per key, each pending job is checked against the first jobs of its own key
+only (an index of keyed pending jobs), rather than ranking the queue's whole
+backlog: the scan in acquisition order stops once enough jobs are found.
 """
 
 from __future__ import annotations
@@ -18,17 +25,105 @@ from functools import lru_cache
 from queuert_postgres.names import Names
 from queuert_postgres.statements import NOW, Statements, job_columns
 
-LOCK = "SELECT pg_advisory_xact_lock($1::bigint)"
-"""$1 the key of :func:`limit_lock_key`."""
-
 
 def limit_lock_key(names: Names, queue: str) -> int:
     """The advisory lock key serialising acquisitions of ``queue`` under its limit in
-    this schema and table prefix."""
+    this schema and table prefix (the same key as schema version 5's two-statement
+    acquisition, so that both serialise against each other during an upgrade)."""
     digest = hashlib.blake2b(
         f"queuert-limit:{names.schema}:{names.table_prefix}:{queue}".encode(), digest_size=8
     ).digest()
     return int.from_bytes(digest, "big", signed=True)
+
+
+def _candidates(jobs: str, key_test: str) -> str:
+    """The first pending, eligible jobs of the queue ``p_queue`` whose key passes
+    ``key_test`` (on alias ``p``; the count of running jobs on alias ``r``), as many
+    as their key has room for under ``p_concurrency``."""
+    running = key_test.replace("p.", "r.")
+    return f"""
+        SELECT p.id FROM {jobs} AS p
+        WHERE p.status = 'pending' AND p.queue = p_queue AND {key_test}
+            AND p.scheduled_at <= {NOW}
+        ORDER BY p.scheduled_at, p.priority DESC, p.id
+        LIMIT greatest(0, p_concurrency - (
+            SELECT count(*) FROM {jobs} AS r
+            WHERE r.status = 'running' AND r.queue = p_queue AND {running}
+                AND r.leased_until > {NOW}
+        ))"""
+
+
+def acquire_function_steps(n: Names) -> list[str]:
+    """Schema version 7: the index of keyed pending jobs and the acquisition
+    function. Released: a change is a new version that replaces the function."""
+    jobs = n.jobs
+    order = "x.scheduled_at, x.priority DESC, x.id"
+    lease = (
+        "status = 'running', attempt = j.attempt + 1, leased_by = p_owner, "
+        f"leased_until = {NOW} + (p_lease_ms * interval '1 millisecond'), "
+        f"updated_at = {NOW}"
+    )
+    # Jobs without a key count as one group of their own; only keyed jobs are in
+    # the new index, so that queues without per-key limits pay nothing for it.
+    keyed = _candidates(
+        jobs, "p.concurrency_key = x.concurrency_key AND p.concurrency_key IS NOT NULL"
+    )
+    unkeyed = _candidates(jobs, "p.concurrency_key IS NULL")
+    return [
+        f"""
+        CREATE INDEX {n.name("jobs_limit_pending_idx")} ON {jobs}
+            (queue, concurrency_key, scheduled_at, priority DESC, id)
+            WHERE status = 'pending' AND concurrency_key IS NOT NULL
+        """,
+        f"""
+        CREATE FUNCTION {n.table("acquire_limited_jobs")}(
+            p_queue text, p_limit integer, p_owner text, p_lease_ms bigint,
+            p_concurrency integer, p_per_key boolean, p_lock bigint
+        ) RETURNS SETOF {jobs} LANGUAGE plpgsql VOLATILE AS $body$
+        BEGIN
+            -- Held until the transaction ends; the statements below take their
+            -- snapshots after it is granted.
+            PERFORM pg_advisory_xact_lock(p_lock);
+            IF p_per_key THEN
+                -- A job is a candidate when it is among the first of its key that
+                -- the key has room for, so a full key never holds back another.
+                RETURN QUERY
+                WITH picked AS (
+                    SELECT x.id FROM {jobs} AS x
+                    WHERE x.status = 'pending' AND x.queue = p_queue
+                        AND x.scheduled_at <= {NOW}
+                        AND CASE WHEN x.concurrency_key IS NULL
+                            THEN x.id IN ({unkeyed})
+                            ELSE x.id IN ({keyed}) END
+                    ORDER BY {order}
+                    LIMIT p_limit
+                    FOR UPDATE SKIP LOCKED
+                )
+                UPDATE {jobs} AS j SET {lease}
+                FROM picked WHERE j.id = picked.id
+                RETURNING j.*;
+            ELSE
+                RETURN QUERY
+                WITH picked AS (
+                    SELECT x.id FROM {jobs} AS x
+                    WHERE x.status = 'pending' AND x.queue = p_queue
+                        AND x.scheduled_at <= {NOW}
+                    ORDER BY {order}
+                    LIMIT greatest(0, least(p_limit, p_concurrency - (
+                        SELECT count(*) FROM {jobs} AS r
+                        WHERE r.status = 'running' AND r.queue = p_queue
+                            AND r.leased_until > {NOW}
+                    )::integer))
+                    FOR UPDATE SKIP LOCKED
+                )
+                UPDATE {jobs} AS j SET {lease}
+                FROM picked WHERE j.id = picked.id
+                RETURNING j.*;
+            END IF;
+        END
+        $body$
+        """,
+    ]
 
 
 class LimitStatements:
@@ -36,12 +131,6 @@ class LimitStatements:
 
     def __init__(self, sql: Statements) -> None:
         jobs = sql.names.jobs
-        lease = (
-            "status = 'running', attempt = j.attempt + 1, leased_by = $3, "
-            f"leased_until = {NOW} + ($4::bigint * interval '1 millisecond'), "
-            f"updated_at = {NOW}"
-        )
-        order = "scheduled_at, priority DESC, id"
         # Statements.create_jobs with the concurrency key: $1..$10 as there, $11 keys.
         self.create_keyed_jobs = sql._write(
             f"""
@@ -77,49 +166,11 @@ class LimitStatements:
         self.chain_schedule_slot = f"""
             SELECT schedule, slot_time, chain_id FROM {slots} WHERE chain_id = $1 LIMIT 1
         """
-        # $1 queue, $2 limit, $3 owner, $4 lease_ms, $5 concurrency limit.
-        self.acquire_under_limit = f"""
-            WITH room AS (
-                SELECT greatest(0, least($2::integer, $5::integer - (
-                    SELECT count(*) FROM {jobs}
-                    WHERE status = 'running' AND queue = $1 AND leased_until > {NOW}
-                )::integer)) AS n
-            ), picked AS (
-                SELECT id FROM {jobs}
-                WHERE status = 'pending' AND queue = $1 AND scheduled_at <= {NOW}
-                ORDER BY {order}
-                LIMIT (SELECT n FROM room)
-                FOR UPDATE SKIP LOCKED
-            )
-            UPDATE {jobs} j SET {lease}
-            FROM picked
-            WHERE j.id = picked.id
-            RETURNING {job_columns("j")}
-        """
-        # The same parameters. Each key's eligible jobs are ranked in acquisition order
-        # and only as many as the key has room for are candidates, so a full key never
-        # holds back another key's jobs. Jobs without a key count as one key.
-        self.acquire_under_key_limit = f"""
-            WITH running AS (
-                SELECT coalesce(concurrency_key, '') AS k, count(*) AS n FROM {jobs}
-                WHERE status = 'running' AND queue = $1 AND leased_until > {NOW}
-                GROUP BY 1
-            ), ranked AS (
-                SELECT id, scheduled_at, priority, coalesce(concurrency_key, '') AS k,
-                    row_number() OVER (PARTITION BY coalesce(concurrency_key, '')
-                                       ORDER BY {order}) AS rn
-                FROM {jobs}
-                WHERE status = 'pending' AND queue = $1 AND scheduled_at <= {NOW}
-            ), picked AS (
-                SELECT r.id FROM ranked r LEFT JOIN running u ON u.k = r.k
-                WHERE r.rn <= $5::integer - coalesce(u.n, 0)
-                ORDER BY r.scheduled_at, r.priority DESC, r.id
-                LIMIT $2
-            )
-            UPDATE {jobs} j SET {lease}
-            FROM picked
-            WHERE j.id = picked.id AND j.status = 'pending'
-            RETURNING {job_columns("j")}
+        # $1 queue, $2 limit, $3 owner, $4 lease_ms, $5 concurrency limit, $6 per key,
+        # $7 the queue's lock key (limit_lock_key).
+        self.acquire = f"""
+            SELECT {job_columns()}
+            FROM {sql.names.table("acquire_limited_jobs")}($1, $2, $3, $4, $5, $6, $7)
         """
 
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from queuert_postgres.connections import PostgresTx
+from queuert_postgres.limits import acquire_function_steps
 from queuert_postgres.names import Names
 from queuert_postgres.rates import create_rate_windows
 
@@ -247,7 +248,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "store trace context", _add_trace_context),
     Migration(5, "concurrency keys and schedule slots", _add_concurrency_keys),
     Migration(6, "rate limit windows", create_rate_windows),
-    Migration(9, "jobs say whether they were created with blockers", _job_blocker_flags),
+    Migration(7, "limited acquisition in one call", acquire_function_steps),
+    Migration(8, "jobs say whether they were created with blockers", _job_blocker_flags),
 )
 """Every step, in version order. Versions need not be contiguous: each is applied
 and checked on its own."""

@@ -70,7 +70,6 @@ from queuert_postgres.dedup import DedupStatements
 from queuert_postgres.driver_errors import DRIVER_ERRORS, MIGRATE_HINT, translate
 from queuert_postgres.job_args import alike_chain_starts, continue_args, new_job_args, shared_fields
 from queuert_postgres.keyed_jobs import keyed_job_statements
-from queuert_postgres.limits import LOCK as LIMIT_LOCK
 from queuert_postgres.limits import LimitStatements, limit_lock_key, limit_statements
 from queuert_postgres.names import Names
 from queuert_postgres.notify import PostgresNotifyAdapter
@@ -1202,32 +1201,25 @@ class PostgresStateAdapter(StateAdapter[PostgresTx]):
         concurrency_limit: int,
         per_key: bool,
     ) -> list[JobRecord]:
-        """As the port says: the queue's advisory lock (see :mod:`queuert_postgres.limits`)
-        and the counting acquisition run in ``tx`` or in a transaction of their own."""
+        """As the port says: one call of the schema's acquisition function (the queue's
+        advisory lock, then the counting acquisition; see :mod:`queuert_postgres.limits`),
+        in ``tx`` or as a transaction of its own."""
         if limit <= 0:
             return []
-        sql = limit_statements(self._sql)
-        statement = sql.acquire_under_key_limit if per_key else sql.acquire_under_limit
-        key = limit_lock_key(self._names, queue)
-        if tx is None:
-            async with self._transaction(None) as conn:
-                rows = await self._acquire_limited(
-                    conn, key, statement, queue, limit, owner, lease_ms, concurrency_limit
-                )
-        else:
-            rows = await self._acquire_limited(
-                tx, key, statement, queue, limit, owner, lease_ms, concurrency_limit
-            )
+        rows = await self._fetch(
+            tx,
+            limit_statements(self._sql).acquire,
+            queue,
+            limit,
+            owner,
+            lease_ms,
+            concurrency_limit,
+            per_key,
+            limit_lock_key(self._names, queue),
+        )
         jobs = [job_record(row) for row in rows]
         jobs.sort(key=lambda j: (j.scheduled_at, -j.priority, j.id))
         return jobs
-
-    async def _acquire_limited(
-        self, conn: PostgresTx, key: int, statement: str, *args: Any
-    ) -> list[asyncpg.Record]:
-        # Two statements: the count must be read after the lock is granted.
-        await self._fetch(conn, LIMIT_LOCK, key)
-        return await self._fetch(conn, statement, *args)
 
     # -- rate limits -------------------------------------------------------------------------
 

@@ -862,17 +862,7 @@ class SqliteStateAdapter(StateAdapter[aiosqlite.Connection]):
         params: tuple[Any, ...]
         if per_key:
             sql = limits.acquire_under_key_limit(jobs)
-            params = (
-                owner,
-                now + lease_ms * 1000,
-                now,
-                queue,
-                now,
-                queue,
-                now,
-                concurrency_limit,
-                limit,
-            )
+            params = (queue, now, concurrency_limit, limit, owner, now + lease_ms * 1000)
         else:
             sql = limits.acquire_under_limit(jobs)
             params = (

@@ -1,5 +1,6 @@
-"""Statements of concurrency limits and schedules (schema version 5): jobs created
-with a concurrency key, acquisition under a queue's limit, and schedule slots.
+"""Statements of concurrency limits and schedules (schema versions 5 and 7): jobs
+created with a concurrency key, acquisition under a queue's limit, and schedule
+slots.
 
 SQLite runs one writer at a time and a write statement whose snapshot is stale
 cannot commit, so counting the running jobs and leasing within the limit in one
@@ -42,26 +43,41 @@ def acquire_under_limit(jobs: str) -> str:
     )
 
 
+def _ahead(jobs: str, key_test: str) -> str:
+    """How many jobs of ``x``'s group (those passing ``key_test``, on aliases ``p`` and
+    ``r``) are running with a valid lease or pending and eligible ahead of ``x``, at
+    most the concurrency limit (?3). Only the group's first ?3 pending jobs are
+    read, through an index, however long its backlog."""
+    running = key_test.replace("p.", "r.")
+    return (
+        f"(SELECT count(*) FROM {jobs} AS r WHERE r.status = 'running' AND r.queue = ?1 "
+        f"AND {running} AND r.leased_until > ?2) + "
+        f"(SELECT count(*) FROM {jobs} AS f WHERE f.id IN ("
+        f"SELECT p.id FROM {jobs} AS p WHERE p.status = 'pending' AND p.queue = ?1 "
+        f"AND {key_test} AND p.scheduled_at <= ?2 {_ORDER} LIMIT ?3) "
+        "AND (f.scheduled_at < x.scheduled_at OR (f.scheduled_at = x.scheduled_at "
+        "AND (f.priority > x.priority OR (f.priority = x.priority AND f.id < x.id)))))"
+    )
+
+
 @lru_cache(maxsize=16)
 def acquire_under_key_limit(jobs: str) -> str:
-    """Parameters: owner, leased_until, now (updated_at), queue, now (lease
-    validity), queue, now, concurrency limit, limit.
+    """Parameters (numbered): ?1 queue, ?2 now, ?3 concurrency limit, ?4 limit,
+    ?5 owner, ?6 leased_until.
 
-    Each key's eligible jobs are ranked in acquisition order and only as many
-    as the key has room for are candidates, so a full key never holds back
-    another key's jobs."""
+    A job is a candidate when fewer than the limit of its key's jobs are running
+    or ahead of it, so a full key never holds back another key's jobs. The scan
+    in acquisition order stops once ?4 jobs are found, instead of ranking the
+    queue's whole backlog. Jobs without a key count as one group of their own."""
+    keyed = _ahead(jobs, "p.concurrency_key = x.concurrency_key AND p.concurrency_key IS NOT NULL")
+    unkeyed = _ahead(jobs, "p.concurrency_key IS NULL")
+    order = "ORDER BY x.scheduled_at, x.priority DESC, x.id"
     return (
-        f"UPDATE {jobs} SET status = 'running', attempt = attempt + 1, leased_by = ?, "
-        "leased_until = ?, updated_at = ? WHERE id IN ("
-        "WITH running AS (SELECT coalesce(concurrency_key, '') AS k, count(*) AS n "
-        f"FROM {jobs} WHERE status = 'running' AND queue = ? AND leased_until > ? "
-        "GROUP BY 1), "
-        "ranked AS (SELECT id, scheduled_at, priority, coalesce(concurrency_key, '') AS k, "
-        f"row_number() OVER (PARTITION BY coalesce(concurrency_key, '') {_ORDER}) AS rn "
-        f"FROM {jobs} WHERE status = 'pending' AND queue = ? AND scheduled_at <= ?) "
-        "SELECT r.id FROM ranked AS r LEFT JOIN running AS u ON u.k = r.k "
-        "WHERE r.rn <= ? - coalesce(u.n, 0) "
-        f"ORDER BY r.scheduled_at, r.priority DESC, r.id LIMIT ?) RETURNING {JOB_COLUMNS}"
+        f"UPDATE {jobs} SET status = 'running', attempt = attempt + 1, leased_by = ?5, "
+        "leased_until = ?6, updated_at = ?2 WHERE id IN ("
+        f"SELECT x.id FROM {jobs} AS x WHERE x.status = 'pending' AND x.queue = ?1 "
+        "AND x.scheduled_at <= ?2 AND CASE WHEN x.concurrency_key IS NULL "
+        f"THEN {unkeyed} ELSE {keyed} END < ?3 {order} LIMIT ?4) RETURNING {JOB_COLUMNS}"
     )
 
 

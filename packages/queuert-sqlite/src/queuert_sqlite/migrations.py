@@ -239,7 +239,20 @@ MIGRATIONS: tuple[Migration, ...] = (
         ),
     ),
     Migration(
-        version=9,
+        version=7,
+        name="index of keyed pending jobs",
+        statements=(
+            # Per-key acquisition reads each key's first pending jobs. Only keyed jobs
+            # are in it, so that queues without per-key limits pay nothing for it.
+            """
+            CREATE INDEX {prefix}jobs_limit_pending
+            ON {prefix}jobs (queue, concurrency_key, scheduled_at, priority DESC, id)
+            WHERE status = 'pending' AND concurrency_key IS NOT NULL
+            """,
+        ),
+    ),
+    Migration(
+        version=8,
         name="jobs say whether they were created with blockers",
         statements=(
             # Read with every acquired job: only those created with blockers cost the

@@ -33,6 +33,7 @@ from queuert.adapter_support import CreatedRecords, job_record, keyset_page
 from queuert.adapters import memory_control, memory_rates
 from queuert.adapters.memory_blockers import MemoryBlockers
 from queuert.adapters.memory_dedup import MemoryDedup
+from queuert.adapters.memory_limits import acquire_limited
 from queuert.adapters.memory_rates import MemoryRateWindows
 from queuert.control_records import (
     QueueCounts,
@@ -370,6 +371,8 @@ class MemoryStateAdapter(StateAdapter[MemoryTransaction]):
         # Lazily cleaned heaps: an entry is live while its row still matches it.
         self._pending: dict[str, list[tuple[datetime, int, str]]] = {}
         self._leases: list[tuple[datetime, str]] = []
+        # Lazily cleaned too: ids of each queue's running jobs, for limited acquisition.
+        self._running: dict[str, set[str]] = {}
         self._stale_pushes = 0
         self._workers: dict[str, WorkerRecord] = {}
         self._blockers = MemoryBlockers()
@@ -615,6 +618,7 @@ class MemoryStateAdapter(StateAdapter[MemoryTransaction]):
             heapq.heappush(heap, (row.scheduled_at, -row.priority, row.id))
         elif row.status is _RUNNING and row.leased_until is not None:
             heapq.heappush(self._leases, (row.leased_until, row.id))
+            self._running.setdefault(row.queue, set()).add(row.id)
         else:
             return
         self._stale_pushes += 1
@@ -624,16 +628,19 @@ class MemoryStateAdapter(StateAdapter[MemoryTransaction]):
     def _rebuild_indexes(self) -> None:
         pending: dict[str, list[tuple[datetime, int, str]]] = {}
         leases: list[tuple[datetime, str]] = []
+        running: dict[str, set[str]] = {}
         for row in self._jobs.values():
             if row.status is _PENDING:
                 pending.setdefault(row.queue, []).append((row.scheduled_at, -row.priority, row.id))
             elif row.status is _RUNNING and row.leased_until is not None:
                 leases.append((row.leased_until, row.id))
+                running.setdefault(row.queue, set()).add(row.id)
         for heap in pending.values():
             heapq.heapify(heap)
         heapq.heapify(leases)
         self._pending = pending
         self._leases = leases
+        self._running = running
         self._stale_pushes = len(self._jobs)
 
     def _pending_head(self, queue: str) -> tuple[datetime, int, str] | None:
@@ -947,36 +954,7 @@ class MemoryStateAdapter(StateAdapter[MemoryTransaction]):
         concurrency_limit: int,
         per_key: bool,
     ) -> list[JobRecord]:
-        # A scan of the queue's jobs: the reference for what the SQL adapters compute.
-        now = self.now()
-        rows = [row for row in self._jobs.values() if row.queue == queue]
-        running: dict[str | None, int] = {}
-        for row in rows:
-            if row.status is _RUNNING and row.leased_until is not None and row.leased_until > now:
-                key = row.concurrency_key if per_key else None
-                running[key] = running.get(key, 0) + 1
-        eligible = sorted(
-            (row for row in rows if row.status is _PENDING and row.scheduled_at <= now),
-            key=lambda row: (row.scheduled_at, -row.priority, row.id),
-        )
-        leased_until = now + timedelta(milliseconds=lease_ms)
-        acquired: list[JobRecord] = []
-        for row in eligible:
-            if len(acquired) >= limit:
-                break
-            key = row.concurrency_key if per_key else None
-            if running.get(key, 0) >= concurrency_limit:
-                continue
-            running[key] = running.get(key, 0) + 1
-            self._touch(tx, row)
-            row.status = _RUNNING
-            row.attempt += 1
-            row.leased_by = owner
-            row.leased_until = leased_until
-            row.updated_at = now
-            self._index(row)
-            acquired.append(row.record())
-        return acquired
+        return acquire_limited(self, tx, queue, limit, owner, lease_ms, concurrency_limit, per_key)
 
     # -- rate limits (statements in memory_rates) ----------------------------------------
 

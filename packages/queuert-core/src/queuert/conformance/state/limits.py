@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
+from datetime import timedelta
 
 import pytest
 
+from queuert.conformance.state.transactions import Rollback
 from queuert.conformance.support import (
     LONG_LEASE_MS,
+    PAST,
     SHORT_LEASE_MS,
     StateAdapterAny,
     eventually,
@@ -154,3 +157,97 @@ class LimitCases:
         assert key_of[one.id] == "a"
         rest = await _acquire(state_adapter, queue, concurrency_limit=2, per_key=True)
         assert sorted(key_of[job.id] for job in rest) == ["a", "b"]
+
+    @pytest.mark.asyncio
+    async def test_per_key_limit_counts_jobs_without_a_key_as_one_group(
+        self, state_adapter: StateAdapterAny
+    ) -> None:
+        # Continuations and some starts carry no key: they are neither left behind
+        # nor each a group of their own.
+        _require(state_adapter)
+        queue = unique("keyed")
+        keys = [None, None, None, "a"]
+        jobs = [replace(new_job(queue), concurrency_key=key) for key in keys]
+        created = await state_adapter.create_jobs(tx=None, jobs=jobs)
+        key_of = {job.id: key for job, key in zip(created, keys, strict=True)}
+        first = await _acquire(state_adapter, queue, concurrency_limit=1, per_key=True)
+        assert sorted(str(key_of[job.id]) for job in first) == ["None", "a"]
+        assert await _acquire(state_adapter, queue, concurrency_limit=1, per_key=True) == []
+        done = next(job for job in first if key_of[job.id] is None)
+        await state_adapter.complete_job(tx=None, lease=_lease(done), output="null")
+        (again,) = await _acquire(state_adapter, queue, concurrency_limit=1, per_key=True)
+        assert key_of[again.id] is None and again.id != done.id
+
+    @pytest.mark.asyncio
+    async def test_expired_lease_frees_its_keys_place_before_reaping(
+        self, state_adapter: StateAdapterAny
+    ) -> None:
+        _require(state_adapter)
+        queue = unique("keyed")
+        jobs = [replace(new_job(queue), concurrency_key="a") for _ in range(2)]
+        await state_adapter.create_jobs(tx=None, jobs=jobs)
+        (expiring,) = await _acquire(
+            state_adapter, queue, concurrency_limit=1, per_key=True, lease_ms=SHORT_LEASE_MS
+        )
+
+        async def probe() -> list[JobRecord]:
+            return await _acquire(
+                state_adapter, queue, concurrency_limit=1, per_key=True, owner="worker-2"
+            )
+
+        (taken,) = await eventually(probe, what="the expired lease to free its key's place")
+        assert taken.id != expiring.id
+        still = await state_adapter.get_job(tx=None, job_id=expiring.id)
+        assert still is not None and still.status is JobStatus.RUNNING, "it was not reaped"
+
+    @pytest.mark.asyncio
+    async def test_per_key_limit_takes_each_keys_jobs_in_acquisition_order(
+        self, state_adapter: StateAdapterAny
+    ) -> None:
+        # Within a key as across keys: earlier scheduled first, then higher priority;
+        # the ids run the other way, so that id order takes the wrong job of each key.
+        _require(state_adapter)
+        queue = unique("keyed")
+        prefix = unique("job")
+        later = PAST + timedelta(hours=1)
+        specs = [("a", 0, PAST), ("a", 5, PAST), ("b", 0, later), ("b", 0, PAST)]
+        jobs = [
+            replace(
+                new_job(queue, priority=priority, scheduled_at=at, job_id=f"{prefix}-{n}"),
+                concurrency_key=key,
+            )
+            for n, (key, priority, at) in enumerate(specs)
+        ]
+        created = await state_adapter.create_jobs(tx=None, jobs=jobs)
+        first = await _acquire(state_adapter, queue, concurrency_limit=1, per_key=True)
+        assert sorted(ids(first)) == sorted([created[1].id, created[3].id])
+
+    @pytest.mark.asyncio
+    async def test_rolled_back_limited_acquire_leaves_its_jobs_and_places_free(
+        self, state_adapter: StateAdapterAny
+    ) -> None:
+        # The acquisition runs in the caller's transaction: rolled back, its jobs are
+        # eligible again and no longer hold places under the limit.
+        _require(state_adapter)
+        queue = unique("keyed")
+        keys = ["a", "a", "b"]
+        jobs = [replace(new_job(queue), concurrency_key=key) for key in keys]
+        created = await state_adapter.create_jobs(tx=None, jobs=jobs)
+        with pytest.raises(Rollback):
+            async with state_adapter.transaction() as tx:
+                inside = await state_adapter.acquire_limited_jobs(
+                    tx=tx,
+                    queue=queue,
+                    limit=10,
+                    owner="worker-1",
+                    lease_ms=LONG_LEASE_MS,
+                    concurrency_limit=1,
+                    per_key=True,
+                )
+                assert len(inside) == 2
+                raise Rollback
+        for job in created:
+            now = await state_adapter.get_job(tx=None, job_id=job.id)
+            assert now is not None and now.status is JobStatus.PENDING and now.attempt == 0
+        again = await _acquire(state_adapter, queue, concurrency_limit=1, per_key=True)
+        assert sorted(ids(again)) == sorted(ids(inside))
