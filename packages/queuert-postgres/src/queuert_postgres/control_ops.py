@@ -24,7 +24,7 @@ from queuert_postgres.keyed_jobs import keyed_job_statements
 from queuert_postgres.rows import chain_record, completed_record, job_record
 
 if TYPE_CHECKING:
-    from queuert_postgres.state import PostgresStateAdapter
+    from queuert_postgres.admin_ops import AdminOps
 
 # A head continued while this statement waited for its lock is not seen by the
 # statement's snapshot; a new statement sees the new head.
@@ -38,7 +38,7 @@ def _lease(row: asyncpg.Record) -> Lease | None:
 
 
 async def _locked_head(
-    adapter: PostgresStateAdapter, ctl: ControlStatements, conn: PostgresTx, chain_id: str
+    adapter: AdminOps, ctl: ControlStatements, conn: PostgresTx, chain_id: str
 ) -> asyncpg.Record:
     for _ in range(_HEAD_READS):
         head = await adapter._fetchrow(conn, ctl.chain_head, chain_id)
@@ -51,7 +51,7 @@ async def _locked_head(
 
 
 async def revoke_chain(
-    adapter: PostgresStateAdapter, ctl: ControlStatements, tx: PostgresTx | None, chain_id: str
+    adapter: AdminOps, ctl: ControlStatements, tx: PostgresTx | None, chain_id: str
 ) -> RevokedChain:
     async with adapter._unit(tx) as conn:
         head = await _locked_head(adapter, ctl, conn, chain_id)
@@ -64,7 +64,7 @@ async def revoke_chain(
 
 
 async def resume_job(
-    adapter: PostgresStateAdapter, ctl: ControlStatements, tx: PostgresTx | None, job_id: str
+    adapter: AdminOps, ctl: ControlStatements, tx: PostgresTx | None, job_id: str
 ) -> JobRecord:
     async with adapter._unit(tx) as conn:
         state = await adapter._fetchrow(conn, ctl.job_state, job_id)
@@ -80,7 +80,7 @@ async def resume_job(
 
 
 async def settle_job(
-    adapter: PostgresStateAdapter,
+    adapter: AdminOps,
     ctl: ControlStatements,
     tx: PostgresTx | None,
     job_id: str,
