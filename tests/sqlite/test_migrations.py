@@ -129,11 +129,11 @@ async def test_a_newer_schema_asks_for_an_upgrade(
 async def test_version_3_upgrades_a_version_1_database_with_jobs(
     db_path: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import queuert_sqlite.adapter
+    import queuert_sqlite.schema_ops
 
     # Version 1 with the trace-context column (version 4) that the adapter writes.
     v1 = tuple(m for m in MIGRATIONS if m.version in (1, 4))
-    monkeypatch.setattr(queuert_sqlite.adapter, "MIGRATIONS", v1)
+    monkeypatch.setattr(queuert_sqlite.schema_ops, "MIGRATIONS", v1)
     old = SqliteStateAdapter(db_path)
     try:
         await old.migrate()

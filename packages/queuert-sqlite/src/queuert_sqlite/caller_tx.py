@@ -27,7 +27,7 @@ from queuert.errors import (
 from queuert_sqlite.errors import translate
 
 if TYPE_CHECKING:
-    from queuert_sqlite.adapter import SqliteStateAdapter
+    from queuert_sqlite.base import SqliteBase
 
 _TIMEOUT = 30.0
 """Seconds reading a session's database file and beginning its transaction may take."""
@@ -36,7 +36,7 @@ _TIMEOUT = 30.0
 _files: weakref.WeakKeyDictionary[aiosqlite.Connection, str] = weakref.WeakKeyDictionary()
 
 
-async def caller_connection(adapter: SqliteStateAdapter, tx: object) -> aiosqlite.Connection:
+async def caller_connection(adapter: SqliteBase, tx: object) -> aiosqlite.Connection:
     """``tx`` when it is not an SQLAlchemy object; otherwise its aiosqlite connection,
     in a transaction (``BEGIN IMMEDIATE`` now when none is open: SQLite's driver
     begins one only at the first write, and SQLAlchemy commits or rolls back
@@ -98,9 +98,7 @@ def _same_file(theirs: str, ours: str) -> bool:
         return False
 
 
-async def enable_recursive_triggers(
-    adapter: SqliteStateAdapter, conn: aiosqlite.Connection
-) -> None:
+async def enable_recursive_triggers(adapter: SqliteBase, conn: aiosqlite.Connection) -> None:
     """Enable recursive triggers on the caller's connection ``conn``
     (``PRAGMA recursive_triggers = ON``, as on the adapter's own connections), and
     leave them on. The schema's blocker triggers reach the jobs waiting on the jobs

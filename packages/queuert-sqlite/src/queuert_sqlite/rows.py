@@ -5,11 +5,12 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from queuert.adapter_support import job_record
-from queuert.records import ChainRecord, JobError, JobRecord, JobStatus
-from queuert_sqlite.clock import from_us, optional_from_us
+from queuert.records import ChainRecord, JobError, JobRecord, JobStatus, NewJob
+from queuert_sqlite.clock import from_us, optional_from_us, to_us
 from queuert_sqlite.statements import JOB_COLUMN_COUNT
 
 _STATUSES = {status.value: status for status in JobStatus}
@@ -75,3 +76,30 @@ def chain_from_row(row: Sequence[Any]) -> ChainRecord:
 def acquisition_order(job: JobRecord) -> tuple[Any, ...]:
     """Sort key matching the order in which jobs are acquired."""
     return (job.scheduled_at, -job.priority, job.id)
+
+
+def new_job_row(job: NewJob, now: int) -> tuple[Any, ...]:
+    """The values of a new job's row, in the order ``insert_job`` and
+    ``insert_next_job`` take them (created and updated at ``now``)."""
+    return (
+        job.id,
+        job.chain_id,
+        job.chain_name,
+        job.queue,
+        job.position,
+        job.input,
+        job.max_attempts,
+        job.priority,
+        scheduled_us(job.scheduled_at, job.delay_ms, now),
+        now,
+        now,
+        job.trace_context,
+    )
+
+
+def scheduled_us(scheduled_at: datetime | None, delay_ms: int, now: int) -> int:
+    """The stored time (microseconds) at which a job is due: ``scheduled_at``, or
+    ``delay_ms`` after ``now``."""
+    if scheduled_at is not None:
+        return to_us(scheduled_at, "scheduled_at")
+    return now + delay_ms * 1000

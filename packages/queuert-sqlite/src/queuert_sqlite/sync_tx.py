@@ -32,7 +32,7 @@ from queuert_sqlite.errors import translate
 if TYPE_CHECKING:
     import aiosqlite
 
-    from queuert_sqlite.adapter import SqliteStateAdapter
+    from queuert_sqlite.base import SqliteBase
 
 # sqlite3's isolation levels, each with the BEGIN it sends itself.
 _BEGIN = {
@@ -43,7 +43,7 @@ _BEGIN = {
 }
 
 
-def sync_transaction(adapter: SqliteStateAdapter, conn: object) -> aiosqlite.Connection:
+def sync_transaction(adapter: SqliteBase, conn: object) -> aiosqlite.Connection:
     """``conn``, a ``sqlite3.Connection`` on the adapter's database file, inside a
     transaction, as an executor the adapter's operations run on. Recursive triggers
     are enabled on ``conn`` (``PRAGMA recursive_triggers = ON``, as on the adapter's
@@ -117,7 +117,7 @@ class Sqlite3Executor:
 
     __slots__ = ("_adapter", "_conn")
 
-    def __init__(self, conn: sqlite3.Connection, adapter: SqliteStateAdapter) -> None:
+    def __init__(self, conn: sqlite3.Connection, adapter: SqliteBase) -> None:
         self._conn = conn
         self._adapter = adapter
 
