@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from queuert import operations
 from queuert.blockers import blocker_ids
-from queuert.control_records import WorkerRecord
+from queuert.client_operations import ClientOperations
+from queuert.client_reads import ClientReads
 from queuert.dedup import dedup_requests
 from queuert.definitions import ChainDef, QueueDef
 from queuert.errors import (
     ChainFailedError,
-    ChainHasDependentsError,
     InputValidationError,
     JobNotFoundError,
     UnknownChainError,
@@ -31,30 +30,12 @@ from queuert.notifications import PendingNotifications, collector, pending_notif
 from queuert.observer import Observer
 from queuert.ports.notify import NotifyAdapter
 from queuert.ports.state import StateAdapter, Tx
-from queuert.records import (
-    ChainFilter,
-    ChainRecord,
-    DedupKey,
-    DedupScope,
-    JobFilter,
-    JobRecord,
-    JobStatus,
-    NewJob,
-    Page,
-    ScheduleSlot,
-)
-from queuert.schedules import (
-    CatchUp,
-    ScheduleDef,
-    ScheduleError,
-    ScheduleInfo,
-    list_schedules,
-)
+from queuert.records import DedupKey, DedupScope, JobStatus, NewJob, ScheduleSlot
+from queuert.schedules import CatchUp, ScheduleDef, ScheduleError, ScheduleInfo, list_schedules
 from queuert.slots import positional_builder
 from queuert.sqlalchemy_tx import is_session, on_commit
 from queuert.validation import (
     MIN_POLL_INTERVAL,
-    check_ids,
     check_int32,
     check_many,
     check_seconds,
@@ -67,7 +48,6 @@ from queuert.validation import (
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-    from queuert.explain import Explanation
     from queuert.worker import Worker
 
 InT = TypeVar("InT")
@@ -113,55 +93,7 @@ def _check_schedule(
     return 0, None
 
 
-def _optional_id(name: str, value: str | None) -> str | None:
-    return None if value is None else check_text(name, value)
-
-
-def _check_limit(limit: object) -> int:
-    if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 10_000:
-        raise ValidationError(f"limit must be an integer within 1..10000, got {show(limit)}")
-    return limit
-
-
-def _statuses(
-    status: JobStatus | str | Iterable[JobStatus | str] | None,
-) -> tuple[JobStatus, ...] | None:
-    if status is None:
-        return None
-    items = [status] if isinstance(status, str) else check_many("status", status)
-    try:
-        return tuple(JobStatus(s) for s in items)
-    except (ValueError, TypeError) as exc:
-        raise ValidationError(f"unknown job status in {show(status)}") from exc
-
-
-def _queues(queue: str | Iterable[str] | None) -> tuple[str, ...] | None:
-    if queue is None:
-        return None
-    names = [queue] if isinstance(queue, str) else check_many("queue", queue)
-    return tuple(check_text("queue", name) for name in names)
-
-
-def _window(
-    order: str, created_after: datetime | None, created_before: datetime | None
-) -> dict[str, Any]:
-    if order not in ("oldest", "newest"):
-        raise ValidationError(f'order must be "oldest" or "newest", got {str(order)[:40]!r}')
-    if created_after is not None:
-        operations.check_time(created_after, "created_after")
-    if created_before is not None:
-        operations.check_time(created_before, "created_before")
-    return {
-        "created_after": created_after,
-        "created_before": created_before,
-        "newest_first": order == "newest",
-    }
-
-
-_NO_OUTPUT: Any = object()
-
-
-class Queuert(Generic[Tx]):
+class Queuert(ClientReads[Tx], ClientOperations[Tx]):
     """A queuert application: the registered chains, a state adapter and an
     optional notify adapter (without one, workers poll).
 
@@ -474,137 +406,6 @@ class Queuert(Generic[Tx]):
             for job, holder in zip(jobs, holders, strict=True)
         ]
 
-    # -- reading back ---------------------------------------------------------------
-
-    async def get_job(
-        self, job_id: str, *, tx: Tx | AsyncSession | AsyncConnection | None = None
-    ) -> JobRecord | None:
-        """The job with this id, or ``None``."""
-        return await self.state.get_job(
-            tx=await self._caller_tx(tx), job_id=check_text("job_id", job_id)
-        )
-
-    async def list_jobs(
-        self,
-        *,
-        status: JobStatus | str | Iterable[JobStatus | str] | None = None,
-        chain_id: str | None = None,
-        queue: str | Iterable[str] | None = None,
-        after: str | None = None,
-        limit: int = 100,
-        tx: Tx | AsyncSession | AsyncConnection | None = None,
-        order: str = "oldest",
-        created_after: datetime | None = None,
-        created_before: datetime | None = None,
-    ) -> Page[JobRecord]:
-        """One page of jobs in creation order (``order="newest"`` for the newest
-        first), created strictly between ``created_after`` and ``created_before`` when
-        given; pass ``page.next_cursor`` as ``after`` for the next one."""
-        job_filter = JobFilter(
-            statuses=_statuses(status),
-            chain_id=_optional_id("chain_id", chain_id),
-            queues=_queues(queue),
-            **_window(order, created_after, created_before),
-        )
-        return await self.state.list_jobs(
-            tx=await self._caller_tx(tx),
-            filter=job_filter,
-            after=_optional_id("after", after),
-            limit=_check_limit(limit),
-        )
-
-    async def get_chain(
-        self, chain_id: str, *, tx: Tx | AsyncSession | AsyncConnection | None = None
-    ) -> ChainRecord | None:
-        """The chain with this id, or ``None``."""
-        return await self.state.get_chain(
-            tx=await self._caller_tx(tx), chain_id=check_text("chain_id", chain_id)
-        )
-
-    async def list_chains(
-        self,
-        *,
-        status: JobStatus | str | Iterable[JobStatus | str] | None = None,
-        chain: ChainDef[Any, Any] | str | None = None,
-        after: str | None = None,
-        limit: int = 100,
-        tx: Tx | AsyncSession | AsyncConnection | None = None,
-        order: str = "oldest",
-        created_after: datetime | None = None,
-        created_before: datetime | None = None,
-        dedup_key: str | None = None,
-        queue: str | Iterable[str] | None = None,
-    ) -> Page[ChainRecord]:
-        """One page of chains in creation order (``order="newest"`` for the newest
-        first), created strictly between ``created_after`` and ``created_before`` when
-        given; pass ``page.next_cursor`` as ``after`` for the next one. ``dedup_key``
-        keeps the chains started with that deduplication key; ``queue`` (one name or
-        several) the chains whose current job is of that queue."""
-        names = None
-        if chain is not None:
-            name = chain.name if isinstance(chain, ChainDef) else chain
-            names = (check_text("chain", name),)
-        if dedup_key is not None:
-            dedup_key = check_text("dedup_key", dedup_key)
-        chain_filter = ChainFilter(
-            statuses=_statuses(status),
-            chain_names=names,
-            dedup_key=dedup_key,
-            queues=_queues(queue),
-            **_window(order, created_after, created_before),
-        )
-        return await self.state.list_chains(
-            tx=await self._caller_tx(tx),
-            filter=chain_filter,
-            after=_optional_id("after", after),
-            limit=_check_limit(limit),
-        )
-
-    async def cancel_chain(
-        self, chain_id: str, *, tx: Tx | AsyncSession | AsyncConnection | None = None
-    ) -> ChainRecord:
-        """Cancel a chain at any point: its current job becomes ``cancelled``. When a
-        worker is running it, its lease is revoked in the same transaction, the
-        worker is told through the lease-lost signal after commit (and finds out at
-        its next heartbeat or finalize at the latest), its handler is cancelled and
-        its finalize commits nothing. Raises :class:`~queuert.errors.JobNotFoundError`
-        for an unknown id and :class:`~queuert.errors.ChainEndedError` for a chain
-        that already ended."""
-        return await operations.cancel_chain(self, chain_id, tx)
-
-    async def delete_chains(
-        self,
-        chain_ids: Sequence[str],
-        *,
-        cascade: bool = False,
-        tx: Tx | AsyncSession | AsyncConnection | None = None,
-    ) -> int:
-        """Delete chains with all their jobs; returns how many existed.
-
-        A chain that jobs of other chains wait (or waited) on as a blocker is not
-        deleted: :class:`~queuert.errors.ChainHasDependentsError` is raised, with
-        nothing deleted, unless ``cascade`` is true, which deletes those chains too
-        (and the chains depending on them, in turn); they count in the result."""
-        ids = check_ids("chain_ids", chain_ids)
-        state_tx = await self._caller_tx(tx)
-        if not self.state.capabilities.blockers:
-            return await self.state.delete_chains(tx=state_tx, chain_ids=ids)
-        if state_tx is None:
-            async with self.state.transaction() as own:
-                return await self._delete_with_dependents(own, ids, cascade)
-        return await self._delete_with_dependents(state_tx, ids, cascade)
-
-    async def _delete_with_dependents(self, tx: Tx, ids: list[str], cascade: bool) -> int:
-        doomed = dict.fromkeys(ids)
-        frontier = list(doomed)
-        while frontier:
-            found = await self.state.list_dependent_chains(tx=tx, chain_ids=frontier)
-            frontier = [chain_id for chain_id in found if chain_id not in doomed]
-            if frontier and not cascade:
-                raise ChainHasDependentsError(ids, frontier)
-            doomed.update(dict.fromkeys(frontier))
-        return await self.state.delete_chains(tx=tx, chain_ids=list(doomed))
-
     async def wait_for_chain(
         self, handle: ChainHandle[OutT], *, timeout: float = 60.0, poll_interval: float = 0.5
     ) -> OutT:
@@ -716,96 +517,6 @@ class Queuert(Generic[Tx]):
             on_commit(tx, lambda: self._send(batch))  # type: ignore[arg-type]
             return
         await self.publish(batch)
-
-    # -- operating chains (queuert.operations) --------------------------------------
-
-    async def retry_chain(
-        self, chain_id: str, *, tx: Tx | AsyncSession | AsyncConnection | None = None
-    ) -> ChainRecord:
-        """Resume a ``failed`` or ``cancelled`` chain at the job it ended on (not from
-        its first step), with a fresh attempt budget; its last error stays readable
-        until the next attempt ends. Raises :class:`~queuert.errors.JobNotFoundError`
-        for an unknown id and :class:`~queuert.errors.JobStateError` for a chain that
-        is running, waiting or completed."""
-        return await operations.retry_chain(self, chain_id, tx)
-
-    async def retry_job(
-        self, job_id: str, *, tx: Tx | AsyncSession | AsyncConnection | None = None
-    ) -> JobRecord:
-        """Resume a ``failed`` or ``cancelled`` job that ended its chain, as
-        :meth:`retry_chain` does. Raises JobNotFoundError or JobStateError."""
-        return await operations.retry_job(self, job_id, tx)
-
-    async def complete_job(
-        self,
-        tx: Tx | AsyncSession | AsyncConnection | None,
-        job_id: str,
-        *,
-        output: Any = _NO_OUTPUT,
-        continue_with: tuple[QueueDef[Any, Any], Any] | None = None,
-    ) -> JobRecord:
-        """End a job that has not ended from application code, in the caller's
-        transaction ``tx``: with ``output`` (of the chain's output type) it completes
-        the chain, with ``continue_with=(queue, input)`` it continues it. Meant for
-        jobs of ``external`` queues (webhooks, approvals); it also works on a pending
-        job of any queue and on a running one (whose worker's lease is revoked as
-        for :meth:`cancel_chain`). Exactly once: a second completion raises
-        :class:`~queuert.errors.ChainEndedError`. Raises JobNotFoundError for an
-        unknown id and ValidationError subclasses for a bad output or continuation,
-        before anything is written. Returns the job as it is now."""
-        return await operations.complete_job(
-            self,
-            tx,
-            job_id,
-            output=None if output is _NO_OUTPUT else output,
-            has_output=output is not _NO_OUTPUT,
-            continue_with=continue_with,
-        )
-
-    async def purge(
-        self,
-        *,
-        ended_before: datetime,
-        statuses: Iterable[JobStatus | str] | str = ("completed",),
-        batch_size: int = 1000,
-        tx: Tx | AsyncSession | AsyncConnection | None = None,
-    ) -> int:
-        """Delete chains that ended (with one of ``statuses``) before
-        ``ended_before``, with all their jobs, ``batch_size`` chains per transaction
-        so that no lock is held long; returns how many were deleted."""
-        return await operations.purge(
-            self,
-            ended_before=ended_before,
-            statuses=statuses,
-            batch_size=batch_size,
-            tx=await self._caller_tx(tx),
-        )
-
-    async def list_workers(
-        self, *, tx: Tx | AsyncSession | AsyncConnection | None = None
-    ) -> list[WorkerRecord]:
-        """The workers that recorded themselves recently (id, host, pid, queues,
-        concurrency, started, last seen); stopped workers remove their record and
-        records of workers not seen for a while are dropped."""
-        return await self.state.list_workers(tx=await self._caller_tx(tx))
-
-    async def stats(
-        self, *, tx: Tx | AsyncSession | AsyncConnection | None = None
-    ) -> operations.Stats:
-        """Job counts by queue and status, and the age of each queue's oldest pending
-        job."""
-        return await operations.stats(self, await self._caller_tx(tx))
-
-    async def explain(
-        self, job_or_chain_id: str, *, tx: Tx | AsyncSession | AsyncConnection | None = None
-    ) -> Explanation:
-        """Why the job (or the chain's current job) is not running, or how it ended:
-        scheduled for later, waiting behind N jobs, no worker serving its queue,
-        leased by a worker (and whether that lease expired), external, failed with
-        its error, cancelled, completed. Raises JobNotFoundError for an unknown id."""
-        from queuert.explain import explain
-
-        return await explain(self, job_or_chain_id, await self._caller_tx(tx))
 
     def observe(self, observer: Observer) -> None:
         """Install ``observer`` (see :mod:`queuert.observer`) for this application and
