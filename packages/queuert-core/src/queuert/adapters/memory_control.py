@@ -15,6 +15,8 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from queuert.adapter_support import keyset_page
+from queuert.adapters.memory_rows import _chain_record, _Row
+from queuert.adapters.memory_store import _DELETED
 from queuert.control_records import (
     QueueCount,
     QueueCounts,
@@ -37,7 +39,8 @@ from queuert.records import (
 )
 
 if TYPE_CHECKING:
-    from queuert.adapters.memory_state import MemoryStateAdapter, MemoryTransaction, _Row
+    from queuert.adapters.memory_state import MemoryStateAdapter
+    from queuert.adapters.memory_store import MemoryStore, MemoryTransaction
 
 _OPEN = (JobStatus.PENDING, JobStatus.BLOCKED, JobStatus.RUNNING)
 
@@ -49,8 +52,6 @@ def _lease_of(row: _Row) -> Lease | None:
 
 
 def revoke_chain(adapter: MemoryStateAdapter, tx: MemoryTransaction, chain_id: str) -> RevokedChain:
-    from queuert.adapters.memory_state import _chain_record
-
     chain = adapter._chains.get(chain_id)
     if chain is None:
         raise JobNotFoundError(f"no chain has id {chain_id!r}")
@@ -89,8 +90,6 @@ def settle_job(
     output: str | None,
     next_job: NewJob | None,
 ) -> SettledJob:
-    from queuert.adapters.memory_state import _Row
-
     row = adapter._jobs.get(job_id)
     if row is None:
         raise JobNotFoundError(f"no job has id {job_id!r}")
@@ -128,8 +127,6 @@ def purge_chains(
     statuses: Sequence[JobStatus],
     limit: int,
 ) -> int:
-    from queuert.adapters.memory_state import _DELETED
-
     wanted = frozenset(s for s in statuses if s.is_terminal)
     doomed: list[str] = []
     for chain_id in adapter._chain_ids:
@@ -253,7 +250,7 @@ def _in_window(created_at: datetime, after: datetime | None, before: datetime | 
 
 
 def list_jobs(
-    adapter: MemoryStateAdapter, filter: JobFilter, after: str | None, limit: int
+    adapter: MemoryStore, filter: JobFilter, after: str | None, limit: int
 ) -> Page[JobRecord]:
     if filter.chain_id is not None:
         chain = adapter._chains.get(filter.chain_id)
@@ -277,10 +274,8 @@ def list_jobs(
 
 
 def list_chains(
-    adapter: MemoryStateAdapter, filter: ChainFilter, after: str | None, limit: int
+    adapter: MemoryStore, filter: ChainFilter, after: str | None, limit: int
 ) -> Page[ChainRecord]:
-    from queuert.adapters.memory_state import _chain_record
-
     items: list[ChainRecord] = []
     if limit > 0:
         for chain_id in _ordered(adapter._chain_ids, after, filter.newest_first):
