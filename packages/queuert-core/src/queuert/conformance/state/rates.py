@@ -174,9 +174,7 @@ class RateCases:
         _require(state_adapter)
         queue = unique("rated")
         window = timedelta(milliseconds=1_000)
-        created = await state_adapter.create_jobs(
-            tx=None, jobs=[new_job(queue) for _ in range(8)]
-        )
+        created = await state_adapter.create_jobs(tx=None, jobs=[new_job(queue) for _ in range(8)])
         # Start the first full rate late in a second of the store's clock, where a
         # calendar window would end soon after it.
         clock = created[0].created_at
