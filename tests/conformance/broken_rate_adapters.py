@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 from queuert.adapters.memory_state import MemoryStateAdapter, MemoryTransaction
 from queuert.rate_records import RateAcquisition
@@ -123,6 +124,43 @@ class EndlessWindowStateAdapter(MemoryStateAdapter):
             per_key=per_key,
             concurrency_limit=concurrency_limit,
         )
+
+
+class FixedWindowRateStateAdapter(MemoryStateAdapter):
+    """Bug: counts starts per calendar window of the clock (aligned to the epoch), so
+    two full windows back to back start up to twice the rate within one window's
+    length across their boundary."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        # Per (queue, key): the start of the window last counted in (ms since the
+        # epoch) and the jobs started within it.
+        self._fixed: dict[tuple[str, str], tuple[int, int]] = {}
+
+    async def acquire_rate_limited_jobs(
+        self,
+        *,
+        tx: MemoryTransaction | None,
+        queue: str,
+        limit: int,
+        owner: str,
+        lease_ms: int,
+        rate: int,
+        window_ms: int,
+        per_key: bool,
+        concurrency_limit: int | None,
+    ) -> RateAcquisition:
+        now_ms = (self.now() - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1)
+        window_start = now_ms // window_ms * window_ms
+        start, started = self._fixed.get((queue, ""), (window_start, 0))
+        used = started if start >= window_start else 0
+        if used >= rate:
+            return RateAcquisition([], window_start + window_ms - now_ms)
+        jobs = await self.acquire_jobs(
+            tx=tx, queues=[queue], limit=min(limit, rate - used), owner=owner, lease_ms=lease_ms
+        )
+        self._fixed[(queue, "")] = (window_start, used + len(jobs))
+        return RateAcquisition(jobs, window_start + window_ms - now_ms)
 
 
 class KeyDroppingContinuationStateAdapter(MemoryStateAdapter):

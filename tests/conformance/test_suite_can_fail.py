@@ -77,6 +77,7 @@ from broken_fan_in_adapters import (
 )
 from broken_rate_adapters import (
     EndlessWindowStateAdapter,
+    FixedWindowRateStateAdapter,
     KeyDroppingContinuationStateAdapter,
     KeylessRateStateAdapter,
     RacyRateStateAdapter,
@@ -161,6 +162,7 @@ TestRateless = state_suite(RatelessStateAdapter)
 TestKeylessRate = state_suite(KeylessRateStateAdapter)
 TestRacyRate = state_suite(RacyRateStateAdapter)
 TestEndlessWindow = state_suite(EndlessWindowStateAdapter)
+TestFixedWindowRate = state_suite(FixedWindowRateStateAdapter)
 TestKeyDroppingContinuation = state_suite(KeyDroppingContinuationStateAdapter)
 TestKeylessLeftBehind = state_suite(KeylessLeftBehindStateAdapter)
 TestIdOrderKeyLimit = state_suite(IdOrderKeyLimitStateAdapter)
@@ -523,6 +525,11 @@ BUGS = {
         "TestEndlessWindow",
         "TestReferenceState",
         ("test_rate_window_rolls_over",),
+    ),
+    "fixed-windows-fail-the-sliding-window-case": Bug(
+        "TestFixedWindowRate",
+        "TestReferenceState",
+        ("test_rate_window_slides_across_calendar_boundaries",),
     ),
     "continuation-without-its-key-fails-the-continuation-key-case": Bug(
         "TestKeyDroppingContinuation",

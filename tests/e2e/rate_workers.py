@@ -5,8 +5,10 @@
     python -m tests.e2e.rate_workers --state URL --worker-name NAME \\
         --starts-dir DIR [--concurrency N] [--poll-interval S]
 
-Each handler, when it starts, appends its own start time (``time.time()``, one
-line, flushed) to ``DIR/<worker name>.txt``, then completes its job. A worker
+Each handler, when it starts, appends one line (flushed) to
+``DIR/<worker name>.txt``: the time its job started as the store recorded it
+(the acquired record's ``updated_at``, seconds since the epoch), then its own
+clock reading (``time.time()``); then it completes its job. A worker
 prints ``READY`` once it is acquiring; SIGTERM stops it (exit 0).
 """
 
@@ -45,15 +47,28 @@ class Called:
 RATED = queuert.chain("e2e-rated", input=Call, output=Called, rate_limit=f"{RATE}/s")
 
 
-def read_starts(starts_dir: Path) -> list[float]:
-    """Every start the handlers recorded, in time order."""
-    times = [
-        float(line)
+@dataclass
+class Starts:
+    """Every start the handlers recorded, each list in time order."""
+
+    stored: list[float]
+    """As the store recorded them (the acquisitions' clock readings)."""
+    handler: list[float]
+    """As the handlers read their own clock when they ran."""
+
+
+def read_starts(starts_dir: Path) -> Starts:
+    """Every start the handlers recorded."""
+    lines = [
+        line.split()
         for path in sorted(starts_dir.glob("*.txt"))
         for line in path.read_text().splitlines()
         if line
     ]
-    return sorted(times)
+    return Starts(
+        stored=sorted(float(stored) for stored, _ in lines),
+        handler=sorted(float(handler) for _, handler in lines),
+    )
 
 
 async def run_worker_process(argv: Sequence[str] | None = None) -> int:
@@ -76,7 +91,10 @@ async def run_worker_process(argv: Sequence[str] | None = None) -> int:
 
     @worker.handler(RATED)
     async def call(job: Job[Call], ctx: JobContext[Any, Called]) -> Called:
-        starts.write(f"{time.time():.6f}\n")
+        # The acquired record's updated_at is the clock reading the acquisition wrote
+        # with the lease: the same instant the store counts the start at.
+        stored = job.record.updated_at.timestamp()
+        starts.write(f"{stored:.6f} {time.time():.6f}\n")
         return Called(n=job.input.n)
 
     stop = asyncio.Event()

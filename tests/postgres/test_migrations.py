@@ -29,7 +29,7 @@ async def test_migrate_creates_the_schema_from_nothing(
         "job_blockers",
         "job_dedup",
         "migrations",
-        "rate_windows",
+        "rate_starts",
         "schedule_slots",
         "workers",
     }
@@ -116,14 +116,14 @@ async def test_table_prefixes_keep_deployments_apart(
         "blue_migrations",
         "blue_workers",
         "blue_schedule_slots",
-        "blue_rate_windows",
+        "blue_rate_starts",
         "green_jobs",
         "green_job_blockers",
         "green_job_dedup",
         "green_migrations",
         "green_workers",
         "green_schedule_slots",
-        "green_rate_windows",
+        "green_rate_starts",
     }
 
 

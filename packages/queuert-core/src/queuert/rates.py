@@ -7,17 +7,15 @@ A rate is declared on the queue (``queuert.chain(..., rate_limit="100/min")``,
 (like a concurrency limit declared beside it) counts per key: the key is
 computed from the job's input when the job is created and stored with it.
 
-Windows are fixed: a window of ``50/s`` is one second of the database's clock,
-aligned to the Unix epoch (``[12:00:01.000, 12:00:02.000)``), and at most 50 jobs
-of the queue (key) are acquired within it. Starts are counted in the database,
-in the transaction that leases the jobs
-(:meth:`~queuert.ports.state.StateAdapter.acquire_rate_limited_jobs`), so no
-two workers together exceed the rate. A job held back by the rate stays
+The window slides on the database's clock: an acquisition at ``now`` starts at
+most the count minus the queue's (key's) starts within ``(now - window, now]``,
+so no span of one window's length, wherever it falls, holds more starts than
+the count. Starts are counted in the database, in the transaction that leases
+the jobs (:meth:`~queuert.ports.state.StateAdapter.acquire_rate_limited_jobs`),
+so no two workers together exceed the rate. A job held back by the rate stays
 ``pending``, is not an attempt, and does not hold back jobs of other queues or
-other keys. A job counts in the window it was acquired in, whatever happens to
-it afterwards (a retry is a new start). Because windows are fixed, two full
-windows back to back may start up to twice the count within one window's length
-across their boundary.
+other keys. A job counts from its acquisition until a window's length has
+passed, whatever happens to it meanwhile (a retry is a new start).
 """
 
 from __future__ import annotations
@@ -119,8 +117,8 @@ def check_supported(state: StateAdapter[Any], rated: Sequence[tuple[str, RateLim
 
 @dataclass(slots=True)
 class RatedResult:
-    """Jobs leased from rate-limited queues, and the shortest wait until a window
-    opens for a queue the rate held back (seconds; ``None`` when none was)."""
+    """Jobs leased from rate-limited queues, and the shortest wait until a queue the
+    rate held back gains room (seconds; ``None`` when none was)."""
 
     jobs: list[JobRecord]
     wait_s: float | None
@@ -157,7 +155,7 @@ async def acquire_jobs(
         )
         result.jobs += got.jobs
         if got.next_window_ms is not None:
-            # Never less than a millisecond: a window that just opened is retried at once.
+            # Never less than a millisecond: room that just opened is retried at once.
             wait = max(got.next_window_ms, 1) / 1000
             result.wait_s = wait if result.wait_s is None else min(result.wait_s, wait)
     return result

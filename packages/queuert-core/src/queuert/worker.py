@@ -306,7 +306,7 @@ class Worker(JobRunner[Tx]):
         # back is due but not acquirable, so only the other queues tell the idle wait.
         # Rate-limited queues (with the concurrency limit they may declare beside their
         # rate) are acquired under their rate; one held back wakes the loop when its
-        # next window opens.
+        # window has room again.
         unrated, rated = rates.split_by_rate(self.app.queues, self.queue_names)
         queues, limited = limits.split_by_limit(self.app.queues, unrated)
         outage = self._outage("acquiring jobs")

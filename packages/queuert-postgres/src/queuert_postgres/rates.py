@@ -1,16 +1,20 @@
-"""Statements of rate limits (schema version 6): acquisition under a queue's rate,
-counted in fixed windows of the database's clock (see :mod:`queuert.rates`).
+"""Statements of rate limits (schema versions 6 and 9): acquisition under a queue's
+rate, counted over a sliding window of the database's clock (see
+:mod:`queuert.rates`).
 
-The ``rate_windows`` table holds, per queue and key, the start of the window last
-counted in (milliseconds since the epoch) and how many jobs started within it.
+The ``rate_starts`` table (version 9; it replaced version 6's fixed-window
+counts, ``rate_windows``) logs one row per job started under a rate: its queue,
+key and the statement time it started at. An acquisition counts a key's rows
+within ``(now - window, now]``, starts at most the rest of the rate, logs its
+starts and deletes the queue's rows that left the window, all in one statement.
 
 Race-freedom: an acquisition under a rate first takes a transaction-scoped
 advisory lock of its queue (:func:`rate_lock_key`), then, in a statement of its
 own (so that its snapshot is taken after the lock is granted and sees every
-earlier holder's commit), reads the window counts, leases only as many jobs per
-key as the rate leaves room for, and adds them to the counts. Acquirers of one
-rate-limited queue thus take turns for the length of one short statement;
-other queues are not held up.
+earlier holder's commit, and its clock reading is later than theirs), counts
+the starts, leases only as many jobs per key as the rate leaves room for, and
+logs them. Acquirers of one rate-limited queue thus take turns for the length
+of one short statement; other queues are not held up.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ def rate_lock_key(names: Names, queue: str) -> int:
 
 
 def create_rate_windows(n: Names) -> list[str]:
-    """Migration 6: the window counts of rate-limited queues."""
+    """Migration 6: the fixed-window counts of rate-limited queues (dropped by 9)."""
     return [
         f"""
         CREATE TABLE {n.table("rate_windows")} (
@@ -49,38 +53,64 @@ def create_rate_windows(n: Names) -> list[str]:
     ]
 
 
+def create_rate_starts(n: Names) -> list[str]:
+    """Migration 9: the start log of rate-limited queues, replacing the fixed-window
+    counts. Starts counted in the old table are not carried over (they name no
+    window length), so a rate may admit up to its count once more across the
+    upgrade."""
+    return [
+        f"""
+        CREATE TABLE {n.table("rate_starts")} (
+            queue text NOT NULL,
+            rate_key text NOT NULL,
+            started_at timestamptz NOT NULL
+        )
+        """,
+        f"CREATE INDEX {n.name('rate_starts_queue_key')} "
+        f"ON {n.table('rate_starts')} (queue, rate_key, started_at)",
+        f"DROP TABLE {n.table('rate_windows')}",
+    ]
+
+
 class RateStatements:
     """SQL of rate limits over the tables of one :class:`Statements`."""
 
     def __init__(self, sql: Statements) -> None:
         jobs = sql.names.jobs
-        windows = sql.names.table("rate_windows")
+        starts = sql.names.table("rate_starts")
         key = "CASE WHEN $7::boolean THEN coalesce(concurrency_key, '') ELSE '' END"
         order = "scheduled_at, priority DESC, id"
+        # A start counts while it lies within (now - window, now]; the wait until a
+        # held-back key gains room is until the oldest start it counts leaves (rounded
+        # up to a whole millisecond, so that it has left when the waiter looks again).
+        clock = f"""clock AS (
+                SELECT {NOW} AS now, {NOW} - $6::bigint * interval '1 millisecond' AS cutoff
+            )"""
+        wait = (
+            "greatest(0, ceil(extract(epoch FROM {oldest} + $6::bigint * interval "
+            "'1 millisecond' - clock.now) * 1000))::bigint"
+        )
         # $1 queue, $2 limit, $3 owner, $4 lease_ms, $5 rate, $6 window_ms, $7 per key,
         # $8 concurrency limit (NULL: none). Each key's eligible jobs are ranked in
         # acquisition order and only as many as both the key's window and its
         # concurrency limit leave room for are candidates, so a key held back never
         # holds back another key's jobs. The rows are the leased jobs (or one row of
         # NULL job columns when none was), each followed by whether the rate held an
-        # eligible job back and the milliseconds until the next window opens.
+        # eligible job back and the milliseconds until a held-back key gains room.
         # The same parameters ($7 false) for a rate of the whole queue: no ranking of the
         # backlog, only as many of its first eligible jobs as there is room for, and a
         # probe at that offset for a job the rate holds back.
         self.acquire_under_queue_rate = f"""
-            WITH clock AS (
-                SELECT now_ms, now_ms / $6::bigint * $6::bigint AS window_start
-                FROM (SELECT floor(extract(epoch FROM {NOW}) * 1000)::bigint AS now_ms) t
+            WITH {clock}, used AS (
+                SELECT count(*)::integer AS n, min(s.started_at) AS oldest
+                FROM {starts} s, clock
+                WHERE s.queue = $1 AND s.rate_key = '' AND s.started_at > clock.cutoff
             ), room AS (
-                SELECT greatest(0, $5::integer - coalesce((
-                    SELECT w.started FROM {windows} w
-                    WHERE w.queue = $1 AND w.rate_key = '' AND w.window_start >= clock.window_start
-                ), 0)) AS rate_room,
+                SELECT greatest(0, $5::integer - (SELECT n FROM used)) AS rate_room,
                 CASE WHEN $8::integer IS NULL THEN $2::integer ELSE greatest(0, $8::integer - (
                     SELECT count(*) FROM {jobs}
                     WHERE status = 'running' AND queue = $1 AND leased_until > {NOW}
                 )::integer) END AS running_room
-                FROM clock
             ), picked AS (
                 SELECT id FROM {jobs}
                 -- $7 is false here; named so that every parameter has a type.
@@ -98,13 +128,11 @@ class RateStatements:
                 WHERE j.id = picked.id
                 RETURNING j.*
             ), counted AS (
-                INSERT INTO {windows} AS w (queue, rate_key, window_start, started)
-                SELECT $1, '', clock.window_start, count(*)
-                FROM leased, clock GROUP BY clock.window_start
-                ON CONFLICT (queue, rate_key) DO UPDATE SET
-                    started = CASE WHEN w.window_start >= excluded.window_start
-                        THEN w.started + excluded.started ELSE excluded.started END,
-                    window_start = greatest(w.window_start, excluded.window_start)
+                INSERT INTO {starts} (queue, rate_key, started_at)
+                SELECT $1, '', clock.now FROM leased, clock
+            ), pruned AS (
+                DELETE FROM {starts} s USING clock
+                WHERE s.queue = $1 AND s.started_at <= clock.cutoff
             ), meta AS (
                 SELECT EXISTS (
                     SELECT 1 FROM {jobs}
@@ -112,19 +140,18 @@ class RateStatements:
                     ORDER BY {order}
                     OFFSET (SELECT rate_room FROM room) LIMIT 1
                 ) AS held_back,
-                    clock.window_start + $6::bigint - clock.now_ms AS next_window_ms
-                FROM clock
+                    {wait.format(oldest="coalesce(used.oldest, clock.now)")} AS next_window_ms
+                FROM clock, used
             )
             SELECT {job_columns("l")}, m.held_back, m.next_window_ms
             FROM meta m LEFT JOIN leased l ON true
         """
         self.acquire_under_rate = f"""
-            WITH clock AS (
-                SELECT now_ms, now_ms / $6::bigint * $6::bigint AS window_start
-                FROM (SELECT floor(extract(epoch FROM {NOW}) * 1000)::bigint AS now_ms) t
-            ), used AS (
-                SELECT w.rate_key AS k, w.started AS n FROM {windows} w, clock
-                WHERE w.queue = $1 AND w.window_start >= clock.window_start
+            WITH {clock}, used AS (
+                SELECT s.rate_key AS k, count(*) AS n, min(s.started_at) AS oldest
+                FROM {starts} s, clock
+                WHERE s.queue = $1 AND s.started_at > clock.cutoff
+                GROUP BY s.rate_key
             ), running AS (
                 SELECT {key} AS k, count(*) AS n FROM {jobs}
                 WHERE $8::integer IS NOT NULL AND status = 'running' AND queue = $1
@@ -137,7 +164,7 @@ class RateStatements:
                 WHERE status = 'pending' AND queue = $1 AND scheduled_at <= {NOW}
             ), room AS (
                 SELECT r.*, $5::integer - coalesce(u.n, 0) AS rate_room,
-                    $8::integer - coalesce(c.n, 0) AS running_room
+                    $8::integer - coalesce(c.n, 0) AS running_room, u.oldest
                 FROM ranked r LEFT JOIN used u ON u.k = r.k LEFT JOIN running c ON c.k = r.k
             ), picked AS (
                 SELECT id, k FROM room
@@ -153,18 +180,19 @@ class RateStatements:
                 WHERE j.id = picked.id AND j.status = 'pending'
                 RETURNING j.*, picked.k AS rate_key
             ), counted AS (
-                INSERT INTO {windows} AS w (queue, rate_key, window_start, started)
-                SELECT $1, l.rate_key, clock.window_start, count(*)
-                FROM leased l, clock GROUP BY l.rate_key, clock.window_start
-                ON CONFLICT (queue, rate_key) DO UPDATE SET
-                    -- A window counted by a later clock reading is never reset backwards.
-                    started = CASE WHEN w.window_start >= excluded.window_start
-                        THEN w.started + excluded.started ELSE excluded.started END,
-                    window_start = greatest(w.window_start, excluded.window_start)
+                INSERT INTO {starts} (queue, rate_key, started_at)
+                SELECT $1, l.rate_key, clock.now FROM leased l, clock
+            ), pruned AS (
+                -- Every key of the queue, so that keys no longer started leave no rows.
+                DELETE FROM {starts} s USING clock
+                WHERE s.queue = $1 AND s.started_at <= clock.cutoff
             ), meta AS (
                 SELECT EXISTS (SELECT 1 FROM room WHERE rn > rate_room) AS held_back,
-                    clock.window_start + $6::bigint - clock.now_ms AS next_window_ms
-                FROM clock
+                    {wait.format(oldest="coalesce(h.oldest, clock.now)")} AS next_window_ms
+                FROM clock, (
+                    SELECT min(coalesce(oldest, {NOW})) AS oldest FROM room
+                    WHERE rn > rate_room
+                ) h
             )
             SELECT {job_columns("l")}, m.held_back, m.next_window_ms
             FROM meta m LEFT JOIN leased l ON true

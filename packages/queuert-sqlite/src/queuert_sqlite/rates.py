@@ -1,17 +1,18 @@
-"""Rate limits (schema version 6): acquisition under a queue's rate, counted in
-fixed windows of the adapter's clock (see :mod:`queuert.rates`).
+"""Rate limits (schema version 9): acquisition under a queue's rate, counted over a
+sliding window of the adapter's clock (see :mod:`queuert.rates`).
 
-The ``rate_windows`` table holds, per queue and key, the start of the window last
-counted in (milliseconds since the epoch) and how many jobs started within it.
-An acquisition reads the counts, leases the jobs and adds them to the counts in
-one ``BEGIN IMMEDIATE`` transaction: SQLite runs one writer at a time, so no two
+The ``rate_starts`` table logs one row per job started under a rate: its queue,
+key and start time (microseconds since the epoch). An acquisition counts a key's
+rows within ``(now - window, now]``, leases at most the rest of the rate, logs
+its starts and deletes the queue's rows that left the window in one
+``BEGIN IMMEDIATE`` transaction: SQLite runs one writer at a time, so no two
 acquisitions, in any processes, read the same counts.
 """
 
 from __future__ import annotations
 
 import json
-from collections import Counter
+import math
 from functools import lru_cache
 from typing import Any
 
@@ -28,9 +29,10 @@ _KEY = "CASE WHEN ?7 THEN coalesce(concurrency_key, '') ELSE '' END"
 @lru_cache(maxsize=16)
 def pick_under_rate(prefix: str) -> str:
     """Parameters: ?1 queue, ?2 limit, ?5 rate, ?7 per key (0 or 1), ?8 concurrency
-    limit (NULL: none), ?9 window start (ms), ?10 now (us). Rows: the id and key of
-    each job to lease, in acquisition order, then whether the rate held an eligible
-    job back (one row of NULL id and key when no job is to be leased).
+    limit (NULL: none), ?9 the window's cutoff (us: starts after it count), ?10 now
+    (us). Rows: the id and key of each job to lease, in acquisition order, then
+    whether the rate held an eligible job back and the oldest start a held-back key
+    counts (NULL: none); one row of NULL id and key when no job is to be leased.
 
     Each key's eligible jobs are ranked in acquisition order and only as many as both
     the key's window and its concurrency limit leave room for are candidates, so a
@@ -38,22 +40,23 @@ def pick_under_rate(prefix: str) -> str:
     jobs = f"{prefix}jobs"
     order = "scheduled_at, priority DESC, id"
     return (
-        "WITH used AS (SELECT rate_key AS k, started AS n "
-        f"FROM {prefix}rate_windows WHERE queue = ?1 AND window_start >= ?9), "
+        "WITH used AS (SELECT rate_key AS k, count(*) AS n, min(started_at) AS oldest "
+        f"FROM {prefix}rate_starts WHERE queue = ?1 AND started_at > ?9 GROUP BY 1), "
         f"running AS (SELECT {_KEY} AS k, count(*) AS n FROM {jobs} "
         "WHERE ?8 IS NOT NULL AND status = 'running' AND queue = ?1 AND leased_until > ?10 "
         "GROUP BY 1), "
         f"ranked AS (SELECT id, scheduled_at, priority, {_KEY} AS k, "
         f"row_number() OVER (PARTITION BY {_KEY} ORDER BY {order}) AS rn FROM {jobs} "
         "WHERE status = 'pending' AND queue = ?1 AND scheduled_at <= ?10), "
-        "room AS (SELECT r.*, ?5 - coalesce(u.n, 0) AS rate_room, "
+        "room AS (SELECT r.*, ?5 - coalesce(u.n, 0) AS rate_room, u.oldest, "
         "?8 - coalesce(c.n, 0) AS running_room FROM ranked AS r "
         "LEFT JOIN used AS u ON u.k = r.k LEFT JOIN running AS c ON c.k = r.k), "
         "picked AS (SELECT id, k, scheduled_at, priority FROM room "
         "WHERE rn <= rate_room AND (running_room IS NULL OR rn <= running_room) "
         f"ORDER BY {order} LIMIT ?2) "
-        "SELECT p.id, p.k, m.held FROM (SELECT EXISTS "
-        "(SELECT 1 FROM room WHERE rn > rate_room) AS held) AS m "
+        "SELECT p.id, p.k, m.held, m.oldest FROM (SELECT EXISTS "
+        "(SELECT 1 FROM room WHERE rn > rate_room) AS held, "
+        "(SELECT min(oldest) FROM room WHERE rn > rate_room) AS oldest) AS m "
         "LEFT JOIN picked AS p ON 1 ORDER BY p.scheduled_at, p.priority DESC, p.id"
     )
 
@@ -67,16 +70,17 @@ def pick_under_queue_rate(prefix: str) -> str:
     order = "ORDER BY scheduled_at, priority DESC, id"
     eligible = f"FROM {jobs} WHERE status = 'pending' AND queue = ?1 AND scheduled_at <= ?10"
     return (
-        "WITH room AS (SELECT max(0, ?5 - coalesce((SELECT started "
-        f"FROM {prefix}rate_windows WHERE queue = ?1 AND rate_key = '' "
-        "AND window_start >= ?9), 0)) AS rate_room, "
+        "WITH used AS (SELECT count(*) AS n, min(started_at) AS oldest "
+        f"FROM {prefix}rate_starts WHERE queue = ?1 AND rate_key = '' AND started_at > ?9), "
+        "room AS (SELECT max(0, ?5 - (SELECT n FROM used)) AS rate_room, "
         "CASE WHEN ?8 IS NULL THEN ?2 ELSE max(0, ?8 - (SELECT count(*) "
         f"FROM {jobs} WHERE status = 'running' AND queue = ?1 AND leased_until > ?10)) "
         "END AS running_room), "
         f"picked AS (SELECT id, '' AS k, scheduled_at, priority {eligible} {order} "
         "LIMIT (SELECT min(?2, rate_room, running_room) FROM room)) "
-        f"SELECT p.id, p.k, m.held FROM (SELECT EXISTS (SELECT 1 {eligible} {order} "
-        "LIMIT 1 OFFSET (SELECT rate_room FROM room)) AS held) AS m "
+        f"SELECT p.id, p.k, m.held, m.oldest FROM (SELECT EXISTS (SELECT 1 {eligible} "
+        f"{order} LIMIT 1 OFFSET (SELECT rate_room FROM room)) AS held, "
+        "(SELECT oldest FROM used) AS oldest) AS m "
         "LEFT JOIN picked AS p ON 1 ORDER BY p.scheduled_at, p.priority DESC, p.id"
     )
 
@@ -92,16 +96,16 @@ def lease_picked(prefix: str) -> str:
 
 
 @lru_cache(maxsize=16)
-def count_started(prefix: str) -> str:
-    """Parameters: queue, key, window start (ms), jobs started. A window counted by a
-    later clock reading is never reset backwards."""
-    return (
-        f"INSERT INTO {prefix}rate_windows (queue, rate_key, window_start, started) "
-        "VALUES (?, ?, ?, ?) ON CONFLICT (queue, rate_key) DO UPDATE SET "
-        "started = CASE WHEN window_start >= excluded.window_start "
-        "THEN started + excluded.started ELSE excluded.started END, "
-        "window_start = max(window_start, excluded.window_start)"
-    )
+def log_start(prefix: str) -> str:
+    """Parameters: queue, key, start time (us)."""
+    return f"INSERT INTO {prefix}rate_starts (queue, rate_key, started_at) VALUES (?, ?, ?)"
+
+
+@lru_cache(maxsize=16)
+def prune_starts(prefix: str) -> str:
+    """Parameters: queue, the window's cutoff (us). Every key of the queue, so that
+    keys no longer started leave no rows."""
+    return f"DELETE FROM {prefix}rate_starts WHERE queue = ? AND started_at <= ?"
 
 
 async def acquire(
@@ -119,10 +123,11 @@ async def acquire(
     concurrency_limit: int | None,
 ) -> RateAcquisition:
     """The acquisition inside ``conn``, a transaction holding the write lock."""
-    # Read after the write lock is held, so that windows advance in commit order.
+    # Read after the write lock is held, so that starts are logged in commit order.
     now = now_us()
-    now_ms = now // 1000
-    window_start = now_ms // window_ms * window_ms
+    window_us = window_ms * 1000
+    # A start counts while it lies within (now - window, now].
+    cutoff = now - window_us
     picked = await db.run(
         conn,
         pick_under_rate(prefix) if per_key else pick_under_queue_rate(prefix),
@@ -135,11 +140,12 @@ async def acquire(
             None,
             int(per_key),
             concurrency_limit,
-            window_start,
+            cutoff,
             now,
         ),
     )
     held_back = bool(picked[0][2])
+    oldest = now if picked[0][3] is None else int(picked[0][3])
     keys = {row[0]: row[1] for row in picked if row[0] is not None}
     jobs: list[JobRecord] = []
     if keys:
@@ -150,11 +156,9 @@ async def acquire(
         )
         jobs = [job_from_row(row) for row in rows]
         jobs.sort(key=acquisition_order)
-        started = Counter(keys[job.id] for job in jobs)
-        await db.run_many(
-            conn,
-            count_started(prefix),
-            [(queue, key, window_start, n) for key, n in started.items()],
-        )
-    wait = window_start + window_ms - now_ms if held_back else None
+        await db.run_many(conn, log_start(prefix), [(queue, keys[job.id], now) for job in jobs])
+        await db.run(conn, prune_starts(prefix), (queue, cutoff))
+    # A held-back key gains room when the oldest start it counts leaves the window
+    # (rounded up to a whole millisecond, so that it has left when the waiter looks).
+    wait = max(0, math.ceil((oldest + window_us - now) / 1000)) if held_back else None
     return RateAcquisition(jobs, wait)

@@ -1,14 +1,16 @@
 """The in-memory adapter's acquisition under a rate limit (see :mod:`queuert.rates`).
 
 Runs inside a :class:`~queuert.adapters.memory_state.MemoryTransaction` the adapter
-holds (``MemoryStateAdapter._run``), so acquisitions take turns; the window
-counts are restored when the transaction rolls back. A scan of the queue's jobs:
-the reference for what the SQL adapters compute.
+holds (``MemoryStateAdapter._run``), so acquisitions take turns; the start log is
+restored when the transaction rolls back. A scan of the queue's jobs: the
+reference for what the SQL adapters compute.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+import math
+from collections import deque
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from queuert.rate_records import RateAcquisition
@@ -17,43 +19,38 @@ from queuert.records import JobRecord, JobStatus
 if TYPE_CHECKING:
     from queuert.adapters.memory_state import MemoryStateAdapter, MemoryTransaction
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MS = timedelta(milliseconds=1)
 
 
 class MemoryRateWindows:
-    """Per (queue, key): the start of the window last counted in (milliseconds since
-    the epoch) and the jobs started within it."""
+    """Per (queue, key): the start times of its jobs still within the longest window
+    an acquisition asked about (oldest first), pruned as acquisitions pass."""
 
     def __init__(self) -> None:
-        self.windows: dict[tuple[str, str], tuple[int, int]] = {}
+        self.starts: dict[tuple[str, str], deque[datetime]] = {}
 
-    def used(self, queue: str, key: str, window_start: int) -> int:
-        start, started = self.windows.get((queue, key), (window_start, 0))
-        # A window counted by a later clock reading still holds (never reset backwards).
-        return started if start >= window_start else 0
+    def counted(self, queue: str, key: str, cutoff: datetime) -> list[datetime]:
+        """The starts of the key within the window: those after ``cutoff``."""
+        return [t for t in self.starts.get((queue, key), ()) if t > cutoff]
 
-    def add(self, tx: MemoryTransaction, queue: str, key: str, window_start: int, n: int) -> None:
+    def record(
+        self, tx: MemoryTransaction, queue: str, key: str, now: datetime, n: int, cutoff: datetime
+    ) -> None:
+        """Log ``n`` starts at ``now`` and drop the key's starts at or before
+        ``cutoff``; both undone when ``tx`` rolls back."""
         slot = (queue, key)
-        before = self.windows.get(slot)
-        start, started = before if before is not None else (window_start, 0)
-        if start >= window_start:
-            self.windows[slot] = (start, started + n)
-        else:
-            self.windows[slot] = (window_start, n)
+        log = self.starts.setdefault(slot, deque())
+        pruned: list[datetime] = []
+        while log and log[0] <= cutoff:
+            pruned.append(log.popleft())
+        log.extend([now] * n)
 
         def undo() -> None:
-            if before is None:
-                self.windows.pop(slot, None)
-            else:
-                self.windows[slot] = before
+            for _ in range(n):
+                log.pop()
+            log.extendleft(reversed(pruned))
 
         tx.on_rollback(undo)
-
-
-def epoch_ms(moment: datetime) -> int:
-    """Whole milliseconds since the Unix epoch of an aware datetime."""
-    return (moment - _EPOCH) // _ONE_MS
 
 
 def acquire(
@@ -71,12 +68,20 @@ def acquire(
     concurrency_limit: int | None,
 ) -> RateAcquisition:
     now = store.now()
-    now_ms = epoch_ms(now)
-    window_start = now_ms // window_ms * window_ms
+    window = timedelta(milliseconds=window_ms)
+    # A start counts while it lies within (now - window, now].
+    cutoff = now - window
     rows = [row for row in store._jobs.values() if row.queue == queue]
 
     def key_of(key: str | None) -> str:
         return (key or "") if per_key else ""
+
+    counted: dict[str, list[datetime]] = {}
+
+    def used(k: str) -> int:
+        if k not in counted:
+            counted[k] = windows.counted(queue, k, cutoff)
+        return len(counted[k])
 
     running: dict[str, int] = {}
     if concurrency_limit is not None:
@@ -94,16 +99,17 @@ def acquire(
     )
     leased_until = now + timedelta(milliseconds=lease_ms)
     taken: dict[str, int] = {}
-    held_back = False
+    held: set[str] = set()
     acquired: list[JobRecord] = []
     for row in eligible:
         if len(acquired) >= limit and not per_key:
             # One key: the rate holds a job back if more are eligible than it allows.
-            held_back = held_back or len(eligible) > rate - windows.used(queue, "", window_start)
+            if len(eligible) > rate - used(""):
+                held.add("")
             break
         k = key_of(row.concurrency_key)
-        if windows.used(queue, k, window_start) + taken.get(k, 0) >= rate:
-            held_back = True
+        if used(k) + taken.get(k, 0) >= rate:
+            held.add(k)
             if not per_key:
                 break
             continue
@@ -122,6 +128,11 @@ def acquire(
         store._index(row)
         acquired.append(row.record())
     for k, n in taken.items():
-        windows.add(tx, queue, k, window_start, n)
-    wait = window_start + window_ms - now_ms if held_back else None
+        windows.record(tx, queue, k, now, n, cutoff)
+    wait: int | None = None
+    if held:
+        # A held-back key gains room when the oldest start it counts leaves the window
+        # (a key without counted starts: when those just made leave it).
+        oldest = min(min(counted.get(k) or [now]) for k in held)
+        wait = max(0, math.ceil((oldest + window - now) / _ONE_MS))
     return RateAcquisition(jobs=acquired, next_window_ms=wait)

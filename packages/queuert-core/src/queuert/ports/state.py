@@ -559,10 +559,11 @@ class StateAdapter(ABC, Generic[Tx]):
         """Lease up to ``limit`` eligible jobs of ``queue``, as :meth:`acquire_jobs`,
         without ever starting more than ``rate`` jobs of ``queue`` (or, with
         ``per_key``, per :attr:`~queuert.records.NewJob.concurrency_key`; jobs without
-        a key count as one key) within one window: the windows are ``window_ms`` long
-        by the database's clock, aligned to the Unix epoch. Every job leased here
-        counts in the current window, for good. With ``concurrency_limit`` the
-        acquisition also keeps within it, under the terms of
+        a key count as one key) within any span of ``window_ms`` by the database's
+        clock: a call at ``now`` leases at most ``rate`` minus the jobs leased here
+        within ``(now - window_ms, now]``. Every job leased here counts for
+        ``window_ms`` from its lease, whatever happens to it. With
+        ``concurrency_limit`` the acquisition also keeps within it, under the terms of
         :meth:`acquire_limited_jobs` (per key with ``per_key``).
 
         Jobs over the rate are skipped, not waited for: they stay ``pending`` with
@@ -570,8 +571,8 @@ class StateAdapter(ABC, Generic[Tx]):
         place. Holds across concurrent calls from any process: two calls never
         together exceed the rate. Returns the jobs in acquisition order and, when an
         eligible job was left ``pending`` because its window's starts are used up, the
-        milliseconds until the next window opens. Adapters declaring
-        ``capabilities.rate_limits`` implement it; the default raises
+        milliseconds until the oldest start counted for it leaves the window. Adapters
+        declaring ``capabilities.rate_limits`` implement it; the default raises
         :class:`~queuert.errors.ConfigurationError`."""
         raise ConfigurationError(
             f"{type(self).__name__} does not support rate limits (queue {queue!r} declares one)"

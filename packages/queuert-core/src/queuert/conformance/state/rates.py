@@ -1,5 +1,5 @@
-"""Rate limits at acquire: starts counted per window, per queue or per key, under
-concurrent acquirers, with held-back jobs left untouched and windows rolling
+"""Rate limits at acquire: starts counted per sliding window, per queue or per key,
+under concurrent acquirers, with held-back jobs left untouched and windows rolling
 over.
 
 Every case uses a queue of its own, so that jobs of other cases never count
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -159,3 +160,43 @@ class RateCases:
         await state_adapter.complete_job(tx=None, lease=_lease(first.jobs[0]), output="null")
         (second,) = (await _acquire(state_adapter, queue, rate=10, concurrency_limit=2)).jobs
         assert second.id not in set(ids(first.jobs))
+
+    @pytest.mark.asyncio
+    async def test_rate_window_slides_across_calendar_boundaries(
+        self, state_adapter: StateAdapterAny
+    ) -> None:
+        """Starts are counted over the window ending at each start, not per calendar
+        window: a full rate taken late in one second of the store's clock keeps the
+        next second's first starts out until a whole window after the first of them.
+
+        Measured on the start times the store recorded (each acquired job's
+        ``updated_at``), so how long the test waits never decides the outcome."""
+        _require(state_adapter)
+        queue = unique("rated")
+        window = timedelta(milliseconds=1_000)
+        created = await state_adapter.create_jobs(tx=None, jobs=[new_job(queue) for _ in range(8)])
+        # Start the first full rate late in a second of the store's clock, where a
+        # calendar window would end soon after it.
+        clock = created[0].created_at
+        fraction = clock.microsecond / 1_000_000
+        await asyncio.sleep((0.6 - fraction) % 1.0)
+        first = await _acquire(state_adapter, queue, rate=3, window_ms=1_000)
+        assert len(first.jobs) == 3
+        refused = await _acquire(state_adapter, queue, rate=3, window_ms=1_000)
+        assert refused.jobs == [], "more jobs started than the rate allows in one window"
+        assert refused.next_window_ms is not None, "the held-back jobs were not reported"
+        assert 0 <= refused.next_window_ms <= 1_000
+        starts: list[datetime] = [job.updated_at for job in first.jobs]
+
+        async def probe() -> bool:
+            result = await _acquire(state_adapter, queue, rate=3, window_ms=1_000)
+            starts.extend(job.updated_at for job in result.jobs)
+            return len(starts) >= 6
+
+        await eventually(probe, what="later windows to start more jobs")
+        for start in starts:
+            within = [s for s in starts if start - window < s <= start]
+            assert len(within) <= 3, (
+                f"{len(within)} jobs started within one window ending at {start} "
+                f"(rate 3 per second): {sorted(starts)}"
+            )
