@@ -247,3 +247,27 @@ async def test_a_deduplicated_start_announces_nothing(backend: SyncBackend) -> N
 
     await asyncio.to_thread(run)
     assert recorder.sent == [("scheduled", ping_chain.name, 1)]
+
+
+wait_chain = queuert.chain("sync-wait", input=Ping, output=Ping)
+
+
+async def test_completing_a_blocker_wakes_the_queue_of_the_job_it_unblocks(
+    backend: SyncBackend,
+) -> None:
+    notify = RecordingNotify()
+    app = queuert.Queuert(state=backend.state, notify=notify, chains=[ping_chain, wait_chain])
+    client = SyncClient(app)
+
+    def run() -> str:
+        with backend.transaction() as conn:
+            blocker = client.enqueue_job_chain(conn, ping_chain, Ping(1))
+            client.enqueue_job_chain(conn, wait_chain, Ping(2), blockers=[blocker])
+        notify.recorder.sent.clear()
+        with backend.transaction() as conn:
+            client.complete_job(conn, blocker.id, output=Ping(1))
+        return blocker.id
+
+    chain_id = await asyncio.to_thread(run)
+    assert ("completed", chain_id, 1) in notify.recorder.sent
+    assert ("scheduled", wait_chain.name, 1) in notify.recorder.sent
