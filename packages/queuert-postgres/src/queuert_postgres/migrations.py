@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from queuert_postgres.connections import PostgresTx
 from queuert_postgres.limits import acquire_function_steps
 from queuert_postgres.names import Names
-from queuert_postgres.rates import create_rate_starts, create_rate_windows
+from queuert_postgres.rates import create_rate_starts
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,10 +247,9 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(3, "blockers and deduplication", _blockers),
     Migration(4, "store trace context", _add_trace_context),
     Migration(5, "concurrency keys and schedule slots", _add_concurrency_keys),
-    Migration(6, "rate limit windows", create_rate_windows),
+    Migration(6, "rate limits over a sliding window", create_rate_starts),
     Migration(7, "limited acquisition in one call", acquire_function_steps),
     Migration(8, "jobs say whether they were created with blockers", _job_blocker_flags),
-    Migration(9, "rate limits over a sliding window", create_rate_starts),
 )
 """Every step, in version order. Versions need not be contiguous: each is applied
 and checked on its own."""

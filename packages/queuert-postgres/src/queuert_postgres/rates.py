@@ -1,9 +1,8 @@
-"""Statements of rate limits (schema versions 6 and 9): acquisition under a queue's
+"""Statements of rate limits (schema version 6): acquisition under a queue's
 rate, counted over a sliding window of the database's clock (see
 :mod:`queuert.rates`).
 
-The ``rate_starts`` table (version 9; it replaced version 6's fixed-window
-counts, ``rate_windows``) logs one row per job started under a rate: its queue,
+The ``rate_starts`` table logs one row per job started under a rate: its queue,
 key and the statement time it started at. An acquisition counts a key's rows
 within ``(now - window, now]``, starts at most the rest of the rate, logs its
 starts and deletes the queue's rows that left the window, all in one statement.
@@ -38,26 +37,8 @@ def rate_lock_key(names: Names, queue: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
-def create_rate_windows(n: Names) -> list[str]:
-    """Migration 6: the fixed-window counts of rate-limited queues (dropped by 9)."""
-    return [
-        f"""
-        CREATE TABLE {n.table("rate_windows")} (
-            queue text NOT NULL,
-            rate_key text NOT NULL,
-            window_start bigint NOT NULL,
-            started integer NOT NULL,
-            CONSTRAINT {n.name("rate_windows_pkey")} PRIMARY KEY (queue, rate_key)
-        )
-        """
-    ]
-
-
 def create_rate_starts(n: Names) -> list[str]:
-    """Migration 9: the start log of rate-limited queues, replacing the fixed-window
-    counts. Starts counted in the old table are not carried over (they name no
-    window length), so a rate may admit up to its count once more across the
-    upgrade."""
+    """Migration 6: the start log of rate-limited queues."""
     return [
         f"""
         CREATE TABLE {n.table("rate_starts")} (
@@ -68,7 +49,6 @@ def create_rate_starts(n: Names) -> list[str]:
         """,
         f"CREATE INDEX {n.name('rate_starts_queue_key')} "
         f"ON {n.table('rate_starts')} (queue, rate_key, started_at)",
-        f"DROP TABLE {n.table('rate_windows')}",
     ]
 
 

@@ -224,17 +224,19 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(
         version=6,
-        name="rate limit windows",
+        name="rate limits over a sliding window",
         statements=(
-            # The fixed-window counts of rate-limited queues (replaced by version 9).
+            # The start log of rate-limited queues (see queuert_sqlite.rates).
             """
-            CREATE TABLE {prefix}rate_windows (
+            CREATE TABLE {prefix}rate_starts (
                 queue TEXT NOT NULL,
                 rate_key TEXT NOT NULL,
-                window_start INTEGER NOT NULL,
-                started INTEGER NOT NULL,
-                PRIMARY KEY (queue, rate_key)
+                started_at INTEGER NOT NULL
             )
+            """,
+            """
+            CREATE INDEX {prefix}rate_starts_queue_key
+            ON {prefix}rate_starts (queue, rate_key, started_at)
             """,
         ),
     ),
@@ -262,27 +264,6 @@ MIGRATIONS: tuple[Migration, ...] = (
             UPDATE {prefix}jobs SET has_blockers = 1
             WHERE id IN (SELECT job_id FROM {prefix}job_blockers)
             """,
-        ),
-    ),
-    Migration(
-        version=9,
-        name="rate limits over a sliding window",
-        statements=(
-            # The start log of rate-limited queues (see queuert_sqlite.rates). Starts
-            # counted in the fixed windows are not carried over (they name no window
-            # length), so a rate may admit up to its count once more across the upgrade.
-            """
-            CREATE TABLE {prefix}rate_starts (
-                queue TEXT NOT NULL,
-                rate_key TEXT NOT NULL,
-                started_at INTEGER NOT NULL
-            )
-            """,
-            """
-            CREATE INDEX {prefix}rate_starts_queue_key
-            ON {prefix}rate_starts (queue, rate_key, started_at)
-            """,
-            "DROP TABLE {prefix}rate_windows",
         ),
     ),
 )

@@ -1,4 +1,4 @@
-"""Rate limits (schema version 9): acquisition under a queue's rate, counted over a
+"""Rate limits (schema version 6): acquisition under a queue's rate, counted over a
 sliding window of the adapter's clock (see :mod:`queuert.rates`).
 
 The ``rate_starts`` table logs one row per job started under a rate: its queue,
