@@ -79,7 +79,9 @@ async def test_rate_of_50_per_second_holds_across_3_worker_processes(
     assert busiest_sliding_second(starts.handler) <= RATE, (
         "more handlers started within one second than the rate"
     )
-    assert busiest_sliding_second(stored) <= RATE, "more starts recorded in one second than the rate"
+    assert busiest_sliding_second(stored) <= RATE, (
+        "more starts recorded in one second than the rate"
+    )
     report = (
         f"{backend_name}: {jobs} jobs at {RATE}/s: first to last start "
         f"{stored[-1] - stored[0]:.2f} s, due to all done {ended - began:.2f} s, "
