@@ -43,6 +43,7 @@ free when its handler returns, its completion is written later in batches."""
 METRICS = [
     "start single",
     "start single (app tx)",
+    "start single (adapter tx)",
     "start batched",
     "start batched (app tx)",
     "process one-job chains",
@@ -113,6 +114,9 @@ async def _queuert_figures(
     runs: dict[str, Callable[[queuert_runs.Store], Awaitable[Result]]] = {
         "start single": lambda s: queuert_runs.start_single(s, n, app_tx=False),
         "start single (app tx)": lambda s: queuert_runs.start_single(s, n, app_tx=True),
+        "start single (adapter tx)": lambda s: queuert_runs.start_single(
+            s, n, app_tx=True, adapter_tx=True
+        ),
         "start batched": lambda s: queuert_runs.start_batched(s, n, batch, app_tx=False),
         "start batched (app tx)": lambda s: queuert_runs.start_batched(s, n, batch, app_tx=True),
     }
