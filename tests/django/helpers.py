@@ -8,12 +8,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from tests.django.interpreter import django_python
 
 ROOT = Path(__file__).parents[2]
 SETTINGS = "tests.django.project.settings"
@@ -50,7 +51,7 @@ def project_database(kind: str, directory: Path) -> Iterator[dict[str, str]]:
 def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     """``python -m django ARGS`` (what ``manage.py ARGS`` runs) in the project."""
     return subprocess.run(
-        [sys.executable, "-m", "django", *args],
+        [django_python(), "-m", "django", *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -62,7 +63,7 @@ def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 def start(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
     """``python -m django ARGS`` started in the background."""
     return subprocess.Popen(
-        [sys.executable, "-m", "django", *args],
+        [django_python(), "-m", "django", *args],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -79,7 +80,7 @@ def migrate(env: dict[str, str]) -> None:
 def scenario(env: dict[str, str], name: str) -> dict[str, Any]:
     """Run a scenario of tests/django/scenarios.py and return what it printed."""
     done = subprocess.run(
-        [sys.executable, "-m", "tests.django.scenarios", name],
+        [django_python(), "-m", "tests.django.scenarios", name],
         cwd=ROOT,
         env=env,
         capture_output=True,

@@ -12,8 +12,6 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("django.tasks", reason="Django 6 (Python 3.12): hatch run django:test")
-
 from tests.django.helpers import (
     COMMAND_TIMEOUT_S,
     migrate,

@@ -6,14 +6,11 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-pytest.importorskip("django.tasks", reason="Django 6 (Python 3.12): hatch run django:test")
-pytest.importorskip("mypy")
-
+from tests.django.interpreter import django_python
 from tests.test_typing import ROOT, check
 
 CASES = sorted((Path(__file__).parent / "typing_cases").glob("*.py"))
@@ -23,7 +20,7 @@ CASES = sorted((Path(__file__).parent / "typing_cases").glob("*.py"))
 def test_mypy_names_the_expected_input(case: Path, tmp_path: Path) -> None:
     result = subprocess.run(
         [
-            sys.executable,
+            django_python(),
             "-m",
             "mypy",
             "--strict",
