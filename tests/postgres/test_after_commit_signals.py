@@ -2,7 +2,9 @@
 its transaction committed, in a statement of their own: a transaction that runs
 NOTIFY takes a database-wide lock at commit and holds it through the flush, so
 concurrent finalizes that notified inside their transactions would commit one at
-a time. Subscribers still hear every finalize, and nothing of one that rolled back."""
+a time. Subscribers still hear every finalize, and nothing of one that rolled back.
+So do those of the adapter's own one-statement writes: chain starts without a
+caller's transaction, and a worker's batched completions."""
 
 from __future__ import annotations
 
@@ -50,6 +52,8 @@ class Setup:
     completed: list[str]
     transactions: list[list[str]]
     """The statements of each transaction run on the adapter's pool, in order."""
+    statements: list[str]
+    """Every statement run on the adapter's pool, in order."""
     listener: PostgresNotifyAdapter
     schema: str
 
@@ -59,8 +63,10 @@ async def setup(postgres_url: str) -> AsyncIterator[Setup]:
     schema = unique_name()
     prefix = unique_name("ac")
     transactions: list[list[str]] = []
+    statements: list[str] = []
 
     def logged(record: LoggedQuery) -> None:
+        statements.append(record.query)
         # The pool has one connection: its statements arrive in order, and each
         # BEGIN opens the next transaction.
         if record.query.strip().upper().startswith("BEGIN"):
@@ -93,7 +99,7 @@ async def setup(postgres_url: str) -> AsyncIterator[Setup]:
     await listener.subscribe_job_scheduled(queues=[second.name], listener=on_scheduled)
     await listener.subscribe_chain_completed(chain_id=None, listener=on_completed)
     try:
-        yield Setup(app, scheduled, completed, transactions, listener, schema)
+        yield Setup(app, scheduled, completed, transactions, statements, listener, schema)
     finally:
         await listener.close()
         await app.close()
@@ -135,6 +141,34 @@ async def test_a_finalize_commits_without_notifying_and_signals_after(setup: Set
     finalizes = [t for t in setup.transactions if any(q == "SELECT 1" for q in t)]
     assert len(finalizes) == 2
     assert notifying(finalizes) == []
+
+
+async def test_starts_and_batched_completions_commit_without_notifying_and_signal_after(
+    setup: Setup,
+) -> None:
+    app = setup.app
+    worker = app.worker(concurrency=4, poll_interval=60.0)
+
+    @worker.handler(finalized)
+    async def handle(job: Job[Item], ctx: JobContext[Any, Done]) -> Done:
+        return Done(job.input.n)
+
+    async with worker:
+        setup.statements.clear()
+        # No polling within the timeout: the starts' signals wake the worker, the
+        # completions' reach the waiters.
+        handles = [await app.enqueue_job_chain(None, finalized, Item(1))]
+        handles += await app.enqueue_job_chains(None, finalized, [Item(2), Item(3)])
+        for handle in handles:
+            await app.wait_for_chain(handle, timeout=WAIT_S, poll_interval=60.0)
+    await eventually(
+        lambda: sorted(setup.completed) == sorted(h.id for h in handles), timeout=WAIT_S
+    )
+    assert any("INSERT" in q for q in setup.statements)
+    # The reaper's statement (run as the worker starts) signals in itself what it
+    # reaps; nothing else here may.
+    notifying = [q for q in setup.statements if "pg_notify" in q and "expired AS" not in q]
+    assert notifying == []
 
 
 async def test_a_finalize_whose_commit_fails_after_its_write_signals_nothing(

@@ -10,10 +10,13 @@ bound notifier after the commit, which sends them in a statement of their own
 (no write, so no flush), together with the others of the moment; the finalize
 does not wait for them to leave.
 
-Batched completions (one statement for the jobs of many handlers) keep their
-signals in the statement: one worker commits one batch at a time, and moving
-them out measured no better with 4 worker processes either (4 vs 1: 2.24x
-against 2.39x) while costing a round trip per batch.
+The same holds for the adapter's own one-statement writes that start jobs or end
+chains: chains started without a caller's transaction (``tx=None``) and the
+worker's batched completions. Their signals are sent after the statement, which
+commits on its own. Concurrent starters then share flushes instead of taking
+turns, as do a worker's completions and the starts committing beside them.
+Writes in a caller's transaction keep their signals in the statement: the
+adapter does not see that transaction commit.
 
 Delivery stays what the notifier port promises: after the commit, never for a
 transaction that rolled back. A process that dies between the commit and the
@@ -42,6 +45,12 @@ class AfterCommitSignals:
     def bind(self, notify: PostgresNotifyAdapter) -> None:
         """Send through ``notify`` (the notifier the adapter's writes signal for)."""
         self._notify = notify
+
+    @property
+    def bound(self) -> bool:
+        """Whether a notifier is bound: signals of the adapter's own writes go
+        through it after the commit."""
+        return self._notify is not None
 
     def open(self, conn: object) -> list[Signal] | None:
         """Start holding signals for the transaction on ``conn``; ``None`` (nothing

@@ -20,6 +20,7 @@ from queuert.records import (
     NewJob,
 )
 from queuert_postgres.adapter_base import PostgresAdapterBase
+from queuert_postgres.after_commit import Signal
 from queuert_postgres.connections import PostgresTx
 from queuert_postgres.job_args import alike_chain_starts, continue_args, new_job_args, shared_fields
 from queuert_postgres.keyed_jobs import keyed_job_statements
@@ -39,19 +40,23 @@ class JobOps(PostgresAdapterBase):
     ) -> Sequence[JobRecord]:
         if not jobs:
             return []
+        # In the adapter's own transaction (one statement), the signals leave after
+        # its commit (see after_commit); in the caller's, with the statement.
+        quiet = tx is None and self._after_commit.bound
+        sql = self._quiet_sql if quiet else self._sql
         if any(j.concurrency_key is not None for j in jobs):
             row = await self._fetchrow(
                 tx,
-                limit_statements(self._sql).create_keyed_jobs,
+                limit_statements(sql).create_keyed_jobs,
                 *(list(column) for column in zip(*map(new_job_args, jobs), strict=True)),
                 [j.concurrency_key for j in jobs],
             )
         elif len(jobs) == 1:
-            row = await self._fetchrow(tx, self._sql.create_job, *new_job_args(jobs[0]))
+            row = await self._fetchrow(tx, sql.create_job, *new_job_args(jobs[0]))
         elif alike_chain_starts(jobs):
             row = await self._fetchrow(
                 tx,
-                self._sql.create_chain_starts,
+                sql.create_chain_starts,
                 [j.id for j in jobs],
                 [j.input for j in jobs],
                 *shared_fields(jobs[0]),
@@ -59,7 +64,7 @@ class JobOps(PostgresAdapterBase):
         else:
             row = await self._fetchrow(
                 tx,
-                self._sql.create_jobs,
+                sql.create_jobs,
                 [j.id for j in jobs],
                 [j.chain_id for j in jobs],
                 [j.chain_name for j in jobs],
@@ -73,6 +78,8 @@ class JobOps(PostgresAdapterBase):
                 [j.trace_context for j in jobs],
             )
         assert row is not None
+        if quiet:
+            self._after_commit.send([("scheduled", j.queue) for j in jobs])
         now: datetime = row[0]
 
         def scheduled_at(job: NewJob) -> datetime:
@@ -159,20 +166,32 @@ class JobOps(PostgresAdapterBase):
     async def _complete_many(
         self, items: Sequence[tuple[Lease, str]]
     ) -> dict[str, asyncpg.Record | Exception]:
+        # One statement in the adapter's own transaction: its signals (the chains it
+        # ended, the jobs it unblocked) leave after its commit (see after_commit).
+        quiet = self._after_commit.bound
+        sql = self._quiet_sql if quiet else self._sql
         if len(items) == 1:
             lease, output = items[0]
             row = await self._fetchrow(
-                None, self._sql.complete_job, lease.job_id, lease.owner, lease.attempt, output
+                None, sql.complete_job, lease.job_id, lease.owner, lease.attempt, output
             )
-            return {} if row is None else {lease.job_id: row}
-        rows = await self._fetch(
-            None,
-            self._sql.complete_jobs,
-            [lease.job_id for lease, _ in items],
-            [lease.owner for lease, _ in items],
-            [lease.attempt for lease, _ in items],
-            [output for _, output in items],
-        )
+            rows = [] if row is None else [row]
+        else:
+            rows = await self._fetch(
+                None,
+                sql.complete_jobs,
+                [lease.job_id for lease, _ in items],
+                [lease.owner for lease, _ in items],
+                [lease.attempt for lease, _ in items],
+                [output for _, output in items],
+            )
+        if quiet and rows:
+            signals: list[Signal] = []
+            for row in rows:
+                record = completed_record(row)
+                signals.append(("chain", record.chain_id))
+                signals.extend(("scheduled", queue) for queue in record.unblocked_queues)
+            self._after_commit.send(signals)
         return {row[0]: row for row in rows}
 
     async def continue_job(
