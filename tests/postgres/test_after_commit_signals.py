@@ -159,8 +159,8 @@ async def test_starts_and_batched_completions_commit_without_notifying_and_signa
         # completions' reach the waiters.
         handles = [await app.enqueue_job_chain(None, finalized, Item(1))]
         handles += await app.enqueue_job_chains(None, finalized, [Item(2), Item(3)])
-        for handle in handles:
-            await app.wait_for_chain(handle, timeout=WAIT_S, poll_interval=60.0)
+        for started in handles:
+            await app.wait_for_chain(started, timeout=WAIT_S, poll_interval=60.0)
     await eventually(
         lambda: sorted(setup.completed) == sorted(h.id for h in handles), timeout=WAIT_S
     )

@@ -67,6 +67,40 @@ async def test_state_set_in_a_committed_transaction_does_not_leak(
     assert await session_state(single) == ("0", [], False, "queuert")
 
 
+async def test_a_committed_transaction_returns_before_its_connection_is_reset(
+    postgres_url: str, schema: str
+) -> None:
+    """The reset is a round trip the transaction's caller need not wait for: the
+    connection goes back to the pool in the background, reset before anyone else
+    gets it, and close() waits for it."""
+    resets: list[str] = []
+
+    def logged(record: asyncpg.connection.LoggedQuery) -> None:
+        if "UNLISTEN" in record.query:  # part of asyncpg's reset query
+            resets.append(record.query)
+
+    async def init(conn: asyncpg.Connection[asyncpg.Record]) -> None:
+        conn.add_query_logger(logged)
+
+    adapter = await PostgresStateAdapter.connect(
+        postgres_url, schema=schema, min_size=1, max_size=1, init=init
+    )
+    try:
+        await adapter.migrate()
+        resets.clear()
+        async with adapter.transaction() as tx:
+            await dirty(tx)
+        assert resets == [], "the caller waited for the reset"
+        # The one connection comes back reset before the next transaction gets it.
+        assert await session_state(adapter) == ("0", [], False, "queuert")
+        assert len(resets) == 1
+        async with adapter.transaction() as tx:
+            await dirty(tx)
+    finally:
+        await adapter.close()
+    assert len(resets) == 3, "close() did not wait for the last reset"
+
+
 async def test_state_set_in_a_rolled_back_transaction_does_not_leak(
     single: PostgresStateAdapter,
 ) -> None:

@@ -157,6 +157,8 @@ class PostgresStateAdapter(JobOps, Reads, WorkflowOps, AdminOps):
         self._expected_jobs = 0
         self._old_pools: list[_Pool] = []
         self._closed = False
+        # Connections of committed transactions on their way back to their pool.
+        self._releasing: set[asyncio.Task[None]] = set()
         self._continuations: Batcher[tuple[Lease, NewJob], asyncpg.Record] = Batcher(
             self._continue_many, key=lambda item: item[0].job_id
         )
@@ -264,6 +266,8 @@ class PostgresStateAdapter(JobOps, Reads, WorkflowOps, AdminOps):
         self._closed = True
         self._completions.cancel_pending()
         self._continuations.cancel_pending()
+        if self._releasing:
+            await asyncio.wait(set(self._releasing), timeout=CLOSE_TIMEOUT)
         pools = [self._pool] if self._owns_pool else []
         pools += self._old_pools
         self._old_pools = []
@@ -346,7 +350,8 @@ class PostgresStateAdapter(JobOps, Reads, WorkflowOps, AdminOps):
         """Refuse at once, when the pool has no free connection, what a task holding
         one of this adapter's transactions asks for a second one: waiting could last
         forever (every holder waiting for another's connection)."""
-        if self._holds_transaction() and _pool_is_short(self._pool):
+        # A connection on its way back is free in a moment: waiting for it ends.
+        if self._holds_transaction() and _pool_is_short(self._pool) and not self._releasing:
             raise self._nested_error()
 
     async def _acquire(self) -> tuple[_Pool, PoolConnectionProxy[asyncpg.Record]]:
@@ -374,6 +379,16 @@ class PostgresStateAdapter(JobOps, Reads, WorkflowOps, AdminOps):
         except DRIVER_ERRORS as exc:
             # The pool terminated the connection; the operation itself is done.
             logger.debug("releasing a PostgreSQL connection failed: %r", exc)
+
+    def _release_later(self, pool: _Pool, conn: PoolConnectionProxy[asyncpg.Record]) -> None:
+        """Give a committed transaction's connection back without waiting: the pool
+        resets it first (a round trip, as the transaction may have run anything on
+        it), and the transaction's work is done, so its caller need not wait for
+        that. The reset still ends before anyone else gets the connection, and
+        :meth:`close` waits for it."""
+        release = asyncio.create_task(self._release(pool, conn), name="queuert-pg-release")
+        self._releasing.add(release)
+        release.add_done_callback(self._releasing.discard)
 
     @asynccontextmanager
     async def _own_connection(self) -> AsyncIterator[PostgresTx]:
@@ -409,12 +424,14 @@ class PostgresStateAdapter(JobOps, Reads, WorkflowOps, AdminOps):
         if task is not None:
             self._holders[task] = self._holders.get(task, 0) + 1
         signals = None if leased is None else self._after_commit.open(conn)
+        committed = False
         try:
             async with self._block(conn):
                 if leased is not None:
                     lease, lock = leased
                     await (self.lock_job if lock else self.verify_lease)(tx=conn, lease=lease)
                 yield conn
+            committed = True
         finally:
             if signals is not None:
                 self._after_commit.close(conn)
@@ -422,7 +439,10 @@ class PostgresStateAdapter(JobOps, Reads, WorkflowOps, AdminOps):
                 left = self._holders.pop(task) - 1
                 if left:
                     self._holders[task] = left
-            await self._release(pool, conn)
+            if committed:
+                self._release_later(pool, conn)
+            else:
+                await self._release(pool, conn)
         if signals:  # committed
             self._after_commit.send(signals)
 
