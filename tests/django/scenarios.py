@@ -125,6 +125,21 @@ def tasks_run() -> dict[str, Any]:
             raise RuntimeError("rolled back")
     except RuntimeError:
         pass
+    from django.tasks.signals import task_finished, task_started
+
+    signalled: list[list[Any]] = []
+
+    def on_started(sender: type, task_result: Any, **kwargs: Any) -> None:
+        signalled.append(["started", sender.__name__, task_result.task.func.__name__])
+
+    def on_finished(sender: type, task_result: Any, **kwargs: Any) -> None:
+        ended = [sender.__name__, task_result.task.func.__name__, task_result.status]
+        if task_result.status == TaskResultStatus.SUCCESSFUL:
+            ended.append(task_result.return_value)
+        signalled.append(["finished", *ended])
+
+    task_started.connect(on_started)
+    task_finished.connect(on_finished)
     default = "django-task.default"
     ended: list[Any] = [added, renamed, failed, attempt]
     _run_worker_until([(default, result.id) for result in ended])
@@ -151,6 +166,8 @@ def tasks_run() -> dict[str, Any]:
         "lost_exists": lost_exists,
         "deferred": [deferred_job.scheduled_at >= later, deferred.status],
         "priority": renamed_job.priority,
+        "signals": sorted(signalled),
+        "signals_attempt": attempt.return_value,
     }
 
 

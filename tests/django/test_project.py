@@ -9,6 +9,7 @@ import signal
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -94,6 +95,19 @@ def test_django_tasks_run_on_a_worker(project: dict[str, str]) -> None:
     assert seen["priority"] == 10  # @task(priority=10)
     assert seen["context"] is True  # a task taking its context sees its attempt and id
     assert seen["lost_exists"] is False
+    # Sent by the worker around each task it ran (the deferred one is not due).
+    backend = "QueuertBackend"
+    expected: list[list[Any]] = [
+        ["started", backend, "add"],
+        ["finished", backend, "add", "SUCCESSFUL", 5],
+        ["started", backend, "rename"],
+        ["finished", backend, "rename", "SUCCESSFUL", "new.png"],
+        ["started", backend, "explode"],
+        ["finished", backend, "explode", "FAILED"],
+        ["started", backend, "which_attempt"],
+        ["finished", backend, "which_attempt", "SUCCESSFUL", seen["signals_attempt"]],
+    ]
+    assert seen["signals"] == sorted(expected)
 
 
 def test_cancel_retry_and_unlisted_chains(project: dict[str, str]) -> None:

@@ -11,14 +11,18 @@ from __future__ import annotations
 
 import re
 import threading
-from dataclasses import dataclass, field
+import traceback
+from dataclasses import dataclass, field, replace
 from inspect import iscoroutinefunction
 from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections
-from django.tasks import Task, TaskContext, TaskResult, TaskResultStatus
+from django.tasks import Task, TaskContext, TaskResult, TaskResultStatus, task_backends
+from django.tasks.base import TaskError
+from django.tasks.signals import task_finished, task_started
+from django.utils import timezone
 from django.utils.json import normalize_json
 from django.utils.module_loading import import_string
 
@@ -152,30 +156,57 @@ def _call_sync(func: Any, args: list[Any], kwargs: dict[str, Any]) -> Any:
 async def run_task(job: Job[TaskCall], ctx: JobContext[Any, Any]) -> Any:
     """The handler of the task chains: import the task, call its function with the
     arguments (a synchronous function on a thread of its own, a coroutine function
-    on the worker's loop), and complete the chain with its return value."""
+    on the worker's loop), and complete the chain with its return value.
+
+    Sends ``django.tasks``' ``task_started`` before the call and ``task_finished``
+    after each attempt (``SUCCESSFUL`` with the return value, or ``FAILED`` with
+    the error; an attempt that fails may be followed by another, with
+    ``MAX_ATTEMPTS``), from the worker's process, with the backend's class as sender.
+    A receiver that raises fails the attempt as the task would."""
     call = job.input
     task = load_task(call.task)
     args: list[Any] = list(call.args)
+    result: TaskResult[Any, Any] = TaskResult(
+        task=task,
+        id=job.chain_id,
+        status=TaskResultStatus.RUNNING,
+        enqueued_at=job.created_at,
+        started_at=timezone.now(),
+        finished_at=None,
+        last_attempted_at=timezone.now(),
+        args=call.args,
+        kwargs=call.kwargs,
+        backend=call.backend,
+        errors=[],
+        worker_ids=[ctx.lease.owner] * job.attempt,
+    )
+    sender = type(task_backends[call.backend])
     if task.takes_context:
-        result: TaskResult[Any, Any] = TaskResult(
-            task=task,
-            id=job.chain_id,
-            status=TaskResultStatus.RUNNING,
-            enqueued_at=job.created_at,
-            started_at=None,
-            finished_at=None,
-            last_attempted_at=None,
-            args=call.args,
-            kwargs=call.kwargs,
-            backend=call.backend,
-            errors=[],
-            worker_ids=[ctx.lease.owner] * job.attempt,
-        )
         args.insert(0, TaskContext(task_result=result))
-    if iscoroutinefunction(task.func):
-        value = await task.func(*args, **call.kwargs)
-    else:
-        value = await sync_to_async(_call_sync, thread_sensitive=False)(
-            task.func, args, call.kwargs
+    await task_started.asend(sender, task_result=result)
+    try:
+        if iscoroutinefunction(task.func):
+            value = await task.func(*args, **call.kwargs)
+        else:
+            value = await sync_to_async(_call_sync, thread_sensitive=False)(
+                task.func, args, call.kwargs
+            )
+        value = normalize_json(value)
+    except Exception as exc:
+        result.errors.append(
+            TaskError(
+                exception_class_path=f"{type(exc).__module__}.{type(exc).__qualname__}",
+                traceback="".join(traceback.format_exception(exc)),
+            )
         )
-    return await ctx.complete(normalize_json(value))
+        await task_finished.asend(sender, task_result=_ended(result, TaskResultStatus.FAILED))
+        raise
+    ended = _ended(result, TaskResultStatus.SUCCESSFUL)
+    # TaskResult is frozen; Django's own backends set the value the same way.
+    object.__setattr__(ended, "_return_value", value)
+    await task_finished.asend(sender, task_result=ended)
+    return await ctx.complete(value)
+
+
+def _ended(result: TaskResult[Any, Any], status: TaskResultStatus) -> TaskResult[Any, Any]:
+    return replace(result, status=status, finished_at=timezone.now())

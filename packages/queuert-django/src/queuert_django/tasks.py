@@ -11,9 +11,9 @@ reads the chain back (status, return value, error).
 Supported: priorities (higher first), ``run_after``, coroutine functions, results
 from any process, the ``QUEUES`` setting (one chain per queue, so a worker may run
 some queues only). ``OPTIONS["MAX_ATTEMPTS"]`` (default 1) lets a task that raised
-run again, with queuert's exponential backoff. The signals ``task_started`` and
-``task_finished`` are not sent (the task runs in a worker process, where the
-result is the chain); ``task_enqueued`` is, at ``enqueue``.
+run again, with queuert's exponential backoff. The signals: ``task_enqueued`` at
+``enqueue``; ``task_started`` and ``task_finished`` in the worker's process,
+around each attempt (see :func:`queuert_django.task_chains.run_task`).
 """
 
 from __future__ import annotations
