@@ -214,6 +214,8 @@ async def test_worker_runs_chains_and_stops_on_sigterm(store: Store) -> None:
         "worker",
         "--concurrency",
         "4",
+        "--prefetch",
+        "8",
         env=store.env(),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,

@@ -474,9 +474,13 @@ class Queuert(ClientReads[Tx], ClientOperations[Tx]):
         worker_id: str | None = None,
         shutdown_timeout: float = 30.0,
         retention: timedelta | None = None,
+        prefetch: int | None = None,
     ) -> Worker[Tx]:
         """A worker for this application; register handlers with
-        :meth:`Worker.handler`, then ``await worker.run()`` or ``async with worker``."""
+        :meth:`Worker.handler`, then ``await worker.run()`` or ``async with worker``.
+        ``prefetch`` bounds the worker's local queue of jobs acquired ahead of its
+        free slots (default ``4 * concurrency``, ``0`` disables it; see
+        :class:`~queuert.worker.Worker`)."""
         from queuert.worker import Worker
 
         return Worker(
@@ -489,6 +493,7 @@ class Queuert(ClientReads[Tx], ClientOperations[Tx]):
             worker_id=worker_id,
             shutdown_timeout=shutdown_timeout,
             retention=retention,
+            prefetch=prefetch,
         )
 
     async def close(self) -> None:

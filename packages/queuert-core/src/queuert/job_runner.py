@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic
 
 from queuert.context import JobContext, JobRescheduled
 from queuert.errors import InputValidationError, LeaseLostError, NonRetryableError
 from queuert.job import NO_BLOCKERS, Continuation, Job
 from queuert.job_errors import job_error, retry_delay_ms, unrecordable_error
+from queuert.local_queue import LocalQueue
 from queuert.ports.state import Tx
 from queuert.records import JobError, JobRecord
 
@@ -29,11 +32,12 @@ a minimal error (the computed delay may be what could not be stored)."""
 class Slot:
     """One job this worker runs: its context and its task."""
 
-    __slots__ = ("ctx", "holding", "task")
+    __slots__ = ("ctx", "holding", "started", "task")
 
     def __init__(self, ctx: JobContext[Any, Any], task: asyncio.Task[None]) -> None:
         self.ctx = ctx
         self.task = task
+        self.started = time.monotonic()
         # True while the handler runs: a concurrency slot is about the application's
         # code, so the worker's own closing write does not hold one.
         self.holding = True
@@ -47,6 +51,9 @@ class JobRunner(Generic[Tx]):
         app: Queuert[Tx]
         id: str
         lease_ms: int
+        concurrency: int
+        _local: LocalQueue
+        _reserved: int
         _handlers: dict[str, Callable[..., Awaitable[Any]]]
         _active: dict[tuple[str, int], Slot]
         _running: int
@@ -54,13 +61,25 @@ class JobRunner(Generic[Tx]):
         _wake: asyncio.Event
         _stopping: asyncio.Event
 
-    def _spawn(self, record: JobRecord) -> None:
+        def _start_prefetched(self) -> None: ...
+
+    def _spawn(
+        self, record: JobRecord, *, acquired_at: float | None = None, renew: bool = False
+    ) -> None:
+        """Run ``record``'s handler in a task of its own, holding a slot. Its lease
+        counts from ``acquired_at`` (monotonic, before the acquire was sent) when
+        known; with ``renew`` (it waited in the local queue) the lease is renewed
+        before the handler runs."""
         # Only queues with handlers are acquired, so both lookups succeed.
         ctx: JobContext[Tx, Any] = JobContext(
             self.app, record, self.app.queues[record.queue], self.lease_ms
         )
+        if acquired_at is not None:
+            ctx.lease_deadline = acquired_at + self.lease_ms / 1000
         handler = self._handlers[record.queue]
-        task = asyncio.create_task(self._run_job(ctx, handler), name=f"queuert-job-{record.id}")
+        task = asyncio.create_task(
+            self._run_job(ctx, handler, renew=renew), name=f"queuert-job-{record.id}"
+        )
         self._active[(record.id, record.attempt)] = Slot(ctx, task)
         self._running += 1
 
@@ -70,20 +89,30 @@ class JobRunner(Generic[Tx]):
             return
         slot.holding = False
         self._running -= 1
+        self._local.ran(time.monotonic() - slot.started)
+        # The freed slot takes the next prefetched job without a round trip.
+        self._start_prefetched()
+        if not self._maybe_more or self._stopping.is_set():
+            return
         # A place under a queue-wide limit is free only once the job's end is written,
         # when _run_job wakes the loop; waking it now would acquire nothing there.
         limit = self.app.queues[slot.ctx.record.queue].limit
-        held = limit is not None and not limit.per_key
-        if self._maybe_more and not self._stopping.is_set() and not held:
+        if limit is not None and not limit.per_key:
+            return
+        # The loop acquires when a slot is still free, or to refill the local queue
+        # once it is down to its low-water mark (not on every started job).
+        if self._running + self._reserved < self.concurrency or self._local.low:
             self._wake.set()
 
     async def _run_job(
-        self, ctx: JobContext[Tx, Any], handler: Callable[..., Awaitable[Any]]
+        self, ctx: JobContext[Tx, Any], handler: Callable[..., Awaitable[Any]], *, renew: bool
     ) -> None:
         record = ctx.record
         extra = job_extra(record, self.id)
         observer = self.app.observer
         try:
+            if renew and not await self._renew_before_start(ctx, extra):
+                return
             if observer is None:
                 await self._execute(ctx, handler, extra)
             else:
@@ -96,6 +125,32 @@ class JobRunner(Generic[Tx]):
             # The job's end is written now, so its place under a limit is free.
             if self.app.queues[record.queue].limit is not None and not self._stopping.is_set():
                 self._wake.set()
+
+    async def _renew_before_start(self, ctx: JobContext[Tx, Any], extra: dict[str, Any]) -> bool:
+        """Renew the lease of a job that waited in the local queue, so that its handler
+        gets the worker's whole lease. Returns whether the handler may run: not when
+        the lease was revoked meanwhile (its chain cancelled), nor when the renewal
+        failed (the job is then released, its attempt refunded)."""
+        try:
+            await ctx.heartbeat()
+        except LeaseLostError:
+            self.app.metrics.incr("jobs.lease_lost")
+            log.warning(
+                "prefetched job %s lost its lease before it started; not run",
+                ctx.record.id,
+                extra=extra,
+            )
+            return False
+        except Exception as exc:
+            log.warning(
+                "renewing the lease of prefetched job %s failed (%s); releasing it",
+                ctx.record.id,
+                exc,
+                extra=extra,
+            )
+            await self._release(ctx, extra, unstarted=True)
+            return False
+        return True
 
     async def _execute(
         self,
@@ -182,19 +237,36 @@ class JobRunner(Generic[Tx]):
         else:
             await self._handle_failure(ctx, exc, extra)
 
-    async def _release(self, ctx: JobContext[Tx, Any], extra: dict[str, Any]) -> None:
-        error = JobError(
-            type="WorkerStopped", message=f"worker {self.id} stopped before the job ended"
-        )
+    async def _release(
+        self, ctx: JobContext[Tx, Any], extra: dict[str, Any], *, unstarted: bool = False
+    ) -> None:
+        """Return the job to ``pending``, due now, its attempt refunded, recording that
+        the worker stopped; a job whose handler never started keeps its place
+        (``scheduled_at``) and its earlier error instead."""
+        error: JobError | None
+        scheduled_at: datetime | None
+        if unstarted:
+            error, scheduled_at = ctx.record.error, ctx.record.scheduled_at
+        else:
+            error = JobError(
+                type="WorkerStopped", message=f"worker {self.id} stopped before the job ended"
+            )
+            scheduled_at = None
         try:
             await self.app.state.reschedule_job(
-                tx=None, lease=ctx.lease, error=error, delay_ms=0, refund_attempt=True
+                tx=None,
+                lease=ctx.lease,
+                error=error,
+                delay_ms=0,
+                scheduled_at=scheduled_at,
+                refund_attempt=True,
             )
         except Exception as exc:
             log.warning("releasing job %s failed: %s", ctx.record.id, exc, extra=extra)
             return
         self.app.metrics.incr("jobs.released")
-        log.info("job %s released on stop", ctx.record.id, extra=extra)
+        why = "before it started" if unstarted else "on stop"
+        log.info("job %s released %s", ctx.record.id, why, extra=extra)
         ctx.notifications.scheduled[ctx.record.queue] += 1
         await self.app.publish(ctx.notifications)
 

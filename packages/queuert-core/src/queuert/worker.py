@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import socket
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -18,11 +19,13 @@ from queuert.errors import ConfigurationError, UnknownQueueError, ValidationErro
 from queuert.ids import new_id
 from queuert.job import Continuation, Job
 from queuert.job_errors import job_error
-from queuert.job_runner import JobRunner, Slot, job_extra
+from queuert.job_runner import Slot, job_extra
+from queuert.local_queue import LocalQueue
 from queuert.notifications import PendingNotifications
 from queuert.outage import Outage
 from queuert.ports.notify import ScheduledSignal, Subscription
 from queuert.ports.state import Tx
+from queuert.prefetching import Prefetching
 from queuert.records import JobRecord, JobStatus
 from queuert.schedules import Scheduler
 from queuert.upkeep import Upkeep, check_retention
@@ -45,15 +48,32 @@ _RELOOKS = (0.01, 0.05, 0.25, 1.0)
 the signal may have left before the transaction that scheduled the job committed."""
 _MAX_BACKOFF = 30.0
 """Longest wait between tries of a failing acquire or reap (seconds)."""
+PREFETCH_PER_SLOT = 4
+"""The default ``prefetch``: this many jobs per unit of ``concurrency``."""
+_MAX_PREFETCH = 10_000
 
 
-class Worker(JobRunner[Tx]):
+class Worker(Prefetching[Tx]):
     """Runs handlers for jobs of its queues with up to ``concurrency`` at once.
 
-    Acquires as many eligible jobs as it has free slots in one round trip,
-    wakes on notifications (or polls every ``poll_interval`` seconds), reaps
-    expired leases every ``reaper_interval`` seconds, and stops gracefully on
-    SIGTERM/SIGINT (when run with :meth:`run`) or :meth:`stop`.
+    Acquires as many eligible jobs as it has free slots, plus room in its local
+    queue, in one round trip, wakes on notifications (or polls every
+    ``poll_interval`` seconds), reaps expired leases every ``reaper_interval``
+    seconds, and stops gracefully on SIGTERM/SIGINT (when run with :meth:`run`)
+    or :meth:`stop`.
+
+    ``prefetch`` (default ``4 * concurrency``; ``0`` disables it) is the most jobs
+    the worker holds leased in its local queue beyond those running, so that a
+    handler's freed slot takes the next job without a round trip. Only queues
+    without a concurrency limit or a rate limit are prefetched. A prefetched job
+    starts in acquisition order; it never waits more than half its lease (it is
+    then released back, its attempt refunded); one that waited has its lease
+    renewed before its handler runs, so a handler always gets the whole
+    ``lease_ms``; one whose chain is cancelled meanwhile never runs; a stop
+    releases the unstarted ones at once. The local queue is sized to about
+    0.1 s of work from the handlers' mean duration (up to ``prefetch``), so slow
+    handlers are not hoarded while another worker idles. See
+    :mod:`queuert.local_queue`.
     """
 
     def __init__(
@@ -68,10 +88,21 @@ class Worker(JobRunner[Tx]):
         worker_id: str | None = None,
         shutdown_timeout: float = 30.0,
         retention: timedelta | None = None,
+        prefetch: int | None = None,
     ) -> None:
         if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
             raise ValidationError(
                 f"concurrency must be a positive integer, got {show(concurrency)}"
+            )
+        if prefetch is None:
+            prefetch = default_prefetch(concurrency)
+        elif (
+            not isinstance(prefetch, int)
+            or isinstance(prefetch, bool)
+            or not 0 <= prefetch <= _MAX_PREFETCH
+        ):
+            raise ValidationError(
+                f"prefetch must be an integer from 0 to {_MAX_PREFETCH}, got {show(prefetch)}"
             )
         check_seconds("poll_interval", poll_interval)
         if reaper_interval is not None:
@@ -81,6 +112,7 @@ class Worker(JobRunner[Tx]):
         self.app = app
         self.concurrency = concurrency
         self.lease_ms = check_lease_ms(lease_ms)
+        self.prefetch = prefetch
         self.poll_interval = float(poll_interval)
         self.reaper_interval = (
             float(reaper_interval)
@@ -102,6 +134,11 @@ class Worker(JobRunner[Tx]):
         # attempt while its stale one is still being cancelled.
         self._active: dict[tuple[str, int], Slot] = {}
         self._running = 0
+        # Jobs acquired ahead of free slots, and the slots kept for an acquisition in
+        # flight (prefetched jobs do not take them).
+        self._local = LocalQueue(limit=prefetch, concurrency=concurrency, lease_ms=self.lease_ms)
+        self._reserved = 0
+        self._background: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._stopped = asyncio.Event()
@@ -217,11 +254,12 @@ class Worker(JobRunner[Tx]):
         await self.stop(timeout=self.shutdown_timeout)
 
     async def stop(self, *, timeout: float = 30.0) -> None:
-        """Stop acquiring, let in-flight jobs finish within ``timeout`` seconds, then
-        cancel the rest and release their leases so another worker can take them at
-        once. A handler that ignores its cancellation is given up on after as long
-        again (between 1 and 5 s): its job is logged and its lease left to expire,
-        and stop returns. Idempotent."""
+        """Stop acquiring, release the prefetched jobs that have not started (their
+        attempt refunded) so that another worker takes them at once, let in-flight
+        jobs finish within ``timeout`` seconds meanwhile, then cancel the rest and
+        release their leases too. A handler that ignores its cancellation is given
+        up on after as long again (between 1 and 5 s): its job is logged and its
+        lease left to expire, and stop returns. Idempotent."""
         if self._stopping.is_set():
             await self._stopped.wait()
             return
@@ -229,6 +267,7 @@ class Worker(JobRunner[Tx]):
         self._wake.set()
         if self._main is not None:
             await asyncio.gather(self._main, return_exceptions=True)
+        releasing = asyncio.create_task(self._release_all_prefetched())
         tasks = [slot.task for slot in self._active.values()]
         if tasks:
             _, pending = await asyncio.wait(tasks, timeout=timeout)
@@ -236,6 +275,7 @@ class Worker(JobRunner[Tx]):
                 task.cancel()
             if pending:
                 await self._abandon_stuck(pending, grace=min(max(timeout, 1.0), 5.0))
+        await releasing
         for sub in self._subscriptions:
             await sub.unsubscribe()
         self._subscriptions.clear()
@@ -259,6 +299,7 @@ class Worker(JobRunner[Tx]):
             self._wake.set()
 
     async def _on_lease_lost(self, job_id: str) -> None:
+        await self._drop_lost_prefetched(job_id)
         slots = [
             slot
             for (held_id, _), slot in self._active.items()
@@ -301,64 +342,49 @@ class Worker(JobRunner[Tx]):
             await asyncio.gather(*loops, return_exceptions=True)
 
     async def _acquire_loop(self) -> None:
-        state = self.app.state
         # Limited queues are acquired one by one under their limit; a job they hold
         # back is due but not acquirable, so only the other queues tell the idle wait.
         # Rate-limited queues (with the concurrency limit they may declare beside their
         # rate) are acquired under their rate; one held back wakes the loop when its
-        # window has room again.
+        # window has room again. Only the plain queues are prefetched: the database
+        # counts a leased job as running (and a rate as started).
         unrated, rated = rates.split_by_rate(self.app.queues, self.queue_names)
         queues, limited = limits.split_by_limit(self.app.queues, unrated)
         outage = self._outage("acquiring jobs")
         relooks = len(_RELOOKS)
+        local = self._local
         while not self._stopping.is_set():
+            self._release_stale()
+            self._start_prefetched()
             free = self.concurrency - self._running
+            room = local.room if queues else 0
             timeout = self.poll_interval
-            if free > 0:
+            if free > 0 or (room > 0 and local.low):
                 self._wake.clear()
                 if self._signalled:
                     self._signalled = False
                     relooks = 0
+                self._reserved = free
+                sent = time.monotonic()
                 try:
-                    records = await limits.acquire_jobs(
-                        state,
-                        plain=queues,
-                        limited=limited,
-                        limit=free,
-                        owner=self.id,
-                        lease_ms=self.lease_ms,
+                    got, window_wait = await self._acquire(
+                        queues, limited, rated, free=free, room=room, sent=sent
                     )
-                    window_wait = None
-                    if rated and len(records) < free:
-                        try:
-                            got = await rates.acquire_jobs(
-                                state,
-                                self.app.queues,
-                                rated=rated,
-                                limit=free - len(records),
-                                owner=self.id,
-                                lease_ms=self.lease_ms,
-                            )
-                        except Exception:
-                            # The jobs already leased are this worker's to run.
-                            for record in records:
-                                self._spawn(record)
-                            raise
-                        records += got.jobs
-                        window_wait = got.wait_s
                 except Exception as exc:
                     self.app.metrics.incr("worker.acquire_attempts")
                     await self._pause(outage.failed(exc))
                     continue
+                finally:
+                    self._reserved = 0
                 outage.succeeded()
                 self.app.metrics.incr("worker.acquire_attempts")
-                for record in records:
-                    self._spawn(record)
+                self._take(got, sent)
+                wanted = free + room
                 # A job of a limited queue that ends frees a place under its limit.
-                self._maybe_more = len(records) == free or bool(limited)
-                if len(records) == free:
+                self._maybe_more = len(got) >= wanted or bool(limited)
+                if len(got) >= wanted:
                     continue
-                if records:
+                if got:
                     relooks = len(_RELOOKS)
                 elif queues:
                     timeout = await self._idle_timeout(queues)
@@ -371,11 +397,77 @@ class Worker(JobRunner[Tx]):
                 self._wake.clear()
             if self._stopping.is_set():
                 break
+            stale_in = local.next_stale_in(time.monotonic())
+            if stale_in is not None:
+                timeout = min(timeout, stale_in)
             try:
                 async with asyncio.timeout(timeout):
                     await self._wake.wait()
             except TimeoutError:
                 pass
+
+    async def _acquire(
+        self,
+        queues: list[str],
+        limited: list[tuple[str, limits.ConcurrencyLimit]],
+        rated: list[tuple[str, rates.RateLimit]],
+        *,
+        free: int,
+        room: int,
+        sent: float,
+    ) -> tuple[list[JobRecord], float | None]:
+        """Lease up to ``free + room`` jobs of the plain ``queues`` and, while fewer
+        than ``free`` came, of the limited then the rated queues for the rest; returns
+        them (plain ones first) and how long a rate holds jobs back (``None``).
+        ``sent``: when the acquisition began (monotonic), which leases count from."""
+        state = self.app.state
+        records: list[JobRecord] = []
+        if queues:
+            records = await state.acquire_jobs(
+                tx=None, queues=queues, limit=free + room, owner=self.id, lease_ms=self.lease_ms
+            )
+        plain = len(records)
+        try:
+            if limited and plain < free:
+                records += await limits.acquire_jobs(
+                    state,
+                    plain=[],
+                    limited=limited,
+                    limit=free - plain,
+                    owner=self.id,
+                    lease_ms=self.lease_ms,
+                )
+            window_wait = None
+            if rated and len(records) < free:
+                got = await rates.acquire_jobs(
+                    state,
+                    self.app.queues,
+                    rated=rated,
+                    limit=free - len(records),
+                    owner=self.id,
+                    lease_ms=self.lease_ms,
+                )
+                records += got.jobs
+                window_wait = got.wait_s
+        except Exception:
+            # The jobs already leased are this worker's to run.
+            self._reserved = 0
+            self._take(records, sent)
+            raise
+        return records, window_wait
+
+    def _take(self, records: list[JobRecord], sent: float) -> None:
+        """Run the acquired jobs: those of limited and rated queues at once (they were
+        acquired for free slots), the others through the local queue, oldest first."""
+        plain: list[JobRecord] = []
+        for record in records:
+            queue = self.app.queues[record.queue]
+            if queue.limit is None and queue.rate is None:
+                plain.append(record)
+            else:
+                self._spawn(record, acquired_at=sent)
+        if plain:
+            self._prefetched(plain, sent)
 
     async def _idle_timeout(self, queues: list[str]) -> float:
         try:
@@ -460,6 +552,11 @@ class Worker(JobRunner[Tx]):
                 await self._stopping.wait()
         except TimeoutError:
             pass
+
+
+def default_prefetch(concurrency: int) -> int:
+    """The ``prefetch`` of a worker with this ``concurrency`` that names none."""
+    return min(PREFETCH_PER_SLOT * concurrency, _MAX_PREFETCH)
 
 
 def handlers_of(worker: Worker[Any]) -> dict[str, Callable[..., Awaitable[Any]]]:

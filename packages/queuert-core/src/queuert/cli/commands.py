@@ -23,7 +23,7 @@ from queuert.cli.dashboard import dashboard
 from queuert.cli.loading import Target, load
 from queuert.cli.loops import run_on
 from queuert.errors import ConfigurationError, QueuertError, ValidationError
-from queuert.worker import Worker, handlers_of
+from queuert.worker import Worker, default_prefetch, handlers_of
 
 EXIT_ERROR = 2
 
@@ -131,6 +131,12 @@ Example:
 """
 )
 @click.option("--concurrency", type=int, help="Jobs run at once (default: the worker's).")
+@click.option(
+    "--prefetch",
+    type=int,
+    help="Jobs leased ahead of free slots in the worker's local queue; 0 disables it "
+    "(default: the worker's).",
+)
 @click.option("--queue", "queues", multiple=True, help="Only these queues (repeatable).")
 @click.option("--lease-ms", type=int, help="Lease of each job (default: the worker's).")
 @click.option("--retention", help="Purge chains ended longer ago than this, e.g. 7d.")
@@ -145,6 +151,7 @@ Example:
 def worker(
     ctx: click.Context,
     concurrency: int | None,
+    prefetch: int | None,
     queues: tuple[str, ...],
     lease_ms: int | None,
     retention: str | None,
@@ -164,8 +171,12 @@ def worker(
             )
         source = target.worker
         chosen = [app.queue_def(name) for name in queues] or None
+        # The worker's own prefetch, unless it is the default and --concurrency
+        # changes it.
+        kept = source.prefetch != default_prefetch(source.concurrency)
         running = app.worker(
             concurrency=concurrency or source.concurrency,
+            prefetch=source.prefetch if prefetch is None and kept else prefetch,
             queues=chosen,
             lease_ms=lease_ms or source.lease_ms,
             poll_interval=source.poll_interval,
