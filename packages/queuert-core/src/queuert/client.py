@@ -479,7 +479,7 @@ class Queuert(ClientReads[Tx], ClientOperations[Tx]):
         """A worker for this application; register handlers with
         :meth:`Worker.handler`, then ``await worker.run()`` or ``async with worker``.
         ``prefetch`` bounds the worker's local queue of jobs acquired ahead of its
-        free slots (default ``4 * concurrency``, ``0`` disables it; see
+        free slots (default ``20 * concurrency``, ``0`` disables it; see
         :class:`~queuert.worker.Worker`)."""
         from queuert.worker import Worker
 

@@ -48,7 +48,7 @@ _RELOOKS = (0.01, 0.05, 0.25, 1.0)
 the signal may have left before the transaction that scheduled the job committed."""
 _MAX_BACKOFF = 30.0
 """Longest wait between tries of a failing acquire or reap (seconds)."""
-PREFETCH_PER_SLOT = 4
+PREFETCH_PER_SLOT = 20
 """The default ``prefetch``: this many jobs per unit of ``concurrency``."""
 _MAX_PREFETCH = 10_000
 
@@ -62,7 +62,7 @@ class Worker(Prefetching[Tx]):
     seconds, and stops gracefully on SIGTERM/SIGINT (when run with :meth:`run`)
     or :meth:`stop`.
 
-    ``prefetch`` (default ``4 * concurrency``; ``0`` disables it) is the most jobs
+    ``prefetch`` (default ``20 * concurrency``; ``0`` disables it) is the most jobs
     the worker holds leased in its local queue beyond those running, so that a
     handler's freed slot takes the next job without a round trip. Only queues
     without a concurrency limit or a rate limit are prefetched. A prefetched job
@@ -357,7 +357,10 @@ class Worker(Prefetching[Tx]):
             self._release_stale()
             self._start_prefetched()
             free = self.concurrency - self._running
-            room = local.room if queues else 0
+            # Prefetch only while there is a backlog (the last acquisition got all it
+            # asked for, or a job was scheduled while every slot was busy): a worker
+            # that keeps up asks for its free slots alone, as without a local queue.
+            room = local.room if queues and (self._maybe_more or free == 0) else 0
             timeout = self.poll_interval
             if free > 0 or (room > 0 and local.low):
                 self._wake.clear()
