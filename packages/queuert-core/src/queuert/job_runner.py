@@ -150,6 +150,11 @@ class JobRunner(Generic[Tx]):
             )
             await self._release(ctx, extra, unstarted=True)
             return False
+        except asyncio.CancelledError:
+            # A stop: the handler never started, so the job goes back unchanged.
+            if not ctx.lease_lost:
+                await self._release(ctx, extra, unstarted=True)
+            raise
         return True
 
     async def _execute(

@@ -360,7 +360,7 @@ class Worker(Prefetching[Tx]):
             # Prefetch only while there is a backlog (the last acquisition got all it
             # asked for, or a job was scheduled while every slot was busy): a worker
             # that keeps up asks for its free slots alone, as without a local queue.
-            room = local.room if queues and (self._maybe_more or free == 0) else 0
+            room = local.room if queues and self._maybe_more else 0
             timeout = self.poll_interval
             if free > 0 or (room > 0 and local.low):
                 self._wake.clear()
