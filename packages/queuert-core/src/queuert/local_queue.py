@@ -22,7 +22,11 @@ The rules a prefetched job follows:
   without running. On a graceful stop every job still waiting is released at
   once; a worker that is killed leaves their leases to expire, as for running jobs.
 
-The queue holds at most what the worker expects to start within
+The worker asks for more jobs than it has free slots only while a backlog is
+known (its last acquisition got all it asked for, or a job was scheduled while
+every slot was busy), and refills the queue once it is down to half its
+capacity (:attr:`LocalQueue.low`), not on every started job. The queue holds at
+most what the worker expects to start within
 :data:`HORIZON_S` (from the mean time its handlers hold a slot), capped by the
 ``prefetch`` option: fast handlers get a deep queue, slow ones (for which a round
 trip is negligible) little or none, so a worker does not hoard jobs that an
