@@ -47,6 +47,7 @@ METRICS = [
     "start batched",
     "start batched (app tx)",
     "process one-job chains",
+    queuert_runs.UNQUEUED,
     PGQ_DEFAULTS,
     GW_FAST,
     "full phase path",
@@ -327,14 +328,18 @@ def targets(results: list[Result]) -> list[dict[str, Any]]:
         ("in-memory process >= 20,000 jobs/s", v("memory", "process one-job chains"), 20_000),
     ]
     for system, label in (("postgres", "PostgreSQL"), ("sqlite", "SQLite")):
-        one = (system, "process one-job chains")
+        # Limited queues are never prefetched (a prefetched job would count as
+        # running): their limits' cost shows against the worker that acquires for its
+        # free slots only, as they do.
+        one = (system, queuert_runs.UNQUEUED)
         for metric in (
             "process one-job chains (limit 10)",
             "process one-job chains (100 keys limit 1)",
         ):
             checks.append(
                 (
-                    f"{label} {metric.removeprefix('process one-job chains ')} >= 70% of unlimited",
+                    f"{label} {metric.removeprefix('process one-job chains ')} >= 70% of "
+                    "unlimited without a local queue",
                     ratio((system, metric), one),
                     0.7,
                 )

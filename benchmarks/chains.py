@@ -80,6 +80,7 @@ ALL_CHAINS: list[ChainDef[Any, Any]] = [
 
 SCENARIOS: dict[str, ChainDef[Any, Any]] = {
     "one": one_step,
+    "one-unqueued": one_step,
     "phases": phases,
     "three": three_step,
     "stamped": stamped,
@@ -89,6 +90,7 @@ SCENARIOS: dict[str, ChainDef[Any, Any]] = {
 }
 JOBS_PER_CHAIN = {
     "one": 1,
+    "one-unqueued": 1,
     "phases": 1,
     "three": 3,
     "stamped": 1,
@@ -112,9 +114,9 @@ def register(
     probe: Probe,
     on_latency: Callable[[float], None] | None = None,
 ) -> None:
-    """Register the handlers of ``scenario`` ("one", "phases", "three", "stamped",
-    "limited", "keyed", "rated")."""
-    if scenario == "one":
+    """Register the handlers of ``scenario`` ("one", "one-unqueued", "phases", "three",
+    "stamped", "limited", "keyed", "rated")."""
+    if scenario in ("one", "one-unqueued"):
 
         @worker.handler(one_step)
         async def noop(job: Job[Item], ctx: JobContext[Any, Done]) -> Done:

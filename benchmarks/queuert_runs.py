@@ -178,8 +178,14 @@ async def start_batched(store: Store, n: int, batch: int, *, app_tx: bool) -> Re
     return rate(store.adapter, metric, n, seconds, "chains/s", batch=batch)
 
 
+UNQUEUED = "process one-job chains (no local queue)"
+"""One-job chains run by a worker without its local queue (``prefetch=0``): it
+acquires only for its free slots, as it must for limited and rate-limited queues,
+so the limited figures compare with this one for the cost of their limits."""
+
 PROCESS_METRICS = {
     "one": "process one-job chains",
+    "one-unqueued": UNQUEUED,
     "phases": "full phase path",
     "three": "process three-step chains",
     "limited": "process one-job chains (limit 10)",
@@ -210,7 +216,7 @@ async def process(
     jobs = n * JOBS_PER_CHAIN[scenario]
     probe = Probe(jobs)
     metrics = attach_probe(app, probe)
-    worker = app.worker(concurrency=concurrency)
+    worker = app.worker(concurrency=concurrency, prefetch=0 if scenario == "one-unqueued" else None)
     register(worker, scenario, probe)
     async with around() if around is not None else nullcontext():
         cpu_before = cpu_seconds()
