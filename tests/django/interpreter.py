@@ -53,20 +53,8 @@ def _with_pyenv_312(env: dict[str, str]) -> dict[str, str]:
     if pyenv is None:
         return env
     try:
-        versions = subprocess.run(
-            [pyenv, "versions", "--bare"],
-            capture_output=True,
-            text=True,
-            timeout=FIND_TIMEOUT_S,
-            check=False,
-        ).stdout.split()
-        current = subprocess.run(
-            [pyenv, "version-name"],
-            capture_output=True,
-            text=True,
-            timeout=FIND_TIMEOUT_S,
-            check=False,
-        ).stdout.strip()
+        versions = _run([pyenv, "versions", "--bare"], env, FIND_TIMEOUT_S).stdout.split()
+        current = _run([pyenv, "version-name"], env, FIND_TIMEOUT_S).stdout.strip()
     except (OSError, subprocess.TimeoutExpired):
         return env
     wanted = [v for v in versions if v == "3.12" or v.startswith("3.12.")]
@@ -74,6 +62,14 @@ def _with_pyenv_312(env: dict[str, str]) -> dict[str, str]:
         return env
     chosen = f"{current}:{wanted[-1]}" if current else wanted[-1]
     return {**env, "PYENV_VERSION": chosen}
+
+
+def _run(args: list[str], env: dict[str, str], timeout: float) -> subprocess.CompletedProcess[str]:
+    """``args`` run in the repository with ``env``, its output captured as text.
+    Raises OSError or subprocess.TimeoutExpired."""
+    return subprocess.run(
+        args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
 
 
 def _runs(python: str, env: dict[str, str]) -> bool:
@@ -105,24 +101,8 @@ def _hatch_env_python() -> tuple[str | None, str]:
     with lock_path.open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            created = subprocess.run(
-                [hatch, "env", "create", "django"],
-                cwd=ROOT,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=CREATE_TIMEOUT_S,
-                check=False,
-            )
-            found = subprocess.run(
-                [hatch, "env", "find", "django"],
-                cwd=ROOT,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=FIND_TIMEOUT_S,
-                check=False,
-            )
+            created = _run([hatch, "env", "create", "django"], env, CREATE_TIMEOUT_S)
+            found = _run([hatch, "env", "find", "django"], env, FIND_TIMEOUT_S)
         except (OSError, subprocess.TimeoutExpired) as exc:
             return None, f"creating the django hatch environment failed: {exc}"
         finally:
