@@ -31,8 +31,6 @@ from typing import Any
 import queuert
 from queuert import Continuation, EnqueueJob, Job, JobContext
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
 QUEUE_LIMIT = 3
 KEY_LIMIT = 1
 
@@ -196,58 +194,25 @@ async def limit_workers(
     """Run ``count`` worker processes until the block exits; each must have printed
     ``READY`` before the block starts and must exit 0 after SIGTERM."""
     # Imported here: the worker processes import this module and need none of it.
-    from tests.e2e.backends import env_with_pythonpath
+    from tests.e2e.worker_processes import worker_processes
 
     args = [
         f"--{name.replace('_', '-')}" + ("" if value is True else f"={value}")
         for name, value in options.items()
     ]
-    processes: list[asyncio.subprocess.Process] = []
-    logs = []
-    try:
-        for i in range(count):
-            log = (log_dir / f"limit-worker-{i}.log").open("wb")
-            logs.append(log)
-            processes.append(
-                await asyncio.create_subprocess_exec(
-                    sys.executable,
-                    "-m",
-                    "tests.e2e.limit_workers",
-                    f"--state={state}",
-                    f"--worker-name=w{i}",
-                    f"--counter={counter}",
-                    *args,
-                    cwd=REPO_ROOT,
-                    env=env_with_pythonpath(),
-                    stdin=asyncio.subprocess.DEVNULL,
-                    stdout=asyncio.subprocess.PIPE,
-                    stderr=log,
-                )
-            )
-        for i, process in enumerate(processes):
-            assert process.stdout is not None
-            async with asyncio.timeout(90):
-                line = await process.stdout.readline()
-            assert line.strip() == b"READY", f"worker w{i} did not start: {_tail(log_dir, i)}"
+    async with worker_processes(
+        "tests.e2e.limit_workers",
+        count,
+        args_of=lambda i: [
+            f"--state={state}",
+            f"--worker-name=w{i}",
+            f"--counter={counter}",
+            *args,
+        ],
+        log_dir=log_dir,
+        log_prefix="limit-worker",
+    ):
         yield
-        for process in processes:
-            process.terminate()
-        for i, process in enumerate(processes):
-            async with asyncio.timeout(30):
-                code = await process.wait()
-            assert code == 0, f"worker w{i} exited {code}: {_tail(log_dir, i)}"
-    finally:
-        for process in processes:
-            if process.returncode is None:
-                process.kill()
-                await process.wait()
-        for log in logs:
-            log.close()
-
-
-def _tail(log_dir: Path, i: int) -> str:
-    text = (log_dir / f"limit-worker-{i}.log").read_text(errors="replace")
-    return "\n".join(text.splitlines()[-30:])
 
 
 if __name__ == "__main__":

@@ -28,8 +28,6 @@ from typing import Any
 import queuert
 from queuert import Job, JobContext
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
 RATE = 50
 """Starts per second of :data:`RATED`."""
 
@@ -117,53 +115,16 @@ async def rate_workers(
     """Run ``count`` worker processes until the block exits; each must have printed
     ``READY`` before the block starts and must exit 0 after SIGTERM."""
     # Imported here: the worker processes import this module and need none of it.
-    from tests.e2e.backends import env_with_pythonpath
+    from tests.e2e.worker_processes import worker_processes
 
-    processes: list[asyncio.subprocess.Process] = []
-    logs = []
-    try:
-        for i in range(count):
-            log = (log_dir / f"rate-worker-{i}.log").open("wb")
-            logs.append(log)
-            processes.append(
-                await asyncio.create_subprocess_exec(
-                    sys.executable,
-                    "-m",
-                    "tests.e2e.rate_workers",
-                    f"--state={state}",
-                    f"--worker-name=w{i}",
-                    f"--starts-dir={starts_dir}",
-                    cwd=REPO_ROOT,
-                    env=env_with_pythonpath(),
-                    stdin=asyncio.subprocess.DEVNULL,
-                    stdout=asyncio.subprocess.PIPE,
-                    stderr=log,
-                )
-            )
-        for i, process in enumerate(processes):
-            assert process.stdout is not None
-            async with asyncio.timeout(90):
-                line = await process.stdout.readline()
-            assert line.strip() == b"READY", f"worker w{i} did not start: {_tail(log_dir, i)}"
+    async with worker_processes(
+        "tests.e2e.rate_workers",
+        count,
+        args_of=lambda i: [f"--state={state}", f"--worker-name=w{i}", f"--starts-dir={starts_dir}"],
+        log_dir=log_dir,
+        log_prefix="rate-worker",
+    ):
         yield
-        for process in processes:
-            process.terminate()
-        for i, process in enumerate(processes):
-            async with asyncio.timeout(30):
-                code = await process.wait()
-            assert code == 0, f"worker w{i} exited {code}: {_tail(log_dir, i)}"
-    finally:
-        for process in processes:
-            if process.returncode is None:
-                process.kill()
-                await process.wait()
-        for log in logs:
-            log.close()
-
-
-def _tail(log_dir: Path, i: int) -> str:
-    text = (log_dir / f"rate-worker-{i}.log").read_text(errors="replace")
-    return "\n".join(text.splitlines()[-30:])
 
 
 if __name__ == "__main__":
