@@ -20,12 +20,11 @@ from queuert.records import (
     NewJob,
 )
 from queuert_postgres.adapter_base import PostgresAdapterBase
-from queuert_postgres.after_commit import Signal
 from queuert_postgres.connections import PostgresTx
 from queuert_postgres.job_args import alike_chain_starts, continue_args, new_job_args, shared_fields
 from queuert_postgres.keyed_jobs import keyed_job_statements
 from queuert_postgres.limits import limit_statements
-from queuert_postgres.rows import chain_record, completed_record, job_record
+from queuert_postgres.rows import chain_record, completed_record, completion_signals, job_record
 
 _LEASE_EXPIRED_JSON = LEASE_EXPIRED_ERROR.to_json()
 
@@ -186,12 +185,7 @@ class JobOps(PostgresAdapterBase):
                 [output for _, output in items],
             )
         if quiet and rows:
-            signals: list[Signal] = []
-            for row in rows:
-                record = completed_record(row)
-                signals.append(("chain", record.chain_id))
-                signals.extend(("scheduled", queue) for queue in record.unblocked_queues)
-            self._after_commit.send(signals)
+            self._after_commit.send([s for row in rows for s in completion_signals(row)])
         return {row[0]: row for row in rows}
 
     async def continue_job(

@@ -8,6 +8,7 @@ import asyncpg
 
 from queuert.adapter_support import job_record as positional_job_record
 from queuert.records import ChainRecord, JobError, JobRecord, JobStatus
+from queuert_postgres.after_commit import Signal
 from queuert_postgres.statements import JOB_COLUMN_COUNT
 
 
@@ -44,6 +45,16 @@ def completed_record(row: asyncpg.Record) -> JobRecord:
     record = job_record(row)
     queues = row[JOB_COLUMN_COUNT]
     return dataclasses.replace(record, unblocked_queues=tuple(queues)) if queues else record
+
+
+def completion_signals(row: asyncpg.Record) -> list[Signal]:
+    """The signals of a row of ``Statements.complete_job(s)`` (see
+    :mod:`queuert_postgres.after_commit`): its chain ended, and each queue of a job it
+    unblocked has one scheduled. Read from the row's columns, without building the
+    record the caller builds anyway."""
+    signals: list[Signal] = [("chain", row[1])]  # the job columns start with id, chain_id
+    signals.extend(("scheduled", queue) for queue in row[JOB_COLUMN_COUNT] or ())
+    return signals
 
 
 def chain_record(row: asyncpg.Record) -> ChainRecord:
