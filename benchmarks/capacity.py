@@ -328,22 +328,25 @@ def targets(results: list[Result]) -> list[dict[str, Any]]:
         ("in-memory process >= 20,000 jobs/s", v("memory", "process one-job chains"), 20_000),
     ]
     for system, label in (("postgres", "PostgreSQL"), ("sqlite", "SQLite")):
-        # Limited queues are never prefetched (a prefetched job would count as
-        # running): their limits' cost shows against the worker that acquires for its
-        # free slots only, as they do.
-        one = (system, queuert_runs.UNQUEUED)
+        # Limited queues are prefetched within their limit, so their figures compare
+        # with the default worker's unlimited one at the same concurrency; the figure
+        # without a local queue is printed beside them for the cost of limits alone.
         for metric in (
             "process one-job chains (limit 10)",
             "process one-job chains (100 keys limit 1)",
         ):
-            checks.append(
-                (
-                    f"{label} {metric.removeprefix('process one-job chains ')} >= 70% of "
-                    "unlimited without a local queue",
-                    ratio((system, metric), one),
-                    0.7,
+            short = metric.removeprefix("process one-job chains ")
+            for base, name in (
+                ("process one-job chains", "unlimited"),
+                (queuert_runs.UNQUEUED, "unlimited without a local queue"),
+            ):
+                checks.append(
+                    (
+                        f"{label} {short} >= 70% of {name}",
+                        ratio((system, metric), (system, base)),
+                        0.7,
+                    )
                 )
-            )
     return [
         {
             "target": name,

@@ -1,7 +1,7 @@
 """The worker's local queue (``prefetch``): jobs acquired ahead of free slots start
 in order, never outlive their lease unstarted, are released on stop with their
-attempt refunded, are dropped when their chain is cancelled, and queues with a
-concurrency or rate limit are never prefetched."""
+attempt refunded, are dropped when their chain is cancelled; queues with a
+concurrency limit are prefetched within it, rate-limited queues never."""
 
 from __future__ import annotations
 
@@ -216,20 +216,17 @@ async def test_a_cancelled_chains_prefetched_job_never_runs(backend: Backend) ->
         assert record is not None and record.status is JobStatus.CANCELLED
 
 
-@pytest.mark.parametrize("chain", [limited, rated], ids=["limited", "rated"])
-async def test_limited_and_rate_limited_queues_are_not_prefetched(
-    backend: Backend, chain: Any
-) -> None:
+async def test_rate_limited_queues_are_not_prefetched(backend: Backend) -> None:
     async with open_app(backend, CHAINS) as app:
         if not limits_supported(app):
             pytest.skip("the adapter enforces no concurrency or rate limits")
         handler = Handler()
         worker = worker_for(app, handler, concurrency=1, prefetch=5)
         async with worker:
-            await warm_up(app, handler, chain)
-            gate = await app.enqueue_job_chain(None, chain, Task("gate"))
+            await warm_up(app, handler, rated)
+            gate = await app.enqueue_job_chain(None, rated, Task("gate"))
             await wait_for_event(handler.at_gate, what="the gated job")
-            rest = [await app.enqueue_job_chain(None, chain, Task(f"job-{i}")) for i in range(3)]
+            rest = [await app.enqueue_job_chain(None, rated, Task(f"job-{i}")) for i in range(3)]
             # A plain job enqueued after them is prefetched: the worker does prefetch.
             plain = await app.enqueue_job_chain(None, tasks, Task("plain"))
             await wait_until(
@@ -241,6 +238,33 @@ async def test_limited_and_rate_limited_queues_are_not_prefetched(
             handler.gate.set()
             for handle in [gate, *rest, plain]:
                 await app.wait_for_chain(handle, timeout=10.0)
+
+
+async def test_a_limited_queue_is_prefetched_only_within_its_limit(backend: Backend) -> None:
+    # Limit 3 and one slot: the running job and two prefetched ones hold the three
+    # places; the fourth job stays pending until one of them ends.
+    async with open_app(backend, CHAINS) as app:
+        if not limits_supported(app):
+            pytest.skip("the adapter enforces no concurrency or rate limits")
+        handler = Handler()
+        worker = worker_for(app, handler, concurrency=1, prefetch=5)
+        async with worker:
+            await warm_up(app, handler, limited)
+            gate = await app.enqueue_job_chain(None, limited, Task("gate"))
+            await wait_for_event(handler.at_gate, what="the gated job")
+            rest = [await app.enqueue_job_chain(None, limited, Task(f"job-{i}")) for i in range(3)]
+            # Scheduled while every slot is busy: the worker learns of a backlog.
+            plain = await app.enqueue_job_chain(None, tasks, Task("plain"))
+            await wait_until(
+                lambda: running_jobs(app, [rest[0].id, rest[1].id, plain.id], worker.id),
+                what="two limited jobs and the plain one prefetched",
+            )
+            record = await app.get_job(rest[2].id)
+            assert record is not None and record.status is JobStatus.PENDING
+            handler.gate.set()
+            for handle in [gate, *rest, plain]:
+                await app.wait_for_chain(handle, timeout=10.0)
+        assert handler.names().index("gate") < handler.names().index("job-2")
 
 
 @pytest.mark.parametrize("value", [-1, True, 1.5, "4", 10_001])

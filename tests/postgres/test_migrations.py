@@ -9,7 +9,9 @@ import pytest
 
 from queuert.errors import SchemaNotMigratedError
 from queuert_postgres import SCHEMA_VERSION, PostgresStateAdapter
+from queuert_postgres.limits import acquire_function_steps
 from queuert_postgres.migrations import MIGRATIONS
+from queuert_postgres.names import Names
 from tests.postgres.helpers import new_job
 
 
@@ -167,7 +169,7 @@ async def test_a_version_1_schema_gains_the_trace_context_column(
     assert stored is not None and stored.trace_context is None
 
 
-async def test_version_9_marks_the_jobs_created_with_blockers(
+async def test_version_8_marks_the_jobs_created_with_blockers(
     adapter: PostgresStateAdapter,
 ) -> None:
     (blocker,) = await adapter.create_jobs(tx=None, jobs=[new_job()])
@@ -182,3 +184,24 @@ async def test_version_9_marks_the_jobs_created_with_blockers(
     for job, flagged in ((blocker, False), (waiter, True)):
         read = await adapter.get_job(tx=None, job_id=job.id)
         assert read is not None and read.has_blockers is flagged
+
+
+async def test_version_9_replaces_the_acquisition_function_of_a_version_8_schema(
+    adapter: PostgresStateAdapter,
+) -> None:
+    # The schema as it was before version 9: version 7's acquisition function.
+    schema = adapter.schema
+    names = Names.create(schema, "")
+    await adapter.pool.execute(f"DROP FUNCTION {names.table('acquire_limited_jobs')}")
+    await adapter.pool.execute(acquire_function_steps(names)[1])
+    await adapter.pool.execute(f'DELETE FROM "{schema}".migrations WHERE version = 9')
+    with pytest.raises(SchemaNotMigratedError):
+        await adapter.check_schema()
+    await adapter.migrate()
+    source = await adapter.pool.fetchval(
+        "SELECT p.prosrc FROM pg_proc AS p JOIN pg_namespace AS n ON n.oid = p.pronamespace "
+        "WHERE n.nspname = $1 AND p.proname = 'acquire_limited_jobs'",
+        schema,
+    )
+    assert "WITH RECURSIVE keys" in source, "the key walk of version 9 is not installed"
+    await adapter.check_schema()

@@ -4,9 +4,10 @@ without a round trip to the database.
 
 The rules a prefetched job follows:
 
-- It is leased when acquired, like any acquired job, so no other worker takes it;
-  only queues without a concurrency limit or a rate limit are prefetched (the
-  database counts a leased job as running, and a rate counts it as started).
+- It is leased when acquired, like any acquired job, so no other worker takes it.
+  A queue with a concurrency limit is prefetched within its limit only (the
+  database counts a leased job as running); rate-limited queues are not
+  prefetched (a rate counts a leased job as started).
 - It starts in acquisition order (oldest ``scheduled_at`` first, then higher
   priority, then id) as soon as a slot is free.
 - It never waits longer than half its lease (:attr:`LocalQueue.max_wait`, counted
@@ -73,6 +74,9 @@ class LocalQueue:
         (a tenth of the lease, at most 1 s)."""
         self._heap: list[tuple[datetime, int, str, int, Prefetched]] = []
         self._mean_run: float | None = None
+        self.ceiling: int | None = None
+        """At most this many jobs while concurrency limits hold acquisitions back
+        (see :meth:`held_back`); ``None`` otherwise."""
 
     def __len__(self) -> int:
         return len(self._heap)
@@ -83,7 +87,8 @@ class LocalQueue:
         if self.limit == 0 or self._mean_run is None:
             return 0
         expected = self.concurrency * HORIZON_S / max(self._mean_run, 1e-6)
-        return min(self.limit, int(expected))
+        capacity = min(self.limit, int(expected))
+        return capacity if self.ceiling is None else min(capacity, self.ceiling)
 
     @property
     def room(self) -> int:
@@ -96,6 +101,19 @@ class LocalQueue:
         round trip)."""
         capacity = self.capacity
         return len(self._heap) < capacity and len(self._heap) <= capacity // 2
+
+    def acquired(self, *, short: bool, limited: bool) -> None:
+        """An acquisition ended; ``short``: it got fewer jobs than asked for;
+        ``limited``: it was of concurrency-limited queues alone. When limits held it back,
+        the jobs waiting now are about as many as the limits allow this worker, so
+        the queue is capped at them and refilled at half of them rather than on
+        every freed place (each acquisition under a limit costs the database a
+        look at the queue's keys). An acquisition that gets all it asked for lifts
+        the cap."""
+        if not short:
+            self.ceiling = None
+        elif limited:
+            self.ceiling = len(self._heap)
 
     def ran(self, seconds: float) -> None:
         """A handler held its slot for ``seconds``."""

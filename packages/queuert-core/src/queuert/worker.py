@@ -64,8 +64,9 @@ class Worker(Prefetching[Tx]):
 
     ``prefetch`` (default ``20 * concurrency``; ``0`` disables it) is the most jobs
     the worker holds leased in its local queue beyond those running, so that a
-    handler's freed slot takes the next job without a round trip. Only queues
-    without a concurrency limit or a rate limit are prefetched. A prefetched job
+    handler's freed slot takes the next job without a round trip. Queues with a
+    concurrency limit are prefetched within it (a prefetched job holds its place
+    under the limit); rate-limited queues are not prefetched. A prefetched job
     starts in acquisition order; it never waits more than half its lease (it is
     then released back, its attempt refunded); one that waited has its lease
     renewed before its handler runs, so a handler always gets the whole
@@ -346,8 +347,10 @@ class Worker(Prefetching[Tx]):
         # back is due but not acquirable, so only the other queues tell the idle wait.
         # Rate-limited queues (with the concurrency limit they may declare beside their
         # rate) are acquired under their rate; one held back wakes the loop when its
-        # window has room again. Only the plain queues are prefetched: the database
-        # counts a leased job as running (and a rate as started).
+        # window has room again. Plain and limited queues are prefetched: the database
+        # counts a leased job as running, so a limited queue's prefetched jobs hold
+        # places under its limit and never exceed it. Rate-limited ones are not: a
+        # rate counts a leased job as started, and its window would be spent early.
         unrated, rated = rates.split_by_rate(self.app.queues, self.queue_names)
         queues, limited = limits.split_by_limit(self.app.queues, unrated)
         outage = self._outage("acquiring jobs")
@@ -360,7 +363,7 @@ class Worker(Prefetching[Tx]):
             # Prefetch only while there is a backlog (the last acquisition got all it
             # asked for, or a job was scheduled while every slot was busy): a worker
             # that keeps up asks for its free slots alone, as without a local queue.
-            room = local.room if queues and self._maybe_more else 0
+            room = local.room if (queues or limited) and self._maybe_more else 0
             timeout = self.poll_interval
             if free > 0 or (room > 0 and local.low):
                 self._wake.clear()
@@ -383,6 +386,9 @@ class Worker(Prefetching[Tx]):
                 self.app.metrics.incr("worker.acquire_attempts")
                 self._take(got, sent)
                 wanted = free + room
+                # Only a worker of limited queues alone caps its local queue: the cap
+                # would hold back its plain queues' prefetching too.
+                local.acquired(short=len(got) < wanted, limited=bool(limited) and not queues)
                 # A job of a limited queue that ends frees a place under its limit.
                 self._maybe_more = len(got) >= wanted or bool(limited)
                 if len(got) >= wanted:
@@ -419,9 +425,10 @@ class Worker(Prefetching[Tx]):
         room: int,
         sent: float,
     ) -> tuple[list[JobRecord], float | None]:
-        """Lease up to ``free + room`` jobs of the plain ``queues`` and, while fewer
-        than ``free`` came, of the limited then the rated queues for the rest; returns
-        them (plain ones first) and how long a rate holds jobs back (``None``).
+        """Lease up to ``free + room`` jobs of the plain ``queues``, then of the
+        limited queues while fewer came, then, while fewer than ``free`` came, of the
+        rated queues for the rest; returns them (plain ones first) and how long a
+        rate holds jobs back (``None``).
         ``sent``: when the acquisition began (monotonic), which leases count from."""
         state = self.app.state
         records: list[JobRecord] = []
@@ -431,12 +438,12 @@ class Worker(Prefetching[Tx]):
             )
         plain = len(records)
         try:
-            if limited and plain < free:
+            if limited and plain < free + room:
                 records += await limits.acquire_jobs(
                     state,
                     plain=[],
                     limited=limited,
-                    limit=free - plain,
+                    limit=free + room - plain,
                     owner=self.id,
                     lease_ms=self.lease_ms,
                 )
@@ -460,17 +467,16 @@ class Worker(Prefetching[Tx]):
         return records, window_wait
 
     def _take(self, records: list[JobRecord], sent: float) -> None:
-        """Run the acquired jobs: those of limited and rated queues at once (they were
-        acquired for free slots), the others through the local queue, oldest first."""
-        plain: list[JobRecord] = []
+        """Run the acquired jobs: those of rated queues at once (they were acquired
+        for free slots), the others through the local queue, oldest first."""
+        queued: list[JobRecord] = []
         for record in records:
-            queue = self.app.queues[record.queue]
-            if queue.limit is None and queue.rate is None:
-                plain.append(record)
+            if self.app.queues[record.queue].rate is None:
+                queued.append(record)
             else:
                 self._spawn(record, acquired_at=sent)
-        if plain:
-            self._prefetched(plain, sent)
+        if queued:
+            self._prefetched(queued, sent)
 
     async def _idle_timeout(self, queues: list[str]) -> float:
         try:

@@ -126,6 +126,147 @@ def acquire_function_steps(n: Names) -> list[str]:
     ]
 
 
+KEY_WINDOW_PER_JOB = 1
+"""Schema version 9: a per-key acquisition of ``limit`` jobs first looks at this
+many backlog rows per job wanted, in acquisition order, before it walks the keys."""
+
+
+def key_walk_steps(n: Names) -> list[str]:
+    """Schema version 9: the acquisition function with a per-key acquisition whose
+    cost does not grow with the backlog of full keys.
+
+    Version 7 tested every pending job in acquisition order until enough were
+    found: when the first keys of the backlog are full (a few busy keys with deep
+    backlogs, or a worker holding most keys) it read the whole backlog on every
+    call. Now the per-key branch first tests a window of the first backlog rows
+    (``KEY_WINDOW_PER_JOB`` per job wanted), skipping full keys through one hashed
+    set, which finds enough when keys have room; when it comes short, it walks
+    the distinct keys of the backlog through the index of keyed pending jobs
+    (a skip scan: one index probe per key) and takes each key's first jobs that
+    its room allows, oldest first across keys. Same arguments, results and lock
+    as version 7."""
+    jobs = n.jobs
+    order = "x.scheduled_at, x.priority DESC, x.id"
+    lease = (
+        "status = 'running', attempt = j.attempt + 1, leased_by = p_owner, "
+        f"leased_until = {NOW} + (p_lease_ms * interval '1 millisecond'), "
+        f"updated_at = {NOW}"
+    )
+    keyed = _candidates(
+        jobs, "p.concurrency_key = x.concurrency_key AND p.concurrency_key IS NOT NULL"
+    )
+    unkeyed = _candidates(jobs, "p.concurrency_key IS NULL")
+    running_of_key = (
+        f"SELECT count(*) FROM {jobs} AS r WHERE r.status = 'running' "
+        f"AND r.queue = p_queue AND r.concurrency_key = keys.k AND r.leased_until > {NOW}"
+    )
+    return [
+        f"""
+        CREATE OR REPLACE FUNCTION {n.table("acquire_limited_jobs")}(
+            p_queue text, p_limit integer, p_owner text, p_lease_ms bigint,
+            p_concurrency integer, p_per_key boolean, p_lock bigint
+        ) RETURNS SETOF {jobs} LANGUAGE plpgsql VOLATILE AS $body$
+        DECLARE
+            got integer;
+        BEGIN
+            -- Held until the transaction ends; the statements below take their
+            -- snapshots after it is granted.
+            PERFORM pg_advisory_xact_lock(p_lock);
+            IF NOT p_per_key THEN
+                RETURN QUERY
+                WITH picked AS (
+                    SELECT x.id FROM {jobs} AS x
+                    WHERE x.status = 'pending' AND x.queue = p_queue
+                        AND x.scheduled_at <= {NOW}
+                    ORDER BY {order}
+                    LIMIT greatest(0, least(p_limit, p_concurrency - (
+                        SELECT count(*) FROM {jobs} AS r
+                        WHERE r.status = 'running' AND r.queue = p_queue
+                            AND r.leased_until > {NOW}
+                    )::integer))
+                    FOR UPDATE SKIP LOCKED
+                )
+                UPDATE {jobs} AS j SET {lease}
+                FROM picked WHERE j.id = picked.id
+                RETURNING j.*;
+                RETURN;
+            END IF;
+            -- The first backlog rows: a job is a candidate when it is among the
+            -- first of its key that the key has room for; full keys are skipped
+            -- through one set before that test.
+            RETURN QUERY
+            WITH full_keys AS (
+                SELECT r.concurrency_key FROM {jobs} AS r
+                WHERE r.status = 'running' AND r.queue = p_queue
+                    AND r.concurrency_key IS NOT NULL AND r.leased_until > {NOW}
+                GROUP BY r.concurrency_key HAVING count(*) >= p_concurrency
+            ), window_rows AS (
+                SELECT x.id FROM {jobs} AS x
+                WHERE x.status = 'pending' AND x.queue = p_queue
+                    AND x.scheduled_at <= {NOW}
+                ORDER BY {order}
+                LIMIT least(p_limit::bigint * {KEY_WINDOW_PER_JOB}, 10000)
+            ), picked AS (
+                SELECT x.id FROM window_rows AS w JOIN {jobs} AS x ON x.id = w.id
+                WHERE x.status = 'pending'
+                    AND (x.concurrency_key IS NULL
+                        OR x.concurrency_key NOT IN (SELECT concurrency_key FROM full_keys))
+                    AND CASE WHEN x.concurrency_key IS NULL
+                        THEN x.id IN ({unkeyed})
+                        ELSE x.id IN ({keyed}) END
+                ORDER BY {order}
+                LIMIT p_limit
+                FOR UPDATE OF x SKIP LOCKED
+            )
+            UPDATE {jobs} AS j SET {lease}
+            FROM picked WHERE j.id = picked.id
+            RETURNING j.*;
+            GET DIAGNOSTICS got = ROW_COUNT;
+            IF got >= p_limit THEN
+                RETURN;
+            END IF;
+            -- Short: walk the distinct keys of the backlog (the jobs just leased
+            -- count as running now) and take each key's first jobs within its
+            -- room, plus the first jobs of the group without a key.
+            RETURN QUERY
+            WITH RECURSIVE keys(k) AS (
+                (SELECT x.concurrency_key FROM {jobs} AS x
+                 WHERE x.status = 'pending' AND x.queue = p_queue
+                     AND x.concurrency_key IS NOT NULL
+                 ORDER BY x.concurrency_key LIMIT 1)
+                UNION ALL
+                SELECT (SELECT x.concurrency_key FROM {jobs} AS x
+                        WHERE x.status = 'pending' AND x.queue = p_queue
+                            AND x.concurrency_key IS NOT NULL AND x.concurrency_key > keys.k
+                        ORDER BY x.concurrency_key LIMIT 1)
+                FROM keys WHERE keys.k IS NOT NULL
+            ), candidates AS (
+                SELECT c.id FROM keys CROSS JOIN LATERAL (
+                    SELECT p.id FROM {jobs} AS p
+                    WHERE p.status = 'pending' AND p.queue = p_queue
+                        AND p.concurrency_key = keys.k AND p.scheduled_at <= {NOW}
+                    ORDER BY p.scheduled_at, p.priority DESC, p.id
+                    LIMIT greatest(0, p_concurrency - ({running_of_key}))
+                ) AS c
+                WHERE keys.k IS NOT NULL
+                UNION ALL
+                SELECT u.id FROM ({unkeyed}) AS u
+            ), picked AS (
+                SELECT x.id FROM candidates AS c JOIN {jobs} AS x ON x.id = c.id
+                WHERE x.status = 'pending'
+                ORDER BY {order}
+                LIMIT p_limit - got
+                FOR UPDATE OF x SKIP LOCKED
+            )
+            UPDATE {jobs} AS j SET {lease}
+            FROM picked WHERE j.id = picked.id
+            RETURNING j.*;
+        END
+        $body$
+        """,
+    ]
+
+
 class LimitStatements:
     """SQL of concurrency limits over the tables of one :class:`Statements`."""
 

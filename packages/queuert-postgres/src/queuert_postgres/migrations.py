@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from queuert_postgres.connections import PostgresTx
-from queuert_postgres.limits import acquire_function_steps
+from queuert_postgres.limits import acquire_function_steps, key_walk_steps
 from queuert_postgres.names import Names
 from queuert_postgres.rates import create_rate_starts
 
@@ -250,6 +250,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(6, "rate limits over a sliding window", create_rate_starts),
     Migration(7, "limited acquisition in one call", acquire_function_steps),
     Migration(8, "jobs say whether they were created with blockers", _job_blocker_flags),
+    Migration(9, "per-key acquisition walks keys instead of the backlog", key_walk_steps),
 )
 """Every step, in version order. Versions need not be contiguous: each is applied
 and checked on its own."""

@@ -68,15 +68,27 @@ def acquire_under_key_limit(jobs: str) -> str:
     A job is a candidate when fewer than the limit of its key's jobs are running
     or ahead of it, so a full key never holds back another key's jobs. The scan
     in acquisition order stops once ?4 jobs are found, instead of ranking the
-    queue's whole backlog. Jobs without a key count as one group of their own."""
+    queue's whole backlog. Jobs without a key count as one group of their own.
+
+    Jobs of full keys (as many running as the limit) are skipped through one set
+    of those keys, read once, before the per-job test: when the first keys of the
+    backlog are full (a few busy keys with deep backlogs, or a worker holding most
+    keys in its local queue) the scan passes their jobs at the cost of a lookup."""
     keyed = _ahead(jobs, "p.concurrency_key = x.concurrency_key AND p.concurrency_key IS NOT NULL")
     unkeyed = _ahead(jobs, "p.concurrency_key IS NULL")
     order = "ORDER BY x.scheduled_at, x.priority DESC, x.id"
+    full_keys = (
+        f"SELECT r.concurrency_key FROM {jobs} AS r WHERE r.status = 'running' "
+        "AND r.queue = ?1 AND r.concurrency_key IS NOT NULL AND r.leased_until > ?2 "
+        "GROUP BY r.concurrency_key HAVING count(*) >= ?3"
+    )
     return (
         f"UPDATE {jobs} SET status = 'running', attempt = attempt + 1, leased_by = ?5, "
         "leased_until = ?6, updated_at = ?2 WHERE id IN ("
         f"SELECT x.id FROM {jobs} AS x WHERE x.status = 'pending' AND x.queue = ?1 "
-        "AND x.scheduled_at <= ?2 AND CASE WHEN x.concurrency_key IS NULL "
+        "AND x.scheduled_at <= ?2 AND (x.concurrency_key IS NULL "
+        f"OR x.concurrency_key NOT IN ({full_keys})) "
+        "AND CASE WHEN x.concurrency_key IS NULL "
         f"THEN {unkeyed} ELSE {keyed} END < ?3 {order} LIMIT ?4) RETURNING {JOB_COLUMNS}"
     )
 

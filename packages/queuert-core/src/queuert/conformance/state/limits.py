@@ -223,6 +223,40 @@ class LimitCases:
         assert sorted(ids(first)) == sorted([created[1].id, created[3].id])
 
     @pytest.mark.asyncio
+    async def test_per_key_limit_finds_keys_with_room_behind_a_deep_backlog_of_a_full_key(
+        self, state_adapter: StateAdapterAny
+    ) -> None:
+        # The jobs of a full key fill the front of the backlog, several times the jobs
+        # asked for: those behind them, of other keys and without a key, are still
+        # taken, in acquisition order.
+        _require(state_adapter)
+        queue = unique("keyed")
+        prefix = unique("job")
+        keys = ["a", *["a"] * 6, "b", "b", None, "c"]
+        jobs = [
+            replace(
+                new_job(
+                    queue,
+                    scheduled_at=PAST + timedelta(seconds=n),
+                    job_id=f"{prefix}-{n:02d}",
+                ),
+                concurrency_key=key,
+            )
+            for n, key in enumerate(keys)
+        ]
+        await state_adapter.create_jobs(tx=None, jobs=jobs[:1])
+        (running,) = await _acquire(
+            state_adapter, queue, limit=1, concurrency_limit=1, per_key=True
+        )
+        assert running.id == jobs[0].id
+        await state_adapter.create_jobs(tx=None, jobs=jobs[1:])
+        by_id = {job.id: n for n, job in enumerate(jobs)}
+        first = await _acquire(state_adapter, queue, limit=2, concurrency_limit=1, per_key=True)
+        assert sorted(by_id[job.id] for job in first) == [7, 9], "b's first, then no key"
+        rest = await _acquire(state_adapter, queue, concurrency_limit=1, per_key=True)
+        assert [by_id[job.id] for job in rest] == [10], "only c has room left"
+
+    @pytest.mark.asyncio
     async def test_rolled_back_limited_acquire_leaves_its_jobs_and_places_free(
         self, state_adapter: StateAdapterAny
     ) -> None:
