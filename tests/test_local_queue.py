@@ -4,8 +4,12 @@ not on every freed place; an acquisition that gets all it asked for lifts the ca
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
+import pytest
+
+from queuert import local_queue
 from queuert.local_queue import LocalQueue, Prefetched
 from queuert.records import JobRecord, JobStatus
 
@@ -46,7 +50,7 @@ def fast_queue() -> LocalQueue:
 def test_a_short_acquisition_under_limits_caps_the_queue_at_what_it_holds() -> None:
     local = fast_queue()
     local.push(waiting(40))
-    local.acquired(short=True, limited=True)
+    local.acquired(short=True, room=60, limited=True)
     assert local.room == 0 and not local.low
     for _ in range(19):
         local.pop()
@@ -58,13 +62,34 @@ def test_a_short_acquisition_under_limits_caps_the_queue_at_what_it_holds() -> N
 def test_an_acquisition_that_got_all_it_asked_for_lifts_the_cap() -> None:
     local = fast_queue()
     local.push(waiting(40))
-    local.acquired(short=True, limited=True)
-    local.acquired(short=False, limited=True)
+    local.acquired(short=True, room=60, limited=True)
+    local.acquired(short=False, room=20, limited=True)
     assert local.room == 60
 
 
 def test_a_short_acquisition_without_limits_leaves_the_queue_uncapped() -> None:
     local = fast_queue()
     local.push(waiting(40))
-    local.acquired(short=True, limited=False)
+    local.acquired(short=True, room=60, limited=False)
+    assert local.room == 60
+
+
+def test_a_full_acquisition_for_free_slots_alone_keeps_the_cap() -> None:
+    # It asked for no room, so it says nothing about how many the limits allow.
+    local = fast_queue()
+    local.push(waiting(40))
+    local.acquired(short=True, room=60, limited=True)
+    local.acquired(short=False, room=0, limited=True)
+    assert local.room == 0
+
+
+def test_the_cap_lapses_so_that_room_freed_elsewhere_is_looked_for(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    local = fast_queue()
+    local.push(waiting(40))
+    local.acquired(short=True, room=60, limited=True)
+    assert local.room == 0
+    later = time.monotonic() + local_queue.CEILING_S
+    monkeypatch.setattr(time, "monotonic", lambda: later)
     assert local.room == 60

@@ -37,6 +37,7 @@ idle worker could run. Until a handler has ended the queue holds nothing.
 from __future__ import annotations
 
 import heapq
+import time
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -46,6 +47,8 @@ HORIZON_S = 0.1
 """The local queue holds about as many jobs as the worker starts in this many
 seconds: long enough to hide an acquire round trip, short enough that a job does
 not wait for a busy worker while another is idle."""
+CEILING_S = 1.0
+"""How long a cap set by limits holding an acquisition back lasts."""
 _RENEW_AFTER_MAX_S = 1.0
 _SMOOTHING = 0.1
 """Weight of a new handler duration in the running mean."""
@@ -76,7 +79,8 @@ class LocalQueue:
         self._mean_run: float | None = None
         self.ceiling: int | None = None
         """At most this many jobs while concurrency limits hold acquisitions back
-        (see :meth:`held_back`); ``None`` otherwise."""
+        (see :meth:`acquired`); ``None`` otherwise."""
+        self._ceiling_until = 0.0
 
     def __len__(self) -> int:
         return len(self._heap)
@@ -88,7 +92,13 @@ class LocalQueue:
             return 0
         expected = self.concurrency * HORIZON_S / max(self._mean_run, 1e-6)
         capacity = min(self.limit, int(expected))
-        return capacity if self.ceiling is None else min(capacity, self.ceiling)
+        if self.ceiling is None:
+            return capacity
+        if time.monotonic() >= self._ceiling_until:
+            # Places may have freed elsewhere: look for room again now and then.
+            self.ceiling = None
+            return capacity
+        return min(capacity, self.ceiling)
 
     @property
     def room(self) -> int:
@@ -102,18 +112,21 @@ class LocalQueue:
         capacity = self.capacity
         return len(self._heap) < capacity and len(self._heap) <= capacity // 2
 
-    def acquired(self, *, short: bool, limited: bool) -> None:
+    def acquired(self, *, short: bool, room: int, limited: bool) -> None:
         """An acquisition ended; ``short``: it got fewer jobs than asked for;
-        ``limited``: it was of concurrency-limited queues alone. When limits held it back,
-        the jobs waiting now are about as many as the limits allow this worker, so
-        the queue is capped at them and refilled at half of them rather than on
-        every freed place (each acquisition under a limit costs the database a
-        look at the queue's keys). An acquisition that gets all it asked for lifts
-        the cap."""
+        ``room``: how many it asked for beyond the free slots; ``limited``: it was
+        of concurrency-limited queues alone. When limits held it back, the jobs
+        waiting now are about as many as the limits allow this worker, so the queue
+        is capped at them for :data:`CEILING_S` and refilled at half of them rather
+        than on every freed place (each acquisition under a limit costs the
+        database a look at the queue). An acquisition that got all the room it
+        asked for lifts the cap."""
         if not short:
-            self.ceiling = None
+            if room > 0:
+                self.ceiling = None
         elif limited:
             self.ceiling = len(self._heap)
+            self._ceiling_until = time.monotonic() + CEILING_S
 
     def ran(self, seconds: float) -> None:
         """A handler held its slot for ``seconds``."""

@@ -388,7 +388,9 @@ class Worker(Prefetching[Tx]):
                 wanted = free + room
                 # Only a worker of limited queues alone caps its local queue: the cap
                 # would hold back its plain queues' prefetching too.
-                local.acquired(short=len(got) < wanted, limited=bool(limited) and not queues)
+                local.acquired(
+                    short=len(got) < wanted, room=room, limited=bool(limited) and not queues
+                )
                 # A job of a limited queue that ends frees a place under its limit.
                 self._maybe_more = len(got) >= wanted or bool(limited)
                 if len(got) >= wanted:
