@@ -124,6 +124,7 @@ class JobRunner(Generic[Tx]):
             self._active.pop(key, None)
             # The job's end is written now, so its place under a limit is free.
             if self.app.queues[record.queue].limit is not None and not self._stopping.is_set():
+                self._local.freed()
                 self._wake.set()
 
     async def _renew_before_start(self, ctx: JobContext[Tx, Any], extra: dict[str, Any]) -> bool:

@@ -5,9 +5,9 @@ without a round trip to the database.
 The rules a prefetched job follows:
 
 - It is leased when acquired, like any acquired job, so no other worker takes it.
-  A queue with a concurrency limit is prefetched within its limit only (the
-  database counts a leased job as running); rate-limited queues are not
-  prefetched (a rate counts a leased job as started).
+  A queue with a queue-wide concurrency limit is prefetched within its limit
+  only (the database counts a leased job as running); per-key limited and
+  rate-limited queues are not prefetched (a rate counts a leased job as started).
 - It starts in acquisition order (oldest ``scheduled_at`` first, then higher
   priority, then id) as soon as a slot is free.
 - It never waits longer than half its lease (:attr:`LocalQueue.max_wait`, counted
@@ -47,8 +47,9 @@ HORIZON_S = 0.1
 """The local queue holds about as many jobs as the worker starts in this many
 seconds: long enough to hide an acquire round trip, short enough that a job does
 not wait for a busy worker while another is idle."""
-CEILING_S = 1.0
-"""How long a cap set by limits holding an acquisition back lasts."""
+HELD_BACK_S = 1.0
+"""The longest a worker whose limits held an acquisition back waits for its own
+jobs to free places before it refills its local queue again."""
 _RENEW_AFTER_MAX_S = 1.0
 _SMOOTHING = 0.1
 """Weight of a new handler duration in the running mean."""
@@ -77,10 +78,9 @@ class LocalQueue:
         (a tenth of the lease, at most 1 s)."""
         self._heap: list[tuple[datetime, int, str, int, Prefetched]] = []
         self._mean_run: float | None = None
-        self.ceiling: int | None = None
-        """At most this many jobs while concurrency limits hold acquisitions back
-        (see :meth:`acquired`); ``None`` otherwise."""
-        self._ceiling_until = 0.0
+        self._held_back = False
+        self._freed = 0
+        self._held_back_until = 0.0
 
     def __len__(self) -> int:
         return len(self._heap)
@@ -91,14 +91,7 @@ class LocalQueue:
         if self.limit == 0 or self._mean_run is None:
             return 0
         expected = self.concurrency * HORIZON_S / max(self._mean_run, 1e-6)
-        capacity = min(self.limit, int(expected))
-        if self.ceiling is None:
-            return capacity
-        if time.monotonic() >= self._ceiling_until:
-            # Places may have freed elsewhere: look for room again now and then.
-            self.ceiling = None
-            return capacity
-        return min(capacity, self.ceiling)
+        return min(self.limit, int(expected))
 
     @property
     def room(self) -> int:
@@ -108,25 +101,37 @@ class LocalQueue:
     def low(self) -> bool:
         """Whether the queue should be refilled: it has room and holds at most half
         its capacity (a low-water mark, so that not every started job costs a
-        round trip)."""
+        round trip), and limits are not holding acquisitions back (see
+        :meth:`acquired`)."""
         capacity = self.capacity
-        return len(self._heap) < capacity and len(self._heap) <= capacity // 2
+        if len(self._heap) >= capacity or len(self._heap) > capacity // 2:
+            return False
+        if self._held_back and self._freed < self.concurrency:
+            if time.monotonic() < self._held_back_until:
+                return False
+            self._held_back = False
+        return True
 
     def acquired(self, *, short: bool, room: int, limited: bool) -> None:
         """An acquisition ended; ``short``: it got fewer jobs than asked for;
         ``room``: how many it asked for beyond the free slots; ``limited``: it was
-        of concurrency-limited queues alone. When limits held it back, the jobs
-        waiting now are about as many as the limits allow this worker, so the queue
-        is capped at them for :data:`CEILING_S` and refilled at half of them rather
-        than on every freed place (each acquisition under a limit costs the
-        database a look at the queue). An acquisition that got all the room it
-        asked for lifts the cap."""
-        if not short:
-            if room > 0:
-                self.ceiling = None
-        elif limited:
-            self.ceiling = len(self._heap)
-            self._ceiling_until = time.monotonic() + CEILING_S
+        of concurrency-limited queues alone. When limits held it back, the queue is
+        not refilled ahead of free slots until as many places as the worker has
+        slots were freed by its jobs (:meth:`freed`), or :data:`HELD_BACK_S` passed
+        (places may free elsewhere): an acquisition under a limit costs the
+        database a look at the queue, so one per freed place would cost more than
+        it brings. An acquisition that got all the room it asked for ends the
+        wait."""
+        if short and limited:
+            self._held_back = True
+            self._freed = 0
+            self._held_back_until = time.monotonic() + HELD_BACK_S
+        elif not short and room > 0:
+            self._held_back = False
+
+    def freed(self) -> None:
+        """A job of a concurrency-limited queue ended, freeing its place."""
+        self._freed += 1
 
     def ran(self, seconds: float) -> None:
         """A handler held its slot for ``seconds``."""

@@ -65,8 +65,9 @@ class Worker(Prefetching[Tx]):
     ``prefetch`` (default ``20 * concurrency``; ``0`` disables it) is the most jobs
     the worker holds leased in its local queue beyond those running, so that a
     handler's freed slot takes the next job without a round trip. Queues with a
-    concurrency limit are prefetched within it (a prefetched job holds its place
-    under the limit); rate-limited queues are not prefetched. A prefetched job
+    queue-wide concurrency limit are prefetched within it (a prefetched job holds
+    its place under the limit); per-key limited and rate-limited queues are not
+    prefetched. A prefetched job
     starts in acquisition order; it never waits more than half its lease (it is
     then released back, its attempt refunded); one that waited has its lease
     renewed before its handler runs, so a handler always gets the whole
@@ -347,12 +348,17 @@ class Worker(Prefetching[Tx]):
         # back is due but not acquirable, so only the other queues tell the idle wait.
         # Rate-limited queues (with the concurrency limit they may declare beside their
         # rate) are acquired under their rate; one held back wakes the loop when its
-        # window has room again. Plain and limited queues are prefetched: the database
-        # counts a leased job as running, so a limited queue's prefetched jobs hold
-        # places under its limit and never exceed it. Rate-limited ones are not: a
-        # rate counts a leased job as started, and its window would be spent early.
+        # window has room again. Plain queues and queues with a queue-wide limit are
+        # prefetched: the database counts a leased job as running, so a limited
+        # queue's prefetched jobs hold places under its limit and never exceed it.
+        # Per-key limited queues are not: a worker holding most keys ahead of its
+        # slots makes each acquisition pass over them, for less than it saves.
+        # Rate-limited ones are not either: a rate counts a leased job as started,
+        # and its window would be spent early.
         unrated, rated = rates.split_by_rate(self.app.queues, self.queue_names)
         queues, limited = limits.split_by_limit(self.app.queues, unrated)
+        limited.sort(key=lambda item: item[1].per_key)
+        wide = [name for name, limit in limited if not limit.per_key]
         outage = self._outage("acquiring jobs")
         relooks = len(_RELOOKS)
         local = self._local
@@ -363,7 +369,7 @@ class Worker(Prefetching[Tx]):
             # Prefetch only while there is a backlog (the last acquisition got all it
             # asked for, or a job was scheduled while every slot was busy): a worker
             # that keeps up asks for its free slots alone, as without a local queue.
-            room = local.room if (queues or limited) and self._maybe_more else 0
+            room = local.room if (queues or wide) and self._maybe_more else 0
             timeout = self.poll_interval
             if free > 0 or (room > 0 and local.low):
                 self._wake.clear()
@@ -386,8 +392,8 @@ class Worker(Prefetching[Tx]):
                 self.app.metrics.incr("worker.acquire_attempts")
                 self._take(got, sent)
                 wanted = free + room
-                # Only a worker of limited queues alone caps its local queue: the cap
-                # would hold back its plain queues' prefetching too.
+                # Only a worker of limited queues alone waits for freed places: the
+                # wait would hold back its plain queues' prefetching too.
                 local.acquired(
                     short=len(got) < wanted, room=room, limited=bool(limited) and not queues
                 )
@@ -428,9 +434,10 @@ class Worker(Prefetching[Tx]):
         sent: float,
     ) -> tuple[list[JobRecord], float | None]:
         """Lease up to ``free + room`` jobs of the plain ``queues``, then of the
-        limited queues while fewer came, then, while fewer than ``free`` came, of the
-        rated queues for the rest; returns them (plain ones first) and how long a
-        rate holds jobs back (``None``).
+        queue-wide limited queues while fewer came, then, while fewer than ``free``
+        came, of the per-key limited and the rated queues for the rest; returns them
+        (plain ones first) and how long a rate holds jobs back (``None``).
+        ``limited`` lists the queue-wide limits first.
         ``sent``: when the acquisition began (monotonic), which leases count from."""
         state = self.app.state
         records: list[JobRecord] = []
@@ -440,12 +447,23 @@ class Worker(Prefetching[Tx]):
             )
         plain = len(records)
         try:
-            if limited and plain < free + room:
+            wide = [item for item in limited if not item[1].per_key]
+            if wide and plain < free + room:
                 records += await limits.acquire_jobs(
                     state,
                     plain=[],
-                    limited=limited,
+                    limited=wide,
                     limit=free + room - plain,
+                    owner=self.id,
+                    lease_ms=self.lease_ms,
+                )
+            keyed = limited[len(wide) :]
+            if keyed and len(records) < free:
+                records += await limits.acquire_jobs(
+                    state,
+                    plain=[],
+                    limited=keyed,
+                    limit=free - len(records),
                     owner=self.id,
                     lease_ms=self.lease_ms,
                 )
@@ -469,11 +487,13 @@ class Worker(Prefetching[Tx]):
         return records, window_wait
 
     def _take(self, records: list[JobRecord], sent: float) -> None:
-        """Run the acquired jobs: those of rated queues at once (they were acquired
-        for free slots), the others through the local queue, oldest first."""
+        """Run the acquired jobs: those of rated and per-key limited queues at once
+        (they were acquired for free slots), the others through the local queue,
+        oldest first."""
         queued: list[JobRecord] = []
         for record in records:
-            if self.app.queues[record.queue].rate is None:
+            queue = self.app.queues[record.queue]
+            if queue.rate is None and (queue.limit is None or not queue.limit.per_key):
                 queued.append(record)
             else:
                 self._spawn(record, acquired_at=sent)
