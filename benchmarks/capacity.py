@@ -328,9 +328,10 @@ def targets(results: list[Result]) -> list[dict[str, Any]]:
         ("in-memory process >= 20,000 jobs/s", v("memory", "process one-job chains"), 20_000),
     ]
     for system, label in (("postgres", "PostgreSQL"), ("sqlite", "SQLite")):
-        # Limited queues are prefetched within their limit, so their figures compare
-        # with the default worker's unlimited one at the same concurrency; the figure
-        # without a local queue is printed beside them for the cost of limits alone.
+        # The limited figures compare with the default worker's unlimited one at the
+        # same concurrency; the figure without a local queue is printed beside them
+        # for the cost of limits alone (per-key limited queues are not prefetched,
+        # queue-wide ones only within their limit).
         for metric in (
             "process one-job chains (limit 10)",
             "process one-job chains (100 keys limit 1)",

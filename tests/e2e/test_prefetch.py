@@ -1,7 +1,8 @@
 """The worker's local queue (``prefetch``): jobs acquired ahead of free slots start
 in order, never outlive their lease unstarted, are released on stop with their
 attempt refunded, are dropped when their chain is cancelled; queues with a
-concurrency limit are prefetched within it, rate-limited queues never."""
+queue-wide concurrency limit are prefetched within it, per-key limited and
+rate-limited queues never."""
 
 from __future__ import annotations
 
@@ -31,8 +32,15 @@ class Done:
 
 tasks = queuert.chain("e2e-prefetch", input=Task, output=Done)
 limited = queuert.chain("e2e-prefetch-limited", input=Task, output=Done, concurrency_limit=3)
+keyed = queuert.chain(
+    "e2e-prefetch-keyed",
+    input=Task,
+    output=Done,
+    concurrency_limit=1,
+    concurrency_key=lambda task: task.name,
+)
 rated = queuert.chain("e2e-prefetch-rated", input=Task, output=Done, rate_limit="1000/s")
-CHAINS = [tasks, limited, rated]
+CHAINS = [tasks, limited, keyed, rated]
 
 
 @pytest.fixture(autouse=True)
@@ -69,6 +77,7 @@ def worker_for(app: Queuert[Any], handler: Handler, **options: Any) -> Worker[An
     worker.handler(tasks)(handler)
     if limits_supported(app):
         worker.handler(limited)(handler)
+        worker.handler(keyed)(handler)
         worker.handler(rated)(handler)
     return worker
 
@@ -216,31 +225,50 @@ async def test_a_cancelled_chains_prefetched_job_never_runs(backend: Backend) ->
         assert record is not None and record.status is JobStatus.CANCELLED
 
 
-async def test_rate_limited_queues_are_not_prefetched(backend: Backend) -> None:
+async def backlog_behind_a_gate(
+    app: Queuert[Any], handler: Handler, chain: Any
+) -> tuple[Any, list[Any], Any]:
+    """Hold the worker's one slot with a gated job of ``chain``, then start three more
+    of ``chain`` and one plain job while the slot is busy (so the worker learns of a
+    backlog); returns the gated job, the three, and the plain one."""
+    await warm_up(app, handler, chain)
+    gate = await app.enqueue_job_chain(None, chain, Task("gate"))
+    await wait_for_event(handler.at_gate, what="the gated job")
+    rest = [await app.enqueue_job_chain(None, chain, Task(f"job-{i}")) for i in range(3)]
+    plain = await app.enqueue_job_chain(None, tasks, Task("plain"))
+    return gate, rest, plain
+
+
+async def pending(app: Queuert[Any], handles: list[Any]) -> None:
+    for handle in handles:
+        record = await app.get_job(handle.id)
+        assert record is not None and record.status is JobStatus.PENDING
+
+
+@pytest.mark.parametrize("chain", [keyed, rated], ids=["per-key limited", "rate-limited"])
+async def test_per_key_limited_and_rate_limited_queues_are_not_prefetched(
+    backend: Backend, chain: Any
+) -> None:
     async with open_app(backend, CHAINS) as app:
         if not limits_supported(app):
             pytest.skip("the adapter enforces no concurrency or rate limits")
         handler = Handler()
         worker = worker_for(app, handler, concurrency=1, prefetch=5)
         async with worker:
-            await warm_up(app, handler, rated)
-            gate = await app.enqueue_job_chain(None, rated, Task("gate"))
-            await wait_for_event(handler.at_gate, what="the gated job")
-            rest = [await app.enqueue_job_chain(None, rated, Task(f"job-{i}")) for i in range(3)]
-            # A plain job enqueued after them is prefetched: the worker does prefetch.
-            plain = await app.enqueue_job_chain(None, tasks, Task("plain"))
+            gate, rest, plain = await backlog_behind_a_gate(app, handler, chain)
+            # The plain job, enqueued after them, is prefetched: the worker does prefetch.
             await wait_until(
                 lambda: running_jobs(app, [plain.id], worker.id), what="the plain job prefetched"
             )
-            for handle in rest:
-                record = await app.get_job(handle.id)
-                assert record is not None and record.status is JobStatus.PENDING
+            await pending(app, rest)
             handler.gate.set()
             for handle in [gate, *rest, plain]:
                 await app.wait_for_chain(handle, timeout=10.0)
 
 
-async def test_a_limited_queue_is_prefetched_only_within_its_limit(backend: Backend) -> None:
+async def test_a_queue_wide_limited_queue_is_prefetched_only_within_its_limit(
+    backend: Backend,
+) -> None:
     # Limit 3 and one slot: the running job and two prefetched ones hold the three
     # places; the fourth job stays pending until one of them ends.
     async with open_app(backend, CHAINS) as app:
@@ -249,18 +277,12 @@ async def test_a_limited_queue_is_prefetched_only_within_its_limit(backend: Back
         handler = Handler()
         worker = worker_for(app, handler, concurrency=1, prefetch=5)
         async with worker:
-            await warm_up(app, handler, limited)
-            gate = await app.enqueue_job_chain(None, limited, Task("gate"))
-            await wait_for_event(handler.at_gate, what="the gated job")
-            rest = [await app.enqueue_job_chain(None, limited, Task(f"job-{i}")) for i in range(3)]
-            # Scheduled while every slot is busy: the worker learns of a backlog.
-            plain = await app.enqueue_job_chain(None, tasks, Task("plain"))
+            gate, rest, plain = await backlog_behind_a_gate(app, handler, limited)
             await wait_until(
                 lambda: running_jobs(app, [rest[0].id, rest[1].id, plain.id], worker.id),
                 what="two limited jobs and the plain one prefetched",
             )
-            record = await app.get_job(rest[2].id)
-            assert record is not None and record.status is JobStatus.PENDING
+            await pending(app, rest[2:])
             handler.gate.set()
             for handle in [gate, *rest, plain]:
                 await app.wait_for_chain(handle, timeout=10.0)

@@ -106,11 +106,11 @@ class LocalQueue:
         capacity = self.capacity
         if len(self._heap) >= capacity or len(self._heap) > capacity // 2:
             return False
-        if self._held_back and self._freed < self.concurrency:
-            if time.monotonic() < self._held_back_until:
-                return False
-            self._held_back = False
-        return True
+        return not (
+            self._held_back
+            and self._freed < self.concurrency
+            and time.monotonic() < self._held_back_until
+        )
 
     def acquired(self, *, short: bool, room: int, limited: bool) -> None:
         """An acquisition ended; ``short``: it got fewer jobs than asked for;

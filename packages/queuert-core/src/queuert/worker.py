@@ -357,8 +357,8 @@ class Worker(Prefetching[Tx]):
         # and its window would be spent early.
         unrated, rated = rates.split_by_rate(self.app.queues, self.queue_names)
         queues, limited = limits.split_by_limit(self.app.queues, unrated)
-        limited.sort(key=lambda item: item[1].per_key)
-        wide = [name for name, limit in limited if not limit.per_key]
+        wide = [item for item in limited if not item[1].per_key]
+        keyed = [item for item in limited if item[1].per_key]
         outage = self._outage("acquiring jobs")
         relooks = len(_RELOOKS)
         local = self._local
@@ -380,7 +380,7 @@ class Worker(Prefetching[Tx]):
                 sent = time.monotonic()
                 try:
                     got, window_wait = await self._acquire(
-                        queues, limited, rated, free=free, room=room, sent=sent
+                        queues, wide, keyed, rated, free=free, room=room, sent=sent
                     )
                 except Exception as exc:
                     self.app.metrics.incr("worker.acquire_attempts")
@@ -395,7 +395,7 @@ class Worker(Prefetching[Tx]):
                 # Only a worker of limited queues alone waits for freed places: the
                 # wait would hold back its plain queues' prefetching too.
                 local.acquired(
-                    short=len(got) < wanted, room=room, limited=bool(limited) and not queues
+                    short=len(got) < wanted, room=room, limited=bool(wide) and not queues
                 )
                 # A job of a limited queue that ends frees a place under its limit.
                 self._maybe_more = len(got) >= wanted or bool(limited)
@@ -426,7 +426,8 @@ class Worker(Prefetching[Tx]):
     async def _acquire(
         self,
         queues: list[str],
-        limited: list[tuple[str, limits.ConcurrencyLimit]],
+        wide: list[tuple[str, limits.ConcurrencyLimit]],
+        keyed: list[tuple[str, limits.ConcurrencyLimit]],
         rated: list[tuple[str, rates.RateLimit]],
         *,
         free: int,
@@ -434,10 +435,10 @@ class Worker(Prefetching[Tx]):
         sent: float,
     ) -> tuple[list[JobRecord], float | None]:
         """Lease up to ``free + room`` jobs of the plain ``queues``, then of the
-        queue-wide limited queues while fewer came, then, while fewer than ``free``
-        came, of the per-key limited and the rated queues for the rest; returns them
-        (plain ones first) and how long a rate holds jobs back (``None``).
-        ``limited`` lists the queue-wide limits first.
+        queue-wide limited queues (``wide``) while fewer came, then, while fewer than
+        ``free`` came, of the per-key limited (``keyed``) and the rated queues for the
+        rest; returns them (plain ones first) and how long a rate holds jobs back
+        (``None``).
         ``sent``: when the acquisition began (monotonic), which leases count from."""
         state = self.app.state
         records: list[JobRecord] = []
@@ -447,7 +448,6 @@ class Worker(Prefetching[Tx]):
             )
         plain = len(records)
         try:
-            wide = [item for item in limited if not item[1].per_key]
             if wide and plain < free + room:
                 records += await limits.acquire_jobs(
                     state,
@@ -457,7 +457,6 @@ class Worker(Prefetching[Tx]):
                     owner=self.id,
                     lease_ms=self.lease_ms,
                 )
-            keyed = limited[len(wide) :]
             if keyed and len(records) < free:
                 records += await limits.acquire_jobs(
                     state,

@@ -53,16 +53,42 @@ def _candidates(jobs: str, key_test: str) -> str:
         ))"""
 
 
+_ORDER = "x.scheduled_at, x.priority DESC, x.id"
+"""Acquisition order of the candidate jobs (alias ``x``)."""
+_LEASE = (
+    "status = 'running', attempt = j.attempt + 1, leased_by = p_owner, "
+    f"leased_until = {NOW} + (p_lease_ms * interval '1 millisecond'), "
+    f"updated_at = {NOW}"
+)
+"""The acquisition function's lease of a job (alias ``j``)."""
+
+
+def _queue_wide_acquisition(jobs: str) -> str:
+    """The acquisition function's statement under a queue-wide limit: as many of the
+    first pending jobs as the limit leaves room for."""
+    return f"""
+                RETURN QUERY
+                WITH picked AS (
+                    SELECT x.id FROM {jobs} AS x
+                    WHERE x.status = 'pending' AND x.queue = p_queue
+                        AND x.scheduled_at <= {NOW}
+                    ORDER BY {_ORDER}
+                    LIMIT greatest(0, least(p_limit, p_concurrency - (
+                        SELECT count(*) FROM {jobs} AS r
+                        WHERE r.status = 'running' AND r.queue = p_queue
+                            AND r.leased_until > {NOW}
+                    )::integer))
+                    FOR UPDATE SKIP LOCKED
+                )
+                UPDATE {jobs} AS j SET {_LEASE}
+                FROM picked WHERE j.id = picked.id
+                RETURNING j.*;"""
+
+
 def acquire_function_steps(n: Names) -> list[str]:
     """Schema version 7: the index of keyed pending jobs and the acquisition
     function. Released: a change is a new version that replaces the function."""
     jobs = n.jobs
-    order = "x.scheduled_at, x.priority DESC, x.id"
-    lease = (
-        "status = 'running', attempt = j.attempt + 1, leased_by = p_owner, "
-        f"leased_until = {NOW} + (p_lease_ms * interval '1 millisecond'), "
-        f"updated_at = {NOW}"
-    )
     # Jobs without a key count as one group of their own; only keyed jobs are in
     # the new index, so that queues without per-key limits pay nothing for it.
     keyed = _candidates(
@@ -95,40 +121,19 @@ def acquire_function_steps(n: Names) -> list[str]:
                         AND CASE WHEN x.concurrency_key IS NULL
                             THEN x.id IN ({unkeyed})
                             ELSE x.id IN ({keyed}) END
-                    ORDER BY {order}
+                    ORDER BY {_ORDER}
                     LIMIT p_limit
                     FOR UPDATE SKIP LOCKED
                 )
-                UPDATE {jobs} AS j SET {lease}
+                UPDATE {jobs} AS j SET {_LEASE}
                 FROM picked WHERE j.id = picked.id
                 RETURNING j.*;
-            ELSE
-                RETURN QUERY
-                WITH picked AS (
-                    SELECT x.id FROM {jobs} AS x
-                    WHERE x.status = 'pending' AND x.queue = p_queue
-                        AND x.scheduled_at <= {NOW}
-                    ORDER BY {order}
-                    LIMIT greatest(0, least(p_limit, p_concurrency - (
-                        SELECT count(*) FROM {jobs} AS r
-                        WHERE r.status = 'running' AND r.queue = p_queue
-                            AND r.leased_until > {NOW}
-                    )::integer))
-                    FOR UPDATE SKIP LOCKED
-                )
-                UPDATE {jobs} AS j SET {lease}
-                FROM picked WHERE j.id = picked.id
-                RETURNING j.*;
+            ELSE{_queue_wide_acquisition(jobs)}
             END IF;
         END
         $body$
         """,
     ]
-
-
-KEY_WINDOW_PER_JOB = 1
-"""Schema version 9: a per-key acquisition of ``limit`` jobs first looks at this
-many backlog rows per job wanted, in acquisition order, before it walks the keys."""
 
 
 def key_walk_steps(n: Names) -> list[str]:
@@ -139,19 +144,13 @@ def key_walk_steps(n: Names) -> list[str]:
     found: when the first keys of the backlog are full (a few busy keys with deep
     backlogs, or a worker holding most keys) it read the whole backlog on every
     call. Now the per-key branch first tests a window of the first backlog rows
-    (``KEY_WINDOW_PER_JOB`` per job wanted), skipping full keys through one hashed
-    set, which finds enough when keys have room; when it comes short, it walks
+    (as many as jobs wanted), skipping full keys through one hashed set, which
+    finds enough when keys have room; when it comes short, it walks
     the distinct keys of the backlog through the index of keyed pending jobs
     (a skip scan: one index probe per key) and takes each key's first jobs that
     its room allows, oldest first across keys. Same arguments, results and lock
     as version 7."""
     jobs = n.jobs
-    order = "x.scheduled_at, x.priority DESC, x.id"
-    lease = (
-        "status = 'running', attempt = j.attempt + 1, leased_by = p_owner, "
-        f"leased_until = {NOW} + (p_lease_ms * interval '1 millisecond'), "
-        f"updated_at = {NOW}"
-    )
     keyed = _candidates(
         jobs, "p.concurrency_key = x.concurrency_key AND p.concurrency_key IS NOT NULL"
     )
@@ -172,23 +171,7 @@ def key_walk_steps(n: Names) -> list[str]:
             -- Held until the transaction ends; the statements below take their
             -- snapshots after it is granted.
             PERFORM pg_advisory_xact_lock(p_lock);
-            IF NOT p_per_key THEN
-                RETURN QUERY
-                WITH picked AS (
-                    SELECT x.id FROM {jobs} AS x
-                    WHERE x.status = 'pending' AND x.queue = p_queue
-                        AND x.scheduled_at <= {NOW}
-                    ORDER BY {order}
-                    LIMIT greatest(0, least(p_limit, p_concurrency - (
-                        SELECT count(*) FROM {jobs} AS r
-                        WHERE r.status = 'running' AND r.queue = p_queue
-                            AND r.leased_until > {NOW}
-                    )::integer))
-                    FOR UPDATE SKIP LOCKED
-                )
-                UPDATE {jobs} AS j SET {lease}
-                FROM picked WHERE j.id = picked.id
-                RETURNING j.*;
+            IF NOT p_per_key THEN{_queue_wide_acquisition(jobs)}
                 RETURN;
             END IF;
             -- The first backlog rows: a job is a candidate when it is among the
@@ -204,8 +187,8 @@ def key_walk_steps(n: Names) -> list[str]:
                 SELECT x.id FROM {jobs} AS x
                 WHERE x.status = 'pending' AND x.queue = p_queue
                     AND x.scheduled_at <= {NOW}
-                ORDER BY {order}
-                LIMIT least(p_limit::bigint * {KEY_WINDOW_PER_JOB}, 10000)
+                ORDER BY {_ORDER}
+                LIMIT p_limit
             ), picked AS (
                 SELECT x.id FROM window_rows AS w JOIN {jobs} AS x ON x.id = w.id
                 WHERE x.status = 'pending'
@@ -214,11 +197,11 @@ def key_walk_steps(n: Names) -> list[str]:
                     AND CASE WHEN x.concurrency_key IS NULL
                         THEN x.id IN ({unkeyed})
                         ELSE x.id IN ({keyed}) END
-                ORDER BY {order}
+                ORDER BY {_ORDER}
                 LIMIT p_limit
                 FOR UPDATE OF x SKIP LOCKED
             )
-            UPDATE {jobs} AS j SET {lease}
+            UPDATE {jobs} AS j SET {_LEASE}
             FROM picked WHERE j.id = picked.id
             RETURNING j.*;
             GET DIAGNOSTICS got = ROW_COUNT;
@@ -254,11 +237,11 @@ def key_walk_steps(n: Names) -> list[str]:
             ), picked AS (
                 SELECT x.id FROM candidates AS c JOIN {jobs} AS x ON x.id = c.id
                 WHERE x.status = 'pending'
-                ORDER BY {order}
+                ORDER BY {_ORDER}
                 LIMIT p_limit - got
                 FOR UPDATE OF x SKIP LOCKED
             )
-            UPDATE {jobs} AS j SET {lease}
+            UPDATE {jobs} AS j SET {_LEASE}
             FROM picked WHERE j.id = picked.id
             RETURNING j.*;
         END
