@@ -79,6 +79,7 @@ class StateCapabilities:
     - ``schedules``: :meth:`StateAdapter.start_scheduled_chain` and the schedule slot
       reads are supported.
     - ``rate_limits``: :meth:`StateAdapter.acquire_rate_limited_jobs` is supported.
+    - ``hand_off``: :meth:`StateAdapter.complete_job_and_hand_off` is supported.
     """
 
     row_locks: bool = True
@@ -92,6 +93,7 @@ class StateCapabilities:
     concurrency_limits: bool = False
     schedules: bool = False
     rate_limits: bool = False
+    hand_off: bool = False
 
 
 class StateAdapter(ABC, Generic[Tx]):
@@ -539,6 +541,38 @@ class StateAdapter(ABC, Generic[Tx]):
         raise ConfigurationError(
             f"{type(self).__name__} does not support concurrency limits "
             f"(queue {queue!r} declares one)"
+        )
+
+    async def complete_job_and_hand_off(
+        self,
+        *,
+        lease: Lease,
+        output: str,
+        lease_ms: int,
+        concurrency_limit: int,
+        per_key: bool,
+        lease_margin_ms: int,
+    ) -> tuple[JobRecord, JobRecord | None]:
+        """:meth:`complete_job` in a transaction of its own, which also hands the
+        completed job's place under its queue's concurrency limit to the next job:
+        the first eligible job (as :meth:`acquire_jobs` orders them) of the same
+        queue or, with ``per_key``, of the same concurrency key (jobs without a key
+        are one group), leased to ``lease.owner`` for ``lease_ms`` as an acquisition
+        leases it. The place is handed on only when the completed job's lease still
+        had ``lease_margin_ms`` or more to run, and its queue (key) had no more than
+        ``concurrency_limit`` jobs running with a valid lease, the completed one
+        included. So the hand-off never raises the number of running jobs, needs no
+        lock against acquirers, and never fills a place that an expiring lease
+        freed; a limit lowered below the number running is reached as jobs end.
+
+        Returns the completed job's record, as :meth:`complete_job` does, and the
+        job handed the place (``running``, its attempt incremented), or ``None``
+        when there was none to hand it to. Raises LeaseLostError when the lease is
+        gone: nothing is written. Adapters declaring ``capabilities.hand_off``
+        implement it; the default raises :class:`~queuert.errors.ConfigurationError`."""
+        raise ConfigurationError(
+            f"{type(self).__name__} does not hand places under a limit on "
+            f"(capabilities.hand_off); job {lease.job_id!r}"
         )
 
     # -- rate limits (capability ``rate_limits``) ---------------------------------------
