@@ -35,6 +35,7 @@ from queuert.validation import delay_ms as checked_delay_ms
 
 if TYPE_CHECKING:
     from queuert.client import ChainHandle, Queuert
+    from queuert.limits import ConcurrencyLimit
 
 OutT = TypeVar("OutT")
 StepInT = TypeVar("StepInT")
@@ -132,6 +133,8 @@ class JobContext(Generic[Tx, OutT]):
         self.lease_ms = lease_ms
         self.finalized = False
         self.lease_lost = False
+        # Whether the job's completion handed its place under a limit to another job.
+        self.handed_off = False
         self.notifications = PendingNotifications()
         # When the lease surely expires (monotonic clock), counted from before the
         # request that set it was sent: the context is made after the acquire.
@@ -333,6 +336,31 @@ class JobContext(Generic[Tx, OutT]):
         self.finalized = True
         self._completed(record)
         return output
+
+    async def _complete_handing_off(
+        self, output: OutT, *, limit: ConcurrencyLimit, lease_margin_ms: int
+    ) -> JobRecord | None:
+        """:meth:`complete`, handing the job's place under its queue's ``limit`` to the
+        next job (the worker's own completion of a limited queue's job; the state
+        adapter has the ``hand_off`` capability). Returns that job, leased to this
+        worker for ``lease_ms``, or ``None``."""
+        self._ensure_open()
+        text = self.chain.output_codec.encode(output)
+        try:
+            record, handed = await self._app.state.complete_job_and_hand_off(
+                lease=self.lease,
+                output=text,
+                lease_ms=self.lease_ms,
+                concurrency_limit=limit.limit,
+                per_key=limit.per_key,
+                lease_margin_ms=lease_margin_ms,
+            )
+        except LeaseLostError:
+            raise self._lost() from None
+        self.finalized = True
+        self.handed_off = handed is not None
+        self._completed(record)
+        return handed
 
     def _completed(self, record: JobRecord | None) -> None:
         """Signals for the chain's completion: the chain's own, and a wake-up for the

@@ -1,13 +1,13 @@
 """The instrumented state's acquisition under limits: concurrency-limited and
-rate-limited queues, whose retries first look for jobs a lost acknowledgement
-handed out."""
+rate-limited queues, and the hand-off of a completed job's place, whose retries
+first look for jobs a lost acknowledgement handed out."""
 
 from __future__ import annotations
 
 from queuert.instrumented_calls import InstrumentedCalls
 from queuert.ports.state import Tx
 from queuert.rate_records import RateAcquisition
-from queuert.records import JobRecord
+from queuert.records import JobRecord, JobStatus, Lease
 
 
 class LimitedAcquisition(InstrumentedCalls[Tx]):
@@ -48,6 +48,57 @@ class LimitedAcquisition(InstrumentedCalls[Tx]):
         # Known as handed out, so that no later retry takes them for orphans.
         self._handed_out.add(records)
         return records
+
+    async def complete_job_and_hand_off(
+        self,
+        *,
+        lease: Lease,
+        output: str,
+        lease_ms: int,
+        concurrency_limit: int,
+        per_key: bool,
+        lease_margin_ms: int,
+    ) -> tuple[JobRecord, JobRecord | None]:
+        async def done() -> tuple[JobRecord, JobRecord | None] | None:
+            # The failed try may have committed: then the job is completed under this
+            # attempt, and the job it handed its place to is leased to the owner but
+            # known to nobody. Its record lacks the queues the completion unblocked,
+            # whose workers then find those jobs by polling.
+            record = await self.inner.get_job(tx=None, job_id=lease.job_id)
+            if (
+                record is None
+                or record.status is not JobStatus.COMPLETED
+                or record.attempt != lease.attempt
+            ):
+                return None
+            found = await self._handed_out.orphans(
+                self.inner, queues=[record.queue], owner=lease.owner, limit=1
+            )
+            return record, (found[0] if found else None)
+
+        self._handed_out.end(lease)
+        call = self._call(
+            "complete_job_and_hand_off",
+            None,
+            lambda: self.inner.complete_job_and_hand_off(
+                lease=lease,
+                output=output,
+                lease_ms=lease_ms,
+                concurrency_limit=concurrency_limit,
+                per_key=per_key,
+                lease_margin_ms=lease_margin_ms,
+            ),
+            done,
+        )
+        if self.observer is None:
+            record, handed = await call
+        else:
+            with self._own_finalize(None, lease):
+                record, handed = await self._leased(lease, call)
+                self.observer.ended(lease, "completed")
+        if handed is not None:
+            self._handed_out.add([handed])
+        return record, handed
 
     async def acquire_rate_limited_jobs(
         self,

@@ -11,9 +11,11 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic
 
 from queuert.context import JobContext, JobRescheduled
+from queuert.definitions import QueueDef
 from queuert.errors import InputValidationError, LeaseLostError, NonRetryableError
 from queuert.job import NO_BLOCKERS, Continuation, Job
 from queuert.job_errors import job_error, retry_delay_ms, unrecordable_error
+from queuert.limits import ConcurrencyLimit
 from queuert.local_queue import LocalQueue
 from queuert.ports.state import Tx
 from queuert.records import JobError, JobRecord
@@ -24,6 +26,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("queuert.worker")
 
+HAND_OFF_MARGIN_MS = 5_000
+"""A completion hands its job's place under a limit on only while the job's lease
+has this long left: an acquirer that counts the place free once the lease
+expires must not see it until the hand-off's commit is visible."""
 _FALLBACK_DELAY_MS = 3_600_000
 """Longest retry delay used when recording an attempt's failure had to fall back to
 a minimal error (the computed delay may be what could not be stored)."""
@@ -63,6 +69,8 @@ class JobRunner(Generic[Tx]):
 
         def _start_prefetched(self) -> None: ...
 
+        def _handed(self, record: JobRecord, acquired_at: float) -> None: ...
+
     def _spawn(
         self, record: JobRecord, *, acquired_at: float | None = None, renew: bool = False
     ) -> None:
@@ -83,7 +91,24 @@ class JobRunner(Generic[Tx]):
         self._active[(record.id, record.attempt)] = Slot(ctx, task)
         self._running += 1
 
-    def _free_slot(self, key: tuple[str, int]) -> None:
+    def _hand_off_limit(self, queue: QueueDef[Any, Any]) -> ConcurrencyLimit | None:
+        """The concurrency limit under which the completion of a job of ``queue`` hands
+        its place to the queue's (key's) next job, or ``None``: the queue has a limit
+        and no rate (a rate counts a leased job as started), the state adapter can
+        hand places on, the worker is not stopping, and its lease is long enough
+        to keep :data:`HAND_OFF_MARGIN_MS`."""
+        limit = queue.limit
+        if (
+            limit is None
+            or queue.rate is not None
+            or not self.app.state.capabilities.hand_off
+            or self._stopping.is_set()
+            or self.lease_ms < 2 * HAND_OFF_MARGIN_MS
+        ):
+            return None
+        return limit
+
+    def _free_slot(self, key: tuple[str, int], *, handing: bool = False) -> None:
         slot = self._active.get(key)
         if slot is None or not slot.holding:
             return
@@ -92,10 +117,12 @@ class JobRunner(Generic[Tx]):
         self._local.ran(time.monotonic() - slot.started)
         # The freed slot takes the next prefetched job without a round trip.
         self._start_prefetched()
-        if not self._maybe_more or self._stopping.is_set():
+        if not self._maybe_more or self._stopping.is_set() or handing:
             return
-        # A place under a queue-wide limit is free only once the job's end is written,
-        # when _run_job wakes the loop; waking it now would acquire nothing there.
+        # A completion that hands its place on wakes the loop only if no job took it
+        # (see _run_job). A place under a queue-wide limit is free only once the
+        # job's end is written, when _run_job wakes the loop; waking it now would
+        # acquire nothing there.
         limit = self.app.queues[slot.ctx.record.queue].limit
         if limit is not None and not limit.per_key:
             return
@@ -122,8 +149,13 @@ class JobRunner(Generic[Tx]):
             key = (record.id, record.attempt)
             self._free_slot(key)
             self._active.pop(key, None)
-            # The job's end is written now, so its place under a limit is free.
-            if self.app.queues[record.queue].limit is not None and not self._stopping.is_set():
+            # The job's end is written now, so its place under a limit is free, unless
+            # the completion handed it to the next job.
+            if (
+                self.app.queues[record.queue].limit is not None
+                and not self._stopping.is_set()
+                and not ctx.handed_off
+            ):
                 self._local.freed()
                 self._wake.set()
 
@@ -197,9 +229,18 @@ class JobRunner(Generic[Tx]):
                     raise InputValidationError(
                         "the handler returned a Continuation that was not committed by finalize"
                     )
+                limit = self._hand_off_limit(ctx.queue)
                 # The next job can start while this completion is on its way.
-                self._free_slot((record.id, record.attempt))
-                await ctx.complete(result)
+                self._free_slot((record.id, record.attempt), handing=limit is not None)
+                if limit is None:
+                    await ctx.complete(result)
+                else:
+                    sent = time.monotonic()
+                    handed = await ctx._complete_handing_off(
+                        result, limit=limit, lease_margin_ms=HAND_OFF_MARGIN_MS
+                    )
+                    if handed is not None:
+                        self._handed(handed, sent)
         except JobRescheduled:
             metrics.incr("jobs.rescheduled")
             log.info("job %s rescheduled by its handler", record.id, extra=extra)

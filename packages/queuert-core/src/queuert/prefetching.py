@@ -29,6 +29,18 @@ class Prefetching(JobRunner[Tx]):
         self._local.push([Prefetched(record, acquired_at) for record in records])
         self._start_prefetched()
 
+    def _handed(self, record: JobRecord, acquired_at: float) -> None:
+        """A job that a completion of this worker handed its place under a limit to:
+        it starts in the next free slot, through the local queue (a stopping worker
+        releases it). ``acquired_at``: when the completion was sent."""
+        self.app.metrics.incr("jobs.handed_off")
+        entry = Prefetched(record, acquired_at)
+        if self._stopping.is_set():
+            self._release_later([entry], why="the worker stopped")
+        else:
+            self._local.push([entry])
+            self._start_prefetched()
+
     def _start_prefetched(self) -> None:
         """Start waiting jobs, oldest first, in the slots that are free and not kept
         for an acquisition in flight. A job that waited too long is released instead

@@ -278,6 +278,10 @@ class Worker(Prefetching[Tx]):
             if pending:
                 await self._abandon_stuck(pending, grace=min(max(timeout, 1.0), 5.0))
         await releasing
+        # A completion that ended during the stop may have handed its place to a job
+        # that is being released now.
+        while self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
         for sub in self._subscriptions:
             await sub.unsubscribe()
         self._subscriptions.clear()
@@ -384,6 +388,8 @@ class Worker(Prefetching[Tx]):
                     )
                 except Exception as exc:
                     self.app.metrics.incr("worker.acquire_attempts")
+                    self._reserved = 0
+                    self._start_prefetched()
                     await self._pause(outage.failed(exc))
                     continue
                 finally:
@@ -391,6 +397,9 @@ class Worker(Prefetching[Tx]):
                 outage.succeeded()
                 self.app.metrics.incr("worker.acquire_attempts")
                 self._take(got, sent)
+                # Jobs that reached the local queue meanwhile (a completion handed them
+                # a place) waited for the slots the acquisition kept.
+                self._start_prefetched()
                 wanted = free + room
                 # Only a worker of limited queues alone waits for freed places: the
                 # wait would hold back its plain queues' prefetching too.

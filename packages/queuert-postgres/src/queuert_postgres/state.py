@@ -39,6 +39,7 @@ from queuert_postgres.connections import (
 from queuert_postgres.control import ControlStatements
 from queuert_postgres.dedup import DedupStatements
 from queuert_postgres.driver_errors import DRIVER_ERRORS, MIGRATE_HINT, translate
+from queuert_postgres.hand_off import HandOffOps
 from queuert_postgres.job_ops import JobOps
 from queuert_postgres.names import Names
 from queuert_postgres.notify import PostgresNotifyAdapter
@@ -71,7 +72,7 @@ DEFAULT_ACQUIRE_TIMEOUT = 30.0
 """Seconds an operation waits for a free connection of the pool."""
 
 
-class PostgresStateAdapter(JobOps, Reads, WorkflowOps, AdminOps):
+class PostgresStateAdapter(JobOps, HandOffOps, Reads, WorkflowOps, AdminOps):
     """State adapter over an asyncpg pool.
 
     The caller's transaction is an asyncpg connection inside
@@ -124,6 +125,7 @@ class PostgresStateAdapter(JobOps, Reads, WorkflowOps, AdminOps):
         concurrency_limits=True,
         schedules=True,
         rate_limits=True,
+        hand_off=True,
     )
 
     def __init__(
@@ -165,6 +167,7 @@ class PostgresStateAdapter(JobOps, Reads, WorkflowOps, AdminOps):
         self._completions: Batcher[tuple[Lease, str], asyncpg.Record] = Batcher(
             self._complete_many, key=lambda item: item[0].job_id
         )
+        self._hand_offs = Batcher(self._hand_off_many, key=lambda item: item.lease.job_id)
 
     @classmethod
     async def connect(
@@ -266,6 +269,7 @@ class PostgresStateAdapter(JobOps, Reads, WorkflowOps, AdminOps):
         self._closed = True
         self._completions.cancel_pending()
         self._continuations.cancel_pending()
+        self._hand_offs.cancel_pending()
         if self._releasing:
             await asyncio.wait(set(self._releasing), timeout=CLOSE_TIMEOUT)
         pools = [self._pool] if self._owns_pool else []
