@@ -75,6 +75,14 @@ from broken_fan_in_adapters import (
     SilentUnblockStateAdapter,
     UnflaggedBlockersStateAdapter,
 )
+from broken_hand_off_adapters import (
+    CountlessHandOffStateAdapter,
+    KeyBlindHandOffStateAdapter,
+    LostLeaseHandOffStateAdapter,
+    MarginlessHandOffStateAdapter,
+    MicrosecondLeaseHandOffStateAdapter,
+    RacyHandOffStateAdapter,
+)
 from broken_rate_adapters import (
     EndlessWindowStateAdapter,
     FixedWindowRateStateAdapter,
@@ -167,6 +175,12 @@ TestKeyDroppingContinuation = state_suite(KeyDroppingContinuationStateAdapter)
 TestKeylessLeftBehind = state_suite(KeylessLeftBehindStateAdapter)
 TestIdOrderKeyLimit = state_suite(IdOrderKeyLimitStateAdapter)
 TestUnrecordedLimit = state_suite(UnrecordedLimitStateAdapter)
+TestCountlessHandOff = state_suite(CountlessHandOffStateAdapter)
+TestKeyBlindHandOff = state_suite(KeyBlindHandOffStateAdapter)
+TestMarginlessHandOff = state_suite(MarginlessHandOffStateAdapter)
+TestLostLeaseHandOff = state_suite(LostLeaseHandOffStateAdapter)
+TestRacyHandOff = state_suite(RacyHandOffStateAdapter)
+TestMicrosecondLeaseHandOff = state_suite(MicrosecondLeaseHandOffStateAdapter)
 TestReferenceNotify = notify_suite(InProcessNotifyAdapter)
 TestUnfilteredLeaseLost = notify_suite(UnfilteredLeaseLostNotifyAdapter)
 TestUnlimitedWake = notify_suite(UnlimitedWakeNotifyAdapter)
@@ -182,10 +196,12 @@ def run_suites(pytester: pytest.Pytester, *cases: str) -> dict[str, str]:
     broken = here.with_name("broken_adapters.py").read_text(encoding="utf-8")
     fan_in = here.with_name("broken_fan_in_adapters.py").read_text(encoding="utf-8")
     rates = here.with_name("broken_rate_adapters.py").read_text(encoding="utf-8")
+    hand_off = here.with_name("broken_hand_off_adapters.py").read_text(encoding="utf-8")
     pytester.makepyfile(
         broken_adapters=broken,
         broken_fan_in_adapters=fan_in,
         broken_rate_adapters=rates,
+        broken_hand_off_adapters=hand_off,
         test_suites=SUITES,
     )
     recorder = pytester.inline_run("-p", "no:cacheprovider", "-k", " or ".join(cases))
@@ -574,6 +590,45 @@ BUGS = {
         "TestKeyDroppingNewestListing",
         "TestReferenceState",
         ("test_chains_of_a_dedup_key_list_newest_first_within_a_window",),
+    ),
+    "countless-hand-off-fails-the-running-count-cases": Bug(
+        "TestCountlessHandOff",
+        "TestReferenceState",
+        (
+            "test_no_hand_off_while_more_jobs_run_than_a_lowered_limit",
+            "test_hand_off_per_key_counts_keyless_jobs_as_one_group",
+        ),
+    ),
+    "key-blind-hand-off-fails-the-per-key-hand-off-cases": Bug(
+        "TestKeyBlindHandOff",
+        "TestReferenceState",
+        (
+            "test_hand_off_per_key_stays_within_the_completed_jobs_key",
+            "test_hand_off_per_key_hands_a_keyless_place_to_a_keyless_job",
+        ),
+    ),
+    "marginless-hand-off-fails-the-margin-case": Bug(
+        "TestMarginlessHandOff",
+        "TestReferenceState",
+        ("test_no_hand_off_when_the_lease_is_within_the_margin_of_its_end",),
+    ),
+    "hand-off-after-a-lost-lease-fails-the-lost-lease-case": Bug(
+        "TestLostLeaseHandOff",
+        "TestReferenceState",
+        ("test_hand_off_with_a_lost_lease_raises_and_hands_nothing",),
+    ),
+    "racy-hand-off-fails-the-concurrent-hand-off-case": Bug(
+        "TestRacyHandOff",
+        "TestReferenceState",
+        ("test_concurrent_hand_offs_hand_distinct_jobs_within_the_limit",),
+    ),
+    "microsecond-lease-hand-off-fails-the-lease-cases": Bug(
+        "TestMicrosecondLeaseHandOff",
+        "TestReferenceState",
+        (
+            "test_hand_off_leases_the_next_job_of_the_queue_to_the_owner",
+            "test_a_chain_of_hand_offs_drains_the_backlog_in_acquisition_order",
+        ),
     ),
     "unfiltered-subscription-fails-the-filter-case": Bug(
         "TestUnfilteredLeaseLost",

@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 
 from queuert.adapters import memory_control, memory_rates
 from queuert.adapters.memory_jobs import MemoryJobs
-from queuert.adapters.memory_limits import acquire_limited
+from queuert.adapters.memory_limits import acquire_limited, hand_off
 from queuert.adapters.memory_reads import MemoryReads
 from queuert.adapters.memory_rows import _aware
 from queuert.adapters.memory_rows import _Row as _Row  # importable here, as before the split
@@ -83,6 +83,7 @@ class MemoryStateAdapter(MemoryJobs, MemoryReads, StateAdapter[MemoryTransaction
         concurrency_limits=True,
         schedules=True,
         rate_limits=True,
+        hand_off=True,
     )
 
     # -- schema ------------------------------------------------------------
@@ -150,6 +151,25 @@ class MemoryStateAdapter(MemoryJobs, MemoryReads, StateAdapter[MemoryTransaction
         per_key: bool,
     ) -> list[JobRecord]:
         return acquire_limited(self, tx, queue, limit, owner, lease_ms, concurrency_limit, per_key)
+
+    async def complete_job_and_hand_off(
+        self,
+        *,
+        lease: Lease,
+        output: str,
+        lease_ms: int,
+        concurrency_limit: int,
+        per_key: bool,
+        lease_margin_ms: int,
+    ) -> tuple[JobRecord, JobRecord | None]:
+        # One statement in a transaction of its own: the completion and the lease of
+        # the next job commit, or roll back, together.
+        return await self._run(
+            None,
+            lambda t: hand_off(
+                self, t, lease, output, lease_ms, concurrency_limit, per_key, lease_margin_ms
+            ),
+        )
 
     # -- rate limits (statements in memory_rates) ----------------------------------------
 

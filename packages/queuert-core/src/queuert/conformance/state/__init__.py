@@ -11,6 +11,7 @@ from queuert.conformance.state.delete import DeleteCases
 from queuert.conformance.state.fan_in import FanInCases
 from queuert.conformance.state.finalize import FinalizeCases
 from queuert.conformance.state.fixtures import PoisonTransaction, StateAdapterFixtures
+from queuert.conformance.state.hand_off import HandOffCases
 from queuert.conformance.state.lease import LeaseCases
 from queuert.conformance.state.limit_keys import LimitKeyCases
 from queuert.conformance.state.limits import LimitCases
@@ -52,6 +53,7 @@ class StateAdapterConformance(
     TraceContextCases,
     LimitCases,
     LimitKeyCases,
+    HandOffCases,
     RateCases,
     ScheduleCases,
 ):
@@ -72,6 +74,7 @@ __all__ = [
     "DeleteCases",
     "FanInCases",
     "FinalizeCases",
+    "HandOffCases",
     "LeaseCases",
     "LimitCases",
     "LimitKeyCases",
