@@ -109,9 +109,7 @@ class GatedState(MemoryStateAdapter):
         self.acquiring = asyncio.Event()
         self.lose_acknowledgements = 0
 
-    async def complete_job_and_hand_off(
-        self, **options: Any
-    ) -> tuple[JobRecord, JobRecord | None]:
+    async def complete_job_and_hand_off(self, **options: Any) -> tuple[JobRecord, JobRecord | None]:
         self.handing_off.set()
         await self.hand_off_gate.wait()
         result = await super().complete_job_and_hand_off(**options)
@@ -128,6 +126,12 @@ class GatedState(MemoryStateAdapter):
         return await super().acquire_limited_jobs(**options)
 
 
+async def gated_app(state: GatedState, *, notify: bool = False) -> Queuert[Any]:
+    await state.migrate()
+    notifier = queuert.InProcessNotifyAdapter() if notify else None
+    return queuert.Queuert(state=state, notify=notifier, chains=CHAINS)
+
+
 async def job_status(app: Queuert[Any], job_id: str) -> tuple[JobStatus, int]:
     record = await app.get_job(job_id)
     assert record is not None
@@ -136,8 +140,7 @@ async def job_status(app: Queuert[Any], job_id: str) -> tuple[JobStatus, int]:
 
 async def test_a_job_handed_a_place_during_an_acquisition_starts_when_it_returns() -> None:
     state = GatedState()
-    notify = queuert.InProcessNotifyAdapter()
-    app: Queuert[Any] = queuert.Queuert(state=state, notify=notify, chains=CHAINS)
+    app = await gated_app(state, notify=True)
     first, second = await app.enqueue_job_chains(None, wide, [Task("first"), Task("second")])
     handler = Handler()
     worker = make_worker(app, concurrency=1, poll_interval=60.0)
@@ -164,7 +167,7 @@ async def test_a_job_handed_a_place_during_an_acquisition_starts_when_it_returns
 
 async def test_a_stopping_worker_releases_the_job_it_was_handed() -> None:
     state = GatedState()
-    app: Queuert[Any] = queuert.Queuert(state=state, chains=CHAINS)
+    app = await gated_app(state)
     first, second = await app.enqueue_job_chains(None, wide, [Task("first"), Task("second")])
     handler = Handler()
     worker = make_worker(app, concurrency=1, poll_interval=60.0)
@@ -186,7 +189,7 @@ async def test_a_hand_off_whose_acknowledgement_was_lost_still_runs_its_job() ->
     state = GatedState()
     state.hand_off_gate.set()
     state.lose_acknowledgements = 1
-    app: Queuert[Any] = queuert.Queuert(state=state, chains=CHAINS)
+    app = await gated_app(state)
     first, second = await app.enqueue_job_chains(None, wide, [Task("first"), Task("second")])
     handler = Handler()
     # A long lease: without the recovery the handed job would wait for it to expire.

@@ -1,8 +1,8 @@
 """The worker's local queue (``prefetch``): jobs acquired ahead of free slots start
 in order, never outlive their lease unstarted, are released on stop with their
 attempt refunded, are dropped when their chain is cancelled; queues with a
-queue-wide concurrency limit are prefetched within it, per-key limited and
-rate-limited queues never."""
+queue-wide concurrency limit are prefetched within it, per-key limited queues
+where completions hand their places on, rate-limited queues never."""
 
 from __future__ import annotations
 
@@ -246,21 +246,27 @@ async def pending(app: Queuert[Any], handles: list[Any]) -> None:
 
 
 @pytest.mark.parametrize("chain", [keyed, rated], ids=["per-key limited", "rate-limited"])
-async def test_per_key_limited_and_rate_limited_queues_are_not_prefetched(
+async def test_rate_limited_queues_are_not_prefetched_nor_per_key_ones_without_hand_offs(
     backend: Backend, chain: Any
 ) -> None:
+    # Per-key limited queues are prefetched (within each key's limit) only where a
+    # completion hands its place to the key's next job; rate-limited ones never.
     async with open_app(backend, CHAINS) as app:
         if not limits_supported(app):
             pytest.skip("the adapter enforces no concurrency or rate limits")
+        prefetched = chain is keyed and app.state.capabilities.hand_off
         handler = Handler()
         worker = worker_for(app, handler, concurrency=1, prefetch=5)
         async with worker:
             gate, rest, plain = await backlog_behind_a_gate(app, handler, chain)
             # The plain job, enqueued after them, is prefetched: the worker does prefetch.
+            ahead = [plain, *rest] if prefetched else [plain]
             await wait_until(
-                lambda: running_jobs(app, [plain.id], worker.id), what="the plain job prefetched"
+                lambda: running_jobs(app, [h.id for h in ahead], worker.id),
+                what="the jobs to be prefetched",
             )
-            await pending(app, rest)
+            if not prefetched:
+                await pending(app, rest)
             handler.gate.set()
             for handle in [gate, *rest, plain]:
                 await app.wait_for_chain(handle, timeout=10.0)

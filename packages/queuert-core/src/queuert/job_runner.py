@@ -91,22 +91,29 @@ class JobRunner(Generic[Tx]):
         self._active[(record.id, record.attempt)] = Slot(ctx, task)
         self._running += 1
 
+    def _hands_off(self) -> bool:
+        """Whether completions of limited queues' jobs hand their places on: the state
+        adapter can, and the worker's lease is long enough to keep
+        :data:`HAND_OFF_MARGIN_MS`."""
+        return self.app.state.capabilities.hand_off and self.lease_ms >= 2 * HAND_OFF_MARGIN_MS
+
+    def _prefetches(self, queue: QueueDef[Any, Any]) -> bool:
+        """Whether jobs of ``queue`` may be acquired ahead of free slots, into the
+        local queue: not under a rate (it counts a leased job as started), and under
+        a per-key limit only where completions hand places on."""
+        if queue.rate is not None:
+            return False
+        return queue.limit is None or not queue.limit.per_key or self._hands_off()
+
     def _hand_off_limit(self, queue: QueueDef[Any, Any]) -> ConcurrencyLimit | None:
         """The concurrency limit under which the completion of a job of ``queue`` hands
         its place to the queue's (key's) next job, or ``None``: the queue has a limit
-        and no rate (a rate counts a leased job as started), the state adapter can
-        hand places on, the worker is not stopping, and its lease is long enough
-        to keep :data:`HAND_OFF_MARGIN_MS`."""
+        and no rate (a rate counts a leased job as started), completions hand places
+        on (:meth:`_hands_off`), and the worker is not stopping."""
         limit = queue.limit
-        if (
-            limit is None
-            or queue.rate is not None
-            or not self.app.state.capabilities.hand_off
-            or self._stopping.is_set()
-            or self.lease_ms < 2 * HAND_OFF_MARGIN_MS
-        ):
+        if limit is None or queue.rate is not None or self._stopping.is_set():
             return None
-        return limit
+        return limit if self._hands_off() else None
 
     def _free_slot(self, key: tuple[str, int], *, handing: bool = False) -> None:
         slot = self._active.get(key)

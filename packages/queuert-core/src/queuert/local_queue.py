@@ -1,13 +1,16 @@
-"""A worker's local queue: jobs of its plain queues acquired ahead of its free slots
+"""A worker's local queue: jobs acquired ahead of its free slots
 (``app.worker(prefetch=N)``), so that a slot freed by a handler takes the next job
 without a round trip to the database.
 
 The rules a prefetched job follows:
 
 - It is leased when acquired, like any acquired job, so no other worker takes it.
-  A queue with a queue-wide concurrency limit is prefetched within its limit
-  only (the database counts a leased job as running); per-key limited and
-  rate-limited queues are not prefetched (a rate counts a leased job as started).
+  A queue with a concurrency limit is prefetched within its limit only (the
+  database counts a leased job as running); a per-key limited queue only where
+  completions hand their places on (otherwise acquisitions would pass over the
+  keys the worker holds); rate-limited queues are not prefetched (a rate counts
+  a leased job as started). A job that a completion handed its place to waits
+  here too until a slot is free.
 - It starts in acquisition order (oldest ``scheduled_at`` first, then higher
   priority, then id) as soon as a slot is free.
 - It never waits longer than half its lease (:attr:`LocalQueue.max_wait`, counted

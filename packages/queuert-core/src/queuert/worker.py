@@ -65,9 +65,9 @@ class Worker(Prefetching[Tx]):
     ``prefetch`` (default ``20 * concurrency``; ``0`` disables it) is the most jobs
     the worker holds leased in its local queue beyond those running, so that a
     handler's freed slot takes the next job without a round trip. Queues with a
-    queue-wide concurrency limit are prefetched within it (a prefetched job holds
-    its place under the limit); per-key limited and rate-limited queues are not
-    prefetched. A prefetched job
+    concurrency limit are prefetched within it (a prefetched job holds its place
+    under the limit), per-key limited ones only where the state adapter hands
+    places on (see below); rate-limited queues are not prefetched. A prefetched job
     starts in acquisition order; it never waits more than half its lease (it is
     then released back, its attempt refunded); one that waited has its lease
     renewed before its handler runs, so a handler always gets the whole
@@ -76,6 +76,13 @@ class Worker(Prefetching[Tx]):
     0.1 s of work from the handlers' mean duration (up to ``prefetch``), so slow
     handlers are not hoarded while another worker idles. See
     :mod:`queuert.local_queue`.
+
+    The worker's own completion of a limited queue's job (its handler returned
+    the output) hands the job's place to the queue's next job, or the key's next
+    job under a per-key limit, in the same transaction, where the state adapter
+    has the ``hand_off`` capability and ``lease_ms`` is at least twice
+    :data:`~queuert.job_runner.HAND_OFF_MARGIN_MS`: that job, leased to this
+    worker, starts in the next free slot without an acquisition.
     """
 
     def __init__(
@@ -355,14 +362,16 @@ class Worker(Prefetching[Tx]):
         # window has room again. Plain queues and queues with a queue-wide limit are
         # prefetched: the database counts a leased job as running, so a limited
         # queue's prefetched jobs hold places under its limit and never exceed it.
-        # Per-key limited queues are not: a worker holding most keys ahead of its
-        # slots makes each acquisition pass over them, for less than it saves.
-        # Rate-limited ones are not either: a rate counts a leased job as started,
-        # and its window would be spent early.
+        # Per-key limited queues are prefetched only where completions hand their
+        # places on (their jobs then pass from job to job of a key without an
+        # acquisition); otherwise a worker holding most keys ahead of its slots
+        # makes each acquisition pass over them, for less than it saves.
+        # Rate-limited queues are not: a rate counts a leased job as started, and
+        # its window would be spent early.
         unrated, rated = rates.split_by_rate(self.app.queues, self.queue_names)
         queues, limited = limits.split_by_limit(self.app.queues, unrated)
-        wide = [item for item in limited if not item[1].per_key]
-        keyed = [item for item in limited if item[1].per_key]
+        ahead = [item for item in limited if self._prefetches(self.app.queues[item[0]])]
+        for_slots = [item for item in limited if item not in ahead]
         outage = self._outage("acquiring jobs")
         relooks = len(_RELOOKS)
         local = self._local
@@ -373,7 +382,7 @@ class Worker(Prefetching[Tx]):
             # Prefetch only while there is a backlog (the last acquisition got all it
             # asked for, or a job was scheduled while every slot was busy): a worker
             # that keeps up asks for its free slots alone, as without a local queue.
-            room = local.room if (queues or wide) and self._maybe_more else 0
+            room = local.room if (queues or ahead) and self._maybe_more else 0
             timeout = self.poll_interval
             if free > 0 or (room > 0 and local.low):
                 self._wake.clear()
@@ -384,7 +393,7 @@ class Worker(Prefetching[Tx]):
                 sent = time.monotonic()
                 try:
                     got, window_wait = await self._acquire(
-                        queues, wide, keyed, rated, free=free, room=room, sent=sent
+                        queues, ahead, for_slots, rated, free=free, room=room, sent=sent
                     )
                 except Exception as exc:
                     self.app.metrics.incr("worker.acquire_attempts")
@@ -404,7 +413,7 @@ class Worker(Prefetching[Tx]):
                 # Only a worker of limited queues alone waits for freed places: the
                 # wait would hold back its plain queues' prefetching too.
                 local.acquired(
-                    short=len(got) < wanted, room=room, limited=bool(wide) and not queues
+                    short=len(got) < wanted, room=room, limited=bool(ahead) and not queues
                 )
                 # A job of a limited queue that ends frees a place under its limit.
                 self._maybe_more = len(got) >= wanted or bool(limited)
@@ -435,8 +444,8 @@ class Worker(Prefetching[Tx]):
     async def _acquire(
         self,
         queues: list[str],
-        wide: list[tuple[str, limits.ConcurrencyLimit]],
-        keyed: list[tuple[str, limits.ConcurrencyLimit]],
+        ahead: list[tuple[str, limits.ConcurrencyLimit]],
+        for_slots: list[tuple[str, limits.ConcurrencyLimit]],
         rated: list[tuple[str, rates.RateLimit]],
         *,
         free: int,
@@ -444,10 +453,10 @@ class Worker(Prefetching[Tx]):
         sent: float,
     ) -> tuple[list[JobRecord], float | None]:
         """Lease up to ``free + room`` jobs of the plain ``queues``, then of the
-        queue-wide limited queues (``wide``) while fewer came, then, while fewer than
-        ``free`` came, of the per-key limited (``keyed``) and the rated queues for the
-        rest; returns them (plain ones first) and how long a rate holds jobs back
-        (``None``).
+        limited queues that are prefetched (``ahead``) while fewer came, then, while
+        fewer than ``free`` came, of the other limited queues (``for_slots``) and the
+        rated queues for the rest; returns them (plain ones first) and how long a
+        rate holds jobs back (``None``).
         ``sent``: when the acquisition began (monotonic), which leases count from."""
         state = self.app.state
         records: list[JobRecord] = []
@@ -457,20 +466,20 @@ class Worker(Prefetching[Tx]):
             )
         plain = len(records)
         try:
-            if wide and plain < free + room:
+            if ahead and plain < free + room:
                 records += await limits.acquire_jobs(
                     state,
                     plain=[],
-                    limited=wide,
+                    limited=ahead,
                     limit=free + room - plain,
                     owner=self.id,
                     lease_ms=self.lease_ms,
                 )
-            if keyed and len(records) < free:
+            if for_slots and len(records) < free:
                 records += await limits.acquire_jobs(
                     state,
                     plain=[],
-                    limited=keyed,
+                    limited=for_slots,
                     limit=free - len(records),
                     owner=self.id,
                     lease_ms=self.lease_ms,
@@ -495,13 +504,12 @@ class Worker(Prefetching[Tx]):
         return records, window_wait
 
     def _take(self, records: list[JobRecord], sent: float) -> None:
-        """Run the acquired jobs: those of rated and per-key limited queues at once
+        """Run the acquired jobs: those of queues that are not prefetched at once
         (they were acquired for free slots), the others through the local queue,
         oldest first."""
         queued: list[JobRecord] = []
         for record in records:
-            queue = self.app.queues[record.queue]
-            if queue.rate is None and (queue.limit is None or not queue.limit.per_key):
+            if self._prefetches(self.app.queues[record.queue]):
                 queued.append(record)
             else:
                 self._spawn(record, acquired_at=sent)

@@ -64,12 +64,15 @@ def _in_group(alias: str) -> str:
 def _candidates(jobs: str, keyed: bool) -> str:
     """The jobs handed the places of ``places`` (alias ``p``) whose key is set
     (``keyed``: read through the index of keyed pending jobs) or not."""
+    # The key in the index condition, not a filter: a keyed group reads only the
+    # rows of its own key.
+    running = "r.queue = p.queue AND r.concurrency_key = p.k" if keyed else _in_group("r")
     match = "x.concurrency_key = p.k" if keyed else _in_group("x")
     return f"""
         SELECT c.id, p.owner, p.lease_ms FROM places AS p
         CROSS JOIN LATERAL (
             SELECT count(*)::integer AS n FROM {jobs} AS r
-            WHERE r.status = 'running' AND r.leased_until > {NOW} AND {_in_group("r")}
+            WHERE r.status = 'running' AND r.leased_until > {NOW} AND {running}
         ) AS running
         CROSS JOIN LATERAL (
             SELECT x.id FROM {jobs} AS x
@@ -120,12 +123,14 @@ class HandOffStatements:
                 UNION ALL
                 {_candidates(jobs, keyed=False)}
             ), leased AS (
+                -- Through the ids as an array: joined with the CTE, whose size the
+                -- planner cannot tell, the update may scan the whole table.
                 UPDATE {jobs} AS j
                 SET status = 'running', attempt = j.attempt + 1, leased_by = h.owner,
                     leased_until = {NOW} + h.lease_ms * interval '1 millisecond',
                     updated_at = {NOW}
                 FROM handed AS h
-                WHERE j.id = h.id
+                WHERE j.id = ANY (ARRAY(SELECT id FROM handed)) AND j.id = h.id
                 RETURNING {job_columns("j")}
             ), written AS (
                 UPDATE {jobs} AS j
