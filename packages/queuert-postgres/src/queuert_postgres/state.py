@@ -80,8 +80,9 @@ class PostgresStateAdapter(JobOps, HandOffOps, Reads, WorkflowOps, AdminOps):
     statements on a pooled connection (each one its own transaction). Every
     operation is one round trip; completions (with or without a hand-off) and
     continuations without a transaction that run at the same time share one
-    statement, each call still getting the outcome of its own job. Tables live in ``schema`` (default
-    ``"queuert"``), named ``<table_prefix>jobs`` and ``<table_prefix>migrations``.
+    statement, each call still getting the outcome of its own job. Tables live
+    in ``schema`` (default ``"queuert"``), named ``<table_prefix>jobs`` and
+    ``<table_prefix>migrations``.
 
     Bound to a :class:`~queuert_postgres.PostgresNotifyAdapter` on the same
     database (one connecting with the same DSN, or publishing through this
