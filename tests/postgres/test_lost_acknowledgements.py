@@ -160,3 +160,49 @@ async def test_jobs_of_a_retried_limited_acquisition_whose_first_try_committed_a
             assert job is not None and job.attempt == 1
     finally:
         await app.close()
+
+
+serial = queuert.chain("lost-acks-hand-off", input=Num, output=Num, concurrency_limit=1)
+
+
+class HandOffAckLostOnce(PostgresStateAdapter):
+    """Commits the first completion that hands its place on, then reports it lost."""
+
+    lost = 0
+
+    async def complete_job_and_hand_off(
+        self, **options: Any
+    ) -> tuple[JobRecord, JobRecord | None]:
+        completed, handed = await super().complete_job_and_hand_off(**options)
+        if handed is not None and not self.lost:
+            self.lost += 1
+            raise TransientStateError("connection lost before the commit was acknowledged")
+        return completed, handed
+
+
+async def test_the_job_of_a_retried_hand_off_whose_first_try_committed_is_run(
+    pool: asyncpg.Pool[asyncpg.Record], schema: str
+) -> None:
+    state = HandOffAckLostOnce(pool, schema=schema)
+    app = queuert.Queuert(state=state, chains=[serial])
+    await app.migrate()
+    # A poll and leases far longer than the test: only the recovery runs the job
+    # the first try handed the place to.
+    worker = app.worker(concurrency=2, poll_interval=60.0, lease_ms=120_000)
+
+    @worker.handler(serial)
+    async def run(job: queuert.Job[Num], ctx: queuert.JobContext[Any, Num]) -> Num:
+        return Num(job.input.n + 1)
+
+    try:
+        handles = await app.enqueue_job_chains(None, serial, [Num(1), Num(2), Num(3)])
+        async with worker:
+            outputs = [await app.wait_for_chain(h, timeout=15) for h in handles]
+        assert state.lost == 1
+        assert outputs == [Num(2), Num(3), Num(4)]
+        for h in handles:
+            job = await app.get_job(h.id)
+            assert job is not None and job.attempt == 1
+        assert app.metrics.get("state.complete_job_and_hand_off.found_done") == 1
+    finally:
+        await app.close()
