@@ -115,8 +115,9 @@ class HandOffStatements:
                     CASE WHEN l.per_key THEN l.concurrency_key END AS k,
                     count(*)::integer AS n, max(l.lease_ms) AS lease_ms, min(l.lim) AS lim
                 FROM locked AS l
-                WHERE l.leased_until
-                    >= clock_timestamp() + l.margin_ms * interval '1 millisecond'
+                WHERE l.leased_until > clock_timestamp()
+                    AND l.leased_until
+                        >= clock_timestamp() + l.margin_ms * interval '1 millisecond'
                 GROUP BY 1, 2, 3, 4
             ), handed AS (
                 {_candidates(jobs, keyed=True)}

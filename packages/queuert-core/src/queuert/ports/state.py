@@ -558,8 +558,9 @@ class StateAdapter(ABC, Generic[Tx]):
         the first eligible job (as :meth:`acquire_jobs` orders them) of the same
         queue or, with ``per_key``, of the same concurrency key (jobs without a key
         are one group), leased to ``lease.owner`` for ``lease_ms`` as an acquisition
-        leases it. The place is handed on only when the completed job's lease still
-        had ``lease_margin_ms`` or more to run, and its queue (key) had no more than
+        leases it. The place is handed on only when the completed job's lease was
+        still valid with ``lease_margin_ms`` or more to run (checked on the store's
+        clock once the job is locked), and its queue (key) had no more than
         ``concurrency_limit`` jobs running with a valid lease, the completed one
         included. So the hand-off never raises the number of running jobs, needs no
         lock against acquirers, and never fills a place that an expiring lease
