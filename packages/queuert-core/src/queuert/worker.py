@@ -80,9 +80,9 @@ class Worker(Prefetching[Tx]):
     The worker's own completion of a limited queue's job (its handler returned
     the output) hands the job's place to the queue's next job, or the key's next
     job under a per-key limit, in the same transaction, where the state adapter
-    has the ``hand_off`` capability and ``lease_ms`` is at least twice
-    :data:`~queuert.job_runner.HAND_OFF_MARGIN_MS`: that job, leased to this
-    worker, starts in the next free slot without an acquisition.
+    has the ``hand_off`` capability and ``lease_ms`` is 10 s or more (a place is
+    handed on only while the finished job's lease has 5 s left): that job,
+    leased to this worker, starts in the next free slot without an acquisition.
     """
 
     def __init__(
