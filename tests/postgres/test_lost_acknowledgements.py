@@ -170,9 +170,7 @@ class HandOffAckLostOnce(PostgresStateAdapter):
 
     lost = 0
 
-    async def complete_job_and_hand_off(
-        self, **options: Any
-    ) -> tuple[JobRecord, JobRecord | None]:
+    async def complete_job_and_hand_off(self, **options: Any) -> tuple[JobRecord, JobRecord | None]:
         completed, handed = await super().complete_job_and_hand_off(**options)
         if handed is not None and not self.lost:
             self.lost += 1
