@@ -95,6 +95,33 @@ async def test_each_completion_hands_its_place_to_the_next_job(
             assert names == [f"{key}{n}" for n in range(3)], "a key's jobs ran out of order"
 
 
+async def test_workers_sharing_an_adapter_each_run_the_jobs_handed_to_them(
+    backend: Backend,
+) -> None:
+    # Their completions share statements: each place goes to its own worker's job.
+    async with open_app(backend, CHAINS) as app:
+        if not hands_off(app):
+            pytest.skip("the adapter does not hand places on (capabilities.hand_off)")
+        tasks = [Task(f"{key}{n}", key) for n in range(6) for key in "abcd"]
+        handles = await app.enqueue_job_chains(None, keyed, tasks)
+        handler = Handler()
+        workers = [make_worker(app, concurrency=2, poll_interval=60.0) for _ in range(3)]
+        for worker in workers:
+            worker.handler(keyed)(handler)
+        for worker in workers:
+            await worker.start()
+        try:
+            for handle in handles:
+                await app.wait_for_chain(handle, timeout=10.0)
+        finally:
+            for worker in workers:
+                await worker.stop()
+        assert handler.most == 1, "a key ran two jobs at once"
+        assert sorted(name for name, _ in handler.runs) == sorted(t.name for t in tasks)
+        assert all(attempt == 1 for _, attempt in handler.runs)
+        assert app.metrics.get("jobs.handed_off") > 0
+
+
 class GatedState(MemoryStateAdapter):
     """The in-memory adapter whose hand-offs, and limited acquisitions once
     ``gating`` is set, wait for the test to open their gate."""
