@@ -13,6 +13,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from queuert import limits, rates
+from queuert.acquisition import Acquisition
 from queuert.context import JobContext, check_lease_ms
 from queuert.definitions import QueueDef
 from queuert.errors import ConfigurationError, UnknownQueueError, ValidationError
@@ -25,7 +26,6 @@ from queuert.notifications import PendingNotifications
 from queuert.outage import Outage
 from queuert.ports.notify import ScheduledSignal, Subscription
 from queuert.ports.state import Tx
-from queuert.prefetching import Prefetching
 from queuert.records import JobRecord, JobStatus
 from queuert.schedules import Scheduler
 from queuert.upkeep import Upkeep, check_retention
@@ -53,7 +53,7 @@ PREFETCH_PER_SLOT = 20
 _MAX_PREFETCH = 10_000
 
 
-class Worker(Prefetching[Tx]):
+class Worker(Acquisition[Tx]):
     """Runs handlers for jobs of its queues with up to ``concurrency`` at once.
 
     Acquires as many eligible jobs as it has free slots, plus room in its local
@@ -440,91 +440,6 @@ class Worker(Prefetching[Tx]):
                     await self._wake.wait()
             except TimeoutError:
                 pass
-
-    async def _acquire(
-        self,
-        queues: list[str],
-        ahead: list[tuple[str, limits.ConcurrencyLimit]],
-        for_slots: list[tuple[str, limits.ConcurrencyLimit]],
-        rated: list[tuple[str, rates.RateLimit]],
-        *,
-        free: int,
-        room: int,
-        sent: float,
-    ) -> tuple[list[JobRecord], float | None]:
-        """Lease up to ``free + room`` jobs of the plain ``queues``, then of the
-        limited queues that are prefetched (``ahead``) while fewer came, then, while
-        fewer than ``free`` came, of the other limited queues (``for_slots``) and the
-        rated queues for the rest; returns them (plain ones first) and how long a
-        rate holds jobs back (``None``).
-        ``sent``: when the acquisition began (monotonic), which leases count from."""
-        state = self.app.state
-        records: list[JobRecord] = []
-        if queues:
-            records = await state.acquire_jobs(
-                tx=None, queues=queues, limit=free + room, owner=self.id, lease_ms=self.lease_ms
-            )
-        plain = len(records)
-        try:
-            if ahead and plain < free + room:
-                records += await limits.acquire_jobs(
-                    state,
-                    plain=[],
-                    limited=ahead,
-                    limit=free + room - plain,
-                    owner=self.id,
-                    lease_ms=self.lease_ms,
-                )
-            if for_slots and len(records) < free:
-                records += await limits.acquire_jobs(
-                    state,
-                    plain=[],
-                    limited=for_slots,
-                    limit=free - len(records),
-                    owner=self.id,
-                    lease_ms=self.lease_ms,
-                )
-            window_wait = None
-            if rated and len(records) < free:
-                got = await rates.acquire_jobs(
-                    state,
-                    self.app.queues,
-                    rated=rated,
-                    limit=free - len(records),
-                    owner=self.id,
-                    lease_ms=self.lease_ms,
-                )
-                records += got.jobs
-                window_wait = got.wait_s
-        except Exception:
-            # The jobs already leased are this worker's to run.
-            self._reserved = 0
-            self._take(records, sent)
-            raise
-        return records, window_wait
-
-    def _take(self, records: list[JobRecord], sent: float) -> None:
-        """Run the acquired jobs: those of queues that are not prefetched at once
-        (they were acquired for free slots), the others through the local queue,
-        oldest first."""
-        queued: list[JobRecord] = []
-        for record in records:
-            if self._prefetches(self.app.queues[record.queue]):
-                queued.append(record)
-            else:
-                self._spawn(record, acquired_at=sent)
-        if queued:
-            self._prefetched(queued, sent)
-
-    async def _idle_timeout(self, queues: list[str]) -> float:
-        try:
-            until = await self.app.state.time_until_next_job(tx=None, queues=queues)
-        except Exception as exc:
-            self._log.warning("reading the next job's time failed: %s", exc)
-            return self.poll_interval
-        if until is None:
-            return self.poll_interval
-        return max(0.0, min(self.poll_interval, until))
 
     async def _reap_loop(self) -> None:
         outage = self._outage("reaping expired leases")
