@@ -327,34 +327,32 @@ class JobContext(Generic[Tx, OutT]):
 
     async def complete(self, output: OutT) -> OutT:
         """End the job and its chain with ``output`` (finalize with no callback)."""
-        self._ensure_open()
-        text = self.chain.output_codec.encode(output)
-        try:
-            record = await self._app.state.complete_job(tx=None, lease=self.lease, output=text)
-        except LeaseLostError:
-            raise self._lost() from None
-        self.finalized = True
-        self._completed(record)
+        await self._complete_handing_off(output, limit=None, lease_margin_ms=0)
         return output
 
     async def _complete_handing_off(
-        self, output: OutT, *, limit: ConcurrencyLimit, lease_margin_ms: int
+        self, output: OutT, *, limit: ConcurrencyLimit | None, lease_margin_ms: int
     ) -> JobRecord | None:
-        """:meth:`complete`, handing the job's place under its queue's ``limit`` to the
-        next job (the worker's own completion of a limited queue's job; the state
-        adapter has the ``hand_off`` capability). Returns that job, leased to this
-        worker for ``lease_ms``, or ``None``."""
+        """:meth:`complete`; with a ``limit`` (the worker's own completion of a limited
+        queue's job, the state adapter having the ``hand_off`` capability), also
+        hand the job's place under it to the next job. Returns that job, leased to
+        this worker for ``lease_ms``, or ``None``."""
         self._ensure_open()
         text = self.chain.output_codec.encode(output)
+        state = self._app.state
+        handed: JobRecord | None = None
         try:
-            record, handed = await self._app.state.complete_job_and_hand_off(
-                lease=self.lease,
-                output=text,
-                lease_ms=self.lease_ms,
-                concurrency_limit=limit.limit,
-                per_key=limit.per_key,
-                lease_margin_ms=lease_margin_ms,
-            )
+            if limit is None:
+                record = await state.complete_job(tx=None, lease=self.lease, output=text)
+            else:
+                record, handed = await state.complete_job_and_hand_off(
+                    lease=self.lease,
+                    output=text,
+                    lease_ms=self.lease_ms,
+                    concurrency_limit=limit.limit,
+                    per_key=limit.per_key,
+                    lease_margin_ms=lease_margin_ms,
+                )
         except LeaseLostError:
             raise self._lost() from None
         self.finalized = True

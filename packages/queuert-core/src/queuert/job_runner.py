@@ -239,15 +239,12 @@ class JobRunner(Generic[Tx]):
                 limit = self._hand_off_limit(ctx.queue)
                 # The next job can start while this completion is on its way.
                 self._free_slot((record.id, record.attempt), handing=limit is not None)
-                if limit is None:
-                    await ctx.complete(result)
-                else:
-                    sent = time.monotonic()
-                    handed = await ctx._complete_handing_off(
-                        result, limit=limit, lease_margin_ms=HAND_OFF_MARGIN_MS
-                    )
-                    if handed is not None:
-                        self._handed(handed, sent)
+                sent = time.monotonic()
+                handed = await ctx._complete_handing_off(
+                    result, limit=limit, lease_margin_ms=HAND_OFF_MARGIN_MS
+                )
+                if handed is not None:
+                    self._handed(handed, sent)
         except JobRescheduled:
             metrics.incr("jobs.rescheduled")
             log.info("job %s rescheduled by its handler", record.id, extra=extra)

@@ -285,10 +285,9 @@ class Worker(Acquisition[Tx]):
             if pending:
                 await self._abandon_stuck(pending, grace=min(max(timeout, 1.0), 5.0))
         await releasing
-        # A completion that ended during the stop may have handed its place to a job
-        # that is being released now.
-        while self._background:
-            await asyncio.gather(*self._background, return_exceptions=True)
+        # Again, now that no job runs: a completion that ended during the stop may
+        # have handed its place to a job whose release began after the first pass.
+        await self._release_all_prefetched()
         for sub in self._subscriptions:
             await sub.unsubscribe()
         self._subscriptions.clear()

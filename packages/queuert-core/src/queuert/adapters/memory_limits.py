@@ -11,6 +11,7 @@ until enough are found, so a refill does not scan or sort every job.
 from __future__ import annotations
 
 import heapq
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -59,19 +60,38 @@ def acquire_limited(
     passed over, not leased, and stays where it was in the heap."""
     now = store.now()
     running = _running_by_key(store, queue, now, per_key)
-    acquired: list[JobRecord] = []
-    if not store._pending.get(queue):
-        return acquired
     room = limit if per_key else min(limit, concurrency_limit - running.get(None, 0))
+
+    def has_room(row: _Row) -> bool:
+        key = row.concurrency_key if per_key else None
+        if running.get(key, 0) >= concurrency_limit:
+            return False
+        running[key] = running.get(key, 0) + 1
+        return True
+
+    rows = _take_due(store, queue, now, room, has_room)
     leased_until = now + timedelta(milliseconds=lease_ms)
+    for row in rows:
+        _lease(store, tx, row, owner, leased_until, now)
+    return [row.record() for row in rows]
+
+
+def _take_due(
+    store: MemoryStateAdapter,
+    queue: str,
+    now: datetime,
+    wanted: int,
+    accept: Callable[[_Row], bool],
+) -> list[_Row]:
+    """Up to ``wanted`` due pending rows of ``queue`` that ``accept`` takes, in
+    acquisition order, off the queue's heap; the rows it declines are passed over
+    and keep their place in the heap. The caller leases the rows taken."""
     jobs = store._jobs
+    taken: list[_Row] = []
     passed: list[tuple[datetime, int, str]] = []
     seen: set[str] = set()
-    while len(acquired) < room:
-        # Looked up each time: indexing a leased row may rebuild the heaps.
-        heap = store._pending.get(queue)
-        if not heap:
-            break
+    heap = store._pending.get(queue)
+    while heap and len(taken) < wanted:
         entry = heap[0]
         row = jobs.get(entry[2])
         if row is None or row.status is not JobStatus.PENDING or row.scheduled_at != entry[0]:
@@ -81,19 +101,17 @@ def acquire_limited(
             break  # the heap is in acquisition order: nothing later is due either
         heapq.heappop(heap)
         if row.id in seen:
-            continue  # a second live entry of a row already passed over
-        key = row.concurrency_key if per_key else None
-        if running.get(key, 0) >= concurrency_limit:
+            continue  # a second live entry of a row already looked at
+        seen.add(row.id)
+        if accept(row):
+            taken.append(row)
+        else:
             passed.append(entry)
-            seen.add(row.id)
-            continue
-        running[key] = running.get(key, 0) + 1
-        _lease(store, tx, row, owner, leased_until, now)
-        acquired.append(row.record())
-    heap = store._pending.setdefault(queue, [])
-    for entry in passed:
-        heapq.heappush(heap, entry)
-    return acquired
+    if passed:
+        heap = store._pending.setdefault(queue, [])
+        for entry in passed:
+            heapq.heappush(heap, entry)
+    return taken
 
 
 def hand_off(
@@ -130,41 +148,13 @@ def hand_off(
     completed = store._complete_job(tx, lease, output)
     if not handing:
         return completed, None
-    successor = _first_due(store, row.queue, key, per_key, now)
-    if successor is None:
+    found = _take_due(
+        store, row.queue, now, 1, lambda due: not per_key or due.concurrency_key == key
+    )
+    if not found:
         return completed, None
-    _lease(store, tx, successor, lease.owner, now + timedelta(milliseconds=lease_ms), now)
-    return completed, successor.record()
-
-
-def _first_due(
-    store: MemoryStateAdapter, queue: str, key: str | None, per_key: bool, now: datetime
-) -> _Row | None:
-    """The first due pending job of ``queue`` in acquisition order (of ``key`` with
-    ``per_key``). Live entries of other keys are passed over and pushed back."""
-    jobs = store._jobs
-    passed: list[tuple[datetime, int, str]] = []
-    found: _Row | None = None
-    heap = store._pending.get(queue)
-    while heap:
-        entry = heap[0]
-        row = jobs.get(entry[2])
-        if row is None or row.status is not JobStatus.PENDING or row.scheduled_at != entry[0]:
-            heapq.heappop(heap)  # stale: the row moved on since it was pushed
-            continue
-        if entry[0] > now:
-            break  # the heap is in acquisition order: nothing later is due either
-        heapq.heappop(heap)
-        if per_key and row.concurrency_key != key:
-            passed.append(entry)
-            continue
-        found = row
-        break
-    if passed:
-        heap = store._pending.setdefault(queue, [])
-        for entry in passed:
-            heapq.heappush(heap, entry)
-    return found
+    _lease(store, tx, found[0], lease.owner, now + timedelta(milliseconds=lease_ms), now)
+    return completed, found[0].record()
 
 
 def _lease(
