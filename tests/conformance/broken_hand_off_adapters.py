@@ -8,6 +8,7 @@ import asyncio
 from datetime import timedelta
 
 from queuert.adapters.memory_limits import _running_by_key, hand_off
+from queuert.adapters.memory_rows import _Row
 from queuert.adapters.memory_state import MemoryStateAdapter, MemoryTransaction
 from queuert.errors import LeaseLostError
 from queuert.records import JobRecord, JobStatus, Lease
@@ -198,3 +199,16 @@ class MicrosecondLeaseHandOffStateAdapter(MemoryStateAdapter):
             per_key=per_key,
             lease_margin_ms=lease_margin_ms,
         )
+
+
+class CreationOnlyKeyIndexStateAdapter(MemoryStateAdapter):
+    """Bug: indexes a job under its concurrency key when it is created only, so a
+    keyed job that goes back to pending (rescheduled) is never handed a place."""
+
+    def _index(self, row: _Row) -> None:
+        key = row.concurrency_key
+        row.concurrency_key = key if row.attempt == 0 else None
+        try:
+            super()._index(row)
+        finally:
+            row.concurrency_key = key

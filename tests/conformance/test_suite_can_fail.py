@@ -77,6 +77,7 @@ from broken_fan_in_adapters import (
 )
 from broken_hand_off_adapters import (
     CountlessHandOffStateAdapter,
+    CreationOnlyKeyIndexStateAdapter,
     KeyBlindHandOffStateAdapter,
     LostLeaseHandOffStateAdapter,
     MarginlessHandOffStateAdapter,
@@ -181,6 +182,7 @@ TestMarginlessHandOff = state_suite(MarginlessHandOffStateAdapter)
 TestLostLeaseHandOff = state_suite(LostLeaseHandOffStateAdapter)
 TestRacyHandOff = state_suite(RacyHandOffStateAdapter)
 TestMicrosecondLeaseHandOff = state_suite(MicrosecondLeaseHandOffStateAdapter)
+TestCreationOnlyKeyIndex = state_suite(CreationOnlyKeyIndexStateAdapter)
 TestReferenceNotify = notify_suite(InProcessNotifyAdapter)
 TestUnfilteredLeaseLost = notify_suite(UnfilteredLeaseLostNotifyAdapter)
 TestUnlimitedWake = notify_suite(UnlimitedWakeNotifyAdapter)
@@ -629,6 +631,11 @@ BUGS = {
             "test_hand_off_leases_the_next_job_of_the_queue_to_the_owner",
             "test_a_chain_of_hand_offs_drains_the_backlog_in_acquisition_order",
         ),
+    ),
+    "creation-only-key-index-fails-the-moved-job-case": Bug(
+        "TestCreationOnlyKeyIndex",
+        "TestReferenceState",
+        ("test_hand_off_per_key_follows_jobs_that_ran_were_cancelled_or_moved",),
     ),
     "unfiltered-subscription-fails-the-filter-case": Bug(
         "TestUnfilteredLeaseLost",

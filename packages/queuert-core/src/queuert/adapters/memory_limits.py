@@ -44,6 +44,25 @@ def _running_by_key(
     return counts
 
 
+def _running_of_key(store: MemoryStateAdapter, queue: str, key: str, now: datetime) -> int:
+    """The running jobs with a valid lease of ``key`` in ``queue``, read from that
+    key's set alone. Drops ids that are no longer running from the set."""
+    ids = store._running_keyed.get((queue, key))
+    if not ids:
+        return 0
+    jobs = store._jobs
+    count = 0
+    gone: list[str] = []
+    for job_id in ids:
+        row = jobs.get(job_id)
+        if row is None or row.status is not JobStatus.RUNNING:
+            gone.append(job_id)
+        elif row.leased_until is not None and row.leased_until > now:
+            count += 1
+    ids.difference_update(gone)
+    return count
+
+
 def acquire_limited(
     store: MemoryStateAdapter,
     tx: MemoryTransaction,
@@ -69,7 +88,7 @@ def acquire_limited(
         running[key] = running.get(key, 0) + 1
         return True
 
-    rows = _take_due(store, queue, now, room, has_room)
+    rows = _take_due(store, store._pending.get(queue), now, room, has_room)
     leased_until = now + timedelta(milliseconds=lease_ms)
     for row in rows:
         _lease(store, tx, row, owner, leased_until, now)
@@ -78,19 +97,19 @@ def acquire_limited(
 
 def _take_due(
     store: MemoryStateAdapter,
-    queue: str,
+    heap: list[tuple[datetime, int, str]] | None,
     now: datetime,
     wanted: int,
     accept: Callable[[_Row], bool],
 ) -> list[_Row]:
-    """Up to ``wanted`` due pending rows of ``queue`` that ``accept`` takes, in
-    acquisition order, off the queue's heap; the rows it declines are passed over
-    and keep their place in the heap. The caller leases the rows taken."""
+    """Up to ``wanted`` due pending rows that ``accept`` takes, in acquisition
+    order, off ``heap`` (a queue's pending heap, or a key's); the rows it declines
+    are passed over and keep their place in the heap. The caller leases the rows
+    taken."""
     jobs = store._jobs
     taken: list[_Row] = []
     passed: list[tuple[datetime, int, str]] = []
     seen: set[str] = set()
-    heap = store._pending.get(queue)
     while heap and len(taken) < wanted:
         entry = heap[0]
         row = jobs.get(entry[2])
@@ -107,8 +126,7 @@ def _take_due(
             taken.append(row)
         else:
             passed.append(entry)
-    if passed:
-        heap = store._pending.setdefault(queue, [])
+    if passed and heap is not None:
         for entry in passed:
             heapq.heappush(heap, entry)
     return taken
@@ -135,7 +153,10 @@ def hand_off(
     key = row.concurrency_key if per_key else None
     # Read before the completion, so that the completed job is counted while its
     # lease is valid: a lease that expired freed its place to acquirers already.
-    running = _running_by_key(store, row.queue, now, per_key).get(key, 0)
+    if key is None:
+        running = _running_by_key(store, row.queue, now, per_key).get(None, 0)
+    else:
+        running = _running_of_key(store, row.queue, key, now)
     left = row.leased_until - now if row.leased_until is not None else None
     # A lease exactly at its end is no longer valid (acquirers count it free), so
     # a margin of zero still needs some lease left.
@@ -148,13 +169,22 @@ def hand_off(
     completed = store._complete_job(tx, lease, output)
     if not handing:
         return completed, None
-    found = _take_due(
-        store, row.queue, now, 1, lambda due: not per_key or due.concurrency_key == key
-    )
+    if key is None:
+        # The keyless group of a per-key queue (or the whole queue): the queue's heap.
+        heap = store._pending.get(row.queue)
+        found = _take_due(
+            store, heap, now, 1, lambda due: not per_key or due.concurrency_key is None
+        )
+    else:
+        found = _take_due(store, store._pending_keyed.get((row.queue, key)), now, 1, _any)
     if not found:
         return completed, None
     _lease(store, tx, found[0], lease.owner, now + timedelta(milliseconds=lease_ms), now)
     return completed, found[0].record()
+
+
+def _any(row: _Row) -> bool:
+    return True
 
 
 def _lease(

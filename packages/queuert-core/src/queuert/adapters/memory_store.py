@@ -182,6 +182,10 @@ class MemoryStore:
         self._leases: list[tuple[datetime, str]] = []
         # Lazily cleaned too: ids of each queue's running jobs, for limited acquisition.
         self._running: dict[str, set[str]] = {}
+        # The same two for jobs with a concurrency key, per (queue, key): a hand-off
+        # under a per-key limit reads its key's jobs only, not every key's.
+        self._pending_keyed: dict[tuple[str, str], list[tuple[datetime, int, str]]] = {}
+        self._running_keyed: dict[tuple[str, str], set[str]] = {}
         self._stale_pushes = 0
         self._workers: dict[str, WorkerRecord] = {}
         self._blockers = MemoryBlockers()
@@ -300,14 +304,20 @@ class MemoryStore:
 
     def _index(self, row: _Row) -> None:
         """Push the row into the heap its status needs; earlier entries go stale."""
+        key = row.concurrency_key
         if row.status is _PENDING:
+            entry = (row.scheduled_at, -row.priority, row.id)
             heap = self._pending.get(row.queue)
             if heap is None:
                 heap = self._pending[row.queue] = []
-            heapq.heappush(heap, (row.scheduled_at, -row.priority, row.id))
+            heapq.heappush(heap, entry)
+            if key is not None:
+                heapq.heappush(self._pending_keyed.setdefault((row.queue, key), []), entry)
         elif row.status is _RUNNING and row.leased_until is not None:
             heapq.heappush(self._leases, (row.leased_until, row.id))
             self._running.setdefault(row.queue, set()).add(row.id)
+            if key is not None:
+                self._running_keyed.setdefault((row.queue, key), set()).add(row.id)
         else:
             return
         self._stale_pushes += 1
@@ -316,20 +326,30 @@ class MemoryStore:
 
     def _rebuild_indexes(self) -> None:
         pending: dict[str, list[tuple[datetime, int, str]]] = {}
+        pending_keyed: dict[tuple[str, str], list[tuple[datetime, int, str]]] = {}
         leases: list[tuple[datetime, str]] = []
         running: dict[str, set[str]] = {}
+        running_keyed: dict[tuple[str, str], set[str]] = {}
         for row in self._jobs.values():
+            key = row.concurrency_key
             if row.status is _PENDING:
-                pending.setdefault(row.queue, []).append((row.scheduled_at, -row.priority, row.id))
+                entry = (row.scheduled_at, -row.priority, row.id)
+                pending.setdefault(row.queue, []).append(entry)
+                if key is not None:
+                    pending_keyed.setdefault((row.queue, key), []).append(entry)
             elif row.status is _RUNNING and row.leased_until is not None:
                 leases.append((row.leased_until, row.id))
                 running.setdefault(row.queue, set()).add(row.id)
-        for heap in pending.values():
+                if key is not None:
+                    running_keyed.setdefault((row.queue, key), set()).add(row.id)
+        for heap in (*pending.values(), *pending_keyed.values()):
             heapq.heapify(heap)
         heapq.heapify(leases)
         self._pending = pending
+        self._pending_keyed = pending_keyed
         self._leases = leases
         self._running = running
+        self._running_keyed = running_keyed
         self._stale_pushes = len(self._jobs)
 
     def _pending_head(self, queue: str) -> tuple[datetime, int, str] | None:

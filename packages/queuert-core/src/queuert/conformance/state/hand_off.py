@@ -268,6 +268,38 @@ class HandOffCases:
         assert await _status(state_adapter, later.id) == (JobStatus.PENDING, 0)
 
     @pytest.mark.asyncio
+    async def test_hand_off_per_key_follows_jobs_that_ran_were_cancelled_or_moved(
+        self, state_adapter: StateAdapterAny
+    ) -> None:
+        # The key's next job is found among jobs that changed since they were
+        # created: one running, one cancelled, one rescheduled behind the others.
+        _require(state_adapter)
+        queue = unique("handed-moved")
+        jobs = _in_order(queue, 5, keys=["a"] * 5)
+        a1, a2, a3, a4, a5 = jobs
+        await state_adapter.create_jobs(tx=None, jobs=jobs)
+        first = await _acquire(state_adapter, queue, concurrency_limit=2, per_key=True)
+        assert ids(first) == [a1.id, a2.id]
+        await state_adapter.cancel_chain(tx=None, chain_id=a3.chain_id)
+        await state_adapter.reschedule_job(
+            tx=None, lease=first[1].lease, error=None, scheduled_at=PAST + timedelta(hours=1)
+        )
+        _, handed = await _hand_off(
+            state_adapter, first[0].lease, concurrency_limit=2, per_key=True
+        )
+        assert handed is not None, "a's place was not handed on"
+        assert handed.id == a4.id, "not the key's next pending job"
+        _, handed_again = await _hand_off(
+            state_adapter, handed.lease, concurrency_limit=2, per_key=True
+        )
+        assert handed_again is not None and handed_again.id == a5.id
+        _, last = await _hand_off(
+            state_adapter, handed_again.lease, concurrency_limit=2, per_key=True
+        )
+        assert last is not None and last.id == a2.id, "the rescheduled job was not found"
+        assert await _status(state_adapter, a3.id) == (JobStatus.CANCELLED, 0)
+
+    @pytest.mark.asyncio
     async def test_hand_off_stays_in_the_completed_jobs_queue(
         self, state_adapter: StateAdapterAny
     ) -> None:
