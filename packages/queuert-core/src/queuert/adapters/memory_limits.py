@@ -5,7 +5,9 @@ Operations of the in-memory store run one at a time, so counting the running
 jobs and leasing within the limit cannot interleave with another acquirer.
 The count reads the queue's running jobs only (a lazily cleaned set of ids),
 and the candidates come off the queue's pending heap in acquisition order
-until enough are found, so a refill does not scan or sort every job.
+until enough are found, so a refill does not scan or sort every job. A
+hand-off under a per-key limit reads its key's own set and heap, so it does
+not pass over the jobs of every other key due before the key's next one.
 """
 
 from __future__ import annotations
